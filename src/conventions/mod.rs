@@ -1,0 +1,552 @@
+//! The conventions bundle: the Rhai policies and Jinja templates that decide
+//! how a `DorisCluster` is laid out, compiled once and shared by every render.
+//!
+//! A bundle is built from layered sources, later wins per file name: the
+//! defaults compiled into the binary from `policies/` and `templates/`, then a
+//! folder given on the command line. Files are told apart by extension
+//! (`*.rhai` policies, `*.j2` templates), so a flat ConfigMap works as well as
+//! the repository layout. Every bundle has a revision: a hash of the files it
+//! was built from, shown wherever its output is.
+
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use minijinja::{Environment, UndefinedBehavior};
+use rhai::{AST, Dynamic, Engine};
+use sha2::{Digest, Sha256};
+
+/// A policy function each bundle must define, with the file it lives in.
+pub const REQUIRED_POLICIES: &[(&str, &str)] = &[
+    ("config.rhai", "config"),
+    ("host_init.rhai", "host_init"),
+    ("shape.rhai", "shape"),
+    ("restart.rhai", "restart_order"),
+];
+
+/// Configuration templates each bundle must have, one per component.
+pub const REQUIRED_TEMPLATES: &[&str] = &[
+    "fe.conf.j2",
+    "be.conf.j2",
+    "cn.conf.j2",
+    "apache_hdfs_broker.conf.j2",
+];
+
+/// Templates with this suffix are manifest templates: rendered once per
+/// component, each YAML document they produce is one more object.
+pub const MANIFEST_TEMPLATE_SUFFIX: &str = ".yaml.j2";
+
+/// Work one template render may do before it is stopped.
+pub const TEMPLATE_FUEL: u64 = 200_000;
+
+macro_rules! embedded {
+    ($dir:literal, $file:literal) => {
+        (
+            $file,
+            concat!($dir, "/", $file),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $dir, "/", $file)),
+        )
+    };
+}
+
+/// The embedded default conventions, as (file name, source path, content).
+const EMBEDDED: &[(&str, &str, &str)] = &[
+    embedded!("policies", "config.rhai"),
+    embedded!("policies", "host_init.rhai"),
+    embedded!("policies", "shape.rhai"),
+    embedded!("policies", "restart.rhai"),
+    embedded!("templates", "fe.conf.j2"),
+    embedded!("templates", "be.conf.j2"),
+    embedded!("templates", "cn.conf.j2"),
+    embedded!("templates", "apache_hdfs_broker.conf.j2"),
+    embedded!("templates", "configmap.yaml.j2"),
+    embedded!("templates", "services.yaml.j2"),
+];
+
+/// A problem in a convention file, located as precisely as the source allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError {
+    /// The file as the user knows it (`policies/shape.rhai`, `/etc/conv/shape.rhai`).
+    pub file: String,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.col {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for SourceError {}
+
+impl SourceError {
+    pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
+        SourceError {
+            file: file.into(),
+            line: None,
+            col: None,
+            message: message.into(),
+        }
+    }
+
+    /// Locates a Rhai error: the innermost failing position, with the call
+    /// chain (`in fn shape`) kept in the message.
+    pub fn from_rhai(file: &str, err: &rhai::EvalAltResult) -> Self {
+        let mut chain = Vec::new();
+        let mut cur = err;
+        while let rhai::EvalAltResult::ErrorInFunctionCall(name, _, inner, _) = cur {
+            chain.push(name.clone());
+            cur = inner;
+        }
+        let pos = cur.position();
+        let mut message = strip_position(&cur.to_string());
+        if !chain.is_empty() {
+            message = format!("{message} (in fn {})", chain.join(" → fn "));
+        }
+        SourceError {
+            file: file.to_string(),
+            line: pos.line(),
+            col: pos.position(),
+            message,
+        }
+    }
+
+    /// Locates a minijinja error by template name, line and column.
+    pub fn from_jinja(files: &BTreeMap<String, SourceFile>, err: &minijinja::Error) -> Self {
+        let name = err.name().unwrap_or("<template>");
+        let file = files
+            .get(name)
+            .map(|f| f.origin.clone())
+            .unwrap_or_else(|| name.to_string());
+        let col = match (err.range(), files.get(name)) {
+            (Some(range), Some(src)) => {
+                let before = &src.content[..range.start.min(src.content.len())];
+                Some(before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1)
+            }
+            _ => None,
+        };
+        let mut message = err.kind().to_string();
+        if let Some(detail) = err.detail() {
+            message = format!("{message}: {detail}");
+        }
+        SourceError {
+            file,
+            line: err.line(),
+            col,
+            message,
+        }
+    }
+}
+
+/// Rhai appends " (line N, position M)" to messages; the location is shown
+/// as file:line:col instead.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" (line ") {
+        Some(i) if message.ends_with(')') => message[..i].to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// One convention file and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Where the file was read from, for error messages.
+    pub origin: String,
+    pub content: String,
+}
+
+/// The files a bundle is compiled from, by file name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConventionSources {
+    pub files: BTreeMap<String, SourceFile>,
+}
+
+impl ConventionSources {
+    /// The defaults compiled into the binary.
+    pub fn embedded() -> Self {
+        let files = EMBEDDED
+            .iter()
+            .map(|(name, origin, content)| {
+                (
+                    name.to_string(),
+                    SourceFile {
+                        origin: origin.to_string(),
+                        content: content.to_string(),
+                    },
+                )
+            })
+            .collect();
+        ConventionSources { files }
+    }
+
+    /// Lays the convention files found in `dir` over these: `*.rhai` and
+    /// `*.j2` directly in it or in its `policies/` and `templates/`
+    /// subfolders. Hidden entries (a mounted ConfigMap's `..data` links) are
+    /// skipped; the files they point to are read through their visible names.
+    pub fn overlay_dir(mut self, dir: &Path) -> Result<Self, SourceError> {
+        let mut found = 0;
+        for sub in [
+            dir.to_path_buf(),
+            dir.join("policies"),
+            dir.join("templates"),
+        ] {
+            if !sub.is_dir() {
+                continue;
+            }
+            let entries = std::fs::read_dir(&sub)
+                .map_err(|e| SourceError::new(sub.display().to_string(), e.to_string()))?;
+            let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if name.starts_with('.') || !(name.ends_with(".rhai") || name.ends_with(".j2")) {
+                    continue;
+                }
+                if !path.is_file() {
+                    continue;
+                }
+                let content = std::fs::read_to_string(&path)
+                    .map_err(|e| SourceError::new(path.display().to_string(), e.to_string()))?;
+                self.files.insert(
+                    name.to_string(),
+                    SourceFile {
+                        origin: path.display().to_string(),
+                        content,
+                    },
+                );
+                found += 1;
+            }
+        }
+        if found == 0 {
+            return Err(SourceError::new(
+                dir.display().to_string(),
+                "no convention files (*.rhai, *.j2) found here or in policies/ or templates/",
+            ));
+        }
+        Ok(self)
+    }
+
+    /// Lays files given by name and content (a ConfigMap's data) over these.
+    pub fn overlay_files<'a>(
+        mut self,
+        origin: &str,
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        for (name, content) in files {
+            if name.ends_with(".rhai") || name.ends_with(".j2") {
+                self.files.insert(
+                    name.to_string(),
+                    SourceFile {
+                        origin: format!("{origin}/{name}"),
+                        content: content.to_string(),
+                    },
+                );
+            }
+        }
+        self
+    }
+
+    /// The content hash of these files: names and contents, in name order.
+    pub fn revision(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (name, file) in &self.files {
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(file.content.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A compiled, ready-to-run set of conventions.
+pub struct ConventionBundle {
+    revision: String,
+    engine: Engine,
+    policies: BTreeMap<String, AST>,
+    templates: Environment<'static>,
+    manifest_templates: Vec<String>,
+    sources: ConventionSources,
+}
+
+impl fmt::Debug for ConventionBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConventionBundle")
+            .field("revision", &self.revision)
+            .field("files", &self.sources.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ConventionBundle {
+    /// Compiles the embedded defaults.
+    pub fn embedded() -> Result<Self, Vec<SourceError>> {
+        Self::compile(ConventionSources::embedded())
+    }
+
+    /// Compiles every policy and template; returns every problem found, each
+    /// located by file:line:col, rather than stopping at the first.
+    pub fn compile(sources: ConventionSources) -> Result<Self, Vec<SourceError>> {
+        let engine = sandbox::engine();
+        let mut errors = Vec::new();
+        let mut policies = BTreeMap::new();
+        let mut templates = template_environment();
+        let mut manifest_templates = Vec::new();
+
+        for (name, file) in &sources.files {
+            if name.ends_with(".rhai") {
+                match engine.compile(&file.content) {
+                    Ok(mut ast) => {
+                        ast.set_source(file.origin.as_str());
+                        policies.insert(name.clone(), ast);
+                    }
+                    Err(err) => {
+                        let pos = err.position();
+                        errors.push(SourceError {
+                            file: file.origin.clone(),
+                            line: pos.line(),
+                            col: pos.position(),
+                            message: err.err_type().to_string(),
+                        });
+                    }
+                }
+            } else if name.ends_with(".j2") {
+                if let Err(err) = templates.add_template_owned(name.clone(), file.content.clone()) {
+                    errors.push(SourceError::from_jinja(&sources.files, &err));
+                } else if name.ends_with(MANIFEST_TEMPLATE_SUFFIX) {
+                    manifest_templates.push(name.clone());
+                }
+            }
+        }
+
+        for (file, function) in REQUIRED_POLICIES {
+            match (sources.files.get(*file), policies.get(*file)) {
+                (None, _) => errors.push(SourceError::new(
+                    *file,
+                    format!("missing: every bundle needs {file} defining fn {function}(ctx)"),
+                )),
+                (Some(src), Some(ast)) => {
+                    let defined = ast
+                        .iter_functions()
+                        .any(|f| f.name == *function && f.params.len() == 1);
+                    if !defined {
+                        errors.push(SourceError::new(
+                            src.origin.clone(),
+                            format!("must define fn {function}(ctx) taking one argument"),
+                        ));
+                    }
+                }
+                (Some(_), None) => {} // its syntax error is already reported
+            }
+        }
+        for file in REQUIRED_TEMPLATES {
+            if !sources.files.contains_key(*file) {
+                errors.push(SourceError::new(
+                    *file,
+                    "missing: every bundle needs this template",
+                ));
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ConventionBundle {
+            revision: sources.revision(),
+            engine,
+            policies,
+            templates,
+            manifest_templates,
+            sources,
+        })
+    }
+
+    /// The content hash of the files this bundle was built from.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    pub fn sources(&self) -> &ConventionSources {
+        &self.sources
+    }
+
+    /// The manifest templates, in name order.
+    pub fn manifest_templates(&self) -> &[String] {
+        &self.manifest_templates
+    }
+
+    /// Calls `function` of policy `file` with one argument, sandboxed.
+    pub fn call_policy(
+        &self,
+        file: &str,
+        function: &str,
+        ctx: Dynamic,
+    ) -> Result<Dynamic, SourceError> {
+        let origin = self.origin(file);
+        let ast = self
+            .policies
+            .get(file)
+            .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
+        let options = rhai::CallFnOptions::new()
+            .eval_ast(false)
+            .rewind_scope(true);
+        let result = self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut rhai::Scope::new(),
+            ast,
+            function,
+            (ctx.clone(),),
+        );
+        result.map_err(|err| {
+            let mut located = SourceError::from_rhai(&origin, &err);
+            if located.line.is_none()
+                && matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_))
+            {
+                // Rhai reports a runaway loop at the outermost call; run the
+                // call again under a tracer to find where it was spinning.
+                let pos = sandbox::last_position_of(ast, function, ctx);
+                located.line = pos.line();
+                located.col = pos.position();
+                located.message = format!(
+                    "stopped after {} operations; does a loop never end? ({})",
+                    sandbox::MAX_OPERATIONS,
+                    located.message
+                );
+            }
+            located
+        })
+    }
+
+    /// Calls a policy function with plain data and returns plain data.
+    pub fn call_json(
+        &self,
+        file: &str,
+        function: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<serde_json::Value, SourceError> {
+        let origin = self.origin(file);
+        let arg = rhai::serde::to_dynamic(ctx)
+            .map_err(|e| SourceError::new(origin.clone(), format!("cannot pass ctx: {e}")))?;
+        let result = self.call_policy(file, function, arg)?;
+        rhai::serde::from_dynamic(&result).map_err(|e| {
+            SourceError::new(
+                origin,
+                format!("fn {function} returned a value that is not plain data: {e}"),
+            )
+        })
+    }
+
+    /// Renders template `name` with `ctx`, strict about undefined values and
+    /// limited by fuel.
+    pub fn render_template(
+        &self,
+        name: &str,
+        ctx: &minijinja::Value,
+    ) -> Result<String, SourceError> {
+        let tmpl = self
+            .templates
+            .get_template(name)
+            .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))?;
+        tmpl.render(ctx)
+            .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))
+    }
+
+    /// The user-facing origin of a convention file (its path).
+    pub fn origin(&self, file: &str) -> String {
+        self.sources
+            .files
+            .get(file)
+            .map(|f| f.origin.clone())
+            .unwrap_or_else(|| file.to_string())
+    }
+}
+
+fn template_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.set_debug(true);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("static syntax config is valid"),
+    );
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_compile() {
+        let bundle = ConventionBundle::embedded().expect("defaults compile");
+        assert_eq!(bundle.revision().len(), 12);
+        assert!(
+            bundle
+                .manifest_templates()
+                .contains(&"services.yaml.j2".to_string())
+        );
+    }
+
+    #[test]
+    fn revision_follows_content() {
+        let a = ConventionSources::embedded();
+        let b = a
+            .clone()
+            .overlay_files("cm", [("restart.rhai", "fn restart_order(ctx) { [] }")]);
+        assert_ne!(a.revision(), b.revision());
+        assert_eq!(a.revision(), ConventionSources::embedded().revision());
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let src = ConventionSources::embedded().overlay_files(
+            "my",
+            [("restart.rhai", "fn restart_order(ctx) {\n  let x = ;\n}")],
+        );
+        let errs = ConventionBundle::compile(src).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let text = errs[0].to_string();
+        assert!(text.starts_with("my/restart.rhai:2:"), "{text}");
+    }
+
+    #[test]
+    fn missing_function_is_reported() {
+        let src = ConventionSources::embedded()
+            .overlay_files("my", [("restart.rhai", "fn order(ctx) { [] }")]);
+        let errs = ConventionBundle::compile(src).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains("must define fn restart_order(ctx)"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn template_syntax_error_is_located() {
+        let src = ConventionSources::embedded()
+            .overlay_files("my", [("fe.conf.j2", "a\n{% for x in %}\n")]);
+        let errs = ConventionBundle::compile(src).unwrap_err();
+        let text = errs[0].to_string();
+        assert!(text.starts_with("my/fe.conf.j2:2:"), "{text}");
+    }
+}

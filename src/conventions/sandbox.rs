@@ -1,0 +1,303 @@
+//! The locked-down Rhai engine every policy runs in, and the helper functions
+//! policies may call.
+//!
+//! Rhai's defaults are not safe for scripts edited in a ConfigMap: operations
+//! and sizes are unlimited and `import` reads files. This engine starts from
+//! [`Engine::new_raw`] (no file module resolver), installs only the standard
+//! language package plus the helpers below, caps operations, call depth,
+//! expression depth and string/array/map sizes, forbids `eval` and `import`,
+//! requires variables to be declared, and sends `print`/`debug` to the log.
+//! There is no clock, file, network or process access, so a policy's output
+//! depends on its input alone.
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{Array, Dynamic, Engine, ImmutableString, Map, OptimizationLevel};
+
+/// Operations one policy call may perform before it is stopped. A default
+/// policy call uses a few thousand; this leaves room for real logic while
+/// stopping a runaway loop in well under a second.
+pub const MAX_OPERATIONS: u64 = 2_000_000;
+/// Nested function calls a policy may make.
+pub const MAX_CALL_LEVELS: usize = 32;
+/// Largest string a policy may build, in bytes.
+pub const MAX_STRING_SIZE: usize = 1 << 20;
+/// Largest array a policy may build.
+pub const MAX_ARRAY_SIZE: usize = 10_000;
+/// Largest object map a policy may build.
+pub const MAX_MAP_SIZE: usize = 10_000;
+
+/// Builds the sandboxed engine with the policy helper functions registered.
+pub fn engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(64, 32)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_max_modules(0)
+        .set_max_variables(1_000)
+        .set_max_functions(256)
+        .set_strict_variables(true)
+        .set_optimization_level(OptimizationLevel::Simple)
+        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.disable_symbol("eval");
+    engine.on_print(|text| tracing::info!(target: "doris_operator::policy", "{text}"));
+    engine.on_debug(|text, source, pos| {
+        tracing::debug!(
+            target: "doris_operator::policy",
+            source = source.unwrap_or(""),
+            line = pos.line().unwrap_or(0),
+            "{text}"
+        )
+    });
+    register_helpers(&mut engine);
+    engine
+}
+
+/// Re-runs a policy call that exceeded its operations under a tracer and
+/// returns the position of the last statement it reached: where it loops.
+/// Only used on that failure, so the tracer costs nothing otherwise.
+pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::Position {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<rhai::Position> = const { Cell::new(rhai::Position::NONE) };
+    }
+    let mut tracer = engine();
+    #[allow(deprecated)] // the debugger API is marked volatile, not deprecated
+    tracer.register_debugger(
+        |_, debugger| debugger,
+        |_, event, _, _, pos| {
+            if matches!(event, rhai::debugger::DebuggerEvent::Step) && !pos.is_none() {
+                LAST.with(|last| last.set(pos));
+            }
+            Ok(rhai::debugger::DebuggerCommand::StepInto)
+        },
+    );
+    LAST.with(|last| last.set(rhai::Position::NONE));
+    let options = rhai::CallFnOptions::new().eval_ast(false);
+    let _ = tracer.call_fn_with_options::<Dynamic>(
+        options,
+        &mut rhai::Scope::new(),
+        ast,
+        function,
+        (arg,),
+    );
+    LAST.with(Cell::get)
+}
+
+/// Helpers available to every policy. Each is small, pure and documented in
+/// the README's policy contract.
+fn register_helpers(engine: &mut Engine) {
+    // conf_get(conf, key, default): the value of `key` in a lower-cased
+    // configuration lookup map, or `default` when absent or empty.
+    engine.register_fn(
+        "conf_get",
+        |conf: Map, key: ImmutableString, default: Dynamic| -> Dynamic {
+            match conf.get(key.to_ascii_lowercase().as_str()) {
+                Some(v) if !v.to_string().is_empty() => v.clone(),
+                _ => default,
+            }
+        },
+    );
+    // conf_int(conf, key, default): an integer setting (ports, seconds).
+    engine.register_fn(
+        "conf_int",
+        |conf: Map, key: ImmutableString, default: i64| -> i64 {
+            conf.get(key.to_ascii_lowercase().as_str())
+                .and_then(|v| v.to_string().trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        },
+    );
+    // conf_bool(conf, key, default): a true/false setting.
+    engine.register_fn(
+        "conf_bool",
+        |conf: Map, key: ImmutableString, default: bool| -> bool {
+            match conf
+                .get(key.to_ascii_lowercase().as_str())
+                .map(|v| v.to_string().trim().to_ascii_lowercase())
+            {
+                Some(v) if v == "true" => true,
+                Some(v) if v == "false" => false,
+                _ => default,
+            }
+        },
+    );
+    // storage_paths(value): the directories of a BE `storage_root_path`.
+    engine.register_fn("storage_paths", |value: ImmutableString| -> Array {
+        crate::conf::storage_paths(&value)
+            .into_iter()
+            .map(Dynamic::from)
+            .collect()
+    });
+    // expand_doris_home(path, home): replaces ${DORIS_HOME} / $DORIS_HOME.
+    engine.register_fn(
+        "expand_doris_home",
+        |path: ImmutableString, home: ImmutableString| -> String {
+            crate::conf::expand_doris_home(&path, &home)
+        },
+    );
+    // unique_suffixes(paths): for each path the shortest trailing run of
+    // path segments that tells it apart from the others, joined with `-`
+    // (`/data/a/storage`, `/data/b/storage` → `a-storage`, `b-storage`).
+    engine.register_fn("unique_suffixes", |paths: Array| -> Array {
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        unique_suffixes(&paths)
+            .into_iter()
+            .map(Dynamic::from)
+            .collect()
+    });
+    // merge(a, b): a new map with b's entries over a's (one level).
+    engine.register_fn("merge", |a: Map, b: Map| -> Map {
+        let mut out = a;
+        out.extend(b);
+        out
+    });
+    // merge(a, ()): lets policies merge an optional user map without a check.
+    engine.register_fn("merge", |a: Map, _b: ()| -> Map { a });
+    // or_default(value, default): `default` when value is () (absent).
+    engine.register_fn(
+        "or_default",
+        |value: Dynamic, default: Dynamic| {
+            if value.is_unit() { default } else { value }
+        },
+    );
+    // is_absent(value): true for () and for empty strings, arrays and maps.
+    engine.register_fn("is_absent", |value: Dynamic| -> bool { is_absent(&value) });
+    // dns_label(text): lower-case, `_` and `.` to `-`, safe as an object name part.
+    engine.register_fn("dns_label", |text: ImmutableString| -> String {
+        text.to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .trim_matches('-')
+            .to_string()
+    });
+}
+
+fn is_absent(value: &Dynamic) -> bool {
+    if value.is_unit() {
+        return true;
+    }
+    if let Some(s) = value.read_lock::<ImmutableString>() {
+        return s.is_empty();
+    }
+    if let Some(a) = value.read_lock::<Array>() {
+        return a.is_empty();
+    }
+    if let Some(m) = value.read_lock::<Map>() {
+        return m.is_empty();
+    }
+    false
+}
+
+/// See the `unique_suffixes` helper.
+pub fn unique_suffixes(paths: &[String]) -> Vec<String> {
+    let split: Vec<Vec<&str>> = paths
+        .iter()
+        .map(|p| p.split('/').filter(|s| !s.is_empty()).collect())
+        .collect();
+    split
+        .iter()
+        .enumerate()
+        .map(|(i, segs)| {
+            for take in 1..=segs.len() {
+                let tail = &segs[segs.len() - take..];
+                let clash = split.iter().enumerate().any(|(j, other)| {
+                    j != i && other.len() >= take && &other[other.len() - take..] == tail
+                });
+                if !clash {
+                    return dns_join(tail);
+                }
+            }
+            dns_join(segs)
+        })
+        .collect()
+}
+
+fn dns_join(segs: &[&str]) -> String {
+    segs.iter()
+        .map(|s| {
+            s.to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(script: &str) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        engine().eval::<Dynamic>(script)
+    }
+
+    #[test]
+    fn infinite_loop_is_stopped() {
+        let err = eval("loop { }").unwrap_err();
+        assert!(matches!(
+            *err,
+            rhai::EvalAltResult::ErrorTooManyOperations(_)
+        ));
+    }
+
+    #[test]
+    fn huge_allocation_is_stopped() {
+        let err = eval(r#"let s = "x"; loop { s += s; }"#).unwrap_err();
+        assert!(
+            matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..)),
+            "{err}"
+        );
+        let err = eval("let a = []; loop { a.push(1); }").unwrap_err();
+        assert!(
+            matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_recursion_is_stopped() {
+        let err = eval("fn f(x) { f(x + 1) } f(0)").unwrap_err();
+        assert!(
+            err.to_string().contains("Stack overflow")
+                || matches!(
+                    *err.unwrap_inner(),
+                    rhai::EvalAltResult::ErrorStackOverflow(_)
+                ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_import_no_eval_no_undeclared_variables() {
+        assert!(eval(r#"import "x" as y; 1"#).is_err());
+        assert!(eval(r#"eval("1")"#).is_err());
+        assert!(eval("undeclared + 1").is_err());
+    }
+
+    #[test]
+    fn conf_helpers() {
+        let v = eval(
+            r#"let c = #{ http_port: "8031", enable_fqdn_mode: "TRUE" };
+               [conf_int(c, "HTTP_PORT", 8030), conf_int(c, "query_port", 9030),
+                conf_bool(c, "enable_fqdn_mode", false), conf_get(c, "x", "d")]"#,
+        )
+        .unwrap();
+        assert_eq!(v.to_string(), r#"[8031, 9030, true, "d"]"#);
+    }
+
+    #[test]
+    fn suffixes_tell_paths_apart() {
+        let paths = ["/opt/be/storage", "/data1/storage", "/data2/x/storage"].map(String::from);
+        assert_eq!(
+            unique_suffixes(&paths),
+            ["be-storage", "data1-storage", "x-storage"]
+        );
+        assert_eq!(unique_suffixes(&["/opt/be/storage".into()]), ["storage"]);
+    }
+}

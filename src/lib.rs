@@ -1,0 +1,9 @@
+//! doris-operator: a Kubernetes operator for Apache Doris whose deployment
+//! conventions live in editable Rhai policies and Jinja templates.
+
+pub mod conf;
+pub mod conventions;
+pub mod crd;
+pub mod plan;
+pub mod render;
+pub mod samples;

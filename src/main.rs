@@ -1,0 +1,131 @@
+//! The `doris-operator` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use doris_operator::conventions::SourceError;
+use doris_operator::render::{self, Format};
+
+#[derive(Parser)]
+#[command(
+    name = "doris-operator",
+    version,
+    about = "A Kubernetes operator for Apache Doris"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every object the operator would apply for a DorisCluster.
+    Render {
+        /// YAML file with DorisCluster documents, and the ConfigMaps they
+        /// reference (used for fe.conf/be.conf), `-` for standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Folder of convention files laid over the embedded defaults.
+        #[arg(long)]
+        conventions: Option<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Yaml)]
+        output: Output,
+        /// Print the order a full restart would follow instead of objects.
+        #[arg(long)]
+        plan: bool,
+    },
+    /// Print the CustomResourceDefinitions.
+    Crd,
+    /// Work with convention bundles.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Compile a conventions folder (laid over the defaults) and render the
+    /// built-in sample clusters with it.
+    Check {
+        /// The folder of *.rhai and *.j2 files.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Yaml,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Render {
+            file,
+            conventions,
+            output,
+            plan,
+        } => {
+            let format = match output {
+                Output::Yaml => Format::Yaml,
+                Output::Json => Format::Json,
+            };
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
+            };
+            let input = render::read_input(&file.display().to_string(), &text)?;
+            let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
+            if plan {
+                print!("{}", render::render_restart_plan(&bundle, &input, format)?);
+            } else {
+                let (out, notes) = render::render(&bundle, &input, format)?;
+                for note in notes {
+                    eprintln!("note: {note}");
+                }
+                print!("{out}");
+            }
+            Ok(())
+        }
+        Command::Crd => {
+            print!("{}", doris_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => {
+            let bundle = render::load_bundle(Some(&dir)).map_err(errors)?;
+            let checked = doris_operator::samples::canary(&bundle)?;
+            println!(
+                "conventions {} (revision {}): compiled, {checked} sample clusters rendered",
+                dir.display(),
+                bundle.revision()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn errors(errs: Vec<SourceError>) -> String {
+    let mut out = format!("the conventions have {} problem(s):", errs.len());
+    for e in errs {
+        out.push_str("\n  ");
+        out.push_str(&e.to_string());
+    }
+    out
+}

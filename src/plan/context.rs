@@ -1,0 +1,475 @@
+//! Builds what each policy and template receives (the `ctx` map documented in
+//! the README) and runs them for one component.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::objects;
+use super::{ComponentPlan, PlanInput};
+use crate::conf::ConfFile;
+use crate::conventions::{ConventionBundle, SourceError};
+use crate::crd::ComponentKind;
+
+/// Where the operator mounts a component's configuration (the Doris images'
+/// entrypoints read it from `CONFIGMAP_MOUNT_PATH`).
+pub const CONFIG_MOUNT_PATH: &str = "/etc/doris";
+
+/// The fixed names of a component's objects. These are part of the API
+/// (users and the peer operator's tooling address them), so they are not a
+/// convention.
+pub mod names {
+    use crate::crd::ComponentKind;
+
+    pub fn statefulset(cluster: &str, kind: ComponentKind) -> String {
+        format!("{cluster}-{}", kind.as_str())
+    }
+    pub fn internal_service(cluster: &str, kind: ComponentKind) -> String {
+        format!("{cluster}-{}-internal", kind.as_str())
+    }
+    pub fn access_service(cluster: &str, kind: ComponentKind) -> String {
+        format!("{cluster}-{}-service", kind.as_str())
+    }
+    /// The ConfigMap holding the rendered configuration files.
+    pub fn config_map(cluster: &str, kind: ComponentKind) -> String {
+        format!("{cluster}-{}-conf", kind.as_str())
+    }
+    /// The pod selector labels of a component.
+    pub fn selector(cluster: &str, kind: ComponentKind) -> [(&'static str, String); 2] {
+        [
+            (
+                "app.doris.ownerreference/name",
+                format!("{cluster}-{}", kind.as_str()),
+            ),
+            ("app.kubernetes.io/component", kind.as_str().to_string()),
+        ]
+    }
+}
+
+/// The configuration file each component reads.
+pub fn conf_file_name(kind: ComponentKind) -> &'static str {
+    match kind {
+        ComponentKind::Fe => "fe.conf",
+        ComponentKind::Be | ComponentKind::Cn => "be.conf",
+        ComponentKind::Broker => "apache_hdfs_broker.conf",
+    }
+}
+
+pub struct PlannedComponent {
+    pub objects: Vec<Value>,
+    pub plan: ComponentPlan,
+}
+
+/// Runs the conventions for each component of one cluster in turn.
+pub struct Planner<'a> {
+    bundle: &'a ConventionBundle,
+    input: PlanInput<'a>,
+    cluster: Value,
+    owner: Option<Value>,
+    fe_config: Value,
+    missing: BTreeSet<String>,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(bundle: &'a ConventionBundle, input: PlanInput<'a>) -> Self {
+        let meta = &input.cluster.metadata;
+        let name = meta.name.clone().unwrap_or_default();
+        let cluster = json!({
+            "name": name,
+            "namespace": meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            "labels": meta.labels.clone().unwrap_or_default(),
+            "annotations": meta.annotations.clone().unwrap_or_default(),
+            "spec": serde_json::to_value(&input.cluster.spec).unwrap_or(Value::Null),
+        });
+        // Without a uid (an offline render) there is nothing to own by.
+        let owner = meta.uid.as_ref().map(|uid| {
+            json!({
+                "apiVersion": "doris.selectdb.com/v1",
+                "kind": "DorisCluster",
+                "name": name,
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            })
+        });
+        Planner {
+            bundle,
+            input,
+            cluster,
+            owner,
+            fe_config: json!({}),
+            missing: BTreeSet::new(),
+        }
+    }
+
+    pub fn missing_config_maps(&self) -> Vec<String> {
+        self.missing.iter().cloned().collect()
+    }
+
+    /// Plans one component, or `None` when the cluster does not have it.
+    pub fn component(
+        &mut self,
+        kind: ComponentKind,
+    ) -> Option<Result<PlannedComponent, SourceError>> {
+        let view = self.input.cluster.spec.component(kind)?;
+        Some(self.run(kind, view.spec_json(), view.base()))
+    }
+
+    fn run(
+        &mut self,
+        kind: ComponentKind,
+        spec: Value,
+        base: &crate::crd::BaseSpec,
+    ) -> Result<PlannedComponent, SourceError> {
+        let cluster_name = self.cluster["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let namespace = self.cluster["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let conf_file = conf_file_name(kind);
+
+        // 1. The user's files: the ConfigMap mounted where Doris reads its
+        // configuration, if any.
+        let source = primary_config_map(base);
+        let mut user_files = BTreeMap::new();
+        if let Some(name) = &source {
+            match self.input.config_maps.get(name) {
+                Some(data) => user_files = data.clone(),
+                None => {
+                    self.missing.insert(name.clone());
+                }
+            }
+        }
+        let user_conf = ConfFile::parse(user_files.get(conf_file).map_or("", String::as_str));
+
+        let mut ctx = json!({
+            "cluster": self.cluster,
+            "component": kind.as_str(),
+            "spec": spec,
+            "names": {
+                "statefulset": names::statefulset(&cluster_name, kind),
+                "internal_service": names::internal_service(&cluster_name, kind),
+                "access_service": names::access_service(&cluster_name, kind),
+                "config_map": names::config_map(&cluster_name, kind),
+                "fe_access_service": names::access_service(&cluster_name, ComponentKind::Fe),
+                "fe_internal_service": names::internal_service(&cluster_name, ComponentKind::Fe),
+            },
+            "selector": names::selector(&cluster_name, kind)
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+            "config": {
+                "file": conf_file,
+                "source": source,
+                "mount_path": CONFIG_MOUNT_PATH,
+                "user": user_conf.lookup_map(),
+            },
+            "fe_config": self.fe_config,
+        });
+
+        // 2. Configuration: defaults and overrides from the policy, rendered
+        // by the component's template.
+        let decided = self.call("config.rhai", "config", &ctx)?;
+        let mut conf = user_conf;
+        apply_conf_policy(&mut conf, &decided)
+            .map_err(|m| SourceError::new(self.bundle.origin("config.rhai"), m))?;
+        let template = match kind {
+            ComponentKind::Cn => "cn.conf.j2".to_string(),
+            _ => format!("{conf_file}.j2"),
+        };
+        let rendered = self.bundle.render_template(
+            &template,
+            &minijinja::Value::from(minijinja::value::Serde(json!({
+                "cluster": ctx["cluster"],
+                "component": kind.as_str(),
+                "file": conf_file,
+                "source": ctx["config"]["source"],
+                "entries": conf.entries,
+            }))),
+        )?;
+        let final_conf = ConfFile::parse(&rendered).lookup_map();
+        let mut files = user_files;
+        files.insert(conf_file.to_string(), rendered);
+        let config_hash = hash_files(&files);
+        let config = ctx["config"].as_object_mut().expect("config is a map");
+        config.insert("values".into(), json!(final_conf));
+        config.insert("files".into(), json!(files));
+        config.insert("hash".into(), json!(config_hash));
+        if kind == ComponentKind::Fe {
+            self.fe_config = json!(final_conf);
+            ctx["fe_config"] = self.fe_config.clone();
+        }
+
+        // 3. Host initialisation.
+        let host_init = self.call("host_init.rhai", "host_init", &ctx)?;
+        if !host_init.is_array() {
+            return Err(SourceError::new(
+                self.bundle.origin("host_init.rhai"),
+                format!(
+                    "fn host_init must return an array of init containers, got {}",
+                    objects::type_name(&host_init)
+                ),
+            ));
+        }
+        ctx["host_init"] = host_init;
+
+        // 4. Shape: objects built by the policy, and values for templates.
+        let shape_origin = self.bundle.origin("shape.rhai");
+        let shape = self.call("shape.rhai", "shape", &ctx)?;
+        let (mut produced, values) = split_shape(shape)
+            .map_err(|m| SourceError::new(shape_origin.clone(), format!("fn shape {m}")))?;
+        let mut out = Vec::new();
+        for obj in produced.drain(..) {
+            let checked = objects::check(obj).map_err(|m| {
+                SourceError::new(shape_origin.clone(), format!("fn shape returned {m}"))
+            })?;
+            out.push(checked);
+        }
+
+        // 5. Manifest templates.
+        ctx["values"] = values;
+        let tctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
+        for name in self.bundle.manifest_templates() {
+            let text = self.bundle.render_template(name, &tctx)?;
+            for (i, doc) in split_documents(&text).into_iter().enumerate() {
+                let origin = self.bundle.origin(name);
+                let value: Value = serde_norway::from_str(doc).map_err(|e| {
+                    SourceError::new(
+                        origin.clone(),
+                        format!("rendered document {} is not valid YAML: {e}", i + 1),
+                    )
+                })?;
+                if value.is_null() {
+                    continue;
+                }
+                let checked = objects::check(value).map_err(|m| {
+                    SourceError::new(origin.clone(), format!("rendered document {}: {m}", i + 1))
+                })?;
+                out.push(checked);
+            }
+        }
+
+        // 6. Finish and order.
+        for obj in &mut out {
+            objects::finish(obj, &namespace, self.owner.as_ref());
+        }
+        out.sort_by_key(object_key);
+        if let Some(dup) = out
+            .windows(2)
+            .find(|w| object_key(&w[0]) == object_key(&w[1]))
+        {
+            return Err(SourceError::new(
+                shape_origin,
+                format!(
+                    "two objects named {:?} of the same kind",
+                    object_key(&dup[0]).2
+                ),
+            ));
+        }
+        let files = match &ctx["config"]["files"] {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(PlannedComponent {
+            objects: out,
+            plan: ComponentPlan {
+                kind,
+                config_hash,
+                files,
+            },
+        })
+    }
+
+    fn call(&self, file: &str, function: &str, ctx: &Value) -> Result<Value, SourceError> {
+        self.bundle.call_json(file, function, ctx)
+    }
+}
+
+/// The ConfigMap mounted where Doris reads its configuration: `configMapName`,
+/// else the first of `configMaps` mounted at the default path.
+fn primary_config_map(base: &crate::crd::BaseSpec) -> Option<String> {
+    let info = base.config_map_info.as_ref()?;
+    if let Some(name) = info.config_map_name.as_ref().filter(|n| !n.is_empty()) {
+        return Some(name.clone());
+    }
+    info.config_maps.iter().flatten().find_map(|m| {
+        let path = m.mount_path.as_deref().unwrap_or("");
+        let at_default = path.is_empty() || path.trim_end_matches('/') == CONFIG_MOUNT_PATH;
+        m.config_map_name
+            .clone()
+            .filter(|n| at_default && !n.is_empty())
+    })
+}
+
+/// Applies `#{ defaults: #{..}, overrides: #{..} }` from `config.rhai`:
+/// defaults are added when the user's file lacks the key, overrides always
+/// win; both are appended in key order after the user's own lines.
+fn apply_conf_policy(conf: &mut ConfFile, decided: &Value) -> Result<(), String> {
+    let Value::Object(map) = decided else {
+        return Err(format!(
+            "fn config must return a map #{{ defaults: #{{..}}, overrides: #{{..}} }}, got {}",
+            objects::type_name(decided)
+        ));
+    };
+    for (part, overriding) in [("defaults", false), ("overrides", true)] {
+        match map.get(part) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(entries)) => {
+                for (key, value) in entries {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(_) | Value::Bool(_) => value.to_string(),
+                        Value::Null => continue,
+                        other => {
+                            return Err(format!(
+                                "fn config: {part}.{key} must be a string, number or bool, got {}",
+                                objects::type_name(other)
+                            ));
+                        }
+                    };
+                    if overriding || !conf.contains(key) {
+                        conf.set(key, &text);
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "fn config: `{part}` must be a map, got {}",
+                    objects::type_name(other)
+                ));
+            }
+        }
+    }
+    if let Some(unknown) = map.keys().find(|k| *k != "defaults" && *k != "overrides") {
+        return Err(format!(
+            "fn config returned unknown key `{unknown}` (expected defaults, overrides)"
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `#{ objects: [..], values: #{..} }` returned by `fn shape`.
+fn split_shape(shape: Value) -> Result<(Vec<Value>, Value), String> {
+    let Value::Object(mut map) = shape else {
+        return Err(format!(
+            "must return a map #{{ objects: [..], values: #{{..}} }}, got {}",
+            objects::type_name(&shape)
+        ));
+    };
+    let objects = match map.remove("objects") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => Vec::new(),
+        Some(other) => {
+            return Err(format!(
+                "returned `objects` as {}, expected an array",
+                objects::type_name(&other)
+            ));
+        }
+    };
+    let values = match map.remove("values") {
+        Some(v @ Value::Object(_)) => v,
+        None | Some(Value::Null) => json!({}),
+        Some(other) => {
+            return Err(format!(
+                "returned `values` as {}, expected a map",
+                objects::type_name(&other)
+            ));
+        }
+    };
+    if let Some(unknown) = map.keys().next() {
+        return Err(format!(
+            "returned unknown key `{unknown}` (expected objects, values)"
+        ));
+    }
+    Ok((objects, values))
+}
+
+/// Splits multi-document YAML text on `---` lines, dropping blank documents.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            docs.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&text[start..]);
+    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+}
+
+fn hash_files(files: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (name, content) in files {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(content.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Orders objects: ConfigMaps, then Services, then StatefulSets, then any
+/// other kind, each by name.
+fn object_key(obj: &Value) -> (u8, String, String) {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let rank = match kind {
+        "ConfigMap" => 0,
+        "Service" => 1,
+        "StatefulSet" => 2,
+        _ => 3,
+    };
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (rank, kind.to_string(), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_policy_defaults_do_not_override_user_values() {
+        let mut conf = ConfFile::parse("http_port = 8031\n");
+        apply_conf_policy(
+            &mut conf,
+            &json!({"defaults": {"http_port": 8030, "query_port": 9030},
+                    "overrides": {"enable_fqdn_mode": true}}),
+        )
+        .unwrap();
+        assert_eq!(
+            conf.to_text(),
+            "http_port = 8031\nquery_port = 9030\nenable_fqdn_mode = true\n"
+        );
+    }
+
+    #[test]
+    fn conf_policy_wrong_shapes_are_explained() {
+        let mut conf = ConfFile::default();
+        let err = apply_conf_policy(&mut conf, &json!("x")).unwrap_err();
+        assert!(err.contains("must return a map"), "{err}");
+        let err = apply_conf_policy(&mut conf, &json!({"defaults": {"a": [1]}})).unwrap_err();
+        assert!(err.contains("defaults.a must be a string"), "{err}");
+        let err = apply_conf_policy(&mut conf, &json!({"default": {}})).unwrap_err();
+        assert!(err.contains("unknown key `default`"), "{err}");
+    }
+
+    #[test]
+    fn documents_split_on_separator_lines() {
+        let docs = split_documents("---\na: 1\n---\n\n---\nb: 2\n");
+        assert_eq!(docs, ["a: 1\n", "b: 2\n"]);
+    }
+}

@@ -1,0 +1,133 @@
+//! The plan: a pure function from a `DorisCluster` (plus the ConfigMaps it
+//! references) and a conventions bundle to every Kubernetes object that runs
+//! the cluster. No I/O happens here: the operator applies what this returns
+//! and `doris-operator render` prints it, so a preview is what gets applied.
+//!
+//! For each component, in the order FE, BE, CN, Broker:
+//! 1. the user's configuration file is read from their ConfigMap;
+//! 2. `config.rhai` adds convention defaults and overrides, and the
+//!    `<component>.conf.j2` template renders the final file;
+//! 3. `host_init.rhai` decides the host-initialisation init containers;
+//! 4. `shape.rhai` builds the objects (the StatefulSet) and the values the
+//!    manifest templates use;
+//! 5. every `*.yaml.j2` template renders further objects (Services, the
+//!    configuration ConfigMap);
+//! 6. every object is checked against its Kubernetes type, put in the
+//!    cluster's namespace and owned by the cluster.
+
+mod context;
+mod objects;
+pub mod restart;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::conventions::{ConventionBundle, SourceError};
+use crate::crd::{ComponentKind, DorisCluster, FieldError};
+
+pub use context::names;
+
+/// What a plan is computed from.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    pub cluster: &'a DorisCluster,
+    /// The data of the ConfigMaps the cluster references, by name. A
+    /// referenced ConfigMap missing here is listed in [`Plan::missing_config_maps`].
+    pub config_maps: &'a BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// What the conventions decided for one component.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ComponentPlan {
+    pub kind: ComponentKind,
+    /// Hash of the configuration files the component's pods mount.
+    pub config_hash: String,
+    /// The rendered configuration files, by file name.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Every object a cluster needs, in a stable order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The conventions revision that produced this plan.
+    pub revision: String,
+    pub objects: Vec<Value>,
+    pub components: Vec<ComponentPlan>,
+    /// Referenced ConfigMaps that were not supplied; their configuration was
+    /// planned from convention defaults alone.
+    pub missing_config_maps: Vec<String>,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The cluster spec breaks a rule; every violation, by field path.
+    #[error("invalid DorisCluster:\n{}", list(.0))]
+    InvalidSpec(Vec<FieldError>),
+    /// A policy or template failed or returned something unusable.
+    #[error("{component}: {error}")]
+    Convention {
+        component: &'static str,
+        error: SourceError,
+    },
+}
+
+impl PlanError {
+    /// A fixed name for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            PlanError::InvalidSpec(_) => "InvalidSpec",
+            PlanError::Convention { .. } => "ConventionFailed",
+        }
+    }
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl fmt::Display for Plan {
+    /// The objects as multi-document YAML.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for obj in &self.objects {
+            writeln!(f, "---")?;
+            let text = serde_norway::to_string(obj).map_err(|_| fmt::Error)?;
+            f.write_str(&text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans every object of a cluster. Pure: same input, same output.
+pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, PlanError> {
+    let violations = crate::crd::validate(input.cluster);
+    if !violations.is_empty() {
+        return Err(PlanError::InvalidSpec(violations));
+    }
+    let mut plan = Plan {
+        revision: bundle.revision().to_string(),
+        objects: Vec::new(),
+        components: Vec::new(),
+        missing_config_maps: Vec::new(),
+    };
+    let mut planner = context::Planner::new(bundle, input);
+    for kind in ComponentKind::ALL {
+        let Some(component) = planner.component(kind) else {
+            continue;
+        };
+        let component = component.map_err(|error| PlanError::Convention {
+            component: kind.as_str(),
+            error,
+        })?;
+        plan.objects.extend(component.objects);
+        plan.components.push(component.plan);
+    }
+    plan.missing_config_maps = planner.missing_config_maps();
+    Ok(plan)
+}

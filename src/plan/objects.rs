@@ -1,0 +1,199 @@
+//! Checks the objects policies and templates produce, and finishes them.
+//!
+//! A policy builds objects as plain maps, so a typo or a wrong type would
+//! otherwise reach the API server as a confusing rejection, or be dropped
+//! silently. Each object of a kind this crate knows is read into its
+//! Kubernetes type (a wrong type names the field path) and compared with
+//! what it was read from (a field the type does not have is reported).
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+/// Checks one object and returns it in canonical form, or a message naming
+/// the object and the offending field.
+pub fn check(value: Value) -> Result<Value, String> {
+    let value = strip_nulls(value);
+    let Value::Object(map) = &value else {
+        return Err(format!(
+            "expected an object (a map), got {}",
+            type_name(&value)
+        ));
+    };
+    let field = |name: &str| map.get(name).and_then(Value::as_str).unwrap_or("");
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+        return Err(format!(
+            "object without apiVersion, kind and metadata.name: {}",
+            truncate(&value.to_string(), 160)
+        ));
+    }
+    let label = format!("{kind} {name:?}");
+    let typed = match (api_version, kind) {
+        ("apps/v1", "StatefulSet") => roundtrip::<StatefulSet>(&value),
+        ("v1", "Service") => roundtrip::<Service>(&value),
+        ("v1", "ConfigMap") => roundtrip::<ConfigMap>(&value),
+        ("v1", "Secret") => roundtrip::<Secret>(&value),
+        ("v1", "PersistentVolumeClaim") => roundtrip::<PersistentVolumeClaim>(&value),
+        ("policy/v1", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(&value),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+            roundtrip::<HorizontalPodAutoscaler>(&value)
+        }
+        // Other kinds (a ServiceMonitor, say) are passed on as written.
+        _ => return Ok(value),
+    };
+    let canonical = typed.map_err(|e| format!("{label}: {e}"))?;
+    if let Some(path) = first_unknown_field(&value, &canonical, String::new()) {
+        return Err(format!("{label}: unknown field `{path}`"));
+    }
+    Ok(canonical)
+}
+
+/// Puts an object in the cluster's namespace and under its ownership.
+pub fn finish(object: &mut Value, namespace: &str, owner: Option<&Value>) {
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    meta.insert("namespace".into(), json!(namespace));
+    if let Some(owner) = owner {
+        meta.insert("ownerReferences".into(), json!([owner]));
+    }
+}
+
+fn roundtrip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, String> {
+    let typed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })?;
+    serde_json::to_value(typed).map_err(|e| e.to_string())
+}
+
+/// The first field present in `written` but gone from `canonical`.
+fn first_unknown_field(written: &Value, canonical: &Value, at: String) -> Option<String> {
+    match (written, canonical) {
+        (Value::Object(w), Value::Object(c)) => w.iter().find_map(|(k, wv)| {
+            let path = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            match c.get(k) {
+                None => Some(path),
+                Some(cv) => first_unknown_field(wv, cv, path),
+            }
+        }),
+        (Value::Array(w), Value::Array(c)) => w
+            .iter()
+            .zip(c)
+            .enumerate()
+            .find_map(|(i, (wv, cv))| first_unknown_field(wv, cv, format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Drops null map entries, which is how a policy leaves a field out.
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "() (nothing)",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a map",
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_type_names_the_path() {
+        let err = check(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "x"},
+            "spec": {"replicas": "three", "selector": {}, "serviceName": "s", "template": {}}
+        }))
+        .unwrap_err();
+        assert!(err.contains("StatefulSet \"x\": spec.replicas"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_reported() {
+        let err = check(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "x"},
+            "spec": {"ports": [{"port": 80, "targetPrt": 81}]}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "Service \"x\": unknown field `spec.ports[0].targetPrt`"
+        );
+    }
+
+    #[test]
+    fn nulls_are_dropped_and_quantities_kept() {
+        let v = check(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "labels": null},
+            "data": {"a": "b"}
+        }))
+        .unwrap();
+        assert_eq!(v["metadata"], json!({"name": "x"}));
+    }
+
+    #[test]
+    fn object_without_identity_is_rejected() {
+        assert!(
+            check(json!({"kind": "Service"}))
+                .unwrap_err()
+                .contains("without apiVersion")
+        );
+        assert!(check(json!("text")).unwrap_err().contains("got a string"));
+    }
+
+    #[test]
+    fn unknown_kinds_pass_through() {
+        let v = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                       "metadata": {"name": "m"}, "spec": {"anything": 1}});
+        assert_eq!(check(v.clone()).unwrap(), v);
+    }
+}

@@ -1,0 +1,188 @@
+//! Restart ordering: which pods restart in which order and batches, and what
+//! must hold before the next batch. `restart.rhai` decides; this module feeds
+//! it the pods that need a restart and checks its answer, so a policy can
+//! neither skip a pod nor restart one twice.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::conventions::{ConventionBundle, SourceError};
+use crate::crd::{ComponentKind, DorisCluster};
+
+use super::names;
+
+/// A pod that needs a restart, as the restart policy sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartCandidate {
+    pub component: String,
+    pub pod: String,
+    pub ordinal: i64,
+    /// FE role when known: `master`, `follower` or `observer`.
+    pub role: Option<String>,
+    pub ready: bool,
+}
+
+/// One step of a rollout: these pods restart together, then the operator
+/// waits for every condition in `wait_for` before the next step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartStep {
+    pub component: String,
+    pub pods: Vec<String>,
+    /// Conditions to hold afterwards: `pod_ready`, `fe_reports_alive`.
+    pub wait_for: Vec<String>,
+    /// Seconds to wait after stopping query allocation to a BE or CN before
+    /// it restarts.
+    pub drain_seconds: i64,
+}
+
+/// The conditions a step may wait for.
+pub const WAIT_CONDITIONS: &[&str] = &["pod_ready", "fe_reports_alive"];
+
+/// Asks `restart.rhai` for the order in which `candidates` restart.
+pub fn plan_restart(
+    bundle: &ConventionBundle,
+    cluster: &DorisCluster,
+    reason: &str,
+    candidates: &[RestartCandidate],
+) -> Result<Vec<RestartStep>, SourceError> {
+    let origin = bundle.origin("restart.rhai");
+    let err = |m: String| SourceError::new(origin.clone(), m);
+    let ctx = json!({
+        "cluster": {
+            "name": cluster.metadata.name,
+            "namespace": cluster.metadata.namespace,
+            "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
+            "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
+        },
+        "reason": reason,
+        "pods": candidates,
+    });
+    let value = bundle.call_json("restart.rhai", "restart_order", &ctx)?;
+    let Value::Array(items) = value else {
+        return Err(err(
+            "fn restart_order must return an array of steps #{ pods: [..], wait_for: [..], drain_seconds: n }"
+                .into(),
+        ));
+    };
+    let known: BTreeSet<&str> = candidates.iter().map(|c| c.pod.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    let mut steps = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let n = i + 1;
+        let pods: Vec<String> = match item.get("pods") {
+            Some(Value::Array(p)) => p
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| err(format!("step {n}: pods must be pod names (strings)")))?,
+            _ => return Err(err(format!("step {n}: missing `pods` array"))),
+        };
+        if pods.is_empty() {
+            continue;
+        }
+        for pod in &pods {
+            if !known.contains(pod.as_str()) {
+                return Err(err(format!("step {n}: pod {pod} does not need a restart")));
+            }
+            if !seen.insert(pod.clone()) {
+                return Err(err(format!("step {n}: pod {pod} is restarted twice")));
+            }
+        }
+        let components: BTreeSet<&str> = candidates
+            .iter()
+            .filter(|c| pods.contains(&c.pod))
+            .map(|c| c.component.as_str())
+            .collect();
+        if components.len() != 1 {
+            return Err(err(format!(
+                "step {n}: a step restarts pods of one component, got {}",
+                components.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let wait_for: Vec<String> = match item.get("wait_for") {
+            None | Some(Value::Null) => vec!["pod_ready".into()],
+            Some(Value::Array(w)) => w
+                .iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect(),
+            Some(_) => return Err(err(format!("step {n}: wait_for must be an array"))),
+        };
+        if let Some(bad) = wait_for
+            .iter()
+            .find(|w| !WAIT_CONDITIONS.contains(&w.as_str()))
+        {
+            return Err(err(format!(
+                "step {n}: unknown wait condition {bad:?} (known: {})",
+                WAIT_CONDITIONS.join(", ")
+            )));
+        }
+        let drain_seconds = match item.get("drain_seconds") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
+                err(format!(
+                    "step {n}: drain_seconds must be a whole number ≥ 0"
+                ))
+            })?,
+        };
+        steps.push(RestartStep {
+            component: components
+                .into_iter()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            pods,
+            wait_for,
+            drain_seconds,
+        });
+    }
+    if let Some(left) = candidates.iter().find(|c| !seen.contains(&c.pod)) {
+        return Err(err(format!(
+            "fn restart_order left out pod {}: every pod that needs a restart must be in one step",
+            left.pod
+        )));
+    }
+    Ok(steps)
+}
+
+/// Every pod of a cluster as a restart candidate, for previewing a full
+/// restart offline: FE roles follow `electionNumber` (the lowest ordinals
+/// are followers, and ordinal 0 is taken as the master, which is where a new
+/// cluster's master starts).
+pub fn full_restart_candidates(cluster: &DorisCluster) -> Vec<RestartCandidate> {
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for kind in ComponentKind::ALL {
+        let Some(view) = cluster.spec.component(kind) else {
+            continue;
+        };
+        let replicas = view.base().replicas();
+        let sts = names::statefulset(&name, kind);
+        let followers = cluster
+            .spec
+            .fe_spec
+            .as_ref()
+            .map(|fe| fe.election_number())
+            .unwrap_or(3) as i64;
+        for ordinal in 0..replicas as i64 {
+            let role = (kind == ComponentKind::Fe).then(|| {
+                match ordinal {
+                    0 => "master",
+                    o if o < followers => "follower",
+                    _ => "observer",
+                }
+                .to_string()
+            });
+            out.push(RestartCandidate {
+                component: kind.as_str().to_string(),
+                pod: format!("{sts}-{ordinal}"),
+                ordinal,
+                role,
+                ready: true,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,33 @@
+//! Sample clusters compiled into the binary. A convention bundle must render
+//! all of them, and plan their restart, before it is trusted.
+
+use crate::conventions::ConventionBundle;
+use crate::render::{self, Format};
+
+/// (file name, content) of each built-in sample.
+pub const SAMPLES: &[(&str, &str)] = &[
+    (
+        "examples/doriscluster-sample.yaml",
+        include_str!("../examples/doriscluster-sample.yaml"),
+    ),
+    (
+        "examples/doriscluster-full.yaml",
+        include_str!("../examples/doriscluster-full.yaml"),
+    ),
+    (
+        "examples/doriscluster-broker.yaml",
+        include_str!("../examples/doriscluster-broker.yaml"),
+    ),
+];
+
+/// Renders every sample with `bundle` and plans its full restart; returns
+/// how many samples passed, or the first failure.
+pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
+    for (file, text) in SAMPLES {
+        let input = render::read_input(file, text)?;
+        render::render(bundle, &input, Format::Yaml).map_err(|e| format!("{file}: {e}"))?;
+        render::render_restart_plan(bundle, &input, Format::Yaml)
+            .map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(SAMPLES.len())
+}

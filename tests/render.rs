@@ -1,0 +1,355 @@
+//! `render`: what each sample becomes with the default conventions (snapshot
+//! files a reviewer reads in tests/snapshots/), what a custom conventions
+//! folder changes, and how every kind of bad input is reported.
+//!
+//! After an intended change to the conventions, refresh the snapshots with
+//! `INSTA_UPDATE=always cargo test --test render` and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use doris_operator::render::{self, Format};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every example file holding a DorisCluster, relative to the repository.
+fn example_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "yaml")
+                && std::fs::read_to_string(&p)
+                    .unwrap()
+                    .contains("kind: DorisCluster")
+            {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("examples"), &mut out);
+    assert!(
+        out.len() >= 8,
+        "expected our samples and the peer's, found {out:?}"
+    );
+    out
+}
+
+fn snapshot_name(path: &Path) -> String {
+    path.strip_prefix(root().join("examples"))
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".yaml")
+        .replace('/', "__")
+}
+
+fn render_file(path: &Path, conventions: Option<&Path>) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let input = render::read_input(&path.display().to_string(), &text).unwrap();
+    let bundle = render::load_bundle(conventions).unwrap();
+    render::render(&bundle, &input, Format::Yaml).unwrap().0
+}
+
+fn plan_file(path: &Path, conventions: Option<&Path>) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let input = render::read_input(&path.display().to_string(), &text).unwrap();
+    let bundle = render::load_bundle(conventions).unwrap();
+    render::render_restart_plan(&bundle, &input, Format::Yaml).unwrap()
+}
+
+#[test]
+fn every_sample_renders_as_in_its_snapshot() {
+    for path in example_files() {
+        let out = render_file(&path, None);
+        insta::assert_snapshot!(format!("render__{}", snapshot_name(&path)), out);
+    }
+}
+
+#[test]
+fn every_sample_restart_plan_is_as_in_its_snapshot() {
+    for path in example_files() {
+        let out = plan_file(&path, None);
+        insta::assert_snapshot!(format!("plan__{}", snapshot_name(&path)), out);
+    }
+}
+
+#[test]
+fn output_is_byte_identical_across_runs_and_processes() {
+    let sample = root().join("examples/doriscluster-full.yaml");
+    let first = render_file(&sample, None);
+    assert_eq!(first, render_file(&sample, None));
+    let cli = cli(&["render", "-f", sample.to_str().unwrap()]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(String::from_utf8(cli.stdout).unwrap(), first);
+}
+
+#[test]
+fn json_output_is_a_list_of_the_same_objects() {
+    let sample = root().join("examples/doriscluster-sample.yaml");
+    let out = cli(&["render", "-f", sample.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap/doriscluster-sample-fe-conf",
+            "Service/doriscluster-sample-fe-internal",
+            "Service/doriscluster-sample-fe-service",
+            "StatefulSet/doriscluster-sample-fe",
+            "ConfigMap/doriscluster-sample-be-conf",
+            "Service/doriscluster-sample-be-internal",
+            "Service/doriscluster-sample-be-service",
+            "StatefulSet/doriscluster-sample-be",
+        ]
+    );
+}
+
+#[test]
+fn a_custom_conventions_folder_changes_host_init_and_restart_order() {
+    let sample = root().join("examples/doriscluster-sample.yaml");
+    let custom = root().join("tests/conventions/custom");
+
+    let default_out = render_file(&sample, None);
+    let custom_out = render_file(&sample, Some(&custom));
+    assert!(default_out.contains("sysctl -w vm.max_map_count=2000000 && swapoff -a"));
+    assert!(!custom_out.contains("swapoff"));
+    assert!(custom_out.contains("vm.max_map_count=4000000"));
+    assert!(custom_out.contains("name: tune-host"));
+
+    let default_plan = plan_file(&sample, None);
+    let custom_plan = plan_file(&sample, Some(&custom));
+    let order = |plan: &str| -> Vec<String> {
+        let docs: serde_json::Value = serde_norway::from_str(plan).unwrap();
+        docs["restartOrder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                s["pods"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| {
+                        p.as_str()
+                            .unwrap()
+                            .trim_start_matches("doriscluster-sample-")
+                            .to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
+            .collect()
+    };
+    assert_eq!(
+        order(&default_plan),
+        ["be-2", "be-1", "be-0", "fe-2", "fe-1", "fe-0"]
+    );
+    assert_eq!(
+        order(&custom_plan),
+        ["fe-1", "fe-2", "fe-0", "be-0+be-1", "be-2"]
+    );
+}
+
+#[test]
+fn user_config_overrides_ports_everywhere_they_appear() {
+    // doriscluster-full.yaml carries ConfigMaps moving the FE query port to
+    // 9031 and the BE heartbeat port to 9051.
+    let out = render_file(&root().join("examples/doriscluster-full.yaml"), None);
+    let objects: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} missing"))
+            .clone()
+    };
+    let fe_internal = find("Service", "doris-full-fe-internal");
+    assert_eq!(fe_internal["spec"]["ports"][0]["port"], 9031);
+    let be = find("StatefulSet", "doris-full-be");
+    let container = &be["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], 9051);
+    let env = container["env"].as_array().unwrap();
+    let fe_port = env.iter().find(|e| e["name"] == "FE_QUERY_PORT").unwrap();
+    assert_eq!(fe_port["value"], "9031");
+    let conf = find("ConfigMap", "doris-full-fe-conf");
+    assert!(
+        conf["data"]["fe.conf"]
+            .as_str()
+            .unwrap()
+            .contains("query_port = 9031")
+    );
+}
+
+// ---------------------------------------------------------------- bad input
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_doris-operator"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Renders the sample with a conventions folder holding one file, expecting
+/// failure; returns stderr.
+fn render_with_file(name: &str, content: &str) -> String {
+    let dir = tempdir(name);
+    std::fs::write(dir.join(name), content).unwrap();
+    let sample = root().join("examples/doriscluster-sample.yaml");
+    let out = cli(&[
+        "render",
+        "-f",
+        sample.to_str().unwrap(),
+        "--conventions",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success(),
+        "render succeeded with a broken {name}"
+    );
+    assert!(out.stdout.is_empty(), "a failed render printed objects");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "doris-operator-test-{}-{}",
+        std::process::id(),
+        tag.replace('.', "-")
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_policy_that_loops_forever_is_stopped_and_located() {
+    let err = render_with_file(
+        "host_init.rhai",
+        "fn host_init(ctx) {\n    let n = 0;\n    loop { n += 1; }\n}\n",
+    );
+    assert!(err.contains("host_init.rhai:3:"), "{err}");
+    assert!(err.to_lowercase().contains("too many operations"), "{err}");
+}
+
+#[test]
+fn a_policy_syntax_error_is_located() {
+    let err = render_with_file("shape.rhai", "fn shape(ctx) {\n  let x = ;\n}\n");
+    assert!(err.contains("shape.rhai:2:"), "{err}");
+}
+
+#[test]
+fn a_policy_returning_the_wrong_type_is_explained() {
+    let err = render_with_file("host_init.rhai", "fn host_init(ctx) { \"sysctl\" }\n");
+    assert!(err.contains("host_init.rhai"), "{err}");
+    assert!(
+        err.contains("must return an array of init containers, got a string"),
+        "{err}"
+    );
+
+    let err = render_with_file(
+        "shape.rhai",
+        "fn shape(ctx) { #{ objects: [#{ apiVersion: \"apps/v1\", kind: \"StatefulSet\", \
+         metadata: #{ name: \"x\" }, spec: #{ replicas: \"three\" } }] } }\n",
+    );
+    assert!(err.contains("StatefulSet \"x\": spec.replicas"), "{err}");
+}
+
+#[test]
+fn a_policy_runtime_error_names_the_line() {
+    let err = render_with_file(
+        "config.rhai",
+        "fn config(ctx) {\n    let d = #{};\n    d.x = 1 / 0;\n    #{ defaults: d }\n}\n",
+    );
+    assert!(err.contains("config.rhai:3:"), "{err}");
+}
+
+#[test]
+fn a_template_reading_an_undefined_value_is_located() {
+    let err = render_with_file("fe.conf.j2", "# fe.conf\n{{ no_such_value }}\n");
+    assert!(err.contains("fe.conf.j2:2:"), "{err}");
+    assert!(err.contains("undefined"), "{err}");
+}
+
+#[test]
+fn a_template_producing_invalid_yaml_is_reported() {
+    let err = render_with_file("extra.yaml.j2", "kind: [unclosed\n");
+    assert!(err.contains("extra.yaml.j2"), "{err}");
+    assert!(err.contains("not valid YAML"), "{err}");
+}
+
+#[test]
+fn an_invalid_cluster_names_the_field() {
+    let dir = tempdir("bad-cr");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: doris.selectdb.com/v1\nkind: DorisCluster\nmetadata:\n  name: bad\nspec:\n  feSpec:\n    image: apache/doris:fe-2.1.8\n    replicas: three\n",
+    )
+    .unwrap();
+    let out = cli(&["render", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("spec.feSpec.replicas"), "{err}");
+}
+
+#[test]
+fn a_missing_conventions_folder_or_required_file_is_reported() {
+    let dir = tempdir("empty");
+    let sample = root().join("examples/doriscluster-sample.yaml");
+    let out = cli(&[
+        "render",
+        "-f",
+        sample.to_str().unwrap(),
+        "--conventions",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no convention files"));
+}
+
+#[test]
+fn policy_check_accepts_the_defaults_and_rejects_a_broken_folder() {
+    let ok = cli(&["policy", "check", root().join("policies").to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("sample clusters rendered"));
+
+    let dir = tempdir("check-broken");
+    std::fs::write(
+        dir.join("restart.rhai"),
+        "fn restart_order(ctx) { [#{ pods: [\"nope\"] }] }",
+    )
+    .unwrap();
+    let bad = cli(&["policy", "check", dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("pod nope does not need a restart"));
+}
