@@ -502,3 +502,20 @@ fn restart_order_is_be_cn_broker_then_observers_followers_and_master_last() {
     );
     assert_eq!(steps[3]["wait_for"], json!(["pod_ready"]));
 }
+
+#[test]
+fn shape_rejects_two_user_mounts_at_one_path() {
+    let b = bundle();
+    let ctx = base_ctx(
+        "be",
+        json!({"image": "be:1", "secrets": [{"secretName": "a", "mountPath": "/etc/s"}, {"secretName": "b", "mountPath": "/etc/s"}]}),
+    );
+    let err = b
+        .call_json("shape.rhai", "shape", &ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secrets[1]: mountPath /etc/s is already used by secrets[0]"),
+        "{err}"
+    );
+}

@@ -389,21 +389,33 @@ impl ConventionBundle {
         &self.manifest_templates
     }
 
-    /// Calls `function` of policy `file` with one argument, sandboxed.
+    /// Calls `function` of policy `file` with `ctx` as plain data, sandboxed,
+    /// and returns its result as plain data.
+    pub fn call_json(
+        &self,
+        file: &str,
+        function: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<serde_json::Value, SourceError> {
+        let arg = rhai::serde::to_dynamic(ctx)
+            .map_err(|e| SourceError::new(self.origin(file), format!("cannot pass ctx: {e}")))?;
+        self.call_policy(file, function, &arg)
+    }
+
+    /// Calls `function` of policy `file` with `ctx`, sandboxed, and returns
+    /// its result as plain data.
     pub fn call_policy(
         &self,
         file: &str,
         function: &str,
-        ctx: Dynamic,
-    ) -> Result<Dynamic, SourceError> {
+        ctx: &Dynamic,
+    ) -> Result<serde_json::Value, SourceError> {
         let origin = self.origin(file);
         let ast = self
             .policies
             .get(file)
             .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
-        let options = rhai::CallFnOptions::new()
-            .eval_ast(false)
-            .rewind_scope(true);
+        let options = rhai::CallFnOptions::new().eval_ast(false);
         let result = self.engine.call_fn_with_options::<Dynamic>(
             options,
             &mut rhai::Scope::new(),
@@ -411,14 +423,14 @@ impl ConventionBundle {
             function,
             (ctx.clone(),),
         );
-        result.map_err(|err| {
+        let result = result.map_err(|err| {
             let mut located = SourceError::from_rhai(&origin, &err);
             if located.line.is_none()
                 && matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_))
             {
                 // Rhai reports a runaway loop at the outermost call; run the
                 // call again under a tracer to find where it was spinning.
-                let pos = sandbox::last_position_of(ast, function, ctx);
+                let pos = sandbox::last_position_of(ast, function, ctx.clone());
                 located.line = pos.line();
                 located.col = pos.position();
                 located.message = format!(
@@ -428,20 +440,7 @@ impl ConventionBundle {
                 );
             }
             located
-        })
-    }
-
-    /// Calls a policy function with plain data and returns plain data.
-    pub fn call_json(
-        &self,
-        file: &str,
-        function: &str,
-        ctx: &serde_json::Value,
-    ) -> Result<serde_json::Value, SourceError> {
-        let origin = self.origin(file);
-        let arg = rhai::serde::to_dynamic(ctx)
-            .map_err(|e| SourceError::new(origin.clone(), format!("cannot pass ctx: {e}")))?;
-        let result = self.call_policy(file, function, arg)?;
+        })?;
         rhai::serde::from_dynamic(&result).map_err(|e| {
             SourceError::new(
                 origin,

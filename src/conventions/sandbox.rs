@@ -91,11 +91,14 @@ pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::
 /// Helpers available to every policy. Each is small, pure and documented in
 /// the README's policy contract.
 fn register_helpers(engine: &mut Engine) {
+    // Helpers that read a map take it by reference (`&mut`), which Rhai
+    // passes without copying.
+    //
     // conf_get(conf, key, default): the value of `key` in a lower-cased
     // configuration lookup map, or `default` when absent or empty.
     engine.register_fn(
         "conf_get",
-        |conf: Map, key: ImmutableString, default: Dynamic| -> Dynamic {
+        |conf: &mut Map, key: ImmutableString, default: Dynamic| -> Dynamic {
             match conf.get(key.to_ascii_lowercase().as_str()) {
                 Some(v) if !v.to_string().is_empty() => v.clone(),
                 _ => default,
@@ -105,7 +108,7 @@ fn register_helpers(engine: &mut Engine) {
     // conf_int(conf, key, default): an integer setting (ports, seconds).
     engine.register_fn(
         "conf_int",
-        |conf: Map, key: ImmutableString, default: i64| -> i64 {
+        |conf: &mut Map, key: ImmutableString, default: i64| -> i64 {
             conf.get(key.to_ascii_lowercase().as_str())
                 .and_then(|v| v.to_string().trim().parse::<i64>().ok())
                 .unwrap_or(default)
@@ -114,7 +117,7 @@ fn register_helpers(engine: &mut Engine) {
     // conf_bool(conf, key, default): a true/false setting.
     engine.register_fn(
         "conf_bool",
-        |conf: Map, key: ImmutableString, default: bool| -> bool {
+        |conf: &mut Map, key: ImmutableString, default: bool| -> bool {
             match conf
                 .get(key.to_ascii_lowercase().as_str())
                 .map(|v| v.to_string().trim().to_ascii_lowercase())
@@ -165,7 +168,9 @@ fn register_helpers(engine: &mut Engine) {
         },
     );
     // is_absent(value): true for () and for empty strings, arrays and maps.
-    engine.register_fn("is_absent", |value: Dynamic| -> bool { is_absent(&value) });
+    engine.register_fn("is_absent", |value: &mut Dynamic| -> bool {
+        is_absent(value)
+    });
     // dns_label(text): lower-case, `_` and `.` to `-`, safe as an object name part.
     engine.register_fn("dns_label", |text: ImmutableString| -> String {
         text.to_ascii_lowercase()

@@ -146,7 +146,7 @@ impl<'a> Planner<'a> {
         }
         let user_conf = ConfFile::parse(user_files.get(conf_file).map_or("", String::as_str));
 
-        let mut ctx = json!({
+        let ctx_json = json!({
             "cluster": self.cluster,
             "component": kind.as_str(),
             "spec": spec,
@@ -169,10 +169,13 @@ impl<'a> Planner<'a> {
             },
             "fe_config": self.fe_config,
         });
+        // Policies and templates share one ctx, converted once and grown as
+        // each step adds what it decided.
+        let mut ctx = dynamic(&ctx_json);
 
         // 2. Configuration: defaults and overrides from the policy, rendered
         // by the component's template.
-        let decided = self.call("config.rhai", "config", &ctx)?;
+        let decided = self.bundle.call_policy("config.rhai", "config", &ctx)?;
         let mut conf = user_conf;
         apply_conf_policy(&mut conf, &decided)
             .map_err(|m| SourceError::new(self.bundle.origin("config.rhai"), m))?;
@@ -183,10 +186,10 @@ impl<'a> Planner<'a> {
         let rendered = self.bundle.render_template(
             &template,
             &minijinja::Value::from(minijinja::value::Serde(json!({
-                "cluster": ctx["cluster"],
+                "cluster": ctx_json["cluster"],
                 "component": kind.as_str(),
                 "file": conf_file,
-                "source": ctx["config"]["source"],
+                "source": ctx_json["config"]["source"],
                 "entries": conf.entries,
             }))),
         )?;
@@ -194,17 +197,18 @@ impl<'a> Planner<'a> {
         let mut files = user_files;
         files.insert(conf_file.to_string(), rendered);
         let config_hash = hash_files(&files);
-        let config = ctx["config"].as_object_mut().expect("config is a map");
-        config.insert("values".into(), json!(final_conf));
-        config.insert("files".into(), json!(files));
-        config.insert("hash".into(), json!(config_hash));
+        insert(&mut ctx, &["config", "values"], dynamic(&final_conf));
+        insert(&mut ctx, &["config", "files"], dynamic(&files));
+        insert(&mut ctx, &["config", "hash"], dynamic(&config_hash));
         if kind == ComponentKind::Fe {
             self.fe_config = json!(final_conf);
-            ctx["fe_config"] = self.fe_config.clone();
+            insert(&mut ctx, &["fe_config"], dynamic(&final_conf));
         }
 
         // 3. Host initialisation.
-        let host_init = self.call("host_init.rhai", "host_init", &ctx)?;
+        let host_init = self
+            .bundle
+            .call_policy("host_init.rhai", "host_init", &ctx)?;
         if !host_init.is_array() {
             return Err(SourceError::new(
                 self.bundle.origin("host_init.rhai"),
@@ -214,15 +218,15 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        ctx["host_init"] = host_init;
+        insert(&mut ctx, &["host_init"], dynamic(&host_init));
 
         // 4. Shape: objects built by the policy, and values for templates.
         let shape_origin = self.bundle.origin("shape.rhai");
-        let shape = self.call("shape.rhai", "shape", &ctx)?;
-        let (mut produced, values) = split_shape(shape)
+        let shape = self.bundle.call_policy("shape.rhai", "shape", &ctx)?;
+        let (produced, values) = split_shape(shape)
             .map_err(|m| SourceError::new(shape_origin.clone(), format!("fn shape {m}")))?;
         let mut out = Vec::new();
-        for obj in produced.drain(..) {
+        for obj in produced {
             let checked = objects::check(obj).map_err(|m| {
                 SourceError::new(shape_origin.clone(), format!("fn shape returned {m}"))
             })?;
@@ -230,7 +234,7 @@ impl<'a> Planner<'a> {
         }
 
         // 5. Manifest templates.
-        ctx["values"] = values;
+        insert(&mut ctx, &["values"], dynamic(&values));
         let tctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
         for name in self.bundle.manifest_templates() {
             let text = self.bundle.render_template(name, &tctx)?;
@@ -269,13 +273,6 @@ impl<'a> Planner<'a> {
                 ),
             ));
         }
-        let files = match &ctx["config"]["files"] {
-            Value::Object(m) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
         Ok(PlannedComponent {
             objects: out,
             plan: ComponentPlan {
@@ -285,9 +282,23 @@ impl<'a> Planner<'a> {
             },
         })
     }
+}
 
-    fn call(&self, file: &str, function: &str, ctx: &Value) -> Result<Value, SourceError> {
-        self.bundle.call_json(file, function, ctx)
+/// Plain data as a Rhai value. Plain data (maps, arrays, strings, numbers,
+/// bools) always converts.
+fn dynamic<T: serde::Serialize>(value: &T) -> rhai::Dynamic {
+    rhai::serde::to_dynamic(value).expect("plain data converts to a Rhai value")
+}
+
+/// Sets `ctx.a.b… = value`; every map on the way exists.
+fn insert(map: &mut rhai::Dynamic, path: &[&str], value: rhai::Dynamic) {
+    let mut guard = map.write_lock::<rhai::Map>().expect("ctx is a map");
+    match path {
+        [last] => {
+            guard.insert((*last).into(), value);
+        }
+        [first, rest @ ..] => insert(guard.get_mut(*first).expect("ctx path exists"), rest, value),
+        [] => {}
     }
 }
 

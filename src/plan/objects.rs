@@ -3,14 +3,13 @@
 //! A policy builds objects as plain maps, so a typo or a wrong type would
 //! otherwise reach the API server as a confusing rejection, or be dropped
 //! silently. Each object of a kind this crate knows is read into its
-//! Kubernetes type (a wrong type names the field path) and compared with
-//! what it was read from (a field the type does not have is reported).
+//! Kubernetes type: a wrong type names the field path, and so does a field
+//! the type does not have.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
@@ -38,24 +37,21 @@ pub fn check(value: Value) -> Result<Value, String> {
         ));
     }
     let label = format!("{kind} {name:?}");
-    let typed = match (api_version, kind) {
-        ("apps/v1", "StatefulSet") => roundtrip::<StatefulSet>(&value),
-        ("v1", "Service") => roundtrip::<Service>(&value),
-        ("v1", "ConfigMap") => roundtrip::<ConfigMap>(&value),
-        ("v1", "Secret") => roundtrip::<Secret>(&value),
-        ("v1", "PersistentVolumeClaim") => roundtrip::<PersistentVolumeClaim>(&value),
-        ("policy/v1", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(&value),
+    let checked = match (api_version, kind) {
+        ("apps/v1", "StatefulSet") => validate_as::<StatefulSet>(&value),
+        ("v1", "Service") => validate_as::<Service>(&value),
+        ("v1", "ConfigMap") => validate_as::<ConfigMap>(&value),
+        ("v1", "Secret") => validate_as::<Secret>(&value),
+        ("v1", "PersistentVolumeClaim") => validate_as::<PersistentVolumeClaim>(&value),
+        ("policy/v1", "PodDisruptionBudget") => validate_as::<PodDisruptionBudget>(&value),
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
-            roundtrip::<HorizontalPodAutoscaler>(&value)
+            validate_as::<HorizontalPodAutoscaler>(&value)
         }
         // Other kinds (a ServiceMonitor, say) are passed on as written.
-        _ => return Ok(value),
+        _ => Ok(()),
     };
-    let canonical = typed.map_err(|e| format!("{label}: {e}"))?;
-    if let Some(path) = first_unknown_field(&value, &canonical, String::new()) {
-        return Err(format!("{label}: unknown field `{path}`"));
-    }
-    Ok(canonical)
+    checked.map_err(|e| format!("{label}: {e}"))?;
+    Ok(value)
 }
 
 /// Puts an object in the cluster's namespace and under its ownership.
@@ -69,38 +65,41 @@ pub fn finish(object: &mut Value, namespace: &str, owner: Option<&Value>) {
     }
 }
 
-fn roundtrip<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, String> {
-    let typed: T = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
+/// Reads `value` as `T`: a wrong type is reported with its path, and so is
+/// a field `T` does not have (serde would otherwise drop it silently).
+fn validate_as<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
+    let mut unknown = None;
+    let result: Result<T, _> = serde_ignored::deserialize(value, |path| {
+        if unknown.is_none() {
+            unknown = Some(field_path(&path));
         }
-    })?;
-    serde_json::to_value(typed).map_err(|e| e.to_string())
+    });
+    match (result, unknown) {
+        (Ok(_), None) => Ok(()),
+        (Ok(_), Some(path)) => Err(format!("unknown field `{path}`")),
+        // Read it again, tracking the path, only to say where it failed.
+        (Err(e), _) => Err(match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(tracked) if tracked.path().to_string() != "." => {
+                format!("{}: {}", tracked.path(), tracked.inner())
+            }
+            _ => e.to_string(),
+        }),
+    }
 }
 
-/// The first field present in `written` but gone from `canonical`.
-fn first_unknown_field(written: &Value, canonical: &Value, at: String) -> Option<String> {
-    match (written, canonical) {
-        (Value::Object(w), Value::Object(c)) => w.iter().find_map(|(k, wv)| {
-            let path = if at.is_empty() {
-                k.clone()
-            } else {
-                format!("{at}.{k}")
-            };
-            match c.get(k) {
-                None => Some(path),
-                Some(cv) => first_unknown_field(wv, cv, path),
-            }
-        }),
-        (Value::Array(w), Value::Array(c)) => w
-            .iter()
-            .zip(c)
-            .enumerate()
-            .find_map(|(i, (wv, cv))| first_unknown_field(wv, cv, format!("{at}[{i}]"))),
-        _ => None,
+/// `spec.ports[0].targetPort`, from serde_ignored's path.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
