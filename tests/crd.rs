@@ -141,3 +141,21 @@ spec:
         "10.0.0.9"
     );
 }
+
+#[test]
+fn only_image_is_required_in_a_component() {
+    let crd = serde_json::to_value(crd::crd()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for component in ["feSpec", "beSpec", "cnSpec", "brokerSpec"] {
+        assert_eq!(
+            spec[component]["required"],
+            serde_json::json!(["image"]),
+            "{component}"
+        );
+        assert_eq!(
+            spec[component]["properties"]["replicas"]["minimum"].as_f64(),
+            Some(0.0),
+            "{component}"
+        );
+    }
+}

@@ -21,10 +21,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 pub use validate::{CrdError, FieldError, parse_cluster, validate};
 
 /// The desired state of a Doris cluster.
+#[skip_serializing_none]
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "doris.selectdb.com",
@@ -44,80 +46,66 @@ pub use validate::{CrdError, FieldError, parse_cluster, validate};
 #[serde(rename_all = "camelCase")]
 pub struct DorisClusterSpec {
     /// Frontends: metadata, SQL entry point, query planning.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fe_spec: Option<FeSpec>,
     /// Backends: data storage and query execution.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub be_spec: Option<BeSpec>,
     /// Compute nodes: BEs that store no data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cn_spec: Option<CnSpec>,
     /// Brokers, for loads from HDFS and object storage.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_spec: Option<BrokerSpec>,
     /// Deprecated: plaintext management user; use authSecret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_user: Option<AdminUser>,
     /// Secret (kubernetes.io/basic-auth: username, password) of the management user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret: Option<String>,
     /// Restart a component when its configuration files change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_restart_when_config_change: Option<bool>,
     /// Kerberos configuration mounted into every component.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kerberos_info: Option<KerberosInfo>,
     /// Existing ReadWriteMany claims mounted into components (plugins, UDF jars).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_persistent_volume_claims: Option<Vec<SharedPersistentVolumeClaim>>,
 }
 
 /// Deprecated management user.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
 /// Kerberos files for the components.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KerberosInfo {
     /// ConfigMap with krb5.conf, mounted at /etc/krb5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub krb5_config_map: Option<String>,
     /// Secret with keytab files.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keytab_secret_name: Option<String>,
     /// Where the keytab Secret is mounted (default /etc/keytab).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keytab_path: Option<String>,
 }
 
 /// A pre-existing claim shared by the pods of some components.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharedPersistentVolumeClaim {
     /// Mount path; ${DORIS_HOME} is replaced by the component's home.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
     /// The claim's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim_name: Option<String>,
     /// Components that mount it (fe, be, cn, broker); empty means all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub support_components: Option<Vec<String>>,
 }
 
 /// Frontends.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeSpec {
     /// Followers (voting members); the other replicas are observers. Default 3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub election_number: Option<i32>,
     #[serde(flatten)]
     pub base: BaseSpec,
@@ -133,152 +121,127 @@ impl FeSpec {
 }
 
 /// Backends.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BeSpec {
     /// Run BEs privileged so workload groups can manage cgroups.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_workload_group: Option<bool>,
     /// Skip the default privileged host tuning init container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_default_system_init: Option<bool>,
     /// Prefer scheduling BEs next to FEs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_fe_affinity: Option<bool>,
     /// Tell the BE its CPU limit (env BE_CPU_LIMIT).
-    #[serde(
-        default,
-        rename = "autoResolveLimitCPU",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "autoResolveLimitCPU")]
     pub auto_resolve_limit_cpu: Option<bool>,
     #[serde(flatten)]
     pub base: BaseSpec,
 }
 
 /// Compute nodes.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CnSpec {
     /// Skip the default privileged host tuning init container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_default_system_init: Option<bool>,
     /// Scale compute nodes with a HorizontalPodAutoscaler.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_scaling_policy: Option<AutoScalingPolicy>,
     /// Tell the CN its CPU limit (env BE_CPU_LIMIT).
-    #[serde(
-        default,
-        rename = "autoResolveLimitCPU",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "autoResolveLimitCPU")]
     pub auto_resolve_limit_cpu: Option<bool>,
     #[serde(flatten)]
     pub base: BaseSpec,
 }
 
 /// Brokers.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokerSpec {
     /// Prefer scheduling brokers next to BEs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kick_off_affinity_be: Option<bool>,
     #[serde(flatten)]
     pub base: BaseSpec,
 }
 
 /// What every component's spec has.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BaseSpec {
     /// Container image.
     pub image: String,
     /// Number of pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
     /// Secrets for pulling the image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
     /// Container resource requests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::quantities")]
     pub requests: Option<BTreeMap<String, Quantity>>,
     /// Container resource limits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::quantities")]
     pub limits: Option<BTreeMap<String, Quantity>>,
     /// Dynamic resource claims of the container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub claims: Option<Vec<serde_json::Value>>,
     /// ConfigMaps with the configuration files (fe.conf, be.conf …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_info: Option<ConfigMapInfo>,
     /// Secrets mounted into the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<SecretMount>>,
     /// Persistent volumes; an entry without mountPath covers every data directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volumes: Option<Vec<PersistentVolume>>,
     /// An extra privileged init container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_initialization: Option<SystemInitialization>,
     /// How the component is exposed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ExportService>,
     /// FE addresses for components whose FE is not in this cluster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fe_address: Option<FeAddress>,
     /// Environment variables; they replace same-named defaults.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub env_vars: Option<Vec<EnvVar>>,
     /// Node labels the pods must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<BTreeMap<String, String>>,
     /// Scheduling constraints, merged with the default host spreading.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub affinity: Option<Affinity>,
     /// Tolerations of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub tolerations: Option<Vec<Toleration>>,
     /// Extra /etc/hosts entries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub host_aliases: Option<Vec<HostAlias>>,
     /// Extra pod labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_labels: Option<BTreeMap<String, String>>,
     /// Pod annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Service account of the pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
     /// Deprecated: pod fsGroup; use securityContext.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_group: Option<i64>,
     /// Pod security context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub security_context: Option<PodSecurityContext>,
     /// Security context for containers that have none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub container_security_context: Option<SecurityContext>,
     /// Seconds a pod may take to start before it is restarted (at least 360).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<i32>,
     /// Liveness probe timeout in seconds (default 180).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_timeout: Option<i32>,
     /// Readiness probe settings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_probe_policy: Option<ReadinessProbePolicy>,
 }
 
@@ -290,61 +253,54 @@ impl BaseSpec {
 }
 
 /// ConfigMaps of a component.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapInfo {
     /// ConfigMap with the component's configuration file, mounted at /etc/doris.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
     /// Deprecated and ignored: the key is always fe.conf, be.conf or apache_hdfs_broker.conf.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_key: Option<String>,
     /// More ConfigMaps, each at its own path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_maps: Option<Vec<MountConfigMapInfo>>,
 }
 
 /// A ConfigMap and where it is mounted.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MountConfigMapInfo {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
     /// Default /etc/doris.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
 }
 
 /// A Secret and where it is mounted.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretMount {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
     /// Default /etc/doris.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
 }
 
 /// A persistent volume of each pod.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PersistentVolume {
     /// The claim of each pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub persistent_volume_claim_spec: Option<PersistentVolumeClaimSpec>,
     /// Where it is mounted; empty: every data directory from the configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
     /// Volume name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Annotations of the claims.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Who creates the claims.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioner: Option<PvcProvisioner>,
 }
 
@@ -358,40 +314,33 @@ pub enum PvcProvisioner {
 }
 
 /// An extra privileged init container.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemInitialization {
     /// Image (default selectdb/alpine:latest).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_image: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub resources: Option<ResourceRequirements>,
 }
 
 /// The component's access Service.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportService {
     /// Service type.
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub type_: Option<ServiceType>,
     /// Node ports by target port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_ports: Option<Vec<DorisServicePort>>,
     /// Service annotations (cloud load balancer settings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Requested load balancer IP.
-    #[serde(
-        default,
-        rename = "loadBalancerIP",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "loadBalancerIP")]
     pub load_balancer_ip: Option<String>,
 }
 
@@ -405,67 +354,58 @@ pub enum ServiceType {
 }
 
 /// A node port for one container port.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DorisServicePort {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 65535))]
     pub node_port: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 65535))]
     pub target_port: Option<i32>,
 }
 
 /// FE addresses outside this cluster.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct FeAddress {
     /// A Service in this namespace in front of the FEs.
-    #[serde(
-        default,
-        rename = "ServiceName",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "ServiceName")]
     pub service_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
 }
 
 /// FE hosts and query port.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct Endpoints {
     /// Hosts or IPs (apache/doris-operator's ":address" key is accepted too).
-    #[serde(default, alias = ":address", skip_serializing_if = "Option::is_none")]
+    #[serde(alias = ":address")]
     pub address: Option<Vec<String>>,
     /// FE query port.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
 }
 
 /// Readiness probe overrides; values ≤ 0 keep the default.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadinessProbePolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_seconds: Option<i32>,
 }
 
 /// Compute node autoscaling.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoScalingPolicy {
     /// autoscaling API version to use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<AutoScalerVersion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hpa_policy: Option<HpaPolicy>,
 }
 
@@ -478,13 +418,14 @@ pub enum AutoScalerVersion {
 }
 
 /// HPA metrics and behaviour, as in autoscaling/v2.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HpaPolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub metrics: Option<Vec<serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub behavior: Option<serde_json::Value>,
 }
@@ -492,83 +433,71 @@ pub struct HpaPolicy {
 // ------------------------------------------------------------------ status
 
 /// The observed state of a Doris cluster.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DorisClusterStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fe_status: Option<ComponentStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub be_status: Option<ComponentStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cn_status: Option<CnStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_status: Option<ComponentStatus>,
     /// The generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The conventions revision that produced the running objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conventions_revision: Option<String>,
     /// Ready, Progressing, Degraded, ConventionsReady.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub conditions: Option<Vec<Condition>>,
 }
 
 /// Compute node status.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CnStatus {
     #[serde(flatten)]
     pub component: ComponentStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizontal_scaler: Option<HorizontalScaler>,
 }
 
 /// The autoscaler of compute nodes.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct HorizontalScaler {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
 /// One component's status.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentStatus {
     /// The Service users reach the component through.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_service: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_instances: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creating_instances: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_instances: Option<Vec<String>>,
     /// Hash of the configuration files the pods mount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_config_map_hash_value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     #[serde(default)]
     pub component_condition: ComponentCondition,
 }
 
 /// A component's phase.
+#[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentCondition {
     /// The StatefulSet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_resource_name: Option<String>,
     /// initializing, reconciling, upgrading, scaling, restarting, haveMemberFailed, available …
     #[serde(default)]
     pub phase: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(schema_with = "schema::date_time")]
     pub last_transition_time: Option<Time>,
     #[serde(default)]
