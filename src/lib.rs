@@ -2,6 +2,7 @@
 //! conventions live in editable Rhai policies and Jinja templates.
 
 pub mod conf;
+pub mod controller;
 pub mod conventions;
 pub mod crd;
 pub mod plan;

@@ -38,6 +38,19 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions.
     Crd,
+    /// Run the operator against the cluster of the current kubeconfig (or
+    /// the in-cluster service account).
+    Run {
+        /// Watch only this namespace (default: all).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Folder of convention files laid over the embedded defaults.
+        #[arg(long, env = "CONVENTIONS_DIR")]
+        conventions_dir: Option<PathBuf>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
+        log_format: LogFormat,
+    },
     /// Work with convention bundles.
     Policy {
         #[command(subcommand)]
@@ -53,6 +66,12 @@ enum PolicyCommand {
         /// The folder of *.rhai and *.j2 files.
         dir: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,6 +121,28 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Run {
+            namespace,
+            conventions_dir,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
+            doris_operator::samples::canary(&bundle)?;
+            tracing::info!(revision = bundle.revision(), "conventions loaded");
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let client = kube::Client::try_default()
+                    .await
+                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+                let settings = doris_operator::controller::Settings {
+                    namespace,
+                    bundle: std::sync::Arc::new(bundle),
+                };
+                doris_operator::controller::run(client, settings, shutdown_signal()).await;
+                Ok::<(), String>(())
+            })
+        }
         Command::Crd => {
             print!("{}", doris_operator::crd::crd_yaml());
             Ok(())
@@ -119,6 +160,33 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
 }
 
 fn errors(errs: Vec<SourceError>) -> String {

@@ -28,6 +28,7 @@ use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::{ComponentKind, DorisCluster, FieldError};
 
 pub use context::names;
+pub use objects::{APPLIED_HASH_ANNOTATION, MANAGED_BY_LABEL};
 
 /// What a plan is computed from.
 #[derive(Clone, Copy, Debug)]

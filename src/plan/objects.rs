@@ -54,7 +54,8 @@ pub fn check(value: Value) -> Result<Value, String> {
     Ok(value)
 }
 
-/// Puts an object in the cluster's namespace and under its ownership.
+/// Puts an object in the cluster's namespace and under its ownership, marks
+/// it as the operator's, and stamps it with the hash of its content.
 pub fn finish(object: &mut Value, namespace: &str, owner: Option<&Value>) {
     let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
@@ -63,6 +64,35 @@ pub fn finish(object: &mut Value, namespace: &str, owner: Option<&Value>) {
     if let Some(owner) = owner {
         meta.insert("ownerReferences".into(), json!([owner]));
     }
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(MANAGED_BY_LABEL.0.into(), json!(MANAGED_BY_LABEL.1));
+    }
+    if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        annotations.remove(APPLIED_HASH_ANNOTATION);
+    }
+    // serde_json maps are ordered by key, so the text, and the hash, are stable.
+    let hash = content_hash(&object.to_string());
+    let meta = object["metadata"].as_object_mut().expect("checked above");
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(APPLIED_HASH_ANNOTATION.into(), json!(hash));
+    }
+}
+
+/// The annotation holding the hash of an object's planned content: the
+/// operator writes an object only when its live copy has another hash.
+pub const APPLIED_HASH_ANNOTATION: &str = "doris.selectdb.com/applied-hash";
+
+/// The label on every object the operator manages; its caches select by it.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "doris-operator");
+
+fn content_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads `value` as `T`: a wrong type is reported with its path, and so is

@@ -1,0 +1,411 @@
+//! The operator loop: watch DorisClusters and the objects made for them,
+//! and keep those objects equal to what the conventions plan.
+//!
+//! One reconcile reads only caches (plus the user's ConfigMaps the cluster
+//! names), runs the pure [`plan`](crate::plan::plan), writes the objects
+//! whose content changed by server-side apply, deletes objects a removed
+//! component left behind, and writes status only when it changed. A
+//! converged cluster therefore costs no API writes.
+
+pub mod apply;
+pub mod status;
+pub mod stores;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::conventions::ConventionBundle;
+use crate::crd::{ComponentKind, DorisCluster};
+use crate::plan::{self, PlanError, PlanInput};
+
+use apply::Resources;
+use stores::Stores;
+
+/// What the operator is started with.
+pub struct Settings {
+    /// Watch one namespace only; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// The conventions every cluster is planned with.
+    pub bundle: Arc<ConventionBundle>,
+}
+
+/// Why a reconcile failed; the category names are fixed for metrics and
+/// Event reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(e)) if e.code == 409 => "Conflict",
+            Error::Kube(_) => "KubeApi",
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    bundle: Arc<ConventionBundle>,
+    stores: Stores,
+    resources: Resources,
+    recorder: Recorder,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = &settings.namespace;
+    let managed = watcher::Config::default().labels(stores::MANAGED_SELECTOR);
+
+    let (sts_store, sts_writer) = reflector::store::<StatefulSet>();
+    let (svc_store, svc_writer) = reflector::store::<Service>();
+    let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
+    let (hpa_store, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
+    let (pod_store, pod_writer) = reflector::store::<Pod>();
+    let sts_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(sts_writer)
+        .touched_objects();
+    let svc_stream = watcher(api::<Service>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(svc_writer)
+        .touched_objects();
+    let cm_stream = watcher(api::<ConfigMap>(&client, ns), managed.clone())
+        .default_backoff()
+        .reflect(cm_writer)
+        .touched_objects();
+    let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
+        .default_backoff()
+        .reflect(hpa_writer)
+        .touched_objects();
+    let pod_stream = watcher(
+        api::<Pod>(&client, ns),
+        watcher::Config::default().labels(stores::POD_SELECTOR),
+    )
+    .default_backoff()
+    .reflect(pod_writer)
+    .touched_objects();
+    // The user's ConfigMaps: metadata only, to notice edits of the ones a
+    // cluster names.
+    let user_cm_stream = watcher(
+        api::<PartialObjectMeta<ConfigMap>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let stores = Stores {
+        statefulsets: sts_store,
+        services: svc_store,
+        config_maps: cm_store,
+        autoscalers: hpa_store,
+        pods: pod_store,
+    };
+    let reporter = Reporter {
+        controller: "doris-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        bundle: settings.bundle,
+        stores,
+        resources: Resources::default(),
+    });
+
+    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
+    let clusters = controller.store();
+    controller
+        .owns_stream(sts_stream)
+        .owns_stream(svc_stream)
+        .owns_stream(cm_stream)
+        .owns_stream(hpa_stream)
+        .watches_stream(pod_stream, |pod: Pod| cluster_of_pod(&pod))
+        .watches_stream(user_cm_stream, move |cm| {
+            let namespace = cm.namespace();
+            let name = cm.name_any();
+            clusters
+                .state()
+                .into_iter()
+                .filter(|c| c.namespace() == namespace && references_config_map(c, &name))
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile did not complete");
+            }
+        })
+        .await;
+}
+
+/// The cluster a pod belongs to, from its selector label `<cluster>-<component>`.
+fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<DorisCluster>> {
+    let owner = pod.labels().get(stores::POD_SELECTOR)?;
+    let component = pod.labels().get("app.kubernetes.io/component")?;
+    let cluster = owner.strip_suffix(&format!("-{component}"))?;
+    Some(ObjectRef::new(cluster).within(&pod.namespace()?))
+}
+
+fn references_config_map(cluster: &DorisCluster, name: &str) -> bool {
+    ComponentKind::ALL.iter().any(|kind| {
+        cluster.spec.component(*kind).is_some_and(|view| {
+            view.base().config_map_info.as_ref().is_some_and(|info| {
+                info.config_map_name.as_deref() == Some(name)
+                    || info
+                        .config_maps
+                        .iter()
+                        .flatten()
+                        .any(|m| m.config_map_name.as_deref() == Some(name))
+            })
+        })
+    })
+}
+
+async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if cluster.metadata.deletion_timestamp.is_some() {
+        // Owned objects go with the cluster (ownerReferences); PVCs stay.
+        return Ok(Action::await_change());
+    }
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+
+    let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
+    let planned = plan::plan(
+        &ctx.bundle,
+        PlanInput {
+            cluster: &cluster,
+            config_maps: &config_maps,
+        },
+    );
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let planned = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = e.category();
+            let message = match &e {
+                PlanError::InvalidSpec(_) => e.to_string(),
+                PlanError::Convention { .. } => format!("the conventions failed: {e}"),
+            };
+            tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
+            publish(&ctx, &cluster, EventType::Warning, reason, &message).await;
+            let status = status::compute(
+                &cluster,
+                &[],
+                ctx.bundle.revision(),
+                Some((reason, message)),
+                &now,
+            );
+            write_status(&ctx.client, &cluster, status).await?;
+            // Nothing changes until the spec or the conventions do.
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+    };
+    if !planned.missing_config_maps.is_empty() {
+        let message = format!(
+            "waiting for ConfigMap {} named in the spec",
+            planned.missing_config_maps.join(", ")
+        );
+        publish(
+            &ctx,
+            &cluster,
+            EventType::Warning,
+            "ConfigMapMissing",
+            &message,
+        )
+        .await;
+        let status = status::compute(
+            &cluster,
+            &[],
+            ctx.bundle.revision(),
+            Some(("ConfigMapMissing", message)),
+            &now,
+        );
+        write_status(&ctx.client, &cluster, status).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    let applied =
+        apply::apply_all(&ctx.client, &ctx.resources, &ctx.stores, &planned.objects).await?;
+    let uid = cluster.uid().unwrap_or_default();
+    let pruned = apply::prune(
+        &ctx.client,
+        &ctx.resources,
+        &ctx.stores,
+        &uid,
+        &namespace,
+        &planned.objects,
+    )
+    .await?;
+    if !applied.written.is_empty() || !pruned.is_empty() {
+        let mut note = String::new();
+        if !applied.written.is_empty() {
+            note.push_str(&format!("applied {}", applied.written.join(", ")));
+        }
+        if !pruned.is_empty() {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!("deleted {}", pruned.join(", ")));
+        }
+        tracing::info!(cluster = %name, namespace = %namespace, revision = %planned.revision, "{note}");
+        publish(&ctx, &cluster, EventType::Normal, "Applied", &note).await;
+    }
+
+    let pods = ctx.stores.cluster_pods(&namespace, &name);
+    let statefulsets: Vec<_> = planned
+        .components
+        .iter()
+        .map(|c| {
+            ctx.stores
+                .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
+        })
+        .collect();
+    let observed: Vec<status::Observed<'_>> = planned
+        .components
+        .iter()
+        .zip(&statefulsets)
+        .map(|(c, sts)| status::Observed {
+            kind: c.kind,
+            statefulset: sts.as_deref(),
+            pods: status::component_pods(&pods, &name, c.kind),
+            config_hash: &c.config_hash,
+        })
+        .collect();
+    let new_status = status::compute(&cluster, &observed, &planned.revision, None, &now);
+    let ready = new_status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    write_status(&ctx.client, &cluster, new_status).await?;
+    Ok(if ready {
+        // Watches bring every change; the timer only guards against drift.
+        Action::requeue(Duration::from_secs(600))
+    } else {
+        Action::requeue(Duration::from_secs(15))
+    })
+}
+
+fn error_policy(cluster: Arc<DorisCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), category = error.category(), "{error}");
+    match error.category() {
+        "Conflict" => Action::requeue(Duration::from_secs(1)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// The data of the ConfigMaps the cluster names (reads, never writes).
+async fn user_config_maps(
+    client: &Client,
+    cluster: &DorisCluster,
+    namespace: &str,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let mut out = BTreeMap::new();
+    for kind in ComponentKind::ALL {
+        let Some(view) = cluster.spec.component(kind) else {
+            continue;
+        };
+        let Some(info) = view.base().config_map_info.as_ref() else {
+            continue;
+        };
+        let names = info.config_map_name.iter().chain(
+            info.config_maps
+                .iter()
+                .flatten()
+                .filter_map(|m| m.config_map_name.as_ref()),
+        );
+        for name in names {
+            if out.contains_key(name) || name.is_empty() {
+                continue;
+            }
+            if let Some(cm) = api.get_opt(name).await.map_err(Error::Kube)? {
+                out.insert(name.clone(), cm.data.unwrap_or_default());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes status through the status subresource, only when it changed.
+async fn write_status(
+    client: &Client,
+    cluster: &DorisCluster,
+    status: crate::crd::DorisClusterStatus,
+) -> Result<(), Error> {
+    let old = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
+    let mut new = serde_json::to_value(&status).unwrap_or(Value::Null);
+    if old == new {
+        return Ok(());
+    }
+    // A merge patch keeps keys it does not mention: clear the ones that went.
+    if let (Value::Object(old), Value::Object(new)) = (&old, &mut new) {
+        for key in old.keys() {
+            new.entry(key.clone()).or_insert(Value::Null);
+        }
+    }
+    let api: Api<DorisCluster> =
+        Api::namespaced(client.clone(), &cluster.namespace().unwrap_or_default());
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": new })),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    cluster: &DorisCluster,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not publish an Event");
+    }
+}

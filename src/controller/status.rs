@@ -1,0 +1,334 @@
+//! Status: what the cluster's StatefulSets and pods show, per component, in
+//! the peer's shape plus standard conditions. Computed from cached objects
+//! only, and deterministic: the same observations give the same status, so
+//! a converged cluster's status is never rewritten.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::crd::{
+    CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
+    HorizontalScaler,
+};
+use crate::plan::names;
+
+/// Component phases, as apache/doris-operator names them.
+pub mod phase {
+    pub const INITIALIZING: &str = "initializing";
+    pub const AVAILABLE: &str = "available";
+    pub const UPGRADING: &str = "upgrading";
+    pub const SCALING: &str = "scaling";
+    pub const RECONCILING: &str = "reconciling";
+    pub const HAVE_MEMBER_FAILED: &str = "haveMemberFailed";
+}
+
+/// What was observed for one component.
+pub struct Observed<'a> {
+    pub kind: ComponentKind,
+    pub statefulset: Option<&'a StatefulSet>,
+    pub pods: Vec<&'a Pod>,
+    pub config_hash: &'a str,
+}
+
+/// The status a cluster should have now. `now` stamps transitions only;
+/// unchanged parts keep their previous timestamps.
+pub fn compute(
+    cluster: &DorisCluster,
+    observed: &[Observed<'_>],
+    revision: &str,
+    failure: Option<(&str, String)>,
+    now: &Time,
+) -> DorisClusterStatus {
+    let previous = cluster.status.clone().unwrap_or_default();
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    let mut status = DorisClusterStatus {
+        observed_generation: cluster.metadata.generation,
+        conventions_revision: Some(revision.to_string()),
+        ..Default::default()
+    };
+    let mut all_available = true;
+    let mut failed_components = Vec::new();
+    let mut waiting = Vec::new();
+    for obs in observed {
+        let prev = previous_component(&previous, obs.kind);
+        let component = component_status(&name, obs, prev.as_ref(), now);
+        let phase = component.component_condition.phase.as_str();
+        if phase != phase::AVAILABLE {
+            all_available = false;
+            waiting.push(format!(
+                "{} {}",
+                obs.kind.as_str(),
+                component.component_condition.message
+            ));
+        }
+        if phase == phase::HAVE_MEMBER_FAILED {
+            failed_components.push(obs.kind.as_str());
+        }
+        match obs.kind {
+            ComponentKind::Fe => status.fe_status = Some(component),
+            ComponentKind::Be => status.be_status = Some(component),
+            ComponentKind::Broker => status.broker_status = Some(component),
+            ComponentKind::Cn => {
+                let scaler = cluster
+                    .spec
+                    .cn_spec
+                    .as_ref()
+                    .and_then(|cn| cn.auto_scaling_policy.as_ref())
+                    .map(|p| HorizontalScaler {
+                        name: Some(format!("{name}-cn-autoscaler")),
+                        version: p.version.as_ref().map(|v| format!("{v:?}").to_lowercase()),
+                    });
+                status.cn_status = Some(CnStatus {
+                    component,
+                    horizontal_scaler: scaler,
+                })
+            }
+        }
+    }
+
+    let generation = cluster.metadata.generation;
+    let mut conditions = Vec::new();
+    let (ready, ready_reason, ready_message) = match &failure {
+        Some((reason, message)) => ("False", reason.to_string(), message.clone()),
+        None if all_available => (
+            "True",
+            "AllComponentsAvailable".to_string(),
+            "every component has all its pods ready".to_string(),
+        ),
+        None => (
+            "False",
+            "ComponentsNotReady".to_string(),
+            waiting.join("; "),
+        ),
+    };
+    conditions.push(condition(
+        &previous,
+        "Ready",
+        ready,
+        &ready_reason,
+        &ready_message,
+        generation,
+        now,
+    ));
+    let progressing = failure.is_none() && !all_available && failed_components.is_empty();
+    conditions.push(condition(
+        &previous,
+        "Progressing",
+        if progressing { "True" } else { "False" },
+        if progressing { "Rollout" } else { "Idle" },
+        if progressing {
+            "waiting for pods to become ready"
+        } else {
+            ""
+        },
+        generation,
+        now,
+    ));
+    let degraded = failure.is_some() || !failed_components.is_empty();
+    let degraded_message = match &failure {
+        Some((_, message)) => message.clone(),
+        None if degraded => format!("failed pods in: {}", failed_components.join(", ")),
+        None => String::new(),
+    };
+    conditions.push(condition(
+        &previous,
+        "Degraded",
+        if degraded { "True" } else { "False" },
+        match &failure {
+            Some((reason, _)) => reason,
+            None if degraded => "MemberFailed",
+            None => "AsExpected",
+        },
+        &degraded_message,
+        generation,
+        now,
+    ));
+    status.conditions = Some(conditions);
+    status
+}
+
+fn previous_component(
+    previous: &DorisClusterStatus,
+    kind: ComponentKind,
+) -> Option<ComponentStatus> {
+    match kind {
+        ComponentKind::Fe => previous.fe_status.clone(),
+        ComponentKind::Be => previous.be_status.clone(),
+        ComponentKind::Cn => previous.cn_status.clone().map(|c| c.component),
+        ComponentKind::Broker => previous.broker_status.clone(),
+    }
+}
+
+fn component_status(
+    cluster: &str,
+    obs: &Observed<'_>,
+    previous: Option<&ComponentStatus>,
+    now: &Time,
+) -> ComponentStatus {
+    let mut running = Vec::new();
+    let mut creating = Vec::new();
+    let mut failed = Vec::new();
+    let mut first_failure = None;
+    for pod in &obs.pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let st = pod.status.as_ref();
+        let phase = st.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+        let containers = st.and_then(|s| s.container_statuses.as_ref());
+        let ready = containers.is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.ready));
+        let crash = containers
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .filter(|r| r == "CrashLoopBackOff" || r.starts_with("Err") || r == "ImagePullBackOff");
+        if ready {
+            running.push(name);
+        } else if (phase == "Running" || phase == "Pending") && crash.is_none() {
+            creating.push(name);
+        } else {
+            if first_failure.is_none() {
+                first_failure = Some(format!(
+                    "{name}: {}",
+                    crash.unwrap_or_else(|| phase.to_string())
+                ));
+            }
+            failed.push(name);
+        }
+    }
+    running.sort();
+    creating.sort();
+    failed.sort();
+
+    let sts = obs.statefulset;
+    let desired = sts.and_then(|s| s.spec.replicas).unwrap_or(1);
+    let sts_status = sts.and_then(|s| s.status.as_ref());
+    let ready_replicas = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
+    let rolling = sts_status
+        .is_some_and(|s| s.update_revision.is_some() && s.current_revision != s.update_revision);
+    let ready_pods = running.len() as i32;
+
+    let (phase, reason, message) = if sts.is_none() {
+        (
+            phase::INITIALIZING,
+            "Creating",
+            "creating the StatefulSet".to_string(),
+        )
+    } else if !failed.is_empty() {
+        (
+            phase::HAVE_MEMBER_FAILED,
+            "MemberFailed",
+            first_failure.unwrap_or_default(),
+        )
+    } else if ready_pods >= desired
+        && ready_replicas >= desired
+        && obs.pods.len() as i32 == desired
+        && !rolling
+    {
+        (
+            phase::AVAILABLE,
+            "Available",
+            format!("{ready_pods}/{desired} pods ready"),
+        )
+    } else if rolling || (updated < desired && ready_replicas > 0) {
+        (
+            phase::UPGRADING,
+            "Upgrading",
+            format!("{updated}/{desired} pods updated"),
+        )
+    } else if ready_replicas == 0
+        && previous.is_none_or(|p| p.component_condition.phase == phase::INITIALIZING)
+    {
+        (
+            phase::INITIALIZING,
+            "Starting",
+            format!("{ready_pods}/{desired} pods ready"),
+        )
+    } else if obs.pods.len() as i32 != desired {
+        (
+            phase::SCALING,
+            "Scaling",
+            format!("{} pods, want {desired}", obs.pods.len()),
+        )
+    } else {
+        (
+            phase::RECONCILING,
+            "Starting",
+            format!("{ready_pods}/{desired} pods ready"),
+        )
+    };
+    let changed = previous.is_none_or(|p| p.component_condition.phase != phase);
+    let last_transition_time = if changed {
+        Some(now.clone())
+    } else {
+        previous.and_then(|p| p.component_condition.last_transition_time.clone())
+    };
+    let or_none = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
+    ComponentStatus {
+        access_service: (obs.kind != ComponentKind::Broker)
+            .then(|| names::access_service(cluster, obs.kind)),
+        failed_instances: or_none(failed),
+        creating_instances: or_none(creating),
+        running_instances: or_none(running),
+        core_config_map_hash_value: Some(obs.config_hash.to_string()),
+        ready_replicas: Some(ready_pods),
+        replicas: Some(desired),
+        component_condition: ComponentCondition {
+            sub_resource_name: Some(names::statefulset(cluster, obs.kind)),
+            phase: phase.to_string(),
+            last_transition_time,
+            reason: reason.to_string(),
+            message,
+        },
+    }
+}
+
+/// A standard condition whose lastTransitionTime moves only when its status
+/// does.
+fn condition(
+    previous: &DorisClusterStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let before = previous
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == type_);
+    let last_transition_time = match before {
+        Some(b) if b.status == status => b.last_transition_time.clone(),
+        _ => now.clone(),
+    };
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Pods of a component, from the cluster's pods.
+pub fn component_pods<'a>(
+    pods: &'a [std::sync::Arc<Pod>],
+    cluster: &str,
+    kind: ComponentKind,
+) -> Vec<&'a Pod> {
+    let selector: BTreeMap<&str, String> = names::selector(cluster, kind).into_iter().collect();
+    pods.iter()
+        .map(|p| p.as_ref())
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            selector
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(*k)) == Some(v))
+        })
+        .collect()
+}
