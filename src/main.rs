@@ -50,6 +50,9 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
         log_format: LogFormat,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:8080", env = "METRICS_ADDR")]
+        metrics_addr: std::net::SocketAddr,
     },
     /// Work with convention bundles.
     Policy {
@@ -125,6 +128,7 @@ fn run(cli: Cli) -> Result<(), String> {
             namespace,
             conventions_dir,
             log_format,
+            metrics_addr,
         } => {
             init_logging(log_format);
             let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
@@ -135,11 +139,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 let client = kube::Client::try_default()
                     .await
                     .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+                let metrics = std::sync::Arc::new(doris_operator::metrics::Metrics::default());
+                let server = tokio::spawn(doris_operator::metrics::serve(
+                    metrics_addr,
+                    metrics.clone(),
+                ));
                 let settings = doris_operator::controller::Settings {
                     namespace,
                     bundle: std::sync::Arc::new(bundle),
+                    metrics,
                 };
                 doris_operator::controller::run(client, settings, shutdown_signal()).await;
+                server.abort();
                 Ok::<(), String>(())
             })
         }

@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, DorisCluster};
+use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
 
 use apply::Resources;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// The conventions every cluster is planned with.
     pub bundle: Arc<ConventionBundle>,
+    /// Where reconciles and writes are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a reconcile failed; the category names are fixed for metrics and
@@ -69,6 +72,7 @@ pub struct Context {
     stores: Stores,
     resources: Resources,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -143,7 +147,12 @@ pub async fn run(
         bundle: settings.bundle,
         stores,
         resources: Resources::default(),
+        metrics: settings.metrics.clone(),
     });
+    settings
+        .metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
     let clusters = controller.store();
@@ -197,6 +206,13 @@ fn references_config_map(cluster: &DorisCluster, name: &str) -> bool {
 }
 
 async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_cluster(cluster, &ctx).await;
+    ctx.metrics.observe_reconcile(started.elapsed());
+    result
+}
+
+async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<Action, Error> {
     if cluster.metadata.deletion_timestamp.is_some() {
         // Owned objects go with the cluster (ownerReferences); PVCs stay.
         return Ok(Action::await_change());
@@ -222,7 +238,7 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
                 PlanError::Convention { .. } => format!("the conventions failed: {e}"),
             };
             tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
-            publish(&ctx, &cluster, EventType::Warning, reason, &message).await;
+            publish(ctx, &cluster, EventType::Warning, reason, &message).await;
             let status = status::compute(
                 &cluster,
                 &[],
@@ -230,7 +246,7 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
                 Some((reason, message)),
                 &now,
             );
-            write_status(&ctx.client, &cluster, status).await?;
+            write_status(ctx, &cluster, status).await?;
             // Nothing changes until the spec or the conventions do.
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
@@ -255,7 +271,7 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
             Some(("ConfigMapMissing", message)),
             &now,
         );
-        write_status(&ctx.client, &cluster, status).await?;
+        write_status(ctx, &cluster, status).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
@@ -283,7 +299,7 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
             note.push_str(&format!("deleted {}", pruned.join(", ")));
         }
         tracing::info!(cluster = %name, namespace = %namespace, revision = %planned.revision, "{note}");
-        publish(&ctx, &cluster, EventType::Normal, "Applied", &note).await;
+        publish(ctx, &cluster, EventType::Normal, "Applied", &note).await;
     }
 
     let pods = ctx.stores.cluster_pods(&namespace, &name);
@@ -312,7 +328,7 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    write_status(&ctx.client, &cluster, new_status).await?;
+    write_status(ctx, &cluster, new_status).await?;
     Ok(if ready {
         // Watches bring every change; the timer only guards against drift.
         Action::requeue(Duration::from_secs(600))
@@ -321,7 +337,8 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
     })
 }
 
-fn error_policy(cluster: Arc<DorisCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.count_error(error.category());
     tracing::warn!(cluster = %cluster.name_any(), category = error.category(), "{error}");
     match error.category() {
         "Conflict" => Action::requeue(Duration::from_secs(1)),
@@ -364,7 +381,7 @@ async fn user_config_maps(
 
 /// Writes status through the status subresource, only when it changed.
 async fn write_status(
-    client: &Client,
+    ctx: &Context,
     cluster: &DorisCluster,
     status: crate::crd::DorisClusterStatus,
 ) -> Result<(), Error> {
@@ -380,7 +397,7 @@ async fn write_status(
         }
     }
     let api: Api<DorisCluster> =
-        Api::namespaced(client.clone(), &cluster.namespace().unwrap_or_default());
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::default(),
@@ -388,6 +405,7 @@ async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
+    ctx.metrics.count_write("DorisCluster", "patch-status");
     Ok(())
 }
 
