@@ -50,6 +50,10 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
         log_format: LogFormat,
+        /// Run the controller only while holding the leader Lease, so that
+        /// several replicas never act at once.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "LEADER_ELECT")]
+        leader_elect: bool,
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:8080", env = "METRICS_ADDR")]
         metrics_addr: std::net::SocketAddr,
@@ -129,6 +133,7 @@ fn run(cli: Cli) -> Result<(), String> {
             conventions_dir,
             log_format,
             metrics_addr,
+            leader_elect,
         } => {
             init_logging(log_format);
             let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
@@ -149,9 +154,34 @@ fn run(cli: Cli) -> Result<(), String> {
                     bundle: std::sync::Arc::new(bundle),
                     metrics,
                 };
-                doris_operator::controller::run(client, settings, shutdown_signal()).await;
+                let outcome = if leader_elect {
+                    let lease_namespace =
+                        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+                    let identity = std::env::var("POD_NAME")
+                        .unwrap_or_else(|_| format!("doris-operator-{}", std::process::id()));
+                    let lost = doris_operator::controller::leader::run_as_leader(
+                        client.clone(),
+                        &lease_namespace,
+                        &identity,
+                        shutdown_signal(),
+                        |stopped| {
+                            doris_operator::controller::run(client, settings, async move {
+                                let _ = stopped.await;
+                            })
+                        },
+                    )
+                    .await?;
+                    if lost {
+                        Err("lost the leader Lease".to_string())
+                    } else {
+                        Ok(())
+                    }
+                } else {
+                    doris_operator::controller::run(client, settings, shutdown_signal()).await;
+                    Ok(())
+                };
                 server.abort();
-                Ok::<(), String>(())
+                outcome
             })
         }
         Command::Crd => {

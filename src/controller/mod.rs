@@ -8,6 +8,7 @@
 //! converged cluster therefore costs no API writes.
 
 pub mod apply;
+pub mod leader;
 pub mod status;
 pub mod stores;
 
