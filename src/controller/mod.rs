@@ -258,7 +258,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             planned.missing_config_maps.join(", ")
         );
         publish(
-            &ctx,
+            ctx,
             &cluster,
             EventType::Warning,
             "ConfigMapMissing",
