@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod leader;
+pub mod retention;
 pub mod status;
 pub mod stores;
 
@@ -215,7 +216,20 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
 
 async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<Action, Error> {
     if cluster.metadata.deletion_timestamp.is_some() {
-        // Owned objects go with the cluster (ownerReferences); PVCs stay.
+        // Owned objects go with the cluster (ownerReferences); PVCs stay
+        // unless the user asked for them to go too.
+        if retention::has_finalizer(&cluster) {
+            let deleted = retention::cleanup(&ctx.client, &cluster).await?;
+            for pvc in &deleted {
+                ctx.metrics.count_write("PersistentVolumeClaim", "delete");
+                tracing::info!(cluster = %cluster.name_any(), %pvc, "deleted with the cluster, as asked");
+            }
+        }
+        return Ok(Action::await_change());
+    }
+    if retention::sync_finalizer(&ctx.client, &cluster).await? {
+        ctx.metrics.count_write("DorisCluster", "patch");
+        // The change wakes the next reconcile.
         return Ok(Action::await_change());
     }
     let namespace = cluster.namespace().unwrap_or_default();
