@@ -35,6 +35,11 @@ enum Command {
         /// Print the order a full restart would follow instead of objects.
         #[arg(long)]
         plan: bool,
+        /// Instead of the objects, show what they would change compared with
+        /// rendering by these other conventions (a folder, or `embedded`
+        /// for the defaults).
+        #[arg(long, value_name = "OLD")]
+        diff: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions.
     Crd,
@@ -105,6 +110,7 @@ fn run(cli: Cli) -> Result<(), String> {
             conventions,
             output,
             plan,
+            diff,
         } => {
             let format = match output {
                 Output::Yaml => Format::Yaml,
@@ -117,7 +123,15 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let input = render::read_input(&file.display().to_string(), &text)?;
             let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
-            if plan {
+            if let Some(old) = diff {
+                let old = if old.as_os_str() == "embedded" {
+                    render::load_bundle(None)
+                } else {
+                    render::load_bundle(Some(&old))
+                }
+                .map_err(errors)?;
+                print!("{}", render::diff(&old, &bundle, &input)?);
+            } else if plan {
                 print!("{}", render::render_restart_plan(&bundle, &input, format)?);
             } else {
                 let (out, notes) = render::render(&bundle, &input, format)?;

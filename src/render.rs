@@ -130,6 +130,92 @@ pub fn render_restart_plan(
     write(&plans, format)
 }
 
+/// What changing the conventions from `old` to `new` would change, per
+/// object, for every cluster of `input`: objects added, removed and changed
+/// (as a unified diff of their YAML), and which StatefulSets' pods would
+/// restart because their pod template changes.
+pub fn diff(
+    old: &ConventionBundle,
+    new: &ConventionBundle,
+    input: &RenderInput,
+) -> Result<String, String> {
+    let mut out = format!("# conventions {} -> {}\n", old.revision(), new.revision());
+    for cluster in &input.clusters {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let plan_with = |bundle: &ConventionBundle| {
+            plan::plan(
+                bundle,
+                PlanInput {
+                    cluster,
+                    config_maps: &input.config_maps,
+                },
+            )
+            .map(|p| index(p.objects))
+            .map_err(|e| format!("DorisCluster {name}: {e}"))
+        };
+        let (before, after) = (plan_with(old)?, plan_with(new)?);
+        out.push_str(&format!("# DorisCluster {name}\n"));
+        let mut unchanged = 0;
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in keys {
+            match (before.get(key), after.get(key)) {
+                (Some(a), Some(b)) if a == b => unchanged += 1,
+                (Some(a), Some(b)) => {
+                    out.push_str(&format!("~ {key}\n"));
+                    if a["kind"] == "StatefulSet" && a["spec"]["template"] != b["spec"]["template"]
+                    {
+                        out.push_str(
+                            "  pod template changes: its pods restart (see `render --plan` for the order)\n",
+                        );
+                    }
+                    let (a, b) = (yaml(a)?, yaml(b)?);
+                    let text = similar::TextDiff::from_lines(&a, &b);
+                    out.push_str(
+                        &text
+                            .unified_diff()
+                            .context_radius(3)
+                            .header("old", "new")
+                            .to_string(),
+                    );
+                }
+                (None, Some(_)) => out.push_str(&format!("+ {key} (new)\n")),
+                (Some(_), None) => out.push_str(&format!("- {key} (removed)\n")),
+                (None, None) => {}
+            }
+        }
+        out.push_str(&format!("= {unchanged} objects unchanged\n"));
+    }
+    Ok(out)
+}
+
+/// Objects by `Kind name`, without the content hash (it changes with any
+/// content change and would only add noise to a diff).
+fn index(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|mut o| {
+            if let Some(a) = o["metadata"]["annotations"].as_object_mut() {
+                a.remove(crate::plan::APPLIED_HASH_ANNOTATION);
+                if a.is_empty() {
+                    o["metadata"]
+                        .as_object_mut()
+                        .map(|m| m.remove("annotations"));
+                }
+            }
+            let key = format!(
+                "{} {}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+fn yaml(value: &Value) -> Result<String, String> {
+    serde_norway::to_string(value).map_err(|e| e.to_string())
+}
+
 fn write(items: &[Value], format: Format) -> Result<String, String> {
     match format {
         Format::Json => {

@@ -356,3 +356,58 @@ fn policy_check_accepts_the_defaults_and_rejects_a_broken_folder() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("pod nope does not need a restart"));
 }
+
+#[test]
+fn diff_shows_what_a_convention_change_would_change_and_restart() {
+    let sample = root().join("examples/doriscluster-sample.yaml");
+    let custom = root().join("tests/conventions/custom");
+    let out = cli(&[
+        "render",
+        "-f",
+        sample.to_str().unwrap(),
+        "--conventions",
+        custom.to_str().unwrap(),
+        "--diff",
+        "embedded",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "~ StatefulSet doriscluster-sample-be\n  pod template changes: its pods restart"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("-        - sysctl -w vm.max_map_count=2000000 && swapoff -a"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+        - vm.max_map_count=4000000"),
+        "{text}"
+    );
+    // The custom host_init gives FE no init containers, as the default does.
+    assert!(
+        !text.contains("StatefulSet doriscluster-sample-fe"),
+        "{text}"
+    );
+    assert!(text.contains("= 7 objects unchanged"), "{text}");
+
+    // The same conventions on both sides change nothing.
+    let same = cli(&[
+        "render",
+        "-f",
+        sample.to_str().unwrap(),
+        "--diff",
+        "embedded",
+    ]);
+    assert!(
+        String::from_utf8(same.stdout)
+            .unwrap()
+            .contains("= 8 objects unchanged")
+    );
+}
