@@ -153,8 +153,18 @@ fn run(cli: Cli) -> Result<(), String> {
             let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
             doris_operator::samples::canary(&bundle)?;
             tracing::info!(revision = bundle.revision(), "conventions loaded");
+            let conventions = std::sync::Arc::new(
+                doris_operator::conventions::reload::LiveConventions::new(bundle),
+            );
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
+                let _watch = match &conventions_dir {
+                    Some(dir) => Some(doris_operator::conventions::reload::watch_dir(
+                        dir.clone(),
+                        conventions.clone(),
+                    )?),
+                    None => None,
+                };
                 let client = kube::Client::try_default()
                     .await
                     .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
@@ -165,7 +175,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ));
                 let settings = doris_operator::controller::Settings {
                     namespace,
-                    bundle: std::sync::Arc::new(bundle),
+                    conventions,
                     metrics,
                 };
                 let outcome = if leader_elect {

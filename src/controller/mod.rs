@@ -32,7 +32,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::conventions::ConventionBundle;
+use crate::conventions::reload::LiveConventions;
 use crate::crd::{ComponentKind, DorisCluster};
 use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
@@ -44,8 +44,9 @@ use stores::Stores;
 pub struct Settings {
     /// Watch one namespace only; all namespaces when `None`.
     pub namespace: Option<String>,
-    /// The conventions every cluster is planned with.
-    pub bundle: Arc<ConventionBundle>,
+    /// The conventions every cluster is planned with; when they change,
+    /// every cluster is reconciled again.
+    pub conventions: Arc<LiveConventions>,
     /// Where reconciles and writes are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -70,7 +71,7 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
-    bundle: Arc<ConventionBundle>,
+    conventions: Arc<LiveConventions>,
     stores: Stores,
     resources: Resources,
     recorder: Recorder,
@@ -146,7 +147,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
-        bundle: settings.bundle,
+        conventions: settings.conventions.clone(),
         stores,
         resources: Resources::default(),
         metrics: settings.metrics.clone(),
@@ -174,6 +175,7 @@ pub async fn run(
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
+        .reconcile_all_on(conventions_changed(settings.conventions.subscribe()))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -182,6 +184,16 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A tick each time new conventions go live.
+fn conventions_changed(
+    changes: tokio::sync::watch::Receiver<u64>,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(changes, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
 }
 
 /// The cluster a pod belongs to, from its selector label `<cluster>-<component>`.
@@ -235,9 +247,11 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
 
+    let bundle = ctx.conventions.current();
+    let conventions_failure = ctx.conventions.failure();
     let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
     let planned = plan::plan(
-        &ctx.bundle,
+        &bundle,
         PlanInput {
             cluster: &cluster,
             config_maps: &config_maps,
@@ -252,12 +266,15 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
                 PlanError::InvalidSpec(_) => e.to_string(),
                 PlanError::Convention { .. } => format!("the conventions failed: {e}"),
             };
-            tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
-            publish(ctx, &cluster, EventType::Warning, reason, &message).await;
+            if !already_reported(&cluster, &message) {
+                tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
+                publish(ctx, &cluster, EventType::Warning, reason, &message).await;
+            }
             let status = status::compute(
                 &cluster,
                 &[],
-                ctx.bundle.revision(),
+                bundle.revision(),
+                conventions_failure.as_deref(),
                 Some((reason, message)),
                 &now,
             );
@@ -271,18 +288,21 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             "waiting for ConfigMap {} named in the spec",
             planned.missing_config_maps.join(", ")
         );
-        publish(
-            ctx,
-            &cluster,
-            EventType::Warning,
-            "ConfigMapMissing",
-            &message,
-        )
-        .await;
+        if !already_reported(&cluster, &message) {
+            publish(
+                ctx,
+                &cluster,
+                EventType::Warning,
+                "ConfigMapMissing",
+                &message,
+            )
+            .await;
+        }
         let status = status::compute(
             &cluster,
             &[],
-            ctx.bundle.revision(),
+            bundle.revision(),
+            conventions_failure.as_deref(),
             Some(("ConfigMapMissing", message)),
             &now,
         );
@@ -337,7 +357,14 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             config_hash: &c.config_hash,
         })
         .collect();
-    let new_status = status::compute(&cluster, &observed, &planned.revision, None, &now);
+    let new_status = status::compute(
+        &cluster,
+        &observed,
+        &planned.revision,
+        conventions_failure.as_deref(),
+        None,
+        &now,
+    );
     let ready = new_status
         .conditions
         .iter()
@@ -359,6 +386,16 @@ fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) ->
         "Conflict" => Action::requeue(Duration::from_secs(1)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
+}
+
+/// Whether status already says `message`: an Event is sent once per
+/// problem, not once per retry.
+fn already_reported(cluster: &DorisCluster, message: &str) -> bool {
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.message == message))
 }
 
 /// The data of the ConfigMaps the cluster names (reads, never writes).

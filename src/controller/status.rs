@@ -39,6 +39,7 @@ pub fn compute(
     cluster: &DorisCluster,
     observed: &[Observed<'_>],
     revision: &str,
+    conventions_failure: Option<&str>,
     failure: Option<(&str, String)>,
     now: &Time,
 ) -> DorisClusterStatus {
@@ -49,7 +50,15 @@ pub fn compute(
         conventions_revision: Some(revision.to_string()),
         ..Default::default()
     };
-    let mut all_available = true;
+    if observed.is_empty() {
+        // Nothing was observed (the plan failed): keep what was known.
+        status.fe_status = previous.fe_status.clone();
+        status.be_status = previous.be_status.clone();
+        status.cn_status = previous.cn_status.clone();
+        status.broker_status = previous.broker_status.clone();
+        status.conventions_revision = previous.conventions_revision.clone();
+    }
+    let mut all_available = !observed.is_empty();
     let mut failed_components = Vec::new();
     let mut waiting = Vec::new();
     for obs in observed {
@@ -143,6 +152,25 @@ pub fn compute(
             None => "AsExpected",
         },
         &degraded_message,
+        generation,
+        now,
+    ));
+    // Whether the conventions the operator runs are the ones last written:
+    // a refused edit leaves the last good ones running.
+    let (conv_status, conv_reason, conv_message) = match conventions_failure {
+        None => ("True", "Live", format!("conventions {revision} are live")),
+        Some(message) => (
+            "False",
+            "Refused",
+            format!("new conventions refused, {revision} stays live: {message}"),
+        ),
+    };
+    conditions.push(condition(
+        &previous,
+        "ConventionsReady",
+        conv_status,
+        conv_reason,
+        &conv_message,
         generation,
         now,
     ));

@@ -8,6 +8,7 @@
 //! the repository layout. Every bundle has a revision: a hash of the files it
 //! was built from, shown wherever its output is.
 
+pub mod reload;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
