@@ -231,7 +231,10 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         // Owned objects go with the cluster (ownerReferences); PVCs stay
         // unless the user asked for them to go too.
         if retention::has_finalizer(&cluster) {
-            let deleted = retention::cleanup(&ctx.client, &cluster).await?;
+            let Some(deleted) = retention::cleanup(&ctx.client, &cluster).await? else {
+                // Its StatefulSets are still going away.
+                return Ok(Action::requeue(Duration::from_secs(2)));
+            };
             for pvc in &deleted {
                 ctx.metrics.count_write("PersistentVolumeClaim", "delete");
                 tracing::info!(cluster = %cluster.name_any(), %pvc, "deleted with the cluster, as asked");
@@ -388,6 +391,21 @@ fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) ->
     }
 }
 
+/// Adds a null for every key `old` has and `new` lacks, at any depth, so a
+/// merge patch from `new` removes them.
+fn clear_removed(old: &Value, new: &mut Value) {
+    if let (Value::Object(old), Value::Object(new)) = (old, new) {
+        for (key, old_value) in old {
+            match new.get_mut(key) {
+                None => {
+                    new.insert(key.clone(), Value::Null);
+                }
+                Some(new_value) => clear_removed(old_value, new_value),
+            }
+        }
+    }
+}
+
 /// Whether status already says `message`: an Event is sent once per
 /// problem, not once per retry.
 fn already_reported(cluster: &DorisCluster, message: &str) -> bool {
@@ -439,15 +457,19 @@ async fn write_status(
 ) -> Result<(), Error> {
     let old = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
     let mut new = serde_json::to_value(&status).unwrap_or(Value::Null);
+    if !old.is_object() {
+        // No status yet: the patch needs nothing cleared.
+        return patch_status(ctx, cluster, new).await;
+    }
     if old == new {
         return Ok(());
     }
     // A merge patch keeps keys it does not mention: clear the ones that went.
-    if let (Value::Object(old), Value::Object(new)) = (&old, &mut new) {
-        for key in old.keys() {
-            new.entry(key.clone()).or_insert(Value::Null);
-        }
-    }
+    clear_removed(&old, &mut new);
+    patch_status(ctx, cluster, new).await
+}
+
+async fn patch_status(ctx: &Context, cluster: &DorisCluster, new: Value) -> Result<(), Error> {
     let api: Api<DorisCluster> =
         Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     api.patch_status(

@@ -5,6 +5,7 @@
 //! holds the cluster with a finalizer until it has deleted the claims of
 //! every component's StatefulSet.
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -50,10 +51,14 @@ pub async fn sync_finalizer(client: &Client, cluster: &DorisCluster) -> Result<b
     Ok(true)
 }
 
-/// On deletion: deletes the claims of every StatefulSet of the cluster
-/// (`<claim template>-<cluster>-<component>-<ordinal>`), then releases the
-/// cluster.
-pub async fn cleanup(client: &Client, cluster: &DorisCluster) -> Result<Vec<String>, Error> {
+/// On deletion: removes the cluster's StatefulSets first (so nothing
+/// recreates a claim for a pod it restarts), then deletes the claims of
+/// each (`<claim template>-<cluster>-<component>-<ordinal>`), then releases
+/// the cluster. Returns `None` while StatefulSets are still going away.
+pub async fn cleanup(
+    client: &Client,
+    cluster: &DorisCluster,
+) -> Result<Option<Vec<String>>, Error> {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
@@ -61,6 +66,21 @@ pub async fn cleanup(client: &Client, cluster: &DorisCluster) -> Result<Vec<Stri
         .iter()
         .map(|k| names::statefulset(&name, *k))
         .collect();
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let mut remaining = false;
+    for sts in &statefulsets {
+        if sts_api.get_opt(sts).await.map_err(Error::Kube)?.is_some() {
+            remaining = true;
+            match sts_api.delete(sts, &DeleteParams::foreground()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(Error::Kube(e)),
+            }
+        }
+    }
+    if remaining {
+        return Ok(None);
+    }
     let mut deleted = Vec::new();
     for pvc in api
         .list(&ListParams::default())
@@ -83,7 +103,7 @@ pub async fn cleanup(client: &Client, cluster: &DorisCluster) -> Result<Vec<Stri
         .cloned()
         .collect();
     patch_finalizers(client, cluster, finalizers).await?;
-    Ok(deleted)
+    Ok(Some(deleted))
 }
 
 /// Whether a claim name is `<template>-<sts>-<ordinal>`.

@@ -1,0 +1,302 @@
+//! Stands in for the StatefulSet controller and the kubelets on the
+//! emulated API server: keeps each StatefulSet's pods and claims in step
+//! with its spec, rolls pods whose template changed (highest ordinal first,
+//! one at a time), marks pods Ready after a short delay unless a test holds
+//! them, and keeps StatefulSet status current.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::Emulator;
+
+pub const PODS: &str = "/v1/pods";
+pub const PVCS: &str = "/v1/persistentvolumeclaims";
+pub const STATEFULSETS: &str = "apps/v1/statefulsets";
+
+#[derive(Default)]
+struct State {
+    held: HashSet<String>,
+    failed: HashSet<String>,
+    born: BTreeMap<String, Instant>,
+}
+
+/// The driver; stops when dropped.
+pub struct PodDriver {
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PodDriver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// How long a new pod takes to become Ready.
+const READY_AFTER: Duration = Duration::from_millis(50);
+
+impl PodDriver {
+    pub fn start(emulator: Arc<Emulator>) -> PodDriver {
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                step(&emulator, &shared);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        PodDriver { state, task }
+    }
+
+    /// Keeps `pod` from becoming Ready (it stays running, not ready).
+    pub fn hold(&self, pod: &str) {
+        self.state.lock().unwrap().held.insert(pod.to_string());
+    }
+
+    /// Makes `pod` crash (CrashLoopBackOff) until released.
+    pub fn fail(&self, pod: &str) {
+        self.state.lock().unwrap().failed.insert(pod.to_string());
+    }
+
+    pub fn release(&self, pod: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.held.remove(pod);
+        s.failed.remove(pod);
+    }
+}
+
+fn hash(v: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    format!("{:x}", h.finish() & 0xffff_ffff)
+}
+
+fn ordinal(pod: &str) -> Option<i64> {
+    pod.rsplit_once('-')?.1.parse().ok()
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c["ready"] == true))
+}
+
+fn step(emulator: &Emulator, state: &Mutex<State>) {
+    for sts in emulator.list(STATEFULSETS, None) {
+        drive(emulator, state, &sts);
+    }
+}
+
+fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value) {
+    let ns = sts["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = sts["metadata"]["name"].as_str().unwrap_or_default();
+    let uid = &sts["metadata"]["uid"];
+    if sts["metadata"].get("deletionTimestamp").is_some() {
+        return;
+    }
+    let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
+    let template = &sts["spec"]["template"];
+    let revision = format!("{name}-{}", hash(template));
+    let on_delete = sts["spec"]["updateStrategy"]["type"] == "OnDelete";
+    let pods: Vec<Value> = emulator
+        .list(PODS, Some(ns))
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| &r["uid"] == uid))
+        })
+        .collect();
+    let by_name: BTreeMap<String, &Value> = pods
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p,
+            )
+        })
+        .collect();
+
+    // Create missing pods and their claims, all at once (Parallel).
+    for i in 0..replicas {
+        let pod_name = format!("{name}-{i}");
+        for vct in sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let claim = format!(
+                "{}-{pod_name}",
+                vct["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            if emulator.get(PVCS, ns, &claim).is_none() {
+                emulator.put(
+                    PVCS,
+                    json!({
+                        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": claim, "namespace": ns,
+                                     "labels": sts["spec"]["selector"]["matchLabels"]},
+                        "spec": vct["spec"],
+                        "status": {"phase": "Bound"},
+                    }),
+                );
+            }
+        }
+        if !by_name.contains_key(&pod_name) {
+            let mut labels = template["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+            labels["controller-revision-hash"] = json!(revision);
+            let containers: Vec<Value> = template["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    json!({"name": c["name"], "ready": false, "image": c["image"],
+                                "state": {"waiting": {"reason": "ContainerCreating"}}})
+                })
+                .collect();
+            emulator.put(
+                PODS,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {
+                        "name": pod_name, "namespace": ns, "labels": labels,
+                        "annotations": template["metadata"]["annotations"],
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                            "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}],
+                    },
+                    "spec": template["spec"],
+                    "status": {"phase": "Running", "containerStatuses": containers,
+                               "conditions": [{"type": "Ready", "status": "False"}]},
+                }),
+            );
+            state
+                .lock()
+                .unwrap()
+                .born
+                .insert(format!("{ns}/{pod_name}"), Instant::now());
+        }
+    }
+    // Remove pods beyond replicas, highest ordinal first.
+    let mut extra: Vec<&String> = by_name
+        .keys()
+        .filter(|n| ordinal(n).is_some_and(|o| o >= replicas))
+        .collect();
+    extra.sort_by_key(|n| std::cmp::Reverse(ordinal(n)));
+    for pod in extra {
+        emulator.delete(PODS, ns, pod);
+    }
+
+    // Readiness, as kubelets would report it.
+    let now = Instant::now();
+    for pod in &pods {
+        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let key = format!("{ns}/{pod_name}");
+        let (held, failed, born) = {
+            let mut s = state.lock().unwrap();
+            let born = *s.born.entry(key).or_insert(now);
+            (s.held.contains(pod_name), s.failed.contains(pod_name), born)
+        };
+        let want_ready = !held && !failed && now.duration_since(born) >= READY_AFTER;
+        let mut next = pod.clone();
+        let containers: Vec<Value> = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let state = if failed {
+                    json!({"waiting": {"reason": "CrashLoopBackOff"}})
+                } else if want_ready {
+                    json!({"running": {}})
+                } else {
+                    json!({"waiting": {"reason": "ContainerCreating"}})
+                };
+                json!({"name": c["name"], "image": c["image"], "ready": want_ready, "state": state})
+            })
+            .collect();
+        next["status"] = json!({
+            "phase": "Running",
+            "podIP": format!("10.0.0.{}", ordinal(pod_name).unwrap_or(0) + 10),
+            "containerStatuses": containers,
+            "conditions": [{"type": "Ready", "status": if want_ready { "True" } else { "False" }}],
+        });
+        if next != *pod {
+            emulator.put(PODS, next);
+        }
+    }
+
+    // Rolling update: one outdated pod at a time, highest ordinal first,
+    // once every pod is ready.
+    let pods: Vec<Value> = pods
+        .into_iter()
+        .filter(|p| {
+            emulator
+                .get(PODS, ns, p["metadata"]["name"].as_str().unwrap_or_default())
+                .is_some()
+        })
+        .collect();
+    let outdated: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] != json!(revision))
+        .collect();
+    let all_ready = pods.len() as i64 == replicas && pods.iter().all(is_ready);
+    if !on_delete
+        && all_ready
+        && let Some(victim) = outdated
+            .iter()
+            .max_by_key(|p| ordinal(p["metadata"]["name"].as_str().unwrap_or_default()))
+    {
+        let pod_name = victim["metadata"]["name"].as_str().unwrap_or_default();
+        emulator.delete(PODS, ns, pod_name);
+        state
+            .lock()
+            .unwrap()
+            .born
+            .remove(&format!("{ns}/{pod_name}"));
+    }
+
+    // StatefulSet status.
+    let pods: Vec<Value> = emulator
+        .list(PODS, Some(ns))
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| &r["uid"] == uid))
+        })
+        .collect();
+    let ready = pods.iter().filter(|p| is_ready(p)).count();
+    let updated = pods
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == json!(revision))
+        .count();
+    let current_revision = if updated == pods.len() && pods.len() as i64 == replicas {
+        json!(revision)
+    } else {
+        sts["status"]["currentRevision"].clone()
+    };
+    let mut next = sts.clone();
+    next["status"] = json!({
+        "observedGeneration": sts["metadata"]["generation"],
+        "replicas": pods.len(),
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "currentReplicas": pods.len() - (pods.len() - updated),
+        "updatedReplicas": updated,
+        "currentRevision": if current_revision.is_null() { json!(revision) } else { current_revision },
+        "updateRevision": revision,
+    });
+    if next != *sts {
+        emulator.put(STATEFULSETS, next);
+    }
+}

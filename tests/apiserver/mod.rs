@@ -1,0 +1,1073 @@
+//! An in-process Kubernetes API server for tests: real HTTP on loopback, so
+//! an ordinary `kube::Client` (and kube-runtime's watchers) talk to it.
+//!
+//! It stores any resource by URL as JSON, so CRDs need no registration, and
+//! implements what an operator relies on: get/list/watch with
+//! resourceVersions and bookmarks, create/update/delete, merge, JSON and
+//! apply patches (a no-op patch writes nothing), the status subresource,
+//! label selectors, 409 conflicts, 410 Gone for expired watches,
+//! finalizers with deletionTimestamp, and ownerReference garbage
+//! collection. Tests can inject faults (errors, dropped watches, latency)
+//! and count the requests made.
+//!
+//! Known differences from a real API server: server-side apply merges the
+//! applied object like a JSON merge patch (no field ownership), there is
+//! no admission or schema validation, and lists are never paginated.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+pub mod driver;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// `group/version/plural`, with an empty group for the core API.
+pub type Resource = String;
+
+/// One change, as watchers see it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub resource: Resource,
+    pub type_: &'static str,
+    pub object: Value,
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub verb: &'static str,
+}
+
+struct Fault {
+    verb: Option<&'static str>,
+    plural: Option<String>,
+    status: u16,
+    times: usize,
+}
+
+#[derive(Default)]
+struct Store {
+    rv: u64,
+    uid: u64,
+    objects: BTreeMap<(Resource, String, String), Value>,
+    history: VecDeque<Change>,
+    oldest: u64,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    changes: broadcast::Sender<Change>,
+    drops: broadcast::Sender<()>,
+    requests: Mutex<Vec<Recorded>>,
+    faults: Mutex<Vec<Fault>>,
+    latency: Mutex<Option<Duration>>,
+    bookmark_every: Duration,
+}
+
+/// The emulated API server; stops when dropped.
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+const HISTORY: usize = 20_000;
+
+impl Emulator {
+    pub async fn start() -> Emulator {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store {
+                rv: 1,
+                ..Default::default()
+            }),
+            changes: broadcast::channel(65_536).0,
+            drops: broadcast::channel(16).0,
+            requests: Mutex::default(),
+            faults: Mutex::default(),
+            latency: Mutex::default(),
+            bookmark_every: Duration::from_millis(500),
+        });
+        let serving = shared.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let shared = serving.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Emulator {
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// A client talking to this server.
+    pub fn client(&self) -> kube::Client {
+        let url = format!("http://{}", self.addr).parse().unwrap();
+        let config = kube::Config::new(url);
+        kube::Client::try_from(config).unwrap()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Every object of `resource` (in `namespace`, or all).
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
+        let store = self.shared.store.lock().unwrap();
+        store
+            .objects
+            .iter()
+            .filter(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let store = self.shared.store.lock().unwrap();
+        store
+            .objects
+            .get(&(
+                resource.to_string(),
+                namespace.to_string(),
+                name.to_string(),
+            ))
+            .cloned()
+    }
+
+    /// Creates or replaces an object (status included), as a controller
+    /// inside the server would.
+    pub fn put(&self, resource: &str, object: Value) {
+        let ns = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let mut store = self.shared.store.lock().unwrap();
+        let key = (resource.to_string(), ns, name);
+        let result = match store.objects.get(&key).cloned() {
+            Some(old) => update(&self.shared, &mut store, &key, old, object, Part::All),
+            None => create(&self.shared, &mut store, key, object, false),
+        };
+        result.expect("in-process write");
+    }
+
+    /// Deletes an object through the normal path (finalizers, GC).
+    pub fn delete(&self, resource: &str, namespace: &str, name: &str) {
+        let mut store = self.shared.store.lock().unwrap();
+        let key = (
+            resource.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
+        let _ = delete(&self.shared, &mut store, &key, false);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn reset_requests(&self) {
+        self.shared.requests.lock().unwrap().clear();
+    }
+
+    /// Writes made through HTTP since the last reset.
+    pub fn count_writes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| matches!(r.verb, "create" | "update" | "patch" | "delete"))
+            .count()
+    }
+
+    /// The next `times` requests matching `verb` (get, list, watch, create,
+    /// update, patch, delete) and `plural` fail with `status`.
+    pub fn fail_next(
+        &self,
+        verb: Option<&'static str>,
+        plural: Option<&str>,
+        status: u16,
+        times: usize,
+    ) {
+        self.shared.faults.lock().unwrap().push(Fault {
+            verb,
+            plural: plural.map(str::to_string),
+            status,
+            times,
+        });
+    }
+
+    /// Ends every open watch abruptly; clients must watch again.
+    pub fn drop_watches(&self) {
+        let _ = self.shared.drops.send(());
+    }
+
+    /// Forgets the watch history: resuming an old watch gets 410 Gone.
+    pub fn expire_history(&self) {
+        let mut store = self.shared.store.lock().unwrap();
+        store.history.clear();
+        store.oldest = store.rv;
+    }
+
+    pub fn set_latency(&self, latency: Option<Duration>) {
+        *self.shared.latency.lock().unwrap() = latency;
+    }
+}
+
+// ------------------------------------------------------------------ routing
+
+struct Route {
+    resource: Resource,
+    plural: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn route(path: &str) -> Option<Route> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(ns.to_string()), tail),
+        other => (None, other),
+    };
+    let (plural, name, status) = match rest {
+        [plural] => (*plural, None, false),
+        [plural, name] => (*plural, Some(name.to_string()), false),
+        [plural, name, "status"] => (*plural, Some(name.to_string()), true),
+        _ => return None,
+    };
+    Some(Route {
+        resource: format!("{group}/{version}/{plural}"),
+        plural: plural.to_string(),
+        namespace,
+        name,
+        status,
+    })
+}
+
+fn query(req: &Request<hyper::body::Incoming>) -> BTreeMap<String, String> {
+    req.uri().query().map(form_pairs).unwrap_or_default()
+}
+
+fn form_pairs(q: &str) -> BTreeMap<String, String> {
+    q.split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed_unsync());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn status_error(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "reason": reason, "message": message, "code": code,
+    })
+}
+
+fn error(code: u16, reason: &str, message: &str) -> Response<Body> {
+    respond(
+        StatusCode::from_u16(code).unwrap(),
+        &status_error(code, reason, message),
+    )
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let latency = *shared.latency.lock().unwrap();
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    let path = req.uri().path().to_string();
+    if path == "/version" {
+        return respond(
+            StatusCode::OK,
+            &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0"}),
+        );
+    }
+    let Some(route) = route(&path) else {
+        return error(404, "NotFound", &format!("no route {path}"));
+    };
+    let q = query(&req);
+    let method = req.method().clone();
+    let verb: &'static str = match (&method, route.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => "unknown",
+    };
+    shared.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        verb,
+    });
+    {
+        let mut faults = shared.faults.lock().unwrap();
+        if let Some(f) = faults.iter_mut().find(|f| {
+            f.times > 0
+                && f.verb.is_none_or(|v| v == verb)
+                && f.plural.as_deref().is_none_or(|p| p == route.plural)
+        }) {
+            f.times -= 1;
+            let status = f.status;
+            faults.retain(|f| f.times > 0);
+            return error(status, "InternalError", "injected fault");
+        }
+    }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(400, "BadRequest", "unreadable body"),
+    };
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return error(400, "BadRequest", &format!("body is not JSON: {e}")),
+        }
+    };
+    match verb {
+        "watch" => watch(shared, route, q),
+        "list" => list(&shared, &route, &q),
+        "get" => {
+            let store = shared.store.lock().unwrap();
+            match store.objects.get(&key(&route)) {
+                Some(o) => respond(StatusCode::OK, o),
+                None => not_found(&route),
+            }
+        }
+        "create" => {
+            let mut body = body;
+            if let Some(ns) = &route.namespace {
+                body["metadata"]["namespace"] = json!(ns);
+            }
+            if body["metadata"]["name"].as_str().is_none()
+                && let Some(prefix) = body["metadata"]["generateName"].as_str()
+            {
+                let n = shared.store.lock().unwrap().uid + 1;
+                body["metadata"]["name"] = json!(format!("{prefix}{n:05}"));
+            }
+            let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let key = (
+                route.resource.clone(),
+                route.namespace.clone().unwrap_or_default(),
+                name,
+            );
+            let dry_run = q.contains_key("dryRun");
+            let mut store = shared.store.lock().unwrap();
+            if store.objects.contains_key(&key) {
+                return error(
+                    409,
+                    "AlreadyExists",
+                    &format!("{} {} already exists", route.plural, key.2),
+                );
+            }
+            match create(&shared, &mut store, key, body, dry_run) {
+                Ok(o) => respond(StatusCode::CREATED, &o),
+                Err(r) => *r,
+            }
+        }
+        "update" => {
+            let mut store = shared.store.lock().unwrap();
+            let key = key(&route);
+            let Some(old) = store.objects.get(&key).cloned() else {
+                return not_found(&route);
+            };
+            let sent = body["metadata"]["resourceVersion"].as_str();
+            if sent.is_some_and(|rv| Some(rv) != old["metadata"]["resourceVersion"].as_str()) {
+                return error(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                );
+            }
+            let part = if route.status {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            match update(&shared, &mut store, &key, old, body, part) {
+                Ok(o) => respond(StatusCode::OK, &o),
+                Err(r) => *r,
+            }
+        }
+        "patch" => {
+            let mut store = shared.store.lock().unwrap();
+            let key = key(&route);
+            let existing = store.objects.get(&key).cloned();
+            let part = if route.status {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            if content_type.contains("apply-patch") {
+                if !q.contains_key("fieldManager") {
+                    return error(400, "BadRequest", "fieldManager is required for apply");
+                }
+                let mut body = body;
+                body["metadata"]["managedFields"] = json!([{
+                    "manager": q["fieldManager"], "operation": "Apply",
+                    "apiVersion": body["apiVersion"],
+                }]);
+                return match existing {
+                    None if route.status => not_found(&route),
+                    None => {
+                        if let Some(ns) = &route.namespace {
+                            body["metadata"]["namespace"] = json!(ns);
+                        }
+                        match create(&shared, &mut store, key, body, q.contains_key("dryRun")) {
+                            Ok(o) => respond(StatusCode::CREATED, &o),
+                            Err(r) => *r,
+                        }
+                    }
+                    Some(old) => {
+                        let mut merged = old.clone();
+                        apply_merge(&mut merged, &body);
+                        match update(&shared, &mut store, &key, old, merged, part) {
+                            Ok(o) => respond(StatusCode::OK, &o),
+                            Err(r) => *r,
+                        }
+                    }
+                };
+            }
+            let Some(old) = existing else {
+                return not_found(&route);
+            };
+            let mut patched = old.clone();
+            if content_type.contains("json-patch") {
+                let patch: json_patch::Patch = match serde_json::from_value(body) {
+                    Ok(p) => p,
+                    Err(e) => return error(400, "BadRequest", &e.to_string()),
+                };
+                if let Err(e) = json_patch::patch(&mut patched, &patch) {
+                    return error(422, "Invalid", &e.to_string());
+                }
+            } else {
+                if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+                    && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+                {
+                    return error(409, "Conflict", "the object has been modified");
+                }
+                json_patch::merge(&mut patched, &body);
+            }
+            match update(&shared, &mut store, &key, old, patched, part) {
+                Ok(o) => respond(StatusCode::OK, &o),
+                Err(r) => *r,
+            }
+        }
+        "delete" => {
+            let mut store = shared.store.lock().unwrap();
+            let key = key(&route);
+            let orphan = q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
+                || body["propagationPolicy"] == "Orphan";
+            match delete(&shared, &mut store, &key, orphan) {
+                Some(o) => respond(StatusCode::OK, &o),
+                None => not_found(&route),
+            }
+        }
+        _ => error(405, "MethodNotAllowed", "unsupported"),
+    }
+}
+
+fn key(route: &Route) -> (Resource, String, String) {
+    (
+        route.resource.clone(),
+        route.namespace.clone().unwrap_or_default(),
+        route.name.clone().unwrap_or_default(),
+    )
+}
+
+fn not_found(route: &Route) -> Response<Body> {
+    error(
+        404,
+        "NotFound",
+        &format!(
+            "{} \"{}\" not found",
+            route.plural,
+            route.name.clone().unwrap_or_default()
+        ),
+    )
+}
+
+// ------------------------------------------------------------------- writes
+
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Main,
+    Status,
+    All,
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .unwrap()
+        .to_string()
+}
+
+fn record(shared: &Shared, store: &mut Store, resource: &str, type_: &'static str, object: Value) {
+    let change = Change {
+        rv: store.rv,
+        resource: resource.to_string(),
+        type_,
+        object,
+    };
+    store.history.push_back(change.clone());
+    while store.history.len() > HISTORY {
+        let gone = store.history.pop_front().unwrap();
+        store.oldest = gone.rv;
+    }
+    let _ = shared.changes.send(change);
+}
+
+fn create(
+    shared: &Shared,
+    store: &mut Store,
+    key: (Resource, String, String),
+    mut object: Value,
+    dry_run: bool,
+) -> Result<Value, Box<Response<Body>>> {
+    if key.2.is_empty() {
+        return Err(Box::new(error(422, "Invalid", "metadata.name is required")));
+    }
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    if object.get("kind").is_none() || object.get("apiVersion").is_none() {
+        return Err(Box::new(error(
+            400,
+            "BadRequest",
+            "apiVersion and kind are required",
+        )));
+    }
+    store.uid += 1;
+    let meta = object["metadata"].as_object_mut().unwrap();
+    meta.insert("name".into(), json!(key.2));
+    if !key.1.is_empty() {
+        meta.insert("namespace".into(), json!(key.1));
+    }
+    meta.insert(
+        "uid".into(),
+        json!(format!("00000000-0000-0000-0000-{:012}", store.uid)),
+    );
+    meta.insert("creationTimestamp".into(), json!(now()));
+    meta.insert("generation".into(), json!(1));
+    meta.remove("deletionTimestamp");
+    if dry_run {
+        return Ok(object);
+    }
+    store.rv += 1;
+    object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+    store.objects.insert(key.clone(), object.clone());
+    record(shared, store, &key.0, "ADDED", object.clone());
+    Ok(object)
+}
+
+/// Writes `new` over `old` (the main object keeps the stored status, the
+/// status subresource changes only status); writes nothing when nothing
+/// changes.
+fn update(
+    shared: &Shared,
+    store: &mut Store,
+    key: &(Resource, String, String),
+    old: Value,
+    new: Value,
+    part: Part,
+) -> Result<Value, Box<Response<Body>>> {
+    let mut next = match part {
+        Part::Status => {
+            let mut o = old.clone();
+            o["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            o
+        }
+        Part::Main => {
+            let mut o = new;
+            match old.get("status") {
+                Some(s) => o["status"] = s.clone(),
+                None => {
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            o
+        }
+        Part::All => new,
+    };
+    if next.get("status").is_some_and(Value::is_null)
+        && let Some(m) = next.as_object_mut()
+    {
+        m.remove("status");
+    }
+    // Identity and server-set fields stay as stored.
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "deletionTimestamp",
+        "resourceVersion",
+    ] {
+        match old["metadata"].get(field) {
+            Some(v) => next["metadata"][field] = v.clone(),
+            None => {
+                if let Some(m) = next["metadata"].as_object_mut() {
+                    m.remove(field);
+                }
+            }
+        }
+    }
+    if next == old {
+        return Ok(old);
+    }
+    let spec_changed = {
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("metadata");
+                m.remove("status");
+            }
+            v
+        };
+        strip(&old) != strip(&next)
+    };
+    if spec_changed {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        next["metadata"]["generation"] = json!(generation);
+    }
+    store.rv += 1;
+    next["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+    let deleting = next["metadata"].get("deletionTimestamp").is_some();
+    let finalizers_left = next["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if deleting && !finalizers_left {
+        store.objects.remove(key);
+        record(shared, store, &key.0, "DELETED", next.clone());
+        collect_garbage(shared, store, &next);
+        return Ok(next);
+    }
+    store.objects.insert(key.clone(), next.clone());
+    record(shared, store, &key.0, "MODIFIED", next.clone());
+    Ok(next)
+}
+
+fn delete(
+    shared: &Shared,
+    store: &mut Store,
+    key: &(Resource, String, String),
+    orphan: bool,
+) -> Option<Value> {
+    let mut object = store.objects.get(key)?.clone();
+    let finalizers = object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if finalizers {
+        if object["metadata"].get("deletionTimestamp").is_none() {
+            store.rv += 1;
+            object["metadata"]["deletionTimestamp"] = json!(now());
+            object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+            store.objects.insert(key.clone(), object.clone());
+            record(shared, store, &key.0, "MODIFIED", object.clone());
+        }
+        return Some(object);
+    }
+    store.objects.remove(key);
+    store.rv += 1;
+    object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+    record(shared, store, &key.0, "DELETED", object.clone());
+    if orphan {
+        let uid = object["metadata"]["uid"].clone();
+        let owned: Vec<_> = store
+            .objects
+            .iter()
+            .filter(|(_, o)| owned_by(o, &uid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in owned {
+            let mut o = store.objects[&k].clone();
+            if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"] != uid);
+            }
+            let old = store.objects[&k].clone();
+            let _ = update(shared, store, &k, old, o, Part::All);
+        }
+    } else {
+        collect_garbage(shared, store, &object);
+    }
+    Some(object)
+}
+
+fn owned_by(object: &Value, uid: &Value) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| &r["uid"] == uid))
+}
+
+/// Deletes what the removed object owned.
+fn collect_garbage(shared: &Shared, store: &mut Store, removed: &Value) {
+    let uid = &removed["metadata"]["uid"];
+    let owned: Vec<_> = store
+        .objects
+        .iter()
+        .filter(|(_, o)| owned_by(o, uid))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in owned {
+        delete(shared, store, &k, false);
+    }
+}
+
+/// Server-side apply, approximated: maps merge, lists and scalars are
+/// replaced, and metadata the server owns is kept.
+fn apply_merge(target: &mut Value, applied: &Value) {
+    match (target, applied) {
+        (Value::Object(t), Value::Object(a)) => {
+            for (k, v) in a {
+                match t.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => {
+                        apply_merge(existing, v)
+                    }
+                    _ => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, a) => *t = a.clone(),
+    }
+}
+
+// -------------------------------------------------------------- list/watch
+
+fn selector_matches(selector: &str, labels: &Value) -> bool {
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    split_selector(selector).iter().all(|term| {
+        let term = term.trim();
+        if term.is_empty() {
+            return true;
+        }
+        if let Some((k, rest)) = term.split_once(" notin ") {
+            let set = parse_set(rest);
+            return label(k.trim()).is_none_or(|v| !set.contains(&v.to_string()));
+        }
+        if let Some((k, rest)) = term.split_once(" in ") {
+            let set = parse_set(rest);
+            return label(k.trim()).is_some_and(|v| set.contains(&v.to_string()));
+        }
+        if let Some((k, v)) = term.split_once("!=") {
+            return label(k.trim()) != Some(v.trim());
+        }
+        if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            return label(k.trim()) == Some(v.trim());
+        }
+        if let Some(k) = term.strip_prefix('!') {
+            return label(k.trim()).is_none();
+        }
+        label(term).is_some()
+    })
+}
+
+fn split_selector(selector: &str) -> Vec<String> {
+    let mut terms = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for c in selector.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    terms.push(cur);
+    terms
+}
+
+fn parse_set(s: &str) -> Vec<String> {
+    s.trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+fn field_matches(selector: &str, object: &Value) -> bool {
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        let (k, v, negate) = match term.split_once("!=") {
+            Some((k, v)) => (k, v, true),
+            None => match term.split_once("==").or_else(|| term.split_once('=')) {
+                Some((k, v)) => (k, v, false),
+                None => return true,
+            },
+        };
+        let actual = match k.trim() {
+            "metadata.name" => object["metadata"]["name"].as_str(),
+            "metadata.namespace" => object["metadata"]["namespace"].as_str(),
+            _ => return true,
+        };
+        (actual == Some(v.trim())) != negate
+    })
+}
+
+struct Filter {
+    resource: Resource,
+    namespace: Option<String>,
+    labels: Option<String>,
+    fields: Option<String>,
+}
+
+impl Filter {
+    fn new(route: &Route, q: &BTreeMap<String, String>) -> Filter {
+        Filter {
+            resource: route.resource.clone(),
+            namespace: route.namespace.clone(),
+            labels: q.get("labelSelector").cloned().filter(|s| !s.is_empty()),
+            fields: q.get("fieldSelector").cloned().filter(|s| !s.is_empty()),
+        }
+    }
+
+    fn matches(&self, resource: &str, object: &Value) -> bool {
+        resource == self.resource
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns))
+            && self
+                .labels
+                .as_deref()
+                .is_none_or(|s| selector_matches(s, &object["metadata"]["labels"]))
+            && self
+                .fields
+                .as_deref()
+                .is_none_or(|s| field_matches(s, object))
+    }
+}
+
+fn list_kind(resource: &str, items: &[Value]) -> String {
+    match items.first().and_then(|o| o["kind"].as_str()) {
+        Some(kind) => format!("{kind}List"),
+        None => {
+            let _ = resource;
+            "List".to_string()
+        }
+    }
+}
+
+fn list(shared: &Shared, route: &Route, q: &BTreeMap<String, String>) -> Response<Body> {
+    let filter = Filter::new(route, q);
+    let store = shared.store.lock().unwrap();
+    let items: Vec<Value> = store
+        .objects
+        .iter()
+        .filter(|((r, _, _), o)| filter.matches(r, o))
+        .map(|(_, o)| o.clone())
+        .collect();
+    let api_version = route
+        .resource
+        .rsplit_once('/')
+        .map(|(gv, _)| gv.trim_start_matches('/'))
+        .unwrap_or("v1");
+    respond(
+        StatusCode::OK,
+        &json!({
+            "kind": list_kind(&route.resource, &items),
+            "apiVersion": api_version,
+            "metadata": {"resourceVersion": store.rv.to_string()},
+            "items": items,
+        }),
+    )
+}
+
+fn line(event_type: &str, object: &Value) -> Result<Frame<Bytes>, Infallible> {
+    let text = json!({"type": event_type, "object": object}).to_string() + "\n";
+    Ok(Frame::data(Bytes::from(text)))
+}
+
+fn watch(shared: Arc<Shared>, route: Route, q: BTreeMap<String, String>) -> Response<Body> {
+    let filter = Filter::new(&route, &q);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(300));
+    let since: u64 = q
+        .get("resourceVersion")
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(1024);
+    let mut changes = shared.changes.subscribe();
+    let mut drops = shared.drops.subscribe();
+    let (initial, last_rv) = {
+        let store = shared.store.lock().unwrap();
+        if since == 0 {
+            let items: Vec<_> = store
+                .objects
+                .iter()
+                .filter(|((r, _, _), o)| filter.matches(r, o))
+                .map(|(_, o)| line("ADDED", o))
+                .collect();
+            (items, store.rv)
+        } else if since < store.oldest {
+            let gone = status_error(410, "Expired", "too old resource version");
+            (vec![line("ERROR", &gone)], u64::MAX)
+        } else {
+            let items: Vec<_> = store
+                .history
+                .iter()
+                .filter(|c| c.rv > since && filter.matches(&c.resource, &c.object))
+                .map(|c| line(c.type_, &c.object))
+                .collect();
+            (items, store.rv)
+        }
+    };
+    let kind_hint = shared
+        .store
+        .lock()
+        .unwrap()
+        .objects
+        .iter()
+        .find(|((r, _, _), _)| *r == route.resource)
+        .map(|(_, o)| (o["apiVersion"].clone(), o["kind"].clone()));
+    tokio::spawn(async move {
+        for frame in initial {
+            if tx.send(frame).await.is_err() {
+                return;
+            }
+        }
+        if last_rv == u64::MAX {
+            return;
+        }
+        let mut seen = last_rv;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut tick = tokio::time::interval(shared.bookmark_every);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = drops.recv() => return,
+                _ = tick.tick(), if bookmarks => {
+                    let (api_version, kind) = kind_hint.clone().unwrap_or((json!("v1"), json!("Unknown")));
+                    let mark = json!({"apiVersion": api_version, "kind": kind,
+                        "metadata": {"resourceVersion": seen.to_string()}});
+                    if tx.send(line("BOOKMARK", &mark)).await.is_err() {
+                        return;
+                    }
+                }
+                change = changes.recv() => {
+                    let change = match change {
+                        Ok(c) => c,
+                        // Fell behind: end the watch; the client resumes.
+                        Err(_) => return,
+                    };
+                    if change.rv <= seen {
+                        continue;
+                    }
+                    seen = change.rv;
+                    if filter.matches(&change.resource, &change.object)
+                        && tx.send(line(change.type_, &change.object)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = tokio_stream_from(rx);
+    let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
+}

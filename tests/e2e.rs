@@ -1,0 +1,501 @@
+//! The operator end to end: the real controller against an API server.
+//!
+//! By default the API server is the in-process emulator in tests/apiserver,
+//! with a driver standing in for the StatefulSet controller and kubelets.
+//! With DORIS_OPERATOR_TEST_KUBECONFIG naming a kubeconfig, the same tests
+//! run against that cluster (each in a namespace of its own, with the CRD
+//! applied first); only the fault-injection test needs the emulator. The
+//! tests check what a user would: objects, status, Events, PVCs.
+
+mod apiserver;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apiserver::Emulator;
+use apiserver::driver::PodDriver;
+use doris_operator::conventions::ConventionBundle;
+use doris_operator::conventions::reload::LiveConventions;
+use doris_operator::crd::DorisCluster;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+/// An API server, a namespace, and the operator running against them.
+struct Env {
+    client: Client,
+    namespace: String,
+    emulator: Option<Arc<Emulator>>,
+    _driver: Option<PodDriver>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    async fn start(test: &str) -> Env {
+        let (client, emulator, driver) = match std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
+            Ok(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .expect("kubeconfig is usable");
+                let client = Client::try_from(config).expect("client");
+                install_crd(&client).await;
+                (client, None, None)
+            }
+            Err(_) => {
+                let emulator = Arc::new(Emulator::start().await);
+                let driver = PodDriver::start(emulator.clone());
+                (emulator.client(), Some(emulator), Some(driver))
+            }
+        };
+        let namespace = format!("e2e-{test}-{}", std::process::id());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+            )
+            .await
+            .expect("namespace");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let settings = doris_operator::controller::Settings {
+            namespace: Some(namespace.clone()),
+            conventions: Arc::new(LiveConventions::new(
+                ConventionBundle::embedded().expect("defaults compile"),
+            )),
+            metrics: Arc::default(),
+        };
+        let operator = tokio::spawn(doris_operator::controller::run(
+            client.clone(),
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Env {
+            client,
+            namespace,
+            emulator,
+            _driver: driver,
+            stop: Some(stop),
+            operator: Some(operator),
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn create_cluster(&self, yaml: &str) -> DorisCluster {
+        let mut cluster: DorisCluster = serde_norway::from_str(yaml).expect("test cluster parses");
+        cluster.metadata.namespace = Some(self.namespace.clone());
+        self.api::<DorisCluster>()
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("cluster created")
+    }
+
+    /// Stops the operator (as a pod stop would) and waits for it to end.
+    async fn stop_operator(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.operator.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+        }
+    }
+
+    async fn finish(mut self) {
+        self.stop_operator().await;
+        if self.emulator.is_none() {
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            let _ = namespaces
+                .delete(&self.namespace, &DeleteParams::default())
+                .await;
+        }
+    }
+}
+
+async fn install_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "dorisclusters.doris.selectdb.com",
+        &PatchParams::apply("doris-operator-e2e").force(),
+        &Patch::Apply(doris_operator::crd::crd()),
+    )
+    .await
+    .expect("CRD applied");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Polls `check` until it returns Some, or fails the test after `secs`.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn condition(cluster: &DorisCluster, type_: &str) -> Option<String> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+async fn wait_ready(env: &Env, name: &str) -> DorisCluster {
+    let api = env.api::<DorisCluster>();
+    eventually(&format!("{name} Ready"), 30, || async {
+        let c = api.get(name).await.ok()?;
+        (condition(&c, "Ready").as_deref() == Some("True")
+            && c.status.as_ref()?.observed_generation == c.metadata.generation)
+            .then_some(c)
+    })
+    .await
+}
+
+const SAMPLE: &str = r#"
+apiVersion: doris.selectdb.com/v1
+kind: DorisCluster
+metadata:
+  name: doris
+spec:
+  feSpec:
+    replicas: 3
+    image: apache/doris:fe-2.1.8
+  beSpec:
+    replicas: 3
+    image: apache/doris:be-2.1.8
+    persistentVolumes:
+    - mountPath: /opt/apache-doris/be/storage
+      name: data
+      persistentVolumeClaimSpec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests:
+            storage: 10Gi
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_gets_its_objects_and_becomes_ready() {
+    let env = Env::start("create").await;
+    env.create_cluster(SAMPLE).await;
+    let cluster = wait_ready(&env, "doris").await;
+
+    let sts = env.api::<StatefulSet>();
+    for name in ["doris-fe", "doris-be"] {
+        let s = sts.get(name).await.expect("statefulset exists");
+        assert_eq!(s.spec.replicas, Some(3));
+        assert_eq!(s.spec.pod_management_policy.as_deref(), Some("Parallel"));
+        assert!(
+            s.owner_references()
+                .iter()
+                .any(|o| o.uid == cluster.uid().unwrap() && o.controller == Some(true)),
+            "{name} is owned by the cluster"
+        );
+    }
+    let svc = env.api::<Service>();
+    for name in [
+        "doris-fe-internal",
+        "doris-fe-service",
+        "doris-be-internal",
+        "doris-be-service",
+    ] {
+        svc.get(name)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let cm = env
+        .api::<ConfigMap>()
+        .get("doris-fe-conf")
+        .await
+        .expect("rendered fe.conf");
+    assert!(cm.data.unwrap()["fe.conf"].contains("query_port = 9030"));
+
+    let status = cluster.status.unwrap();
+    let fe = status.fe_status.unwrap();
+    assert_eq!(fe.component_condition.phase, "available");
+    assert_eq!(
+        fe.running_instances.unwrap(),
+        ["doris-fe-0", "doris-fe-1", "doris-fe-2"]
+    );
+    assert_eq!(fe.access_service.as_deref(), Some("doris-fe-service"));
+    assert_eq!(status.be_status.unwrap().ready_replicas, Some(3));
+    assert_eq!(
+        status.conventions_revision.as_deref(),
+        Some(ConventionBundle::embedded().unwrap().revision())
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spec_edits_reach_the_objects() {
+    let env = Env::start("edit").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"beSpec": {"replicas": 4, "image": "apache/doris:be-2.1.9"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let sts = env.api::<StatefulSet>();
+    eventually("BE StatefulSet follows the spec", 20, || async {
+        let s = sts.get("doris-be").await.ok()?;
+        let image = s.spec.template.spec.as_ref()?.containers[0].image.clone()?;
+        (s.spec.replicas == Some(4) && image == "apache/doris:be-2.1.9").then_some(())
+    })
+    .await;
+    let cluster = wait_ready(&env, "doris").await;
+    assert_eq!(cluster.status.unwrap().be_status.unwrap().replicas, Some(4));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_cluster_removes_its_objects_and_keeps_its_data() {
+    let env = Env::start("delete").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    let pvcs = env.api::<PersistentVolumeClaim>();
+    eventually("BE data volumes", 20, || async {
+        (pvcs.list(&Default::default()).await.ok()?.items.len() == 3).then_some(())
+    })
+    .await;
+
+    env.api::<DorisCluster>()
+        .delete("doris", &DeleteParams::background())
+        .await
+        .unwrap();
+    let sts = env.api::<StatefulSet>();
+    let svc = env.api::<Service>();
+    eventually("objects garbage-collected", 30, || async {
+        let left = sts.list(&Default::default()).await.ok()?.items.len()
+            + svc.list(&Default::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+    let names: Vec<_> = pvcs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    assert_eq!(
+        names,
+        ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
+    );
+    env.finish().await;
+}
+
+/// resourceVersions of everything the operator writes for a cluster.
+async fn versions(env: &Env) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for s in env
+        .api::<StatefulSet>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+    {
+        out.insert(
+            format!("sts/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        );
+    }
+    for s in env
+        .api::<Service>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+    {
+        out.insert(
+            format!("svc/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        );
+    }
+    for c in env
+        .api::<ConfigMap>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+    {
+        out.insert(
+            format!("cm/{}", c.name_any()),
+            c.resource_version().unwrap(),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converged_cluster_costs_no_writes() {
+    let env = Env::start("converged").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    // Let the last pod and status events settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = versions(&env).await;
+    let status_before = env.api::<DorisCluster>().get("doris").await.unwrap().status;
+
+    // A label change wakes the reconciler without changing what it plans.
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    if let Some(emulator) = &env.emulator {
+        emulator.reset_requests();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    assert_eq!(
+        versions(&env).await,
+        before,
+        "no child object was rewritten"
+    );
+    let after = env.api::<DorisCluster>().get("doris").await.unwrap();
+    assert_eq!(after.status, status_before, "status was not rewritten");
+    if let Some(emulator) = &env.emulator {
+        assert_eq!(emulator.count_writes(), 0, "{:?}", emulator.requests());
+    }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_volumes_go_with_the_cluster_only_when_asked() {
+    let env = Env::start("pvc-delete").await;
+    let asked = SAMPLE.replace(
+        "  name: doris\n",
+        "  name: doris\n  annotations:\n    doris.selectdb.com/delete-pvcs-on-delete: \"true\"\n",
+    );
+    env.create_cluster(&asked).await;
+    wait_ready(&env, "doris").await;
+    let pvcs = env.api::<PersistentVolumeClaim>();
+    eventually("BE data volumes", 20, || async {
+        (pvcs.list(&Default::default()).await.ok()?.items.len() == 3).then_some(())
+    })
+    .await;
+    let clusters = env.api::<DorisCluster>();
+    let held = clusters.get("doris").await.unwrap();
+    assert!(
+        held.finalizers()
+            .iter()
+            .any(|f| f == "doris.selectdb.com/pvc-cleanup")
+    );
+
+    clusters
+        .delete("doris", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("cluster and its volumes gone", 30, || async {
+        let volumes = pvcs.list(&Default::default()).await.ok()?.items.len();
+        let gone = clusters.get_opt("doris").await.ok()?.is_none();
+        (volumes == 0 && gone).then_some(())
+    })
+    .await;
+    env.finish().await;
+}
+
+/// Fault injection needs the emulator; on a real cluster this test only
+/// checks recovery from nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_and_lost_watches_are_recovered_without_extra_writes() {
+    let env = Env::start("faults").await;
+    if let Some(emulator) = &env.emulator {
+        // The first applies of StatefulSets and a status write fail.
+        emulator.fail_next(Some("patch"), Some("statefulsets"), 500, 2);
+        emulator.fail_next(Some("patch"), Some("dorisclusters"), 503, 1);
+    }
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+
+    let Some(emulator) = env.emulator.clone() else {
+        return env.finish().await;
+    };
+    // Every watch ends, and resuming from the old resourceVersion is refused
+    // (410 Gone): the operator must relist, and a relist writes nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    emulator.reset_requests();
+    emulator.expire_history();
+    emulator.drop_watches();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rewatched = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "watch" || r.verb == "list")
+        .count();
+    assert!(
+        rewatched >= 6,
+        "the operator watches again after losing its watches"
+    );
+    assert_eq!(emulator.count_writes(), 0, "{:?}", emulator.requests());
+
+    // And it still follows the spec.
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"feSpec": {"replicas": 4}}})),
+        )
+        .await
+        .unwrap();
+    let sts = env.api::<StatefulSet>();
+    eventually("FE scaled after the watches came back", 20, || async {
+        (sts.get("doris-fe").await.ok()?.spec.replicas == Some(4)).then_some(())
+    })
+    .await;
+    env.finish().await;
+}
+
+/// A slow API server delays the operator, never confuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_api_server_only_slows_things_down() {
+    let env = Env::start("slow").await;
+    if let Some(emulator) = &env.emulator {
+        emulator.set_latency(Some(Duration::from_millis(30)));
+    }
+    env.create_cluster(SAMPLE).await;
+    let cluster = wait_ready(&env, "doris").await;
+    assert_eq!(
+        cluster
+            .status
+            .unwrap()
+            .fe_status
+            .unwrap()
+            .component_condition
+            .phase,
+        "available"
+    );
+    env.finish().await;
+}
