@@ -59,6 +59,9 @@ enum Command {
         /// several replicas never act at once.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "LEADER_ELECT")]
         leader_elect: bool,
+        /// Clusters reconciled at the same time.
+        #[arg(long, default_value_t = 8, env = "CONCURRENCY")]
+        concurrency: u16,
         /// Address of /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:8080", env = "METRICS_ADDR")]
         metrics_addr: std::net::SocketAddr,
@@ -148,6 +151,7 @@ fn run(cli: Cli) -> Result<(), String> {
             log_format,
             metrics_addr,
             leader_elect,
+            concurrency,
         } => {
             init_logging(log_format);
             let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
@@ -177,6 +181,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     namespace,
                     conventions,
                     metrics,
+                    concurrency,
                 };
                 let outcome = if leader_elect {
                     let lease_namespace =

@@ -68,6 +68,7 @@ impl Env {
                 ConventionBundle::embedded().expect("defaults compile"),
             )),
             metrics: Arc::default(),
+            concurrency: 4,
         };
         let operator = tokio::spawn(doris_operator::controller::run(
             client.clone(),

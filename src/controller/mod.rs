@@ -49,6 +49,9 @@ pub struct Settings {
     pub conventions: Arc<LiveConventions>,
     /// Where reconciles and writes are counted.
     pub metrics: Arc<Metrics>,
+    /// Clusters reconciled at the same time. Bounding it bounds memory
+    /// when many clusters change at once.
+    pub concurrency: u16,
 }
 
 /// Why a reconcile failed; the category names are fixed for metrics and
@@ -176,6 +179,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(conventions_changed(settings.conventions.subscribe()))
+        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

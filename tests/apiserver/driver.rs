@@ -86,12 +86,24 @@ fn is_ready(pod: &Value) -> bool {
 }
 
 fn step(emulator: &Emulator, state: &Mutex<State>) {
+    // One read of all pods per step, grouped by owning StatefulSet.
+    let mut pods_of: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for pod in emulator.list(PODS, None) {
+        if let Some(owner) = pod["metadata"]["ownerReferences"][0]["uid"].as_str() {
+            pods_of.entry(owner.to_string()).or_default().push(pod);
+        }
+    }
     for sts in emulator.list(STATEFULSETS, None) {
-        drive(emulator, state, &sts);
+        let uid = sts["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let pods = pods_of.remove(&uid).unwrap_or_default();
+        drive(emulator, state, &sts, pods);
     }
 }
 
-fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value) {
+fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value>) {
     let ns = sts["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = sts["metadata"]["name"].as_str().unwrap_or_default();
     let uid = &sts["metadata"]["uid"];
@@ -102,15 +114,6 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value) {
     let template = &sts["spec"]["template"];
     let revision = format!("{name}-{}", hash(template));
     let on_delete = sts["spec"]["updateStrategy"]["type"] == "OnDelete";
-    let pods: Vec<Value> = emulator
-        .list(PODS, Some(ns))
-        .into_iter()
-        .filter(|p| {
-            p["metadata"]["ownerReferences"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|r| &r["uid"] == uid))
-        })
-        .collect();
     let by_name: BTreeMap<String, &Value> = pods
         .iter()
         .map(|p| {
@@ -266,9 +269,8 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value) {
     }
 
     // StatefulSet status.
-    let pods: Vec<Value> = emulator
-        .list(PODS, Some(ns))
-        .into_iter()
+    let pods: Vec<Value> = (0..replicas)
+        .filter_map(|i| emulator.get(PODS, ns, &format!("{name}-{i}")))
         .filter(|p| {
             p["metadata"]["ownerReferences"]
                 .as_array()

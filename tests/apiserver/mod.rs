@@ -135,6 +135,11 @@ impl Emulator {
         }
     }
 
+    /// The server's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// A client talking to this server.
     pub fn client(&self) -> kube::Client {
         let url = format!("http://{}", self.addr).parse().unwrap();
@@ -149,10 +154,15 @@ impl Emulator {
     /// Every object of `resource` (in `namespace`, or all).
     pub fn list(&self, resource: &str, namespace: Option<&str>) -> Vec<Value> {
         let store = self.shared.store.lock().unwrap();
+        let start = (
+            resource.to_string(),
+            namespace.unwrap_or("").to_string(),
+            String::new(),
+        );
         store
             .objects
-            .iter()
-            .filter(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
+            .range(start..)
+            .take_while(|((r, ns, _), _)| r == resource && namespace.is_none_or(|n| n == ns))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -942,9 +952,15 @@ fn list_kind(resource: &str, items: &[Value]) -> String {
 fn list(shared: &Shared, route: &Route, q: &BTreeMap<String, String>) -> Response<Body> {
     let filter = Filter::new(route, q);
     let store = shared.store.lock().unwrap();
+    let start = (
+        route.resource.clone(),
+        route.namespace.clone().unwrap_or_default(),
+        String::new(),
+    );
     let items: Vec<Value> = store
         .objects
-        .iter()
+        .range(start..)
+        .take_while(|((r, _, _), _)| *r == route.resource)
         .filter(|((r, _, _), o)| filter.matches(r, o))
         .map(|(_, o)| o.clone())
         .collect();
