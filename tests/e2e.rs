@@ -248,6 +248,21 @@ async fn a_new_cluster_gets_its_objects_and_becomes_ready() {
         status.conventions_revision.as_deref(),
         Some(ConventionBundle::embedded().unwrap().revision())
     );
+
+    // What the user sees in `kubectl describe dcr doris`.
+    let events = env.api::<k8s_openapi::api::events::v1::Event>();
+    let applied = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| {
+            e.reason.as_deref() == Some("Applied")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("doris")
+        })
+        .expect("an Applied event on the cluster");
+    assert!(applied.note.unwrap().contains("StatefulSet/doris-fe"));
     env.finish().await;
 }
 
@@ -498,5 +513,56 @@ async fn a_slow_api_server_only_slows_things_down() {
             .phase,
         "available"
     );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
+    let env = Env::start("invalid").await;
+    let invalid = SAMPLE.replace(
+        "    replicas: 3\n    image: apache/doris:fe",
+        "    replicas: 2\n    image: apache/doris:fe",
+    );
+    env.create_cluster(&invalid).await;
+    let api = env.api::<DorisCluster>();
+    let reported = eventually("the problem in status", 20, || async {
+        let c = api.get("doris").await.ok()?;
+        let ready = c
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready")?
+            .clone();
+        (ready.status == "False").then_some(ready)
+    })
+    .await;
+    assert_eq!(reported.reason, "InvalidSpec");
+    assert!(
+        reported
+            .message
+            .contains("spec.feSpec.replicas: must be at least electionNumber (3)"),
+        "{}",
+        reported.message
+    );
+    assert!(
+        env.api::<StatefulSet>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Fixing the spec lets the cluster come up.
+    api.patch(
+        "doris",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"feSpec": {"replicas": 3}}})),
+    )
+    .await
+    .unwrap();
+    wait_ready(&env, "doris").await;
     env.finish().await;
 }
