@@ -67,6 +67,7 @@ struct Store {
     objects: BTreeMap<(Resource, String, String), Value>,
     history: VecDeque<Change>,
     oldest: u64,
+    live_uids: std::collections::HashSet<String>,
 }
 
 struct Shared {
@@ -647,8 +648,27 @@ fn create(
     }
     store.rv += 1;
     object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
+    let uid = object["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    store.live_uids.insert(uid);
     store.objects.insert(key.clone(), object.clone());
     record(shared, store, &key.0, "ADDED", object.clone());
+    // The garbage collector removes objects whose owner is already gone
+    // (one created in a race with its owner's deletion).
+    let orphaned = object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                !store
+                    .live_uids
+                    .contains(r["uid"].as_str().unwrap_or_default())
+            })
+        });
+    if orphaned {
+        delete(shared, store, &key, false);
+    }
     Ok(object)
 }
 
@@ -733,6 +753,9 @@ fn update(
         .is_some_and(|f| !f.is_empty());
     if deleting && !finalizers_left {
         store.objects.remove(key);
+        if let Some(uid) = next["metadata"]["uid"].as_str() {
+            store.live_uids.remove(uid);
+        }
         record(shared, store, &key.0, "DELETED", next.clone());
         collect_garbage(shared, store, &next);
         return Ok(next);
@@ -763,6 +786,9 @@ fn delete(
         return Some(object);
     }
     store.objects.remove(key);
+    if let Some(uid) = object["metadata"]["uid"].as_str() {
+        store.live_uids.remove(uid);
+    }
     store.rv += 1;
     object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
     record(shared, store, &key.0, "DELETED", object.clone());
