@@ -52,6 +52,11 @@ enum Command {
         /// Folder of convention files laid over the embedded defaults.
         #[arg(long, env = "CONVENTIONS_DIR")]
         conventions_dir: Option<PathBuf>,
+        /// Namespace whose ConfigMaps labelled doris.selectdb.com/conventions
+        /// hold convention sets (default: the operator's own, from
+        /// POD_NAMESPACE; none are read when neither is set).
+        #[arg(long, env = "CONVENTIONS_NAMESPACE")]
+        conventions_namespace: Option<String>,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
         log_format: LogFormat,
@@ -80,6 +85,22 @@ enum PolicyCommand {
     Check {
         /// The folder of *.rhai and *.j2 files.
         dir: PathBuf,
+    },
+    /// Print a convention bundle as a ConfigMap labelled as convention set
+    /// SET, ready to edit and apply.
+    Export {
+        /// Folder laid over the embedded defaults before export.
+        #[arg(long)]
+        conventions: Option<PathBuf>,
+        /// The set the ConfigMap belongs to.
+        #[arg(long, default_value = "default")]
+        set: String,
+        /// Name of the ConfigMap (default: doris-conventions-SET).
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace of the ConfigMap: the operator's.
+        #[arg(long, default_value = "doris-operator")]
+        namespace: String,
     },
 }
 
@@ -148,6 +169,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Run {
             namespace,
             conventions_dir,
+            conventions_namespace,
             log_format,
             metrics_addr,
             leader_elect,
@@ -182,6 +204,8 @@ fn run(cli: Cli) -> Result<(), String> {
                     conventions,
                     metrics,
                     concurrency,
+                    conventions_namespace: conventions_namespace
+                        .or_else(|| std::env::var("POD_NAMESPACE").ok()),
                 };
                 let outcome = if leader_elect {
                     let lease_namespace =
@@ -226,6 +250,28 @@ fn run(cli: Cli) -> Result<(), String> {
                 "conventions {} (revision {}): compiled, {checked} sample clusters rendered",
                 dir.display(),
                 bundle.revision()
+            );
+            Ok(())
+        }
+        Command::Policy {
+            command:
+                PolicyCommand::Export {
+                    conventions,
+                    set,
+                    name,
+                    namespace,
+                },
+        } => {
+            let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
+            let name = name.unwrap_or_else(|| format!("doris-conventions-{set}"));
+            print!(
+                "{}",
+                doris_operator::conventions::reload::config_map_yaml(
+                    bundle.sources(),
+                    &set,
+                    &name,
+                    &namespace
+                )
             );
             Ok(())
         }

@@ -16,12 +16,18 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetLabels {
+    pub set: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,6 +43,8 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Histogram,
     pub api_writes: Family<WriteLabels, Counter>,
+    pub conventions_refused: Family<SetLabels, Counter>,
+    pub conventions_failing: Family<SetLabels, Gauge>,
     pub ready: AtomicBool,
 }
 
@@ -63,8 +71,22 @@ impl Default for Metrics {
             "Writes to the Kubernetes API, by kind and verb",
             api_writes.clone(),
         );
+        let conventions_refused = Family::<SetLabels, Counter>::default();
+        let conventions_failing = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "conventions_refused",
+            "Convention candidates refused (compile, sample or live-cluster canary failed), by set",
+            conventions_refused.clone(),
+        );
+        registry.register(
+            "conventions_failing",
+            "1 while a convention set's latest files are refused and its last good version stays live",
+            conventions_failing.clone(),
+        );
         Metrics {
             registry,
+            conventions_refused,
+            conventions_failing,
             reconciles,
             reconcile_errors,
             reconcile_duration,
@@ -90,6 +112,19 @@ impl Metrics {
                 category: category.to_string(),
             })
             .inc();
+    }
+
+    /// Records a reload of convention set `set`: live, or refused.
+    pub fn conventions_result(&self, set: &str, live: bool) {
+        let labels = SetLabels {
+            set: set.to_string(),
+        };
+        if !live {
+            self.conventions_refused.get_or_create(&labels).inc();
+        }
+        self.conventions_failing
+            .get_or_create(&labels)
+            .set(i64::from(!live));
     }
 
     pub fn observe_reconcile(&self, took: Duration) {
@@ -157,6 +192,13 @@ mod tests {
         );
         assert!(text.contains(r#"doris_operator_reconcile_errors_total{category="KubeApi"} 1"#));
         assert!(text.contains("doris_operator_reconcile_duration_seconds_count 1"));
+        m.conventions_result("default", false);
+        let text = m.encode();
+        assert!(text.contains(r#"doris_operator_conventions_refused_total{set="default"} 1"#));
+        assert!(text.contains(r#"doris_operator_conventions_failing{set="default"} 1"#));
+        m.conventions_result("default", true);
+        let text = m.encode();
+        assert!(text.contains(r#"doris_operator_conventions_failing{set="default"} 0"#));
     }
 
     #[test]

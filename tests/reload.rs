@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doris_operator::conventions::ConventionBundle;
-use doris_operator::conventions::reload::{self, LiveConventions};
+use doris_operator::conventions::reload::{self, ConfigMapLayer, LiveConventions};
 
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("doris-reload-{}-{tag}", std::process::id()));
@@ -74,7 +74,8 @@ async fn a_policy_that_breaks_a_sample_is_refused() {
     live.offer(Ok(
         doris_operator::conventions::ConventionSources::embedded()
             .overlay_files("cm", [("restart.rhai", "fn restart_order(ctx) { [] }")]),
-    ));
+    ))
+    .await;
     assert_eq!(live.current().revision(), good);
     let failure = live.failure().unwrap();
     assert!(failure.contains("fail on a sample cluster"), "{failure}");
@@ -140,4 +141,211 @@ async fn quick_successive_edits_end_in_the_last() {
     // One reload for the burst, not a torn intermediate bundle.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(*changes.borrow_and_update(), 1);
+}
+
+fn layer(name: &str, set: &str, files: &[(&str, &str)]) -> ConfigMapLayer {
+    ConfigMapLayer {
+        name: format!("ops/{name}"),
+        set: set.to_string(),
+        files: files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn embedded_live() -> Arc<LiveConventions> {
+    Arc::new(LiveConventions::new(ConventionBundle::embedded().unwrap()))
+}
+
+fn restart_source(bundle: &ConventionBundle) -> String {
+    bundle.sources().files["restart.rhai"].content.clone()
+}
+
+#[tokio::test]
+async fn configmap_layers_make_named_sets_over_the_default_set() {
+    let live = embedded_live();
+    let embedded = live.current().revision().to_string();
+    let host_init = "// platform default\nfn host_init(ctx) { [] }\n";
+    live.offer_config_maps(vec![
+        layer("base", "default", &[("host_init.rhai", host_init)]),
+        layer("fe-first", "fe-first", &[("restart.rhai", RESTART_B)]),
+    ])
+    .await;
+    let default = live.bundle_for("default").unwrap();
+    assert_ne!(default.revision(), embedded);
+    assert_eq!(default.sources().files["host_init.rhai"].content, host_init);
+    assert_eq!(
+        restart_source(&default),
+        restart_source(&ConventionBundle::embedded().unwrap()),
+        "the default set does not see a named set's files"
+    );
+    let named = live.bundle_for("fe-first").unwrap();
+    assert_eq!(restart_source(&named), RESTART_B);
+    assert_eq!(
+        named.sources().files["host_init.rhai"].content,
+        host_init,
+        "a named set is laid over the default set"
+    );
+    let missing = live.bundle_for("nope").unwrap_err();
+    assert!(
+        missing.contains("doris.selectdb.com/conventions=nope"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_configmap_is_refused_reported_and_cleared_by_its_fix() {
+    let live = embedded_live();
+    let mut outcomes = live.outcomes();
+    live.offer_config_maps(vec![layer("cm", "default", &[("restart.rhai", RESTART_A)])])
+        .await;
+    let good = live.current().revision().to_string();
+    assert!(outcomes.recv().await.unwrap().result.is_ok());
+
+    let broken = [
+        ("syntax error", BROKEN, "restart.rhai:2:"),
+        (
+            "runtime error",
+            "fn restart_order(ctx) {\n    ctx.pods[99].pod\n}\n",
+            "restart.rhai:2:",
+        ),
+        (
+            "infinite loop",
+            "fn restart_order(ctx) {\n    loop { }\n}\n",
+            "restart.rhai:2:",
+        ),
+        (
+            "huge allocation",
+            "fn restart_order(ctx) {\n    let s = \"x\";\n    loop { s += s; }\n}\n",
+            "restart.rhai:3:",
+        ),
+        (
+            "wrong return type",
+            "fn restart_order(ctx) { 42 }\n",
+            "restart.rhai",
+        ),
+    ];
+    for (what, source, location) in broken {
+        live.offer_config_maps(vec![layer("cm", "default", &[("restart.rhai", source)])])
+            .await;
+        assert_eq!(
+            live.current().revision(),
+            good,
+            "{what}: the last good stays"
+        );
+        let failure = live
+            .failure()
+            .unwrap_or_else(|| panic!("{what}: not reported"));
+        assert!(failure.contains("configmap ops/cm/"), "{what}: {failure}");
+        assert!(failure.contains(location), "{what}: {failure}");
+        let outcome = outcomes.recv().await.unwrap();
+        assert_eq!(outcome.config_maps, vec!["ops/cm".to_string()]);
+        assert!(outcome.result.is_err(), "{what}");
+    }
+    live.offer_config_maps(vec![layer(
+        "cm",
+        "default",
+        &[("fe.conf.j2", "{{ no_such_value.key }}")],
+    )])
+    .await;
+    let failure = live.failure().unwrap();
+    assert!(failure.contains("fe.conf.j2:1"), "{failure}");
+    assert!(outcomes.recv().await.unwrap().result.is_err());
+
+    // Back to the good file: the refusal is over.
+    live.offer_config_maps(vec![layer("cm", "default", &[("restart.rhai", RESTART_A)])])
+        .await;
+    assert!(live.failure().is_none());
+    assert_eq!(live.current().revision(), good);
+    assert!(outcomes.recv().await.unwrap().result.is_ok());
+}
+
+#[tokio::test]
+async fn a_set_broken_when_first_read_has_nothing_live() {
+    let live = embedded_live();
+    live.expect_config_maps();
+    live.offer_config_maps(vec![
+        layer(
+            "platform",
+            "default",
+            &[("host_init.rhai", "fn host_init(ctx) {\n    let = ;\n}\n")],
+        ),
+        layer("other", "fe-first", &[("restart.rhai", RESTART_B)]),
+    ])
+    .await;
+    // The embedded defaults are not what the platform team runs: the
+    // default set is held rather than planned with them.
+    let held = live.bundle_for("default").unwrap_err();
+    assert!(held.contains("no working version"), "{held}");
+    assert!(held.contains("host_init.rhai:2:"), "{held}");
+    assert!(
+        live.bundle_for("fe-first").is_err(),
+        "built on the default set"
+    );
+
+    live.offer_config_maps(vec![
+        layer("platform", "default", &[("restart.rhai", RESTART_A)]),
+        layer("other", "fe-first", &[("restart.rhai", RESTART_B)]),
+    ])
+    .await;
+    assert!(live.failure().is_none());
+    assert_eq!(restart_source(&live.current()), RESTART_A);
+    assert_eq!(
+        restart_source(&live.bundle_for("fe-first").unwrap()),
+        RESTART_B
+    );
+}
+
+#[tokio::test]
+async fn a_candidate_that_fails_a_live_cluster_is_refused() {
+    let live = embedded_live();
+    live.set_canary(Arc::new(|set, bundle| {
+        Box::pin(async move {
+            if set == "strict" && restart_source(&bundle) == RESTART_B {
+                Err("DorisCluster prod/doris: boom".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }));
+    live.offer_config_maps(vec![layer("s", "strict", &[("restart.rhai", RESTART_A)])])
+        .await;
+    let good = live.bundle_for("strict").unwrap().revision().to_string();
+    live.offer_config_maps(vec![layer("s", "strict", &[("restart.rhai", RESTART_B)])])
+        .await;
+    assert_eq!(live.bundle_for("strict").unwrap().revision(), good);
+    let failure = live.failure_for("strict").unwrap();
+    assert!(failure.contains("fail on a live cluster"), "{failure}");
+    assert!(failure.contains("prod/doris: boom"), "{failure}");
+    assert!(live.failure().is_none(), "the default set is not affected");
+}
+
+/// deploy/ ships the default conventions as an editable ConfigMap; it must
+/// hold exactly the embedded defaults. Refresh with
+/// `UPDATE_DEPLOY=1 cargo test --test reload`.
+#[test]
+fn the_shipped_conventions_configmap_is_the_embedded_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/30-conventions.yaml");
+    let expected = reload::config_map_yaml(
+        &doris_operator::conventions::ConventionSources::embedded(),
+        "default",
+        "doris-conventions-default",
+        "doris-operator",
+    );
+    if std::env::var_os("UPDATE_DEPLOY").is_some() {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        shipped == expected,
+        "deploy/30-conventions.yaml differs from the embedded conventions; \
+         run UPDATE_DEPLOY=1 cargo test --test reload"
+    );
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_norway::from_str(&shipped).unwrap();
+    let live = LiveConventions::new(ConventionBundle::embedded().unwrap());
+    let files = cm.data.unwrap();
+    let sources = doris_operator::conventions::ConventionSources::embedded()
+        .overlay_files("cm", files.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    assert_eq!(sources.revision(), live.current().revision());
 }

@@ -8,6 +8,7 @@
 //! converged cluster therefore costs no API writes.
 
 pub mod apply;
+pub mod conventions;
 pub mod leader;
 pub mod retention;
 pub mod status;
@@ -52,6 +53,9 @@ pub struct Settings {
     /// Clusters reconciled at the same time. Bounding it bounds memory
     /// when many clusters change at once.
     pub concurrency: u16,
+    /// Where ConfigMaps labelled `doris.selectdb.com/conventions` are read
+    /// from (the operator's namespace); none are read when `None`.
+    pub conventions_namespace: Option<String>,
 }
 
 /// Why a reconcile failed; the category names are fixed for metrics and
@@ -155,13 +159,44 @@ pub async fn run(
         resources: Resources::default(),
         metrics: settings.metrics.clone(),
     });
+
+    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
+    let clusters = controller.store();
+
+    // Conventions from ConfigMaps: read once before the first reconcile, so
+    // no cluster is ever planned with conventions about to be replaced.
+    let conventions = settings.conventions.clone();
+    conventions.set_canary(conventions::live_canary(client.clone(), clusters.clone()));
+    let (convention_cms, convention_cms_writer) = reflector::store::<ConfigMap>();
+    let _reporter = AbortOnDrop(tokio::spawn(conventions::report_outcomes(
+        conventions.clone(),
+        ctx.recorder.clone(),
+        convention_cms.clone(),
+        settings.metrics.clone(),
+    )));
+    let _source = match &settings.conventions_namespace {
+        Some(namespace) => {
+            conventions.expect_config_maps();
+            let (synced, first_list) = tokio::sync::oneshot::channel();
+            let task = tokio::spawn(conventions::watch_config_maps(
+                client.clone(),
+                namespace.clone(),
+                conventions.clone(),
+                convention_cms_writer,
+                convention_cms,
+                synced,
+            ));
+            tracing::info!(%namespace, "reading convention ConfigMaps");
+            let _ = first_list.await;
+            Some(AbortOnDrop(task))
+        }
+        None => None,
+    };
     settings
         .metrics
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
-    let clusters = controller.store();
     controller
         .owns_stream(sts_stream)
         .owns_stream(svc_stream)
@@ -188,6 +223,15 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A tick each time new conventions go live.
@@ -254,8 +298,42 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
 
-    let bundle = ctx.conventions.current();
-    let conventions_failure = ctx.conventions.failure();
+    let set = crate::conventions::reload::set_of(cluster.metadata.annotations.as_ref());
+    let conventions_failure = ctx.conventions.failure_for(set);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let bundle = match ctx.conventions.bundle_for(set) {
+        Ok(bundle) => bundle,
+        Err(message) => {
+            // Nothing to plan with: leave every object as it is.
+            if !already_reported(&cluster, &message) {
+                tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
+                publish(
+                    ctx,
+                    &cluster,
+                    EventType::Warning,
+                    "ConventionsUnavailable",
+                    &message,
+                )
+                .await;
+            }
+            let previous = cluster
+                .status
+                .as_ref()
+                .and_then(|s| s.conventions_revision.clone())
+                .unwrap_or_default();
+            let status = status::compute(
+                &cluster,
+                &[],
+                &previous,
+                Some(&message),
+                Some(("ConventionsUnavailable", message.clone())),
+                &now,
+            );
+            write_status(ctx, &cluster, status).await?;
+            // A change of the conventions reconciles every cluster again.
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+    };
     let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
     let planned = plan::plan(
         &bundle,
@@ -264,7 +342,6 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             config_maps: &config_maps,
         },
     );
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
     let planned = match planned {
         Ok(p) => p,
         Err(e) => {

@@ -426,19 +426,21 @@ impl ConventionBundle {
         );
         let result = result.map_err(|err| {
             let mut located = SourceError::from_rhai(&origin, &err);
-            if located.line.is_none()
-                && matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_))
-            {
-                // Rhai reports a runaway loop at the outermost call; run the
-                // call again under a tracer to find where it was spinning.
+            let runaway = matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_));
+            let too_large = matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..));
+            if located.line.is_none() && (runaway || too_large) {
+                // Rhai reports these at the outermost call; run the call
+                // again under a tracer to find the statement that failed.
                 let pos = sandbox::last_position_of(ast, function, ctx.clone());
                 located.line = pos.line();
                 located.col = pos.position();
-                located.message = format!(
-                    "stopped after {} operations; does a loop never end? ({})",
-                    sandbox::MAX_OPERATIONS,
-                    located.message
-                );
+                if runaway {
+                    located.message = format!(
+                        "stopped after {} operations; does a loop never end? ({})",
+                        sandbox::MAX_OPERATIONS,
+                        located.message
+                    );
+                }
             }
             located
         })?;

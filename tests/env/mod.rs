@@ -1,0 +1,219 @@
+//! The environment every end-to-end test runs in: an API server (the
+//! in-process emulator, or the cluster DORIS_OPERATOR_TEST_KUBECONFIG
+//! names), a namespace of the test's own, and the operator running against
+//! them; plus the waits the tests share.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apiserver::Emulator;
+use crate::apiserver::driver::PodDriver;
+use doris_operator::conventions::ConventionBundle;
+use doris_operator::conventions::reload::LiveConventions;
+use doris_operator::crd::DorisCluster;
+use doris_operator::metrics::Metrics;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+/// An API server, a namespace, and the operator running against them.
+pub struct Env {
+    pub client: Client,
+    pub namespace: String,
+    pub emulator: Option<Arc<Emulator>>,
+    pub metrics: Arc<Metrics>,
+    pub conventions: Arc<LiveConventions>,
+    _driver: Option<PodDriver>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    /// An API server and namespace with the operator running.
+    pub async fn start(test: &str) -> Env {
+        let mut env = Env::without_operator(test).await;
+        env.start_operator();
+        env
+    }
+
+    /// An API server and namespace, the operator not started yet.
+    pub async fn without_operator(test: &str) -> Env {
+        let (client, emulator, driver) = match std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
+            Ok(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                    .await
+                    .expect("kubeconfig is usable");
+                let client = Client::try_from(config).expect("client");
+                install_crd(&client).await;
+                (client, None, None)
+            }
+            Err(_) => {
+                let emulator = Arc::new(Emulator::start().await);
+                let driver = PodDriver::start(emulator.clone());
+                (emulator.client(), Some(emulator), Some(driver))
+            }
+        };
+        let namespace = format!("e2e-{test}-{}", std::process::id());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+            )
+            .await
+            .expect("namespace");
+        Env {
+            client,
+            namespace,
+            emulator,
+            metrics: Arc::default(),
+            conventions: Arc::new(LiveConventions::new(
+                ConventionBundle::embedded().expect("defaults compile"),
+            )),
+            _driver: driver,
+            stop: None,
+            operator: None,
+        }
+    }
+
+    /// Starts the operator as a new process would: fresh conventions and
+    /// metrics, reading everything from the API server.
+    pub fn start_operator(&mut self) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.conventions = Arc::new(LiveConventions::new(
+            ConventionBundle::embedded().expect("defaults compile"),
+        ));
+        self.metrics = Arc::new(Metrics::default());
+        let settings = doris_operator::controller::Settings {
+            namespace: Some(self.namespace.clone()),
+            conventions: self.conventions.clone(),
+            metrics: self.metrics.clone(),
+            concurrency: 4,
+            // The test's namespace stands in for the operator's own.
+            conventions_namespace: Some(self.namespace.clone()),
+        };
+        self.operator = Some(tokio::spawn(doris_operator::controller::run(
+            self.client.clone(),
+            settings,
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    pub async fn create_cluster(&self, yaml: &str) -> DorisCluster {
+        let mut cluster: DorisCluster = serde_norway::from_str(yaml).expect("test cluster parses");
+        cluster.metadata.namespace = Some(self.namespace.clone());
+        self.api::<DorisCluster>()
+            .create(&PostParams::default(), &cluster)
+            .await
+            .expect("cluster created")
+    }
+
+    /// Stops the operator (as a pod stop would) and waits for it to end.
+    pub async fn stop_operator(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.operator.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+        }
+    }
+
+    pub async fn finish(mut self) {
+        self.stop_operator().await;
+        if self.emulator.is_none() {
+            let namespaces: Api<Namespace> = Api::all(self.client.clone());
+            let _ = namespaces
+                .delete(&self.namespace, &DeleteParams::default())
+                .await;
+        }
+    }
+}
+
+pub async fn install_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "dorisclusters.doris.selectdb.com",
+        &PatchParams::apply("doris-operator-e2e").force(),
+        &Patch::Apply(doris_operator::crd::crd()),
+    )
+    .await
+    .expect("CRD applied");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Polls `check` until it returns Some, or fails the test after `secs`.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn condition(cluster: &DorisCluster, type_: &str) -> Option<String> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+pub async fn wait_ready(env: &Env, name: &str) -> DorisCluster {
+    let api = env.api::<DorisCluster>();
+    eventually(&format!("{name} Ready"), 30, || async {
+        let c = api.get(name).await.ok()?;
+        (condition(&c, "Ready").as_deref() == Some("True")
+            && c.status.as_ref()?.observed_generation == c.metadata.generation)
+            .then_some(c)
+    })
+    .await
+}
+
+pub const SAMPLE: &str = r#"
+apiVersion: doris.selectdb.com/v1
+kind: DorisCluster
+metadata:
+  name: doris
+spec:
+  feSpec:
+    replicas: 3
+    image: apache/doris:fe-2.1.8
+  beSpec:
+    replicas: 3
+    image: apache/doris:be-2.1.8
+    persistentVolumes:
+    - mountPath: /opt/apache-doris/be/storage
+      name: data
+      persistentVolumeClaimSpec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests:
+            storage: 10Gi
+"#;
