@@ -82,6 +82,10 @@ impl fmt::Debug for FeEndpoint {
 }
 
 /// Timeouts and retries of an [`FeClient`].
+///
+/// A failure to connect is tried again up to `retries` times; so is a read
+/// whose connection broke. A write that reached the FE, a timed-out
+/// answer, a refused login and an SQL error are not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeClientConfig {
     /// Bound on opening a connection and logging in, per attempt.
@@ -689,9 +693,17 @@ impl FeClient {
             match result {
                 Ok(rows) => return Ok(rows),
                 Err((stage, kind)) => {
-                    let retry = kind.is_transient()
-                        && attempt <= self.config.retries
-                        && (stage == Stage::Connect || idempotence == Idempotence::Read);
+                    // Nothing was sent yet, or a read lost its connection:
+                    // worth another go. A slow answer is not: the FE is up
+                    // and asking again only adds to its load.
+                    let retryable = match stage {
+                        Stage::Connect => kind.is_transient(),
+                        Stage::Statement => {
+                            idempotence == Idempotence::Read
+                                && matches!(kind, FeErrorKind::ConnectionLost(_))
+                        }
+                    };
+                    let retry = retryable && attempt <= self.config.retries;
                     if !retry {
                         return Err(self.error(statement, attempt, kind));
                     }
