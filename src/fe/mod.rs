@@ -750,9 +750,18 @@ impl FeClient {
             Ok(Err(e)) => Err((Stage::Statement, self.classify(e, Stage::Statement))),
             Ok(Ok(rows)) => Ok(rows),
         };
+        // Close the connection within a bound. Left to itself, a dropped
+        // connection would wait in the background for the rest of an
+        // unfinished answer, for ever from an FE that hangs; a disconnect
+        // cut short by the timeout closes the socket instead.
+        let close = tokio::time::timeout(CLOSE_TIMEOUT, conn.disconnect());
         if result.is_ok() {
-            // Say goodbye politely; the answer is already in hand.
-            let _ = tokio::time::timeout(self.config.query_timeout, conn.disconnect()).await;
+            let _ = close.await;
+        } else {
+            // Don't hold the error back for a slow FE's goodbye.
+            tokio::spawn(async move {
+                let _ = close.await;
+            });
         }
         result
     }
@@ -788,19 +797,13 @@ impl FeClient {
                 Stage::Connect => FeErrorKind::Connect(io.to_string()),
                 Stage::Statement => FeErrorKind::ConnectionLost(io.to_string()),
             },
-            Error::Driver(d) => match stage {
+            Error::Driver(d @ mysql_async::DriverError::ConnectionClosed) => match stage {
                 Stage::Connect => FeErrorKind::Connect(d.to_string()),
-                Stage::Statement => match d {
-                    mysql_async::DriverError::ConnectionClosed => {
-                        FeErrorKind::ConnectionLost(d.to_string())
-                    }
-                    other => FeErrorKind::Parse(other.to_string()),
-                },
+                Stage::Statement => FeErrorKind::ConnectionLost(d.to_string()),
             },
-            other => match stage {
-                Stage::Connect => FeErrorKind::Connect(other.to_string()),
-                Stage::Statement => FeErrorKind::Parse(other.to_string()),
-            },
+            // The FE said something the protocol does not allow: asking
+            // again would get the same.
+            other => FeErrorKind::Parse(other.to_string()),
         };
         self.scrub(kind)
     }
@@ -842,6 +845,9 @@ impl FeClient {
         }
     }
 }
+
+/// Bound on closing a connection politely (`COM_QUIT`).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// MySQL's `ER_ACCESS_DENIED_ERROR`, what Doris answers to a bad login.
 const ACCESS_DENIED: u16 = 1045;

@@ -384,6 +384,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, query_port
     static CONNECTION_ID: AtomicU32 = AtomicU32::new(1);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
+            // Out of descriptors, say: don't spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let (down, unresponsive) = {
