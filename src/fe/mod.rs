@@ -559,7 +559,7 @@ impl FeClient {
     /// `ALTER SYSTEM ADD BACKEND "host:heartbeat_port"`. Doris answers
     /// `Same backend already exists[...]` for a backend it has.
     pub async fn add_backend(&self, host: &str, heartbeat_port: u16) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM ADD BACKEND", host, heartbeat_port)
+        self.node_statement("ALTER SYSTEM ADD BACKEND", host, heartbeat_port)
             .await
     }
 
@@ -571,7 +571,7 @@ impl FeClient {
         host: &str,
         heartbeat_port: u16,
     ) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM DECOMMISSION BACKEND", host, heartbeat_port)
+        self.node_statement("ALTER SYSTEM DECOMMISSION BACKEND", host, heartbeat_port)
             .await
     }
 
@@ -582,7 +582,7 @@ impl FeClient {
         host: &str,
         heartbeat_port: u16,
     ) -> Result<(), FeError> {
-        self.backend_statement("CANCEL DECOMMISSION BACKEND", host, heartbeat_port)
+        self.node_statement("CANCEL DECOMMISSION BACKEND", host, heartbeat_port)
             .await
     }
 
@@ -604,30 +604,30 @@ impl FeClient {
         } else {
             "ALTER SYSTEM DROP BACKEND"
         };
-        self.backend_statement(verb, host, heartbeat_port).await
+        self.node_statement(verb, host, heartbeat_port).await
     }
 
     /// `ALTER SYSTEM ADD FOLLOWER "host:edit_log_port"`.
     pub async fn add_follower(&self, host: &str, edit_log_port: u16) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM ADD FOLLOWER", host, edit_log_port)
+        self.node_statement("ALTER SYSTEM ADD FOLLOWER", host, edit_log_port)
             .await
     }
 
     /// `ALTER SYSTEM ADD OBSERVER "host:edit_log_port"`.
     pub async fn add_observer(&self, host: &str, edit_log_port: u16) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM ADD OBSERVER", host, edit_log_port)
+        self.node_statement("ALTER SYSTEM ADD OBSERVER", host, edit_log_port)
             .await
     }
 
     /// `ALTER SYSTEM DROP FOLLOWER "host:edit_log_port"`.
     pub async fn drop_follower(&self, host: &str, edit_log_port: u16) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM DROP FOLLOWER", host, edit_log_port)
+        self.node_statement("ALTER SYSTEM DROP FOLLOWER", host, edit_log_port)
             .await
     }
 
     /// `ALTER SYSTEM DROP OBSERVER "host:edit_log_port"`.
     pub async fn drop_observer(&self, host: &str, edit_log_port: u16) -> Result<(), FeError> {
-        self.backend_statement("ALTER SYSTEM DROP OBSERVER", host, edit_log_port)
+        self.node_statement("ALTER SYSTEM DROP OBSERVER", host, edit_log_port)
             .await
     }
 
@@ -649,7 +649,8 @@ impl FeClient {
         self.write(statement, "ALTER SYSTEM MODIFY BACKEND").await
     }
 
-    async fn backend_statement(&self, verb: &str, host: &str, port: u16) -> Result<(), FeError> {
+    /// `VERB "host:port"`, the form of every membership change.
+    async fn node_statement(&self, verb: &str, host: &str, port: u16) -> Result<(), FeError> {
         let statement = quoted_host_port(host, port).map(|target| format!("{verb} {target}"));
         self.write(statement, verb).await
     }
