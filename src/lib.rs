@@ -5,6 +5,7 @@ pub mod conf;
 pub mod controller;
 pub mod conventions;
 pub mod crd;
+pub mod fe;
 pub mod metrics;
 pub mod plan;
 pub mod render;

@@ -1,0 +1,655 @@
+//! The FE client against the FE simulator, over the real MySQL protocol:
+//! reads, membership changes, decommission draining, and failures (bad
+//! password, FE down or hanging, SQL errors, slow answers).
+
+mod fesim;
+
+use std::time::{Duration, Instant};
+
+use doris_operator::fe::{
+    FeClient, FeClientConfig, FeEndpoint, FeErrorKind, FrontendRole, NodeRole,
+};
+use fesim::{Columns, FeSim, FeSimConfig, SimFrontend};
+
+const BE: &str = "127.0.0.1";
+
+fn quick() -> FeClientConfig {
+    FeClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        query_timeout: Duration::from_secs(2),
+        retries: 2,
+        retry_backoff: Duration::from_millis(50),
+    }
+}
+
+fn client_for(sim: &FeSim) -> FeClient {
+    FeClient::with_config(
+        FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+        quick(),
+    )
+}
+
+async fn start() -> (FeSim, FeClient) {
+    let sim = FeSim::start(FeSimConfig::default()).await;
+    let client = client_for(&sim);
+    (sim, client)
+}
+
+#[tokio::test]
+async fn reads_frontends_and_backends() {
+    let sim = FeSim::start(FeSimConfig {
+        frontends: vec![
+            SimFrontend::new("fe-0.doris-fe", 9010, "FOLLOWER"),
+            SimFrontend::new("fe-1.doris-fe", 9010, "OBSERVER"),
+        ],
+        ..FeSimConfig::default()
+    })
+    .await;
+    let client = client_for(&sim);
+    sim.register_backend("be-0.doris-be", 9050).unwrap();
+    sim.register_backend("be-1.doris-be", 9050).unwrap();
+    sim.register_compute_node("cn-0.doris-cn", 9050).unwrap();
+    sim.set_tablets("be-0.doris-be", 9050, 42);
+    sim.set_backend_alive("be-1.doris-be", 9050, false);
+
+    let fes = client.show_frontends().await.unwrap();
+    assert_eq!(fes.len(), 2);
+    let master = &fes[0];
+    assert_eq!(master.host, "fe-0.doris-fe");
+    assert_eq!(master.edit_log_port, 9010);
+    assert_eq!(master.role, FrontendRole::Follower);
+    assert!(master.is_master && master.alive && master.join);
+    assert_eq!(master.query_port, Some(sim.addr().port()));
+    assert_eq!(master.current_connected, Some(true));
+    let observer = &fes[1];
+    assert_eq!(observer.role, FrontendRole::Observer);
+    assert!(!observer.is_master && !observer.alive && !observer.join);
+
+    let bes = client.show_backends().await.unwrap();
+    let hosts: Vec<&str> = bes.iter().map(|b| b.host.as_str()).collect();
+    assert_eq!(hosts, ["be-0.doris-be", "be-1.doris-be", "cn-0.doris-cn"]);
+    let be0 = &bes[0];
+    assert_eq!(be0.id, 10002);
+    assert_eq!((be0.heartbeat_port, be0.be_port), (9050, Some(9060)));
+    assert_eq!((be0.http_port, be0.brpc_port), (Some(8040), Some(8060)));
+    assert!(be0.alive && !be0.decommissioned);
+    assert_eq!(be0.tablet_num, 42);
+    assert_eq!(be0.node_role, Some(NodeRole::Mix));
+    assert_eq!(
+        (be0.query_disabled, be0.load_disabled),
+        (Some(false), Some(false))
+    );
+    let be1 = &bes[1];
+    assert!(!be1.alive);
+    assert_eq!(
+        be1.node_role, None,
+        "Doris hides the role of a dead backend"
+    );
+    assert!(!be1.err_msg.is_empty());
+    assert!(bes[2].is_compute_node());
+
+    assert_eq!(sim.statements(), ["SHOW FRONTENDS", "SHOW BACKENDS"]);
+}
+
+#[tokio::test]
+async fn reads_the_columns_of_doris_1_2() {
+    let sim = FeSim::start(FeSimConfig {
+        columns: Columns::Doris12,
+        ..FeSimConfig::default()
+    })
+    .await;
+    let client = client_for(&sim);
+    sim.register_backend("10.0.0.7", 9050).unwrap();
+    let bes = client.show_backends().await.unwrap();
+    assert_eq!(bes[0].host, "10.0.0.7");
+    assert_eq!(bes[0].node_role, None);
+    assert_eq!(bes[0].query_disabled, Some(false));
+    let fes = client.show_frontends().await.unwrap();
+    assert_eq!(fes[0].host, "127.0.0.1");
+    assert_eq!(fes[0].arrow_flight_sql_port, None);
+}
+
+#[tokio::test]
+async fn adds_a_backend_once() {
+    let (sim, client) = start().await;
+    client.add_backend("be-0.doris-be", 9050).await.unwrap();
+    let be = sim.backend("be-0.doris-be", 9050).expect("registered");
+    assert!(be.alive && !be.decommissioned);
+
+    let err = client.add_backend("be-0.doris-be", 9050).await.unwrap_err();
+    assert!(
+        err.server_message()
+            .is_some_and(|m| m.contains("Same backend already exists[be-0.doris-be:9050]")),
+        "{err}"
+    );
+    assert_eq!(err.attempts, 1);
+    assert_eq!(sim.backends().len(), 1);
+    assert_eq!(
+        sim.statements(),
+        [
+            "ALTER SYSTEM ADD BACKEND \"be-0.doris-be:9050\"",
+            "ALTER SYSTEM ADD BACKEND \"be-0.doris-be:9050\""
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_backend_registering_itself_is_seen() {
+    let (sim, client) = start().await;
+    assert!(client.show_backends().await.unwrap().is_empty());
+    sim.register_backend(BE, 9050).unwrap();
+    assert_eq!(
+        sim.register_backend(BE, 9050).unwrap_err(),
+        "Same backend already exists[127.0.0.1:9050]"
+    );
+    let bes = client.show_backends().await.unwrap();
+    assert_eq!(bes.len(), 1);
+    assert!(bes[0].alive);
+}
+
+#[tokio::test]
+async fn decommission_drains_tablets_then_removes_the_backend() {
+    let (sim, client) = start().await;
+    sim.set_drain_rate(20.0);
+    sim.register_backend(BE, 9050).unwrap();
+    sim.register_backend(BE, 9051).unwrap();
+    sim.set_tablets(BE, 9050, 12);
+
+    client.decommission_backend(BE, 9050).await.unwrap();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let bes = client.show_backends().await.unwrap();
+        match bes.iter().find(|b| b.heartbeat_port == 9050) {
+            Some(be) => {
+                assert!(be.decommissioned);
+                seen.push(be.tablet_num);
+            }
+            None => break,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still there: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // 12 tablets at 20 a second: about 0.6 s, seen part-way through.
+    assert!(started.elapsed() >= Duration::from_millis(500), "{seen:?}");
+    assert!(seen.iter().any(|&n| n > 0 && n < 12), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] >= w[1]), "{seen:?}");
+    // The other backend is untouched.
+    let bes = client.show_backends().await.unwrap();
+    assert_eq!(bes.len(), 1);
+    assert!(!bes[0].decommissioned);
+}
+
+#[tokio::test]
+async fn decommissioning_an_empty_backend_removes_it_at_once() {
+    let (sim, client) = start().await;
+    sim.register_compute_node(BE, 9050).unwrap();
+    client.decommission_backend(BE, 9050).await.unwrap();
+    assert!(client.show_backends().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancel_decommission_keeps_the_backend() {
+    let (sim, client) = start().await;
+    sim.set_drain_rate(100.0);
+    sim.register_backend(BE, 9050).unwrap();
+    sim.set_tablets(BE, 9050, 1000);
+
+    client.decommission_backend(BE, 9050).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.cancel_decommission(BE, 9050).await.unwrap();
+    let be = &client.show_backends().await.unwrap()[0];
+    assert!(!be.decommissioned);
+    let left = be.tablet_num;
+    assert!(left < 1000 && left > 0, "{left}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let be = &client.show_backends().await.unwrap()[0];
+    assert_eq!(be.tablet_num, left, "no more draining once cancelled");
+
+    // Cancelling again is fine, as in Doris; an unknown backend is not.
+    client.cancel_decommission(BE, 9050).await.unwrap();
+    let err = client.cancel_decommission(BE, 9999).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Backend does not exist[127.0.0.1:9999]"),
+        "{err}"
+    );
+    assert!(
+        sim.statements()
+            .contains(&"CANCEL DECOMMISSION BACKEND \"127.0.0.1:9050\"".to_string())
+    );
+}
+
+#[tokio::test]
+async fn drop_needs_dropp_as_in_doris() {
+    let (sim, client) = start().await;
+    sim.register_backend(BE, 9050).unwrap();
+    sim.set_tablets(BE, 9050, 5);
+
+    let err = client.drop_backend(BE, 9050, false).await.unwrap_err();
+    assert!(
+        err.server_message()
+            .is_some_and(|m| m.contains("use DROPP instead of DROP")),
+        "{err}"
+    );
+    assert_eq!(sim.backends().len(), 1);
+
+    client.drop_backend(BE, 9050, true).await.unwrap();
+    assert!(
+        sim.backends().is_empty(),
+        "dropped at once, tablets and all"
+    );
+
+    let err = client.drop_backend(BE, 9050, true).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(
+        &sim.statements()[..2],
+        [
+            "ALTER SYSTEM DROP BACKEND \"127.0.0.1:9050\"",
+            "ALTER SYSTEM DROPP BACKEND \"127.0.0.1:9050\""
+        ]
+    );
+}
+
+#[tokio::test]
+async fn modifies_backend_query_and_load_flags() {
+    let (sim, client) = start().await;
+    sim.register_backend(BE, 9050).unwrap();
+
+    client
+        .set_backend_query_load(BE, 9050, true, false)
+        .await
+        .unwrap();
+    let be = sim.backend(BE, 9050).unwrap();
+    assert!(be.query_disabled && !be.load_disabled);
+    let seen = &client.show_backends().await.unwrap()[0];
+    assert_eq!(
+        (seen.query_disabled, seen.load_disabled),
+        (Some(true), Some(false))
+    );
+
+    client
+        .set_backend_query_load(BE, 9050, true, true)
+        .await
+        .unwrap();
+    let seen = &client.show_backends().await.unwrap()[0];
+    assert_eq!(
+        (seen.query_disabled, seen.load_disabled),
+        (Some(true), Some(true))
+    );
+
+    client
+        .set_backend_query_load(BE, 9050, false, false)
+        .await
+        .unwrap();
+    let be = sim.backend(BE, 9050).unwrap();
+    assert!(!be.query_disabled && !be.load_disabled);
+
+    assert_eq!(
+        sim.statements()[0],
+        "ALTER SYSTEM MODIFY BACKEND \"127.0.0.1:9050\" SET (\"disable_query\" = \"true\", \"disable_load\" = \"false\")"
+    );
+    let err = client
+        .set_backend_query_load(BE, 9999, true, true)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Backend does not exist"), "{err}");
+}
+
+#[tokio::test]
+async fn adds_and_drops_followers_and_observers() {
+    let (sim, client) = start().await;
+    client.add_follower("fe-1.doris-fe", 9010).await.unwrap();
+    client.add_observer("fe-2.doris-fe", 9010).await.unwrap();
+    let fes = client.show_frontends().await.unwrap();
+    let roles: Vec<(&str, &FrontendRole)> =
+        fes.iter().map(|f| (f.host.as_str(), &f.role)).collect();
+    assert_eq!(
+        roles,
+        [
+            ("127.0.0.1", &FrontendRole::Follower),
+            ("fe-1.doris-fe", &FrontendRole::Follower),
+            ("fe-2.doris-fe", &FrontendRole::Observer),
+        ]
+    );
+    assert!(!fes[1].alive && !fes[1].join, "not started yet");
+    sim.set_frontend_alive("fe-1.doris-fe", 9010, true);
+    let fes = client.show_frontends().await.unwrap();
+    assert!(fes[1].alive && fes[1].join);
+
+    let err = client
+        .add_follower("fe-1.doris-fe", 9010)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let err = client
+        .drop_observer("fe-1.doris-fe", 9010)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("OBSERVER does not exist"), "{err}");
+    let err = client.drop_follower("127.0.0.1", 9010).await.unwrap_err();
+    assert!(
+        err.to_string().contains("can not drop current master"),
+        "{err}"
+    );
+
+    client.drop_follower("fe-1.doris-fe", 9010).await.unwrap();
+    client.drop_observer("fe-2.doris-fe", 9010).await.unwrap();
+    assert_eq!(sim.frontends().len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_clear_error_without_the_password() {
+    let sim = FeSim::start(FeSimConfig {
+        password: "Right-Pass-123".to_string(),
+        ..FeSimConfig::default()
+    })
+    .await;
+    let port = sim.addr().port();
+    let wrong = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1")
+            .with_port(port)
+            .with_credentials("root", "Wrong-Pass-456"),
+        quick(),
+    );
+    let err = wrong.show_backends().await.unwrap_err();
+    assert!(
+        matches!(err.kind, FeErrorKind::AccessDenied { ref user, .. } if user == "root"),
+        "{err:?}"
+    );
+    assert_eq!(err.attempts, 1, "a refused login is not retried");
+    assert!(!err.is_transient());
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(!text.contains("Wrong-Pass-456"), "{text}");
+        assert!(!text.contains("Right-Pass-123"), "{text}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("access denied for user `root`"), "{text}");
+    assert!(text.contains("SHOW BACKENDS"), "{text}");
+
+    let no_password = FeClient::with_config(FeEndpoint::new("127.0.0.1").with_port(port), quick());
+    assert!(matches!(
+        no_password.show_backends().await.unwrap_err().kind,
+        FeErrorKind::AccessDenied { .. }
+    ));
+    let other_user = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1")
+            .with_port(port)
+            .with_credentials("admin", "Right-Pass-123"),
+        quick(),
+    );
+    assert!(matches!(
+        other_user.show_backends().await.unwrap_err().kind,
+        FeErrorKind::AccessDenied { .. }
+    ));
+
+    let right = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1")
+            .with_port(port)
+            .with_credentials("root", "Right-Pass-123"),
+        quick(),
+    );
+    assert!(right.show_backends().await.unwrap().is_empty());
+    assert_eq!(
+        sim.statements(),
+        ["SHOW BACKENDS"],
+        "only the good login ran it"
+    );
+}
+
+#[tokio::test]
+async fn fe_down_is_a_timely_error() {
+    let (sim, client) = start().await;
+    sim.set_down(true);
+    let started = Instant::now();
+    let err = client.show_backends().await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        matches!(
+            err.kind,
+            FeErrorKind::Connect(_) | FeErrorKind::ConnectionLost(_)
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.attempts, 3, "tried once and retried twice");
+
+    sim.set_down(false);
+    assert!(client.show_backends().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_timely_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = FeClient::with_config(FeEndpoint::new("127.0.0.1").with_port(port), quick());
+    let started = Instant::now();
+    let err = client.show_frontends().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err.kind, FeErrorKind::Connect(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_fe_hits_the_connect_timeout() {
+    let sim = FeSim::start(FeSimConfig::default()).await;
+    sim.set_unresponsive(true);
+    let client = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+        FeClientConfig {
+            connect_timeout: Duration::from_millis(300),
+            retries: 1,
+            ..quick()
+        },
+    );
+    let started = Instant::now();
+    let err = client.show_backends().await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(
+        err.kind,
+        FeErrorKind::ConnectTimeout(Duration::from_millis(300))
+    );
+    assert_eq!(err.attempts, 2);
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_short_outage_is_ridden_out_by_retries() {
+    let (sim, _) = start().await;
+    let client = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+        FeClientConfig {
+            retries: 4,
+            retry_backoff: Duration::from_millis(100),
+            ..quick()
+        },
+    );
+    sim.register_backend(BE, 9050).unwrap();
+    sim.set_down(true);
+    let sim = std::sync::Arc::new(sim);
+    let back = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            sim.set_down(false);
+        })
+    };
+    // Writes are retried too while nothing was sent.
+    client
+        .set_backend_query_load(BE, 9050, true, true)
+        .await
+        .unwrap();
+    back.await.unwrap();
+    assert!(sim.backend(BE, 9050).unwrap().query_disabled);
+    assert_eq!(sim.statements().len(), 1);
+}
+
+#[tokio::test]
+async fn a_write_cut_off_mid_statement_is_not_sent_again() {
+    let (sim, client) = start().await;
+    sim.register_backend(BE, 9050).unwrap();
+    sim.set_delay(Duration::from_millis(300));
+    let sim = std::sync::Arc::new(sim);
+    let cut = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sim.set_down(true);
+        })
+    };
+    let err = client.decommission_backend(BE, 9050).await.unwrap_err();
+    cut.await.unwrap();
+    assert!(
+        matches!(err.kind, FeErrorKind::ConnectionLost(_)),
+        "{err:?}"
+    );
+    assert_eq!(err.attempts, 1);
+    assert_eq!(
+        sim.statements(),
+        ["ALTER SYSTEM DECOMMISSION BACKEND \"127.0.0.1:9050\""]
+    );
+}
+
+#[tokio::test]
+async fn an_injected_sql_error_names_the_statement() {
+    let (sim, client) = start().await;
+    sim.register_backend(BE, 9050).unwrap();
+    sim.fail_next(
+        1,
+        "Failed to find enough backend, please check the replication num",
+    );
+
+    let err = client.decommission_backend(BE, 9050).await.unwrap_err();
+    assert_eq!(
+        err.statement,
+        "ALTER SYSTEM DECOMMISSION BACKEND \"127.0.0.1:9050\""
+    );
+    assert_eq!(err.attempts, 1);
+    match &err.kind {
+        FeErrorKind::Server {
+            code,
+            state,
+            message,
+        } => {
+            assert_eq!((*code, state.as_str()), (1105, "HY000"));
+            assert_eq!(
+                message,
+                "errCode = 2, detailMessage = Failed to find enough backend, please check the replication num"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("`ALTER SYSTEM DECOMMISSION BACKEND \"127.0.0.1:9050\"`")
+            && text.contains("ERROR 1105 (HY000)")
+            && text.contains("Failed to find enough backend"),
+        "{text}"
+    );
+    assert!(!sim.backend(BE, 9050).unwrap().decommissioned);
+
+    // Reads are not retried on an SQL error either; the next call is fine.
+    sim.fail_next(1, "boom");
+    let err = client.show_backends().await.unwrap_err();
+    assert_eq!(
+        err.server_message(),
+        Some("errCode = 2, detailMessage = boom")
+    );
+    assert_eq!(client.show_backends().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_answer_hits_the_query_timeout() {
+    let (sim, _) = start().await;
+    sim.set_delay(Duration::from_secs(3));
+    let client = FeClient::with_config(
+        FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+        FeClientConfig {
+            query_timeout: Duration::from_millis(300),
+            ..quick()
+        },
+    );
+    let started = Instant::now();
+    let err = client.show_frontends().await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(
+        err.kind,
+        FeErrorKind::QueryTimeout(Duration::from_millis(300))
+    );
+    assert_eq!(err.attempts, 1, "a slow FE is not asked again");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(err.to_string().contains("`SHOW FRONTENDS`"), "{err}");
+
+    sim.set_delay(Duration::from_millis(50));
+    assert_eq!(client.show_frontends().await.unwrap().len(), 1);
+}
+
+/// What a MySQL client with default settings sends on its own: session
+/// variables on connect, `SET NAMES`, `SELECT @@version_comment`; and the
+/// simulator's answers to `SHOW PROC` and to what it does not know.
+#[tokio::test]
+async fn a_plain_mysql_client_can_talk_to_it() {
+    use mysql_async::prelude::Queryable;
+
+    let (sim, _) = start().await;
+    sim.register_backend(BE, 9050).unwrap();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sim.addr().port())
+        .user(Some("root"));
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    conn.query_drop("SET NAMES utf8mb4").await.unwrap();
+    let comment: Option<String> = conn
+        .query_first("SELECT @@version_comment LIMIT 1")
+        .await
+        .unwrap();
+    assert!(comment.unwrap().starts_with("Doris version"));
+    let (one, packet): (i64, i64) = conn
+        .query_first("SELECT 1, @@session.max_allowed_packet")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((one, packet), (1, 16_777_216));
+
+    let rows: Vec<mysql_async::Row> = conn.query("SHOW PROC '/backends'").await.unwrap();
+    let row = &rows[0];
+    let columns: Vec<String> = row
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    assert_eq!(&columns[..3], ["BackendId", "Host", "HeartbeatPort"]);
+    assert_eq!(row.get::<String, _>("Host").unwrap(), BE);
+
+    let err = conn.query_drop("SELEC nonsense").await.unwrap_err();
+    assert!(err.to_string().contains("Syntax error"), "{err}");
+    let err = conn
+        .query_drop("ALTER SYSTEM ADD BACKEND 127.0.0.1:9050")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Syntax error"), "{err}");
+    // The connection survives errors.
+    conn.ping().await.unwrap();
+    conn.disconnect().await.unwrap();
+
+    // The connect-time queries are in the log, before ours.
+    let log = sim.statements();
+    assert!(log[0].starts_with("SELECT @@"), "{log:?}");
+    assert!(log.contains(&"SET NAMES utf8mb4".to_string()), "{log:?}");
+}
