@@ -12,6 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use apiserver::Emulator;
 use apiserver::driver::PodDriver;
 use serde_json::json;
 use support::{CLUSTER_RESOURCE, NAMESPACE, children_exist, cluster, is_ready, peak_rss_mib, wait};
