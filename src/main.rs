@@ -206,6 +206,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     concurrency,
                     conventions_namespace: conventions_namespace
                         .or_else(|| std::env::var("POD_NAMESPACE").ok()),
+                    fe_resolver: None,
                 };
                 let outcome = if leader_elect {
                     let lease_namespace =

@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod conventions;
+pub mod fe_link;
 pub mod leader;
 pub mod retention;
 pub mod status;
@@ -56,6 +57,8 @@ pub struct Settings {
     /// Where ConfigMaps labelled `doris.selectdb.com/conventions` are read
     /// from (the operator's namespace); none are read when `None`.
     pub conventions_namespace: Option<String>,
+    /// Where each cluster's FE is reached; its access Service by default.
+    pub fe_resolver: Option<fe_link::FeResolver>,
 }
 
 /// Why a reconcile failed; the category names are fixed for metrics and
@@ -78,6 +81,7 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
+    fe_resolver: Option<fe_link::FeResolver>,
     conventions: Arc<LiveConventions>,
     stores: Stores,
     resources: Resources,
@@ -154,6 +158,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
+        fe_resolver: settings.fe_resolver.clone(),
         conventions: settings.conventions.clone(),
         stores,
         resources: Resources::default(),

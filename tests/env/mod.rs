@@ -26,6 +26,8 @@ pub struct Env {
     pub emulator: Option<Arc<Emulator>>,
     pub metrics: Arc<Metrics>,
     pub conventions: Arc<LiveConventions>,
+    /// Where the operator reaches each cluster's FE (a simulator in tests).
+    pub fe_resolver: Option<doris_operator::controller::fe_link::FeResolver>,
     _driver: Option<PodDriver>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
@@ -74,6 +76,7 @@ impl Env {
             conventions: Arc::new(LiveConventions::new(
                 ConventionBundle::embedded().expect("defaults compile"),
             )),
+            fe_resolver: None,
             _driver: driver,
             stop: None,
             operator: None,
@@ -95,6 +98,7 @@ impl Env {
             concurrency: 4,
             // The test's namespace stands in for the operator's own.
             conventions_namespace: Some(self.namespace.clone()),
+            fe_resolver: self.fe_resolver.clone(),
         };
         self.operator = Some(tokio::spawn(doris_operator::controller::run(
             self.client.clone(),
