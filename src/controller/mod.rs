@@ -89,6 +89,17 @@ pub struct Context {
     metrics: Arc<Metrics>,
 }
 
+impl Context {
+    /// A client of `cluster`'s FE; `objects` are its planned objects.
+    pub async fn fe_client(
+        &self,
+        cluster: &DorisCluster,
+        objects: &[Value],
+    ) -> Result<crate::fe::FeClient, String> {
+        fe_link::client(&self.client, cluster, objects, self.fe_resolver.as_ref()).await
+    }
+}
+
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
