@@ -11,6 +11,7 @@ pub mod apply;
 pub mod conventions;
 pub mod fe_link;
 pub mod leader;
+pub mod membership;
 pub mod retention;
 pub mod status;
 pub mod stores;
@@ -357,8 +358,23 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             cluster: &cluster,
             config_maps: &config_maps,
         },
-    );
-    let planned = match planned {
+    )
+    .and_then(|planned| {
+        let fe = plan::names::statefulset(&name, ComponentKind::Fe);
+        if let Some(change) =
+            membership::election_change(&planned.objects, ctx.stores.statefulset(&namespace, &fe))
+        {
+            return Err(PlanError::InvalidSpec(vec![change]));
+        }
+        let policy = plan::membership::membership_policy(&bundle, &cluster).map_err(|error| {
+            PlanError::Convention {
+                component: "membership",
+                error,
+            }
+        })?;
+        Ok((planned, policy))
+    });
+    let (mut planned, policy) = match planned {
         Ok(p) => p,
         Err(e) => {
             let reason = e.category();
@@ -408,6 +424,15 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         );
         write_status(ctx, &cluster, status).await?;
         return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    // Membership first: a StatefulSet shrinks only once the FE has let its
+    // nodes go.
+    let members = membership::reconcile(ctx, &cluster, &planned, &policy, &now).await;
+    membership::apply_hold(&mut planned.objects, &members.hold);
+    for (type_, reason, note) in &members.events {
+        tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
+        publish(ctx, &cluster, type_.clone(), reason, note).await;
     }
 
     let applied =
@@ -465,18 +490,23 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         None,
         &now,
     );
+    let mut new_status = new_status;
+    membership::fold_into_status(&cluster, &mut new_status, &members, &now);
     let ready = new_status
         .conditions
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     write_status(ctx, &cluster, new_status).await?;
-    Ok(if ready {
+    let next = if ready {
         // Watches bring every change; the timer only guards against drift.
-        Action::requeue(Duration::from_secs(600))
+        Duration::from_secs(600)
     } else {
-        Action::requeue(Duration::from_secs(15))
-    })
+        Duration::from_secs(15)
+    };
+    Ok(Action::requeue(
+        members.requeue.map_or(next, |m| m.min(next)),
+    ))
 }
 
 fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) -> Action {

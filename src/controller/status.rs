@@ -315,7 +315,7 @@ fn component_status(
 
 /// A standard condition whose lastTransitionTime moves only when its status
 /// does.
-fn condition(
+pub(crate) fn condition(
     previous: &DorisClusterStatus,
     type_: &str,
     status: &str,

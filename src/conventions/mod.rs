@@ -25,6 +25,7 @@ pub const REQUIRED_POLICIES: &[(&str, &str)] = &[
     ("host_init.rhai", "host_init"),
     ("shape.rhai", "shape"),
     ("restart.rhai", "restart_order"),
+    ("membership.rhai", "membership"),
 ];
 
 /// Configuration templates each bundle must have, one per component.
@@ -58,6 +59,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     embedded!("policies", "host_init.rhai"),
     embedded!("policies", "shape.rhai"),
     embedded!("policies", "restart.rhai"),
+    embedded!("policies", "membership.rhai"),
     embedded!("templates", "fe.conf.j2"),
     embedded!("templates", "be.conf.j2"),
     embedded!("templates", "cn.conf.j2"),

@@ -445,10 +445,42 @@ pub struct DorisClusterStatus {
     pub observed_generation: Option<i64>,
     /// The conventions revision that produced the running objects.
     pub conventions_revision: Option<String>,
-    /// Ready, Progressing, Degraded, ConventionsReady.
+    /// Ready, Progressing, Degraded, ConventionsReady, MembersSynced.
     #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub conditions: Option<Vec<Condition>>,
+    /// Doris nodes whose FE membership is changing or out of step.
+    pub membership: Option<MembershipStatus>,
+}
+
+/// FE membership of the cluster's nodes, as the operator last saw it.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipStatus {
+    /// Replicas per component last confirmed with the FE (`fe=3,be=3`).
+    pub confirmed: Option<String>,
+    /// Nodes being decommissioned, dropped or awaited, and stale members.
+    #[serde(default)]
+    pub nodes: Vec<MemberNode>,
+}
+
+/// One node in flux.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberNode {
+    pub component: String,
+    /// The pod (or, for a stale member, the FE's host name).
+    pub pod: String,
+    /// `decommissioning`, `dropping`, `registering`, `notRegistered`,
+    /// `stale`, `waitingForFe`.
+    pub state: String,
+    /// Tablets left on a decommissioning BE.
+    pub tablets: Option<i64>,
+    /// When the node entered this state (RFC 3339).
+    pub since: Option<String>,
+    pub message: Option<String>,
 }
 
 /// Compute node status.

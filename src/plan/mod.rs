@@ -16,6 +16,7 @@
 //!    cluster's namespace and owned by the cluster.
 
 mod context;
+pub mod membership;
 mod objects;
 pub mod restart;
 
@@ -28,7 +29,7 @@ use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::{ComponentKind, DorisCluster, FieldError};
 
 pub use context::names;
-pub use objects::{APPLIED_HASH_ANNOTATION, MANAGED_BY_LABEL};
+pub use objects::{APPLIED_HASH_ANNOTATION, MANAGED_BY_LABEL, restamp};
 
 /// What a plan is computed from.
 #[derive(Clone, Copy, Debug)]

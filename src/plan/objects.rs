@@ -68,6 +68,15 @@ pub fn finish(object: &mut Value, namespace: &str, owner: Option<&Value>) {
     if let Some(labels) = labels.as_object_mut() {
         labels.insert(MANAGED_BY_LABEL.0.into(), json!(MANAGED_BY_LABEL.1));
     }
+    restamp(object);
+}
+
+/// Stamps an object with the hash of its content, replacing any earlier
+/// stamp: after a change to a planned object, so it is written.
+pub fn restamp(object: &mut Value) {
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
     if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
         annotations.remove(APPLIED_HASH_ANNOTATION);
     }

@@ -1,0 +1,661 @@
+//! FE membership: the nodes the FE lists kept in step with the pods, so
+//! that scaling never loses data.
+//!
+//! - **BE scale-down**: the BEs going away (highest ordinals) are
+//!   decommissioned through the FE; the StatefulSet keeps its replicas until
+//!   the FE has moved their tablets off and removed them, then shrinks.
+//!   Scaling back up cancels the decommission of the BEs that stay.
+//! - **CN scale-down**: the StatefulSet shrinks at once (compute nodes hold
+//!   no data); the FE entries of the pods that went are dropped.
+//! - **FE scale-down**: observers going away are dropped from the FE
+//!   before the StatefulSet shrinks. Followers are fixed by `electionNumber`.
+//! - **Scale-up**: new pods start together; each must show up in the FE's
+//!   list, and one that does not within the policy's timeout is reported.
+//! - **Hygiene**: nodes the FE lists whose pod will not come back are
+//!   reported, and dropped only when `membership.rhai` says so.
+//!
+//! Every decision is made again from what the FE and the API show at each
+//! reconcile, so an operator restart loses nothing. The FE is asked only
+//! while something is in flux: a replica change not yet confirmed, or a
+//! node listed in `status.membership`. An FE that does not answer delays
+//! the step: nothing shrinks until it answers again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+use serde_json::Value;
+
+use crate::crd::{
+    ComponentKind, DorisCluster, DorisClusterStatus, FieldError, MemberNode, MembershipStatus,
+};
+use crate::fe::{Backend, FeClient, FeError, Frontend, FrontendRole};
+use crate::plan::membership::{MembershipPolicy, ordinal_of, pod_of_host};
+use crate::plan::{Plan, names};
+
+use super::Context;
+
+/// What membership asks of this reconcile.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// StatefulSet name → replicas it must keep for now.
+    pub hold: BTreeMap<String, i32>,
+    /// The new `status.membership`.
+    pub status: Option<MembershipStatus>,
+    /// The `MembersSynced` condition: status, reason, message.
+    pub condition: Option<(&'static str, &'static str, String)>,
+    /// What to tell users, once per change.
+    pub events: Vec<(EventType, &'static str, String)>,
+    /// Come back this soon while something is in flux.
+    pub requeue: Option<Duration>,
+}
+
+/// One component's replicas: planned, and what its StatefulSet has now.
+struct Scale {
+    kind: ComponentKind,
+    statefulset: String,
+    desired: i32,
+    current: Option<i32>,
+}
+
+/// Decides, and carries out through the FE, this reconcile's membership
+/// steps for `cluster`, planned as `planned`.
+pub async fn reconcile(
+    ctx: &Context,
+    cluster: &DorisCluster,
+    planned: &Plan,
+    policy: &MembershipPolicy,
+    now: &Time,
+) -> Outcome {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let scales: Vec<Scale> = [ComponentKind::Fe, ComponentKind::Be, ComponentKind::Cn]
+        .into_iter()
+        .filter_map(|kind| {
+            let statefulset = names::statefulset(&name, kind);
+            let desired = planned_replicas(&planned.objects, &statefulset)?;
+            let current = ctx
+                .stores
+                .statefulset(&namespace, &statefulset)
+                .and_then(|s| s.spec.replicas);
+            Some(Scale {
+                kind,
+                statefulset,
+                desired,
+                current,
+            })
+        })
+        .collect();
+    let signature = scales
+        .iter()
+        .map(|s| format!("{}={}", s.kind.as_str(), s.desired))
+        .collect::<Vec<_>>()
+        .join(",");
+    let previous = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.membership.clone())
+        .unwrap_or_default();
+    let shrinking = scales
+        .iter()
+        .any(|s| s.current.is_some_and(|c| c > s.desired));
+    if !shrinking && previous.nodes.is_empty() && previous.confirmed.as_deref() == Some(&signature)
+    {
+        // Nothing in flux: the FE is not asked.
+        return Outcome {
+            status: Some(previous),
+            ..Outcome::default()
+        };
+    }
+
+    let pods: Vec<(String, String, bool)> = ctx
+        .stores
+        .cluster_pods(&namespace, &name)
+        .iter()
+        .map(|p| {
+            let ip = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .unwrap_or_default();
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            (p.name_any(), ip, ready)
+        })
+        .collect();
+    let mut step = Step {
+        previous: &previous,
+        now,
+        policy,
+        pod_ips: pods
+            .iter()
+            .map(|(n, ip, _)| (n.clone(), ip.clone()))
+            .collect(),
+        pods,
+        out: Outcome::default(),
+        nodes: Vec::new(),
+    };
+
+    let fe = match ctx.fe_client(cluster, &planned.objects).await {
+        Ok(fe) => fe,
+        Err(message) => {
+            step.fe_unavailable(&scales, message);
+            return step.finish(previous.confirmed.clone(), &signature);
+        }
+    };
+    let listed =
+        async { Ok::<_, FeError>((fe.show_frontends().await?, fe.show_backends().await?)) };
+    let (frontends, backends) = match listed.await {
+        Ok(listed) => listed,
+        Err(e) => {
+            step.fe_unavailable(&scales, format!("the FE does not answer: {e}"));
+            return step.finish(previous.confirmed.clone(), &signature);
+        }
+    };
+    for scale in &scales {
+        let result = match scale.kind {
+            ComponentKind::Be => step.backends(&fe, scale, &backends, false).await,
+            ComponentKind::Cn => step.backends(&fe, scale, &backends, true).await,
+            ComponentKind::Fe => step.frontends(&fe, scale, &frontends).await,
+            ComponentKind::Broker => Ok(()),
+        };
+        if let Err(e) = result {
+            // A statement failed: hold what this component was about to do.
+            if let Some(current) = scale.current.filter(|c| *c > scale.desired) {
+                step.out.hold.insert(scale.statefulset.clone(), current);
+            }
+            step.node(
+                scale.kind,
+                &scale.statefulset,
+                "waitingForFe",
+                None,
+                e.to_string(),
+            );
+        }
+    }
+    let confirmed = if step.nodes.is_empty() {
+        Some(signature.clone())
+    } else {
+        previous.confirmed.clone()
+    };
+    step.finish(confirmed, &signature)
+}
+
+/// The follower count of a running FE cannot change: the followers are the
+/// metadata quorum. Compares the planned FE StatefulSet's `ELECT_NUMBER`
+/// with the live one's.
+pub fn election_change(
+    objects: &[Value],
+    live: Option<std::sync::Arc<k8s_openapi::api::apps::v1::StatefulSet>>,
+) -> Option<FieldError> {
+    let live = live?;
+    let name = live.metadata.name.as_deref()?;
+    let planned = objects
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == name)?;
+    let planned = planned["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == "ELECT_NUMBER")?["value"]
+        .as_str()?
+        .to_string();
+    let running = live
+        .spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == "ELECT_NUMBER")?
+        .value
+        .clone()?;
+    (planned != running).then(|| FieldError {
+        path: "spec.feSpec.electionNumber".into(),
+        message: format!(
+            "cannot change from {running} to {planned} on a running cluster: the FE followers \
+             form the metadata quorum; scale observers with feSpec.replicas instead"
+        ),
+    })
+}
+
+/// Puts membership into the status: `status.membership`, the
+/// `MembersSynced` condition, and `Progressing` while a scale-down waits.
+pub fn fold_into_status(
+    cluster: &DorisCluster,
+    status: &mut DorisClusterStatus,
+    members: &Outcome,
+    now: &Time,
+) {
+    let previous = cluster.status.clone().unwrap_or_default();
+    status.membership = members
+        .status
+        .clone()
+        .filter(|m| m.confirmed.is_some() || !m.nodes.is_empty());
+    let generation = cluster.metadata.generation;
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let synced = match &members.condition {
+        Some((state, reason, message)) => super::status::condition(
+            &previous,
+            "MembersSynced",
+            state,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+        None => match previous
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "MembersSynced")
+        {
+            Some(kept) => kept.clone(),
+            None => return,
+        },
+    };
+    conditions.retain(|c| c.type_ != "MembersSynced");
+    conditions.push(synced);
+    if let Some((sts, replicas)) = members.hold.iter().next() {
+        let message =
+            format!("scaling down: {sts} keeps {replicas} replicas until the FE lets its nodes go");
+        let progressing = super::status::condition(
+            &previous,
+            "Progressing",
+            "True",
+            "ScalingDown",
+            &message,
+            generation,
+            now,
+        );
+        for c in conditions.iter_mut() {
+            if c.type_ == "Progressing" {
+                *c = progressing.clone();
+            }
+        }
+    }
+}
+
+/// The replicas a planned StatefulSet asks for.
+fn planned_replicas(objects: &[Value], statefulset: &str) -> Option<i32> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == statefulset)?["spec"]
+        ["replicas"]
+        .as_i64()
+        .and_then(|r| i32::try_from(r).ok())
+}
+
+/// Applies a hold to the planned StatefulSets: they keep their current
+/// replicas until membership lets them shrink.
+pub fn apply_hold(objects: &mut [Value], hold: &BTreeMap<String, i32>) {
+    for object in objects.iter_mut() {
+        if object["kind"] != "StatefulSet" {
+            continue;
+        }
+        let Some(name) = object["metadata"]["name"].as_str().map(str::to_string) else {
+            continue;
+        };
+        if let Some(replicas) = hold.get(&name) {
+            object["spec"]["replicas"] = (*replicas).into();
+            crate::plan::restamp(object);
+        }
+    }
+}
+
+struct Step<'a> {
+    previous: &'a MembershipStatus,
+    now: &'a Time,
+    policy: &'a MembershipPolicy,
+    /// (pod, IP, ready)
+    pods: Vec<(String, String, bool)>,
+    pod_ips: Vec<(String, String)>,
+    out: Outcome,
+    nodes: Vec<MemberNode>,
+}
+
+impl Step<'_> {
+    /// Records a node in flux, keeping when it entered its state, and
+    /// telling users when it changed state.
+    fn node(
+        &mut self,
+        kind: ComponentKind,
+        pod: &str,
+        state: &str,
+        tablets: Option<i64>,
+        message: String,
+    ) {
+        let before = self
+            .previous
+            .nodes
+            .iter()
+            .find(|n| n.pod == pod && n.state == state);
+        let since = before
+            .and_then(|n| n.since.clone())
+            .unwrap_or_else(|| self.now.0.to_string());
+        self.nodes.push(MemberNode {
+            component: kind.as_str().to_string(),
+            pod: pod.to_string(),
+            state: state.to_string(),
+            tablets,
+            since: Some(since),
+            message: Some(message),
+        });
+    }
+
+    fn event(&mut self, type_: EventType, reason: &'static str, note: String) {
+        self.out.events.push((type_, reason, note));
+    }
+
+    fn pod_exists(&self, pod: &str) -> bool {
+        self.pods.iter().any(|(p, _, _)| p == pod)
+    }
+
+    /// The FE did not answer: whatever would shrink waits.
+    fn fe_unavailable(&mut self, scales: &[Scale], message: String) {
+        for scale in scales {
+            if let Some(current) = scale.current.filter(|c| *c > scale.desired) {
+                self.out.hold.insert(scale.statefulset.clone(), current);
+                for ordinal in scale.desired..current {
+                    let pod = format!("{}-{ordinal}", scale.statefulset);
+                    self.node(
+                        scale.kind,
+                        &pod,
+                        "waitingForFe",
+                        None,
+                        format!("scale-down waits for the FE: {message}"),
+                    );
+                }
+            }
+        }
+        // What was in flux stays listed until the FE can tell.
+        for node in &self.previous.nodes {
+            if !self.nodes.iter().any(|n| n.pod == node.pod) {
+                self.nodes.push(node.clone());
+            }
+        }
+        if self.nodes.is_empty() {
+            self.out.condition = Some(("False", "FeUnavailable", message));
+        }
+    }
+
+    /// BEs (or CNs when `compute`) of one StatefulSet.
+    async fn backends(
+        &mut self,
+        fe: &FeClient,
+        scale: &Scale,
+        backends: &[Backend],
+        compute: bool,
+    ) -> Result<(), FeError> {
+        let ours: Vec<(&Backend, String, i32)> = backends
+            .iter()
+            .filter(|b| b.is_compute_node() == compute)
+            .filter_map(|b| {
+                let pod = pod_of_host(&b.host, &self.pod_ips).to_string();
+                let ordinal = ordinal_of(&pod, &scale.statefulset)?;
+                Some((b, pod, ordinal))
+            })
+            .collect();
+        let current = scale.current.unwrap_or(scale.desired).max(scale.desired);
+        let decommission = !compute && self.policy.decommission_be;
+
+        // Backends that stay but were being decommissioned: scaled back up.
+        for (b, pod, ordinal) in &ours {
+            if *ordinal < scale.desired && b.decommissioned {
+                fe.cancel_decommission(&b.host, b.heartbeat_port).await?;
+                self.event(
+                    EventType::Normal,
+                    "DecommissionCancelled",
+                    format!("{pod} stays: its decommission was cancelled"),
+                );
+            }
+        }
+
+        let mut draining = false;
+        for (b, pod, ordinal) in &ours {
+            if *ordinal < scale.desired {
+                continue;
+            }
+            let going = *ordinal < current;
+            if decommission {
+                if !going && !self.policy.drop_stale && !b.decommissioned {
+                    self.node(
+                        scale.kind,
+                        pod,
+                        "stale",
+                        None,
+                        format!("the FE lists {} but no pod will run it", b.host_port()),
+                    );
+                    continue;
+                }
+                if !b.decommissioned {
+                    fe.decommission_backend(&b.host, b.heartbeat_port).await?;
+                    self.event(
+                        EventType::Normal,
+                        "Decommissioning",
+                        format!(
+                            "{pod}: decommission started; {} tablets to move",
+                            b.tablet_num
+                        ),
+                    );
+                }
+                draining |= going;
+                let tablets = i64::try_from(b.tablet_num).unwrap_or(i64::MAX);
+                self.node(
+                    scale.kind,
+                    pod,
+                    "decommissioning",
+                    Some(tablets),
+                    format!("the FE is moving its tablets to other BEs ({tablets} left)"),
+                );
+            } else if self.pod_exists(pod) {
+                self.node(
+                    scale.kind,
+                    pod,
+                    "dropping",
+                    None,
+                    "dropped from the FE once its pod is gone".into(),
+                );
+            } else {
+                // Compute nodes hold no data; BEs get here only when the
+                // policy turned decommission off.
+                fe.drop_backend(&b.host, b.heartbeat_port, true).await?;
+                self.event(
+                    EventType::Normal,
+                    "Dropped",
+                    format!("{pod} ({}) dropped from the FE", b.host_port()),
+                );
+            }
+        }
+        if draining && let Some(current) = scale.current {
+            self.out.hold.insert(scale.statefulset.clone(), current);
+        }
+        let listed: Vec<&str> = ours.iter().map(|(_, pod, _)| pod.as_str()).collect();
+        self.registration(scale, &listed);
+        Ok(())
+    }
+
+    /// FE observers of one StatefulSet.
+    async fn frontends(
+        &mut self,
+        fe: &FeClient,
+        scale: &Scale,
+        frontends: &[Frontend],
+    ) -> Result<(), FeError> {
+        let mut dropping = false;
+        let mut listed = Vec::new();
+        for f in frontends {
+            let pod = pod_of_host(&f.host, &self.pod_ips).to_string();
+            let Some(ordinal) = ordinal_of(&pod, &scale.statefulset) else {
+                continue;
+            };
+            listed.push(pod.clone());
+            if ordinal < scale.desired {
+                continue;
+            }
+            let going = scale.current.is_some_and(|c| ordinal < c);
+            if f.role != FrontendRole::Observer {
+                self.node(
+                    scale.kind,
+                    &pod,
+                    "stale",
+                    None,
+                    format!(
+                        "{pod} is a follower; followers are fixed by electionNumber and never dropped"
+                    ),
+                );
+                continue;
+            }
+            if going || self.policy.drop_stale {
+                fe.drop_observer(&f.host, f.edit_log_port).await?;
+                dropping |= going;
+                self.event(
+                    EventType::Normal,
+                    "ObserverDropped",
+                    format!("{pod} dropped from the FE before its pod goes"),
+                );
+            } else {
+                self.node(
+                    scale.kind,
+                    &pod,
+                    "stale",
+                    None,
+                    format!("the FE lists observer {} but no pod will run it", f.host),
+                );
+            }
+        }
+        if dropping && let Some(current) = scale.current {
+            // Shrink at the next reconcile, once the FE no longer lists them.
+            self.out.hold.insert(scale.statefulset.clone(), current);
+            self.out.requeue = Some(Duration::from_secs(1));
+        }
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        self.registration(scale, &listed);
+        Ok(())
+    }
+
+    /// Pods that should be members and are not listed by the FE yet. A
+    /// Ready one that stays unlisted past the policy's timeout is reported.
+    fn registration(&mut self, scale: &Scale, listed: &[&str]) {
+        let timeout = self.policy.register_timeout_seconds;
+        for ordinal in 0..scale.desired {
+            let pod = format!("{}-{ordinal}", scale.statefulset);
+            if listed.contains(&pod.as_str()) {
+                continue;
+            }
+            let ready = self.pods.iter().any(|(p, _, r)| *p == pod && *r);
+            if !ready {
+                self.node(
+                    scale.kind,
+                    &pod,
+                    "registering",
+                    None,
+                    "waiting for the pod to be Ready and listed by the FE".into(),
+                );
+                continue;
+            }
+            let since = self
+                .previous
+                .nodes
+                .iter()
+                .find(|n| n.pod == pod && (n.state == "awaitingFe" || n.state == "notRegistered"))
+                .and_then(|n| n.since.clone());
+            let overdue = since
+                .as_deref()
+                .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .is_some_and(|s| self.now.0.duration_since(s).as_secs() >= timeout);
+            if !overdue {
+                self.node(
+                    scale.kind,
+                    &pod,
+                    "awaitingFe",
+                    None,
+                    "Ready; waiting for the FE to list it".into(),
+                );
+                continue;
+            }
+            if !self
+                .previous
+                .nodes
+                .iter()
+                .any(|n| n.pod == pod && n.state == "notRegistered")
+            {
+                self.event(
+                    EventType::Warning,
+                    "NodeNotRegistered",
+                    format!("{pod} is Ready but the FE has not listed it after {timeout}s"),
+                );
+            }
+            self.nodes.push(MemberNode {
+                component: scale.kind.as_str().into(),
+                pod,
+                state: "notRegistered".into(),
+                tablets: None,
+                since,
+                message: Some(format!(
+                    "Ready, but not listed by the FE after {timeout}s: check the pod's log"
+                )),
+            });
+        }
+    }
+
+    fn finish(mut self, confirmed: Option<String>, signature: &str) -> Outcome {
+        self.nodes
+            .sort_by(|a, b| (&a.component, &a.pod).cmp(&(&b.component, &b.pod)));
+        let in_flux = self
+            .nodes
+            .iter()
+            .any(|n| n.state != "stale" && n.state != "notRegistered");
+        if in_flux && self.out.requeue.is_none() {
+            self.out.requeue = Some(Duration::from_secs(3));
+        }
+        if self.out.condition.is_none() {
+            self.out.condition = Some(match self.nodes.first() {
+                None => (
+                    "True",
+                    "Synced",
+                    format!("the FE lists every node and only those ({signature})"),
+                ),
+                Some(_) => {
+                    let reason = if self.nodes.iter().any(|n| n.state == "waitingForFe") {
+                        "FeUnavailable"
+                    } else if self.nodes.iter().any(|n| n.state == "decommissioning") {
+                        "Decommissioning"
+                    } else if self.nodes.iter().any(|n| n.state == "notRegistered") {
+                        "NotRegistered"
+                    } else if self.nodes.iter().any(|n| n.state == "stale") {
+                        "StaleMembers"
+                    } else {
+                        "Registering"
+                    };
+                    let message = self
+                        .nodes
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{} {}: {}",
+                                n.pod,
+                                n.state,
+                                n.message.as_deref().unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    ("False", reason, message)
+                }
+            });
+        }
+        self.out.status = Some(MembershipStatus {
+            confirmed,
+            nodes: self.nodes,
+        });
+        self.out
+    }
+}

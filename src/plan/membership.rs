@@ -1,0 +1,111 @@
+//! Membership decisions: what `membership.rhai` says about keeping the FE's
+//! node list in step with the pods, and which Doris node is which pod.
+
+use serde_json::{Value, json};
+
+use crate::conventions::{ConventionBundle, SourceError};
+use crate::crd::DorisCluster;
+
+/// What the membership policy decided for a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipPolicy {
+    pub decommission_be: bool,
+    pub register_timeout_seconds: i64,
+    pub drop_stale: bool,
+}
+
+/// Asks `membership.rhai` for the cluster's membership rules.
+pub fn membership_policy(
+    bundle: &ConventionBundle,
+    cluster: &DorisCluster,
+) -> Result<MembershipPolicy, SourceError> {
+    let ctx = json!({
+        "cluster": {
+            "name": cluster.metadata.name,
+            "namespace": cluster.metadata.namespace,
+            "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
+            "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
+        },
+    });
+    let value = bundle.call_json("membership.rhai", "membership", &ctx)?;
+    let err = |m: &str| SourceError::new(bundle.origin("membership.rhai"), m);
+    let flag = |key: &str| match value.get(key) {
+        Some(Value::Bool(b)) => Ok(*b),
+        _ => Err(err(&format!(
+            "fn membership must return #{{ {key}: true|false, .. }}"
+        ))),
+    };
+    let timeout = match value.get("register_timeout_seconds") {
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n > 0) => n.as_i64().unwrap_or(300),
+        _ => {
+            return Err(err(
+                "fn membership must return #{ register_timeout_seconds: a positive number, .. }",
+            ));
+        }
+    };
+    Ok(MembershipPolicy {
+        decommission_be: flag("decommission_be")?,
+        register_timeout_seconds: timeout,
+        drop_stale: flag("drop_stale")?,
+    })
+}
+
+/// The pod a Doris node runs in, from the host the FE lists it under: in
+/// FQDN mode the host's first DNS label is the pod name
+/// (`doris-be-2.doris-be-internal.ns.svc.cluster.local`); otherwise the
+/// host is the pod's IP, found in `pod_ips` (pod name, IP).
+pub fn pod_of_host<'a>(host: &'a str, pod_ips: &'a [(String, String)]) -> &'a str {
+    if let Some((pod, _)) = pod_ips.iter().find(|(_, ip)| ip == host) {
+        return pod;
+    }
+    host.split('.').next().unwrap_or(host)
+}
+
+/// The ordinal of `pod` if it belongs to StatefulSet `statefulset`.
+pub fn ordinal_of(pod: &str, statefulset: &str) -> Option<i32> {
+    pod.strip_prefix(statefulset)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_map_to_pods_and_ordinals() {
+        let ips = vec![("doris-be-1".to_string(), "10.0.0.7".to_string())];
+        assert_eq!(
+            pod_of_host("doris-be-2.doris-be-internal.ns.svc.cluster.local", &ips),
+            "doris-be-2"
+        );
+        assert_eq!(pod_of_host("10.0.0.7", &ips), "doris-be-1");
+        assert_eq!(ordinal_of("doris-be-12", "doris-be"), Some(12));
+        assert_eq!(ordinal_of("doris-bexx-1", "doris-be"), None);
+        assert_eq!(ordinal_of("other-be-1", "doris-be"), None);
+    }
+
+    #[test]
+    fn the_default_policy_keeps_data_and_reads_the_stale_annotation() {
+        let bundle = ConventionBundle::embedded().unwrap();
+        let mut cluster: DorisCluster = serde_json::from_value(json!({
+            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+            "metadata": {"name": "d", "namespace": "n"},
+            "spec": {"feSpec": {"image": "fe"}, "beSpec": {"image": "be"}}
+        }))
+        .unwrap();
+        let p = membership_policy(&bundle, &cluster).unwrap();
+        assert!(p.decommission_be);
+        assert!(!p.drop_stale);
+        assert_eq!(p.register_timeout_seconds, 300);
+        cluster.metadata.annotations = Some(
+            [(
+                "doris.selectdb.com/drop-stale-members".to_string(),
+                "true".to_string(),
+            )]
+            .into(),
+        );
+        assert!(membership_policy(&bundle, &cluster).unwrap().drop_stale);
+    }
+}
