@@ -432,7 +432,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     membership::apply_hold(&mut planned.objects, &members.hold);
     for (type_, reason, note) in &members.events {
         tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
-        publish(ctx, &cluster, type_.clone(), reason, note).await;
+        publish(ctx, &cluster, *type_, reason, note).await;
     }
 
     let applied =
