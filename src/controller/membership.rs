@@ -101,14 +101,30 @@ pub async fn reconcile(
     let shrinking = scales
         .iter()
         .any(|s| s.current.is_some_and(|c| c > s.desired));
-    if !shrinking && previous.nodes.is_empty() && previous.confirmed.as_deref() == Some(&signature)
+    let recheck = Duration::from_secs(policy.recheck_seconds.unsigned_abs());
+    let uid = cluster.uid().unwrap_or_default();
+    let due = ctx
+        .fe_checked
+        .lock()
+        .expect("lock")
+        .get(&uid)
+        .is_none_or(|at| at.elapsed() >= recheck);
+    if !due
+        && !shrinking
+        && previous.nodes.is_empty()
+        && previous.confirmed.as_deref() == Some(&signature)
     {
         // Nothing in flux: the FE is not asked.
         return Outcome {
             status: Some(previous),
+            requeue: Some(recheck),
             ..Outcome::default()
         };
     }
+    ctx.fe_checked
+        .lock()
+        .expect("lock")
+        .insert(uid, std::time::Instant::now());
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
@@ -521,6 +537,13 @@ impl Step<'_> {
                     "ObserverDropped",
                     format!("{pod} dropped from the FE before its pod goes"),
                 );
+                self.node(
+                    scale.kind,
+                    &pod,
+                    "dropping",
+                    None,
+                    "dropped from the FE; its pod goes next".into(),
+                );
             } else {
                 self.node(
                     scale.kind,
@@ -615,6 +638,11 @@ impl Step<'_> {
             .any(|n| n.state != "stale" && n.state != "notRegistered");
         if in_flux && self.out.requeue.is_none() {
             self.out.requeue = Some(Duration::from_secs(3));
+        }
+        if self.out.requeue.is_none() {
+            self.out.requeue = Some(Duration::from_secs(
+                self.policy.recheck_seconds.unsigned_abs(),
+            ));
         }
         if self.out.condition.is_none() {
             self.out.condition = Some(match self.nodes.first() {

@@ -82,6 +82,8 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
+    /// When each cluster's membership was last compared with its FE.
+    fe_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
     fe_resolver: Option<fe_link::FeResolver>,
     conventions: Arc<LiveConventions>,
     stores: Stores,
@@ -171,6 +173,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         fe_resolver: settings.fe_resolver.clone(),
+        fe_checked: Default::default(),
         conventions: settings.conventions.clone(),
         stores,
         resources: Resources::default(),
@@ -293,6 +296,9 @@ async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Acti
 
 async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<Action, Error> {
     if cluster.metadata.deletion_timestamp.is_some() {
+        if let Some(uid) = cluster.uid() {
+            ctx.fe_checked.lock().expect("lock").remove(&uid);
+        }
         // Owned objects go with the cluster (ownerReferences); PVCs stay
         // unless the user asked for them to go too.
         if retention::has_finalizer(&cluster) {

@@ -12,6 +12,7 @@ pub struct MembershipPolicy {
     pub decommission_be: bool,
     pub register_timeout_seconds: i64,
     pub drop_stale: bool,
+    pub recheck_seconds: i64,
 }
 
 /// Asks `membership.rhai` for the cluster's membership rules.
@@ -35,18 +36,17 @@ pub fn membership_policy(
             "fn membership must return #{{ {key}: true|false, .. }}"
         ))),
     };
-    let timeout = match value.get("register_timeout_seconds") {
-        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n > 0) => n.as_i64().unwrap_or(300),
-        _ => {
-            return Err(err(
-                "fn membership must return #{ register_timeout_seconds: a positive number, .. }",
-            ));
-        }
+    let seconds = |key: &str| match value.get(key) {
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n > 0) => Ok(n.as_i64().unwrap_or(1)),
+        _ => Err(err(&format!(
+            "fn membership must return #{{ {key}: a positive number, .. }}"
+        ))),
     };
     Ok(MembershipPolicy {
         decommission_be: flag("decommission_be")?,
-        register_timeout_seconds: timeout,
+        register_timeout_seconds: seconds("register_timeout_seconds")?,
         drop_stale: flag("drop_stale")?,
+        recheck_seconds: seconds("recheck_seconds")?,
     })
 }
 
@@ -99,6 +99,7 @@ mod tests {
         assert!(p.decommission_be);
         assert!(!p.drop_stale);
         assert_eq!(p.register_timeout_seconds, 300);
+        assert_eq!(p.recheck_seconds, 600);
         cluster.metadata.annotations = Some(
             [(
                 "doris.selectdb.com/drop-stale-members".to_string(),

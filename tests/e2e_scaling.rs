@@ -1,0 +1,559 @@
+//! Scaling end to end, with a Doris FE simulator speaking the MySQL
+//! protocol: BEs are decommissioned before their StatefulSet shrinks and
+//! their data is kept, scaling back up cancels a decommission, an FE that
+//! does not answer delays a scale-down and never lets it skip the FE,
+//! observers are dropped before their pods go, and nodes that do not
+//! register, or linger in the FE, are reported.
+//!
+//! A member driver stands in for the Doris entrypoints: as each pod becomes
+//! Ready it registers its node with the FE under its FQDN, as the images do.
+
+mod apiserver;
+mod env;
+mod fesim;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use doris_operator::crd::{DorisCluster, MemberNode};
+use doris_operator::fe::{FeClient, FeEndpoint};
+use env::{Env, SAMPLE, eventually, wait_ready};
+use fesim::{FeSim, FeSimConfig, SimFrontend};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const HEARTBEAT_PORT: u16 = 9050;
+const EDIT_LOG_PORT: u16 = 9010;
+
+fn fqdn(env: &Env, pod: &str) -> String {
+    let (sts, _) = pod.rsplit_once('-').unwrap();
+    format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
+}
+
+/// Registers each Ready pod's node with the FE simulator, as the Doris
+/// images' entrypoints do; pods in `skip` never register.
+struct MemberDriver {
+    skip: Arc<Mutex<HashSet<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MemberDriver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MemberDriver {
+    fn start(env: &Env, sim: Arc<FeSim>, election_number: usize) -> MemberDriver {
+        let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let pods = env.api::<Pod>();
+        let namespace = env.namespace.clone();
+        let skipped = skip.clone();
+        let task = tokio::spawn(async move {
+            let mut done = HashSet::new();
+            loop {
+                let list = pods.list(&Default::default()).await.map(|l| l.items);
+                for pod in list.into_iter().flatten() {
+                    let name = pod.name_any();
+                    let uid = pod.uid().unwrap_or_default();
+                    let ready = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| {
+                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    if !ready || done.contains(&uid) || skipped.lock().unwrap().contains(&name) {
+                        continue;
+                    }
+                    let (sts, ordinal) = name.rsplit_once('-').unwrap();
+                    let host = format!("{name}.{sts}-internal.{namespace}.svc.cluster.local");
+                    let ordinal: usize = ordinal.parse().unwrap();
+                    let component = pod.labels().get("app.kubernetes.io/component").cloned();
+                    match component.as_deref() {
+                        Some("be") => {
+                            let _ = sim.register_backend(&host, HEARTBEAT_PORT);
+                        }
+                        Some("cn") => {
+                            let _ = sim.register_compute_node(&host, HEARTBEAT_PORT);
+                        }
+                        Some("fe") if ordinal > 0 => {
+                            let fe = FeClient::new(
+                                FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+                            );
+                            let _ = if ordinal < election_number {
+                                fe.add_follower(&host, EDIT_LOG_PORT).await
+                            } else {
+                                fe.add_observer(&host, EDIT_LOG_PORT).await
+                            };
+                        }
+                        _ => {}
+                    }
+                    done.insert(uid);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        MemberDriver { skip, task }
+    }
+
+    fn skip(&self, pod: &str) {
+        self.skip.lock().unwrap().insert(pod.to_string());
+    }
+}
+
+struct Scaling {
+    env: Env,
+    sim: Arc<FeSim>,
+    _driver: MemberDriver,
+}
+
+/// The operator, an FE simulator it reaches, and the member driver; the
+/// cluster `doris` from SAMPLE (3 FE followers, 3 BE with data volumes)
+/// created and settled.
+async fn start(test: &str, config: FeSimConfig, cluster: &str) -> Scaling {
+    let mut env = Env::without_operator(test).await;
+    let mut config = config;
+    config.frontends = vec![SimFrontend::new(
+        &fqdn(&env, "doris-fe-0"),
+        EDIT_LOG_PORT,
+        "FOLLOWER",
+    )];
+    let sim = Arc::new(FeSim::start(config).await);
+    let port = sim.addr().port();
+    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    env.start_operator();
+    let driver = MemberDriver::start(&env, sim.clone(), 3);
+    env.create_cluster(cluster).await;
+    Scaling {
+        env,
+        sim,
+        _driver: driver,
+    }
+}
+
+async fn members_synced(env: &Env) -> DorisCluster {
+    eventually("MembersSynced=True", 30, || async {
+        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+        let synced = c
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "MembersSynced" && c.status == "True");
+        (synced && c.status.as_ref()?.observed_generation == c.metadata.generation).then_some(c)
+    })
+    .await
+}
+
+async fn set_replicas(env: &Env, component: &str, replicas: i32) {
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {format!("{component}Spec"): {"replicas": replicas}}})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn statefulset_replicas(env: &Env, name: &str) -> i32 {
+    env.api::<StatefulSet>()
+        .get(name)
+        .await
+        .unwrap()
+        .spec
+        .replicas
+        .unwrap()
+}
+
+async fn member_nodes(env: &Env) -> Vec<MemberNode> {
+    env.api::<DorisCluster>()
+        .get("doris")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.membership)
+        .map(|m| m.nodes)
+        .unwrap_or_default()
+}
+
+fn be_hosts(sim: &FeSim) -> Vec<String> {
+    let mut hosts: Vec<String> = sim
+        .backends()
+        .into_iter()
+        .map(|b| b.host.split('.').next().unwrap().to_string())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+fn slow_drain() -> FeSimConfig {
+    FeSimConfig {
+        new_backend_tablets: 60,
+        drain_rate: 30.0,
+        ..FeSimConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn be_scale_down_decommissions_first_and_keeps_the_data() {
+    let s = start("scale-down", slow_drain(), SAMPLE).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    members_synced(env).await;
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+
+    set_replicas(env, "be", 1).await;
+    // The FE drains the two BEs going away; their pods stay meanwhile.
+    let nodes = eventually("decommission under way", 20, || async {
+        let nodes = member_nodes(env).await;
+        (nodes
+            .iter()
+            .filter(|n| n.state == "decommissioning")
+            .count()
+            == 2)
+            .then_some(nodes)
+    })
+    .await;
+    assert_eq!(
+        nodes.iter().map(|n| n.pod.as_str()).collect::<Vec<_>>(),
+        ["doris-be-1", "doris-be-2"]
+    );
+    assert!(nodes.iter().all(|n| n.tablets.is_some()));
+    assert!(s.sim.backends().iter().filter(|b| b.decommissioned).count() == 2);
+    assert_eq!(
+        statefulset_replicas(env, "doris-be").await,
+        3,
+        "no BE goes before its tablets moved"
+    );
+
+    let cluster = members_synced(env).await;
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 1);
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0"]);
+    assert_eq!(
+        cluster
+            .status
+            .unwrap()
+            .membership
+            .unwrap()
+            .confirmed
+            .as_deref(),
+        Some("fe=3,be=1")
+    );
+    let statements = s.sim.statements().join("\n");
+    assert!(
+        !statements.contains("DROPP"),
+        "a BE with data is never force-dropped"
+    );
+    let claims = env
+        .api::<PersistentVolumeClaim>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(claims, 3, "the data volumes of the BEs that went are kept");
+
+    // Back up: the new pods start together and register.
+    set_replicas(env, "be", 3).await;
+    let cluster = members_synced(env).await;
+    assert_eq!(
+        cluster
+            .status
+            .unwrap()
+            .membership
+            .unwrap()
+            .confirmed
+            .as_deref(),
+        Some("fe=3,be=3")
+    );
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_back_up_mid_decommission_cancels_it() {
+    let config = FeSimConfig {
+        new_backend_tablets: 1000,
+        drain_rate: 1.0,
+        ..FeSimConfig::default()
+    };
+    let s = start("scale-cancel", config, SAMPLE).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    members_synced(env).await;
+    let uids: BTreeMap<String, String> = env
+        .api::<Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid().unwrap()))
+        .collect();
+
+    set_replicas(env, "be", 1).await;
+    eventually("decommission under way", 20, || async {
+        (s.sim.backends().iter().filter(|b| b.decommissioned).count() == 2).then_some(())
+    })
+    .await;
+    set_replicas(env, "be", 3).await;
+    members_synced(env).await;
+    assert!(s.sim.backends().iter().all(|b| !b.decommissioned));
+    let cancels = s
+        .sim
+        .statements()
+        .iter()
+        .filter(|q| q.to_uppercase().starts_with("CANCEL DECOMMISSION"))
+        .count();
+    assert_eq!(cancels, 2);
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 3);
+    let after: BTreeMap<String, String> = env
+        .api::<Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid().unwrap()))
+        .collect();
+    assert_eq!(after, uids, "no pod was deleted or replaced");
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fe_that_does_not_answer_delays_the_scale_down() {
+    let s = start("scale-fe-down", slow_drain(), SAMPLE).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    members_synced(env).await;
+
+    s.sim.set_down(true);
+    set_replicas(env, "be", 2).await;
+    let message = eventually("the wait reported", 20, || async {
+        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+        let cond = c
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "MembersSynced" && c.reason == "FeUnavailable")?;
+        Some(cond.message)
+    })
+    .await;
+    assert!(message.contains("doris-be-2"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        statefulset_replicas(env, "doris-be").await,
+        3,
+        "nothing shrinks while the FE cannot drain the BE"
+    );
+    assert!(s.sim.backends().iter().all(|b| !b.decommissioned));
+
+    s.sim.set_down(false);
+    members_synced(env).await;
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 2);
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1"]);
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_join_and_are_dropped_before_their_pods_go() {
+    let s = start("scale-observers", FeSimConfig::default(), SAMPLE).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    members_synced(env).await;
+
+    set_replicas(env, "fe", 5).await;
+    members_synced(env).await;
+    let observers = |sim: &FeSim| {
+        let mut o: Vec<String> = sim
+            .frontends()
+            .into_iter()
+            .filter(|f| f.role == "OBSERVER")
+            .map(|f| f.host.split('.').next().unwrap().to_string())
+            .collect();
+        o.sort();
+        o
+    };
+    assert_eq!(observers(&s.sim), ["doris-fe-3", "doris-fe-4"]);
+
+    set_replicas(env, "fe", 3).await;
+    members_synced(env).await;
+    assert!(observers(&s.sim).is_empty());
+    assert_eq!(statefulset_replicas(env, "doris-fe").await, 3);
+    let statements = s.sim.statements();
+    let dropped = statements
+        .iter()
+        .filter(|q| q.to_uppercase().contains("DROP OBSERVER"))
+        .count();
+    assert_eq!(dropped, 2);
+    assert_eq!(s.sim.frontends().len(), 3, "the followers stay");
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_follower_count_of_a_running_cluster_is_refused() {
+    let s = start("scale-quorum", FeSimConfig::default(), SAMPLE).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"feSpec": {"replicas": 5, "electionNumber": 5}}})),
+        )
+        .await
+        .unwrap();
+    let message = eventually("the change refused", 20, || async {
+        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+        let ready = c
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready" && c.reason == "InvalidSpec")?;
+        Some(ready.message)
+    })
+    .await;
+    assert!(message.contains("spec.feSpec.electionNumber"), "{message}");
+    assert!(message.contains("cannot change from 3 to 5"), "{message}");
+    assert_eq!(statefulset_replicas(env, "doris-fe").await, 3);
+    s.env.finish().await;
+}
+
+/// Conventions that report quickly, for the tests of what is reported.
+async fn quick_membership(env: &Env) {
+    let policy = "fn membership(ctx) {\n    #{ decommission_be: true, register_timeout_seconds: 1, recheck_seconds: 1,\n       drop_stale: ctx.cluster.annotations[\"doris.selectdb.com/drop-stale-members\"] == \"true\" }\n}\n";
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "quick-membership",
+                     "labels": {"doris.selectdb.com/conventions": "default"}},
+        "data": {"membership.rhai": policy},
+    }))
+    .unwrap();
+    env.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistered_and_stale_nodes_are_reported_and_dropped_only_when_asked() {
+    let mut env = Env::without_operator("scale-report").await;
+    quick_membership(&env).await;
+    let mut config = slow_drain();
+    config.frontends = vec![SimFrontend::new(
+        &fqdn(&env, "doris-fe-0"),
+        EDIT_LOG_PORT,
+        "FOLLOWER",
+    )];
+    let sim = Arc::new(FeSim::start(config).await);
+    let port = sim.addr().port();
+    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    env.start_operator();
+    let driver = MemberDriver::start(&env, sim.clone(), 3);
+    driver.skip("doris-be-2");
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+
+    let node = eventually("doris-be-2 reported", 30, || async {
+        member_nodes(&env)
+            .await
+            .into_iter()
+            .find(|n| n.pod == "doris-be-2" && n.state == "notRegistered")
+    })
+    .await;
+    assert!(node.message.unwrap().contains("not listed by the FE"));
+    let events = env
+        .api::<k8s_openapi::api::events::v1::Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("NodeNotRegistered")),
+        "a Warning Event names the node"
+    );
+
+    // The node registers late: the report clears.
+    sim.register_backend(&fqdn(&env, "doris-be-2"), HEARTBEAT_PORT)
+        .unwrap();
+    members_synced(&env).await;
+
+    // A BE the FE lists that no pod will run is reported, not dropped...
+    sim.register_backend(&fqdn(&env, "doris-be-7"), HEARTBEAT_PORT)
+        .unwrap();
+    eventually("the stale member reported", 30, || async {
+        member_nodes(&env)
+            .await
+            .into_iter()
+            .find(|n| n.pod == "doris-be-7" && n.state == "stale")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        sim.backends()
+            .iter()
+            .any(|b| b.host.starts_with("doris-be-7.") && !b.decommissioned)
+    );
+    // ...until the cluster asks: then it is decommissioned, never force-dropped.
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"doris.selectdb.com/drop-stale-members": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("the stale member gone", 30, || async {
+        (!sim
+            .backends()
+            .iter()
+            .any(|b| b.host.starts_with("doris-be-7.")))
+        .then_some(())
+    })
+    .await;
+    members_synced(&env).await;
+    drop(driver);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compute_nodes_go_at_once_and_are_dropped() {
+    let cluster = format!("{SAMPLE}  cnSpec:\n    replicas: 2\n    image: apache/doris:be-2.1.8\n");
+    let s = start("scale-cn", FeSimConfig::default(), &cluster).await;
+    let env = &s.env;
+    wait_ready(env, "doris").await;
+    members_synced(env).await;
+    let compute = |sim: &FeSim| {
+        let mut c: Vec<String> = sim
+            .backends()
+            .into_iter()
+            .filter(|b| b.node_role == "computation")
+            .map(|b| b.host.split('.').next().unwrap().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+    assert_eq!(compute(&s.sim), ["doris-cn-0", "doris-cn-1"]);
+
+    set_replicas(env, "cn", 1).await;
+    members_synced(env).await;
+    assert_eq!(statefulset_replicas(env, "doris-cn").await, 1);
+    assert_eq!(compute(&s.sim), ["doris-cn-0"]);
+    let statements = s.sim.statements().join("\n").to_uppercase();
+    assert!(statements.contains("DROPP BACKEND"), "{statements}");
+    assert!(
+        !statements.contains("DECOMMISSION"),
+        "compute nodes hold no data: no decommission"
+    );
+    s.env.finish().await;
+}
