@@ -49,6 +49,19 @@ impl Drop for MemberDriver {
 
 impl MemberDriver {
     fn start(env: &Env, sim: Arc<FeSim>, election_number: usize) -> MemberDriver {
+        MemberDriver::start_as(env, sim, election_number, "root", "")
+    }
+
+    /// Registers frontends as `user` (the FE entrypoint logs in as the
+    /// management user).
+    fn start_as(
+        env: &Env,
+        sim: Arc<FeSim>,
+        election_number: usize,
+        user: &str,
+        password: &str,
+    ) -> MemberDriver {
+        let (user, password) = (user.to_string(), password.to_string());
         let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
         let pods = env.api::<Pod>();
         let namespace = env.namespace.clone();
@@ -83,7 +96,9 @@ impl MemberDriver {
                         }
                         Some("fe") if ordinal > 0 => {
                             let fe = FeClient::new(
-                                FeEndpoint::new("127.0.0.1").with_port(sim.addr().port()),
+                                FeEndpoint::new("127.0.0.1")
+                                    .with_port(sim.addr().port())
+                                    .with_credentials(user.clone(), password.clone()),
                             );
                             let _ = if ordinal < election_number {
                                 fe.add_follower(&host, EDIT_LOG_PORT).await
@@ -556,4 +571,59 @@ async fn compute_nodes_go_at_once_and_are_dropped() {
         "compute nodes hold no data: no decommission"
     );
     s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fe_is_reached_as_the_auth_secret_user_and_sql_errors_are_retried() {
+    let config = FeSimConfig {
+        user: "ops".into(),
+        password: "s3cret-pw".into(),
+        ..slow_drain()
+    };
+    let mut env = Env::without_operator("scale-auth").await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "doris-admin"},
+        "type": "kubernetes.io/basic-auth",
+        "stringData": {"username": "ops", "password": "s3cret-pw"},
+        "data": {"username": "b3Bz", "password": "czNjcmV0LXB3"},
+    }))
+    .unwrap();
+    env.api::<k8s_openapi::api::core::v1::Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut config = config;
+    config.frontends = vec![SimFrontend::new(
+        &fqdn(&env, "doris-fe-0"),
+        EDIT_LOG_PORT,
+        "FOLLOWER",
+    )];
+    let sim = Arc::new(FeSim::start(config).await);
+    let port = sim.addr().port();
+    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    env.start_operator();
+    let _driver = MemberDriver::start_as(&env, sim.clone(), 3, "ops", "s3cret-pw");
+    env.create_cluster(&SAMPLE.replace("spec:\n", "spec:\n  authSecret: doris-admin\n"))
+        .await;
+    wait_ready(&env, "doris").await;
+    members_synced(&env).await;
+
+    // The FE refuses the next statements (whichever they are); the
+    // operator tries again and still decommissions before shrinking.
+    sim.fail_next(3, "Failed to get a connection to the master FE");
+    set_replicas(&env, "be", 2).await;
+    members_synced(&env).await;
+    assert_eq!(statefulset_replicas(&env, "doris-be").await, 2);
+    let attempts = sim
+        .statements()
+        .iter()
+        .filter(|q| q.to_uppercase().starts_with("ALTER SYSTEM DECOMMISSION"))
+        .count();
+    assert!(attempts >= 1, "the BE was decommissioned before it went");
+    assert!(
+        !sim.statements()
+            .iter()
+            .any(|q| q.to_uppercase().contains("DROPP"))
+    );
+    env.finish().await;
 }
