@@ -28,7 +28,8 @@ pub fn client_config() -> FeClientConfig {
     FeClientConfig {
         connect_timeout: Duration::from_secs(3),
         query_timeout: Duration::from_secs(10),
-        retries: 1,
+        // The next reconcile is the retry.
+        retries: 0,
         retry_backoff: Duration::from_millis(200),
     }
 }

@@ -37,6 +37,13 @@ use crate::plan::{Plan, names};
 
 use super::Context;
 
+/// The FE of a cluster in flux is asked at most this often.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a cluster whose membership is not confirmed yet (its FE not
+/// answering so far) is checked when nothing is in flux.
+const UNCONFIRMED_INTERVAL: Duration = Duration::from_secs(10);
+
 /// What membership asks of this reconcile.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -103,28 +110,61 @@ pub async fn reconcile(
         .any(|s| s.current.is_some_and(|c| c > s.desired));
     let recheck = Duration::from_secs(policy.recheck_seconds.unsigned_abs());
     let uid = cluster.uid().unwrap_or_default();
-    let due = ctx
-        .fe_checked
-        .lock()
-        .expect("lock")
-        .get(&uid)
-        .is_none_or(|at| at.elapsed() >= recheck);
-    if !due
-        && !shrinking
+    let last = ctx.fe_checked.lock().expect("lock").get(&uid).copied();
+    let settled = !shrinking
         && previous.nodes.is_empty()
-        && previous.confirmed.as_deref() == Some(&signature)
-    {
-        // Nothing in flux: the FE is not asked.
+        && previous.confirmed.as_deref() == Some(&signature);
+    // Settled: asked every `recheck`. In flux: at most once a second,
+    // however many events come; every ten seconds while the FE has not
+    // answered and nothing waits on it.
+    let wait_until = last.map(|(at, answered)| {
+        at + if settled {
+            recheck
+        } else if answered || shrinking {
+            MIN_INTERVAL
+        } else {
+            UNCONFIRMED_INTERVAL
+        }
+    });
+    let now_instant = std::time::Instant::now();
+    let due = wait_until.is_none_or(|until| now_instant >= until);
+    if !due {
+        // Not asked now: nothing shrinks without the FE's word.
+        let hold = scales
+            .iter()
+            .filter_map(|s| Some((s.statefulset.clone(), s.current.filter(|c| *c > s.desired)?)))
+            .collect();
+        // A change not yet checked: the previous "synced" no longer holds.
+        let was_synced = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "MembersSynced" && c.status == "True")
+            });
+        let condition = (!settled && was_synced).then(|| {
+            (
+                "False",
+                "Checking",
+                format!("comparing the FE's node list with {signature}"),
+            )
+        });
         return Outcome {
             status: Some(previous),
-            requeue: Some(recheck),
+            hold,
+            condition,
+            requeue: wait_until.map(|until| until - now_instant),
             ..Outcome::default()
         };
     }
-    ctx.fe_checked
-        .lock()
-        .expect("lock")
-        .insert(uid, std::time::Instant::now());
+    let mark = |answered: bool| {
+        ctx.fe_checked
+            .lock()
+            .expect("lock")
+            .insert(uid.clone(), (std::time::Instant::now(), answered));
+    };
+    mark(false);
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
@@ -167,7 +207,10 @@ pub async fn reconcile(
     let listed =
         async { Ok::<_, FeError>((fe.show_frontends().await?, fe.show_backends().await?)) };
     let (frontends, backends) = match listed.await {
-        Ok(listed) => listed,
+        Ok(listed) => {
+            mark(true);
+            listed
+        }
         Err(e) => {
             step.fe_unavailable(&scales, format!("the FE does not answer: {e}"));
             return step.finish(previous.confirmed.clone(), &signature);
@@ -640,9 +683,11 @@ impl Step<'_> {
             self.out.requeue = Some(Duration::from_secs(3));
         }
         if self.out.requeue.is_none() {
-            self.out.requeue = Some(Duration::from_secs(
-                self.policy.recheck_seconds.unsigned_abs(),
-            ));
+            self.out.requeue = Some(if confirmed.as_deref() == Some(signature) {
+                Duration::from_secs(self.policy.recheck_seconds.unsigned_abs())
+            } else {
+                UNCONFIRMED_INTERVAL
+            });
         }
         if self.out.condition.is_none() {
             self.out.condition = Some(match self.nodes.first() {

@@ -83,7 +83,8 @@ impl Error {
 pub struct Context {
     client: Client,
     /// When each cluster's membership was last compared with its FE.
-    fe_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// (when, whether it answered)
+    fe_checked: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
     fe_resolver: Option<fe_link::FeResolver>,
     conventions: Arc<LiveConventions>,
     stores: Stores,
