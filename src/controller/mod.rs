@@ -12,6 +12,7 @@ pub mod conventions;
 pub mod fe_link;
 pub mod leader;
 pub mod retention;
+pub mod rollout;
 pub mod status;
 pub mod stores;
 
@@ -457,21 +458,25 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             config_hash: &c.config_hash,
         })
         .collect();
-    let new_status = status::compute(
+    let rollout = rollout::advance(ctx, &cluster, &bundle, &planned, &pods, &now).await?;
+    let mut new_status = status::compute(
         &cluster,
         &observed,
         &planned.revision,
         conventions_failure.as_deref(),
-        None,
+        rollout.failure,
         &now,
     );
+    new_status.rollout = rollout.status;
     let ready = new_status
         .conditions
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     write_status(ctx, &cluster, new_status).await?;
-    Ok(if ready {
+    Ok(if let Some(after) = rollout.requeue {
+        Action::requeue(after)
+    } else if ready {
         // Watches bring every change; the timer only guards against drift.
         Action::requeue(Duration::from_secs(600))
     } else {
