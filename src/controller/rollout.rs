@@ -27,9 +27,10 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::EventType;
+use kube::runtime::events::{Event as KubeEvent, EventType};
 use serde_json::json;
 
 use crate::conventions::ConventionBundle;
@@ -606,13 +607,23 @@ async fn execute(
     let pod_list = step.pods.join(", ");
     if began {
         let note = format!(
-            "{why} step {}/{count}: restarting {pod_list} after {}s of drain; then waiting for {}",
-            index + 1,
+            "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned)",
             step.drain_seconds,
-            step.wait_for.join(", ")
+            step.wait_for.join(", "),
+            count - index - 1
         );
         tracing::info!(cluster = %cluster.name_any(), "{note}");
-        publish(ctx, cluster, EventType::Normal, "RolloutStep", &note).await;
+        // Related to its first pod, so each step is an Event of its own.
+        let event = KubeEvent {
+            type_: EventType::Normal,
+            reason: "RolloutStep".into(),
+            note: Some(note),
+            action: "Restart".into(),
+            secondary: pods.first().map(|p| p.object_ref(&())),
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish an Event");
+        }
         // Status names the step before any pod goes.
         let after = Duration::from_secs(step.drain_seconds.max(1) as u64);
         return Ok((format!("draining {pod_list}"), after));
