@@ -61,7 +61,7 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// What the pods went through, from a watch: deletions in order, and each
 /// pod incarnation (UID) the first time it was Ready.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct History {
     /// ("deleted" | "ready", pod), in the order seen.
     log: Vec<(&'static str, String)>,
@@ -181,8 +181,9 @@ impl Nodes {
         }
     }
 
-    fn history(&self) -> std::sync::MutexGuard<'_, History> {
-        self.history.lock().unwrap()
+    /// What happened so far.
+    fn history(&self) -> History {
+        self.history.lock().unwrap().clone()
     }
 }
 
@@ -344,7 +345,6 @@ async fn an_upgrade_restarts_bes_first_then_fes_with_the_master_last_one_at_a_ti
             "{be} stopped getting queries and loads before it went"
         );
     }
-    drop(history);
     assert!(
         sim.backends()
             .iter()
@@ -416,7 +416,6 @@ async fn a_configuration_change_restarts_only_that_component() {
     for fe in ["doris-fe-0", "doris-fe-1", "doris-fe-2"] {
         assert_eq!(history.recreations_of(fe), 0, "{fe} kept running");
     }
-    drop(history);
     assert!(seen.iter().all(|r| r.reason == "config"), "{seen:?}");
     env.finish().await;
 }
@@ -547,7 +546,6 @@ async fn a_restarted_operator_resumes_the_rollout_without_restarting_a_pod_twice
         }
     }
     one_at_a_time(&history);
-    drop(history);
     assert!(
         sim.backends()
             .iter()
@@ -638,7 +636,6 @@ async fn a_restart_policy_from_a_conventions_config_map_is_obeyed() {
     assert!(position("deleted", "doris-be-0") < first_back);
     assert!(position("deleted", "doris-be-1") < first_back);
     assert!(position("deleted", "doris-be-2") > first_back);
-    drop(history);
     assert!(
         seen.iter().any(|r| r.pods == ["doris-be-0", "doris-be-1"]),
         "{seen:?}"
