@@ -642,3 +642,89 @@ async fn a_restart_policy_from_a_conventions_config_map_is_obeyed() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fe_that_does_not_answer_delays_the_rollout() {
+    let (mut env, sim) = start("fe-down", 0).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start(&env, sim.clone());
+    backends_up(&sim, 3).await;
+
+    sim.set_down(true);
+    patch_cluster(
+        &env,
+        json!({"spec": {"beSpec": {"image": "apache/doris:be-2.1.9"}}}),
+    )
+    .await;
+    let api = env.api::<DorisCluster>();
+    let rollout = eventually("the wait for the FE in status", 20, || async {
+        let r = api.get("doris").await.ok()?.status?.rollout?;
+        r.waiting.contains("the FE").then_some(r)
+    })
+    .await;
+    assert_eq!(rollout.pods, ["doris-be-2"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        nodes.history().deletions().is_empty(),
+        "no BE goes before the FE stopped its queries"
+    );
+
+    sim.set_down(false);
+    rolled_out(&env, &[("be", "apache/doris:be-2.1.9")], 60).await;
+    let history = nodes.history();
+    assert_eq!(
+        history.deletions(),
+        ["doris-be-2", "doris-be-1", "doris-be-0"]
+    );
+    for be in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_eq!(history.drained_when_deleted.get(be), Some(&vec![true]));
+    }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_change_during_a_rollout_is_folded_in() {
+    let (mut env, sim) = start("fold", 0).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start(&env, sim.clone());
+    backends_up(&sim, 3).await;
+
+    patch_cluster(
+        &env,
+        json!({"spec": {"beSpec": {"image": "apache/doris:be-2.1.9"}}}),
+    )
+    .await;
+    eventually("the first BE back on 2.1.9", 30, || async {
+        let h = nodes.history();
+        let gone = h
+            .log
+            .iter()
+            .position(|e| *e == ("deleted", "doris-be-2".into()))?;
+        h.log[gone..]
+            .contains(&("ready", "doris-be-2".into()))
+            .then_some(())
+    })
+    .await;
+    patch_cluster(
+        &env,
+        json!({"spec": {"beSpec": {"image": "apache/doris:be-2.1.10"}}}),
+    )
+    .await;
+    rolled_out(&env, &[("be", "apache/doris:be-2.1.10")], 60).await;
+    let history = nodes.history();
+    one_at_a_time(&history);
+    // Pods not yet restarted go straight to the newest image; the one
+    // restarted for 2.1.9 restarts once more.
+    for be in ["doris-be-0", "doris-be-1"] {
+        assert_eq!(history.deletions_of(be), 1, "{be}: {:?}", history.log);
+    }
+    assert_eq!(history.deletions_of("doris-be-2"), 2, "{:?}", history.log);
+    for fe in ["doris-fe-0", "doris-fe-1", "doris-fe-2"] {
+        assert_eq!(history.deletions_of(fe), 0);
+    }
+    env.finish().await;
+}

@@ -54,6 +54,8 @@ const REVISION_LABEL: &str = "controller-revision-hash";
 /// How often a rollout looks again while it waits on something no watch
 /// reports (the FE, a drain).
 const POLL: Duration = Duration::from_secs(1);
+const READY_POLL: Duration = Duration::from_secs(5);
+const STUCK_POLL: Duration = Duration::from_secs(30);
 
 /// What a reconcile did for the cluster's rollout.
 #[derive(Debug, Default)]
@@ -336,7 +338,7 @@ pub async fn advance(
         let age = now.0.as_second() - born.0.as_second();
         (age > timeout).then(|| {
             format!(
-                "{} has not become Ready {age}s after its restart (limit {timeout}s); the rollout is halted",
+                "{} did not become Ready within {timeout}s of its restart; the rollout is halted",
                 pod.name_any()
             )
         })
@@ -358,11 +360,19 @@ pub async fn advance(
         }
     };
     let waiting = |status: RolloutStatus, failure: Option<String>| {
-        let failure = failure.map(|m| ("RolloutStuck", m));
+        // Pods report readiness through the watch; the timer only guards
+        // the timeout. The FE and drains are looked at again soon.
+        let requeue = if failure.is_some() {
+            STUCK_POLL
+        } else if status.waiting.ends_with(" to be Ready") {
+            READY_POLL
+        } else {
+            POLL
+        };
         Outcome {
             status: Some(status),
-            failure,
-            requeue: Some(POLL),
+            failure: failure.map(|m| ("RolloutStuck", m)),
+            requeue: Some(requeue),
         }
     };
 
@@ -494,8 +504,21 @@ pub async fn advance(
     let Some((comp, _)) = find(&step.pods[0]) else {
         return Ok(Outcome::default());
     };
+    // A step whose pods went only in part keeps the ones already restarted
+    // in status, so they are still waited for (and resumed) afterwards.
+    let mut shown = step.pods.clone();
+    if let Some(prev) = previous
+        .as_ref()
+        .filter(|p| p.pods.iter().any(|n| step.pods.contains(n)))
+    {
+        for pod in &prev.pods {
+            if !shown.contains(pod) {
+                shown.push(pod.clone());
+            }
+        }
+    }
     let wait = |what: String, failure: Option<String>| {
-        let status = report(comp, why, &step.pods, &step.wait_for, what);
+        let status = report(comp, why, &shown, &step.wait_for, what);
         waiting(status, failure)
     };
     if paused {
