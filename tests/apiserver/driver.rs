@@ -292,7 +292,10 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
         .iter()
         .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == json!(revision))
         .count();
-    let current_revision = if updated == pods.len() && pods.len() as i64 == replicas {
+    // As the StatefulSet controller does, currentRevision moves only at the
+    // end of a rolling update: with OnDelete it stays where it was
+    // (kubernetes/kubernetes#73492).
+    let current_revision = if !on_delete && updated == pods.len() && pods.len() as i64 == replicas {
         json!(revision)
     } else {
         sts["status"]["currentRevision"].clone()
