@@ -628,6 +628,10 @@ async fn execute(
         }
     }
     let pod_list = step.pods.join(", ");
+    let ends = started.iter().max().copied().unwrap_or(0) + step.drain_seconds;
+    let until = k8s_openapi::jiff::Timestamp::from_second(ends)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     if began {
         let note = format!(
             "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned)",
@@ -649,13 +653,12 @@ async fn execute(
         }
         // Status names the step before any pod goes.
         let after = Duration::from_secs(step.drain_seconds.max(1) as u64);
-        return Ok((format!("draining {pod_list}"), after));
+        return Ok((format!("draining {pod_list} until {until}"), after));
     }
-    let ends = started.iter().max().copied().unwrap_or(0) + step.drain_seconds;
     if now.0.as_second() < ends {
         let left = ends - now.0.as_second();
         return Ok((
-            format!("draining {pod_list} for {left}s more"),
+            format!("draining {pod_list} until {until}"),
             Duration::from_secs(left as u64),
         ));
     }
@@ -678,4 +681,77 @@ async fn execute(
         }
     }
     Ok((format!("{pod_list} to come back"), POLL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn sts(image: &str, annotations: Value) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-be"},
+            "spec": {
+                "selector": {},
+                "serviceName": "d-be-internal",
+                "template": {
+                    "metadata": {"annotations": annotations},
+                    "spec": {"containers": [{"name": "be", "image": image}]}
+                }
+            },
+            "status": {"replicas": 1, "updateRevision": "d-be-2"}
+        }))
+        .unwrap()
+    }
+
+    fn pod(image: &str, annotations: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-be-0", "annotations": annotations,
+                         "labels": {"controller-revision-hash": "d-be-1"}},
+            "spec": {"containers": [{"name": "be", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    fn reason_of(sts: StatefulSet, pod: &Pod) -> &'static str {
+        let comp = Component {
+            kind: ComponentKind::Be,
+            sts: std::sync::Arc::new(sts),
+            revision: "d-be-2".into(),
+            replicas: 1,
+            pods: vec![pod],
+        };
+        reason(&comp)
+    }
+
+    #[test]
+    fn why_pods_restart() {
+        let hash = |h: &str| json!({"doris.selectdb.com/config-hash": h});
+        let asked = |t: &str| json!({"apache.doris.be/restartedAt": t});
+        assert_eq!(
+            reason_of(sts("be:2", hash("a")), &pod("be:1", hash("b"))),
+            "upgrade"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", hash("a")), &pod("be:1", hash("b"))),
+            "config"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", asked("t2")), &pod("be:1", asked("t1"))),
+            "requested"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", json!({})), &pod("be:1", json!({}))),
+            "conventions"
+        );
+    }
+
+    #[test]
+    fn a_node_is_matched_to_its_pod_by_the_first_dns_label() {
+        assert_eq!(
+            first_label("doris-be-2.doris-be-internal.ns.svc.cluster.local"),
+            "doris-be-2"
+        );
+        assert_eq!(first_label("doris-be-2"), "doris-be-2");
+    }
 }
