@@ -728,3 +728,37 @@ async fn a_spec_change_during_a_rollout_is_folded_in() {
     }
     env.finish().await;
 }
+
+/// Crashing a pod needs the emulator's pod driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outdated_pod_that_is_down_restarts_first() {
+    let (mut env, sim) = start("down-first", 0).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let Some(driver) = env.driver() else {
+        return env.finish().await;
+    };
+    let nodes = Nodes::start(&env, sim.clone());
+    backends_up(&sim, 3).await;
+
+    // doris-be-0 crashes until the new image is in (the last in the
+    // default order otherwise).
+    driver.fail("doris-be-0");
+    patch_cluster(
+        &env,
+        json!({"spec": {"beSpec": {"image": "apache/doris:be-2.1.9"}}}),
+    )
+    .await;
+    eventually("the crashing BE restarted", 30, || async {
+        (!nodes.history().deletions().is_empty()).then_some(())
+    })
+    .await;
+    driver.release("doris-be-0");
+    rolled_out(&env, &[("be", "apache/doris:be-2.1.9")], 60).await;
+    assert_eq!(
+        nodes.history().deletions(),
+        ["doris-be-0", "doris-be-2", "doris-be-1"]
+    );
+    env.finish().await;
+}

@@ -37,7 +37,7 @@ use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, DorisCluster, RolloutStatus};
 use crate::fe::{Backend, FeClient, FrontendRole};
 use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
-use crate::plan::{Plan, names};
+use crate::plan::{APPLIED_HASH_ANNOTATION, Plan, names};
 
 use super::{Context, Error, publish};
 
@@ -274,6 +274,25 @@ pub async fn advance(
             // The StatefulSet controller rolls it.
             continue;
         }
+        // The cache must hold the StatefulSet as planned, and its status
+        // must describe that spec: otherwise `updateRevision` is an older
+        // one, and a pod already at the newest would look outdated.
+        let sts_name = sts.name_any();
+        let planned = plan.objects.iter().find(|o| {
+            o["kind"] == "StatefulSet" && o["metadata"]["name"].as_str() == Some(sts_name.as_str())
+        });
+        let wanted =
+            planned.and_then(|o| o["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str());
+        if wanted.is_some()
+            && wanted
+                != sts
+                    .annotations()
+                    .get(APPLIED_HASH_ANNOTATION)
+                    .map(String::as_str)
+        {
+            unsynced = true;
+            continue;
+        }
         let status = sts.status.as_ref();
         let observed = status.and_then(|s| s.observed_generation) >= sts.metadata.generation;
         let Some(revision) = status.and_then(|s| s.update_revision.clone()) else {
@@ -494,9 +513,22 @@ pub async fn advance(
             });
         }
     };
+    // Outdated pods that are down already (say, crashing until the new
+    // template fixes them) go first, in the policy's order: restarting them
+    // costs nothing, and waiting for them would wait forever.
+    let down: BTreeSet<String> = inputs
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.pod.clone())
+        .collect();
     let index = steps
         .iter()
         .position(|s| s.pods.iter().any(|p| draining.contains(p)))
+        .or_else(|| {
+            steps
+                .iter()
+                .position(|s| s.pods.iter().any(|p| down.contains(p)))
+        })
         .unwrap_or(0);
     let Some(step) = steps.get(index) else {
         return Ok(Outcome::default());
@@ -528,13 +560,16 @@ pub async fn advance(
         });
     }
     if draining.is_empty() {
-        // Nothing starts while any other pod is down.
+        // Nothing starts while any other pod is down, unless the step only
+        // restarts pods that are down themselves.
+        let only_down = step.pods.iter().all(|p| down.contains(p));
         for c in &components {
             let mut present = 0;
             for pod in &c.pods {
                 present += 1;
                 let name = pod.name_any();
-                if !step.pods.contains(&name) && !is_ready(pod) {
+                let excused = step.pods.contains(&name) || (only_down && down.contains(&name));
+                if !excused && !is_ready(pod) {
                     let failure = if c.updated(pod) { stuck(pod) } else { None };
                     let what = failure.clone().unwrap_or(format!("{name} to be Ready"));
                     return Ok(wait(what, failure));
