@@ -657,6 +657,7 @@ async fn execute(
                 )
                 .await
                 .map_err(Error::Kube)?;
+                ctx.metrics.count_write("Pod", "patch");
                 began = true;
                 started.push(now.0.as_second());
             }
