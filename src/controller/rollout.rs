@@ -82,10 +82,13 @@ impl Component<'_> {
         pod.labels().get(REVISION_LABEL) == Some(&self.revision)
     }
 
+    /// Outdated pods; those a scale-down is about to remove are left alone.
     fn candidates(&self) -> impl Iterator<Item = &&Pod> {
-        self.pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && !self.updated(p))
+        self.pods.iter().filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && !self.updated(p)
+                && ordinal(&p.name_any()).is_some_and(|o| o < i64::from(self.replicas))
+        })
     }
 }
 
@@ -180,6 +183,10 @@ impl Fe<'_> {
             .map_err(|e| e.to_string())?;
         Ok(true)
     }
+}
+
+fn ordinal(pod: &str) -> Option<i64> {
+    pod.rsplit_once('-')?.1.parse().ok()
 }
 
 fn first_label(host: &str) -> &str {
@@ -482,10 +489,7 @@ pub async fn advance(
         };
         inputs.push(RestartCandidate {
             component: comp.kind.as_str().to_string(),
-            ordinal: pod_name
-                .rsplit_once('-')
-                .and_then(|(_, o)| o.parse().ok())
-                .unwrap_or(0),
+            ordinal: ordinal(&pod_name).unwrap_or(0),
             pod: pod_name,
             role,
             ready: is_ready(pod),
