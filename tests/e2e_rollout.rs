@@ -762,3 +762,81 @@ async fn an_outdated_pod_that_is_down_restarts_first() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_request_restarts_that_component_master_last() {
+    let (mut env, sim) = start("requested", 0).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start(&env, sim.clone());
+    backends_up(&sim, 3).await;
+
+    patch_cluster(
+        &env,
+        json!({"metadata": {"annotations": {"apache.doris.fe/restartedAt": "2026-11-25T12:00:00Z"}}}),
+    )
+    .await;
+    eventually("the FE restart to begin", 20, || async {
+        (!nodes.history().deletions().is_empty()).then_some(())
+    })
+    .await;
+    let seen = rolled_out(&env, &[], 60).await;
+    assert_eq!(
+        nodes.history().deletions(),
+        ["doris-fe-2", "doris-fe-1", "doris-fe-0"]
+    );
+    assert!(seen.iter().all(|r| r.reason == "requested"), "{seen:?}");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_convention_change_of_the_pod_template_rolls_every_component() {
+    let (mut env, sim) = start("conventions", 0).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start(&env, sim.clone());
+    backends_up(&sim, 3).await;
+
+    let debug_line = "    if debugging { out[\"selectdb.com.doris/runmode\"] = \"debug\"; }";
+    let shape = include_str!("../policies/shape.rhai");
+    assert!(shape.contains(debug_line));
+    let shape = shape.replace(
+        debug_line,
+        &format!("    out[\"example.com/owner\"] = \"platform\";\n{debug_line}"),
+    );
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "pod-owner", "labels": {SET_KEY: "default"}},
+        "data": {"shape.rhai": shape},
+    }))
+    .unwrap();
+    env.api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    eventually("the rollout to begin", 20, || async {
+        (!nodes.history().deletions().is_empty()).then_some(())
+    })
+    .await;
+    let seen = rolled_out(&env, &[], 60).await;
+    assert_eq!(
+        nodes.history().deletions(),
+        [
+            "doris-be-2",
+            "doris-be-1",
+            "doris-be-0",
+            "doris-fe-2",
+            "doris-fe-1",
+            "doris-fe-0"
+        ]
+    );
+    assert!(seen.iter().all(|r| r.reason == "conventions"), "{seen:?}");
+    let pods = env.api::<Pod>().list(&Default::default()).await.unwrap();
+    assert!(
+        pods.items.iter().all(
+            |p| p.annotations().get("example.com/owner").map(String::as_str) == Some("platform")
+        )
+    );
+    env.finish().await;
+}
