@@ -333,7 +333,7 @@ pub async fn advance(
     }
     // The step in progress, as last written (the cache may lag a write).
     let api: Api<DorisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
-    let fresh = api.get_status(&name).await.map_err(Error::Kube)?;
+    let fresh = api.get(&name).await.map_err(Error::Kube)?;
     let previous = fresh.status.as_ref().and_then(|s| s.rollout.clone());
     let annotations = fresh.metadata.annotations.clone().unwrap_or_default();
     let paused = annotations.get(PAUSED_ANNOTATION).map(String::as_str) == Some("true");
