@@ -9,6 +9,7 @@
 
 mod apiserver;
 mod env;
+mod fesim;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -91,8 +92,27 @@ async fn a_new_cluster_gets_its_objects_and_becomes_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_edits_reach_the_objects() {
-    let env = Env::start("edit").await;
-    env.create_cluster(SAMPLE).await;
+    // A new BE image restarts the BEs, each drained through the FE and
+    // waited for until the FE lists it alive: an FE that knows them is needed.
+    let mut env = Env::without_operator("edit").await;
+    let sim = fesim::FeSim::start(Default::default()).await;
+    for i in 0..3 {
+        let host = format!(
+            "doris-be-{i}.doris-be-internal.{}.svc.cluster.local",
+            env.namespace
+        );
+        sim.register_backend(&host, 9050).unwrap();
+    }
+    let port = sim.addr().port();
+    env.fe_resolver = Some(std::sync::Arc::new(move |_| {
+        Some(("127.0.0.1".to_string(), port))
+    }));
+    env.start_operator();
+    env.create_cluster(&SAMPLE.replace(
+        "  name: doris\n",
+        "  name: doris\n  annotations:\n    doris.selectdb.com/drain-seconds: \"0\"\n",
+    ))
+    .await;
     wait_ready(&env, "doris").await;
 
     env.api::<DorisCluster>()

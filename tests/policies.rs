@@ -519,3 +519,22 @@ fn shape_rejects_two_user_mounts_at_one_path() {
         "{err}"
     );
 }
+
+#[test]
+fn the_drain_time_follows_the_cluster_annotation() {
+    let b = bundle();
+    let ctx = json!({
+        "reason": "upgrade",
+        "cluster": {"name": "c", "namespace": "ns",
+                    "annotations": {"doris.selectdb.com/drain-seconds": "5"}, "spec": {}},
+        "pods": pods(&[("be", 0, None), ("cn", 0, None), ("broker", 0, None)]),
+    });
+    let steps = b.call_json("restart.rhai", "restart_order", &ctx).unwrap();
+    let drains: Vec<_> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["drain_seconds"].as_i64().unwrap())
+        .collect();
+    assert_eq!(drains, [5, 5, 0]);
+}

@@ -13,6 +13,7 @@ pub mod fe_link;
 pub mod leader;
 pub mod membership;
 pub mod retention;
+pub mod rollout;
 pub mod status;
 pub mod stores;
 
@@ -489,15 +490,16 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             config_hash: &c.config_hash,
         })
         .collect();
-    let new_status = status::compute(
+    let rollout = rollout::advance(ctx, &cluster, &bundle, &planned, &pods, &now).await?;
+    let mut new_status = status::compute(
         &cluster,
         &observed,
         &planned.revision,
         conventions_failure.as_deref(),
-        None,
+        rollout.failure,
         &now,
     );
-    let mut new_status = new_status;
+    new_status.rollout = rollout.status;
     membership::fold_into_status(&cluster, &mut new_status, &members, &now);
     let ready = new_status
         .conditions
@@ -505,7 +507,9 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
     write_status(ctx, &cluster, new_status).await?;
-    let next = if ready {
+    let next = if let Some(after) = rollout.requeue {
+        after
+    } else if ready {
         // Watches bring every change; the timer only guards against drift.
         Duration::from_secs(600)
     } else {

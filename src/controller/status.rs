@@ -234,8 +234,11 @@ fn component_status(
     let sts_status = sts.and_then(|s| s.status.as_ref());
     let ready_replicas = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
-    let rolling = sts_status
-        .is_some_and(|s| s.update_revision.is_some() && s.current_revision != s.update_revision);
+    // With OnDelete, currentRevision never catches up (kubernetes#73492):
+    // a rollout is over once every pod is at updateRevision.
+    let rolling = sts_status.is_some_and(|s| {
+        s.update_revision.is_some() && s.current_revision != s.update_revision && updated < desired
+    });
     let ready_pods = running.len() as i32;
 
     let (phase, reason, message) = if sts.is_none() {

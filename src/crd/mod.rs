@@ -451,6 +451,8 @@ pub struct DorisClusterStatus {
     pub conditions: Option<Vec<Condition>>,
     /// Doris nodes whose FE membership is changing or out of step.
     pub membership: Option<MembershipStatus>,
+    /// The restart in progress, when pods run an outdated pod template.
+    pub rollout: Option<RolloutStatus>,
 }
 
 /// FE membership of the cluster's nodes, as the operator last saw it.
@@ -481,6 +483,30 @@ pub struct MemberNode {
     /// When the node entered this state (RFC 3339).
     pub since: Option<String>,
     pub message: Option<String>,
+}
+
+/// A restart in progress: the operator restarts outdated pods in the order
+/// the restart policy gives, one step at a time.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The component of the current step.
+    pub component: String,
+    /// The StatefulSet revision its pods move to.
+    pub target_revision: String,
+    /// Why: upgrade, config, requested or conventions.
+    pub reason: String,
+    /// Pods of the component at the target revision.
+    pub updated: i32,
+    /// Pods the component has.
+    pub total: i32,
+    /// The pods of the current step.
+    pub pods: Vec<String>,
+    /// What must hold before the next step: pod_ready, fe_reports_alive.
+    pub wait_for: Vec<String>,
+    /// What the rollout waits for now.
+    pub waiting: String,
 }
 
 /// Compute node status.

@@ -1,8 +1,10 @@
 //! Stands in for the StatefulSet controller and the kubelets on the
 //! emulated API server: keeps each StatefulSet's pods and claims in step
 //! with its spec, rolls pods whose template changed (highest ordinal first,
-//! one at a time), marks pods Ready after a short delay unless a test holds
-//! them, and keeps StatefulSet status current.
+//! one at a time) unless the StatefulSet's update strategy is `OnDelete`
+//! (then a pod changes only when someone deletes it, and comes back from the
+//! current template), marks pods Ready after a short delay unless a test
+//! holds them, and keeps StatefulSet status current.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,8 @@ pub const STATEFULSETS: &str = "apps/v1/statefulsets";
 #[derive(Default)]
 struct State {
     held: HashSet<String>,
+    /// Pods held from their next creation on.
+    hold_next: HashSet<String>,
     failed: HashSet<String>,
     born: BTreeMap<String, Instant>,
 }
@@ -54,6 +58,12 @@ impl PodDriver {
     /// Keeps `pod` from becoming Ready (it stays running, not ready).
     pub fn hold(&self, pod: &str) {
         self.state.lock().unwrap().held.insert(pod.to_string());
+    }
+
+    /// Keeps the next pod named `pod` that is created from becoming Ready;
+    /// the one running now is left alone.
+    pub fn hold_next(&self, pod: &str) {
+        self.state.lock().unwrap().hold_next.insert(pod.to_string());
     }
 
     /// Makes `pod` crash (CrashLoopBackOff) until released.
@@ -183,11 +193,11 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
                                "conditions": [{"type": "Ready", "status": "False"}]},
                 }),
             );
-            state
-                .lock()
-                .unwrap()
-                .born
-                .insert(format!("{ns}/{pod_name}"), Instant::now());
+            let mut s = state.lock().unwrap();
+            s.born.insert(format!("{ns}/{pod_name}"), Instant::now());
+            if s.hold_next.remove(&pod_name) {
+                s.held.insert(pod_name.clone());
+            }
         }
     }
     // Remove pods beyond replicas, highest ordinal first.
@@ -282,7 +292,10 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
         .iter()
         .filter(|p| p["metadata"]["labels"]["controller-revision-hash"] == json!(revision))
         .count();
-    let current_revision = if updated == pods.len() && pods.len() as i64 == replicas {
+    // As the StatefulSet controller does, currentRevision moves only at the
+    // end of a rolling update: with OnDelete it stays where it was
+    // (kubernetes/kubernetes#73492).
+    let current_revision = if !on_delete && updated == pods.len() && pods.len() as i64 == replicas {
         json!(revision)
     } else {
         sts["status"]["currentRevision"].clone()

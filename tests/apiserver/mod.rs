@@ -538,6 +538,11 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 {
                     return error(409, "Conflict", "the object has been modified");
                 }
+                if let Some(uid) = body["metadata"]["uid"].as_str()
+                    && Some(uid) != old["metadata"]["uid"].as_str()
+                {
+                    return error(409, "Conflict", "Precondition failed: UID in precondition");
+                }
                 json_patch::merge(&mut patched, &body);
             }
             match update(&shared, &mut store, &key, old, patched, part) {
@@ -550,6 +555,12 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             let key = key(&route);
             let orphan = q.get("propagationPolicy").is_some_and(|p| p == "Orphan")
                 || body["propagationPolicy"] == "Orphan";
+            if let Some(uid) = body["preconditions"]["uid"].as_str()
+                && let Some(current) = store.objects.get(&key)
+                && current["metadata"]["uid"].as_str() != Some(uid)
+            {
+                return error(409, "Conflict", "Precondition failed: UID in precondition");
+            }
             match delete(&shared, &mut store, &key, orphan) {
                 Some(o) => respond(StatusCode::OK, &o),
                 None => not_found(&route),

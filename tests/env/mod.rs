@@ -110,6 +110,11 @@ impl Env {
         self.stop = Some(stop);
     }
 
+    /// The emulator's pod driver; `None` on a real cluster.
+    pub fn driver(&self) -> Option<&PodDriver> {
+        self._driver.as_ref()
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,

@@ -1,0 +1,797 @@
+//! Rolling restarts the operator drives itself.
+//!
+//! The StatefulSets use `updateStrategy: OnDelete`: a change of the pod
+//! template (image, configuration, conventions, a restart request) only
+//! moves the StatefulSet's `updateRevision`. A pod whose
+//! `controller-revision-hash` differs from it needs a restart; the operator
+//! asks `restart.rhai` for the order and restarts one step at a time:
+//!
+//! 1. every pod outside the step is Ready;
+//! 2. BE/CN pods of the step stop getting queries and loads (through the FE),
+//!    and each pod of the step gets the [`DRAIN_ANNOTATION`] with the time;
+//! 3. once `drain_seconds` have passed, the pods are deleted and the
+//!    StatefulSet controller recreates them from the new template;
+//! 4. the step is done when they are Ready and, if the step asks, the FE
+//!    lists them alive; BE/CN pods then get queries and loads back.
+//!
+//! Everything is derived from the API and the FE on every reconcile: pod
+//! revision labels, the drain annotation, and `status.rollout` (the step in
+//! progress, read fresh from the API). An operator restart picks up where
+//! the last one stopped, and a pod already at the new revision is never a
+//! candidate again. Deletes carry the pod's UID, so a stale cache can never
+//! delete the pod's replacement.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use serde_json::json;
+
+use crate::conventions::ConventionBundle;
+use crate::crd::{ComponentKind, DorisCluster, RolloutStatus};
+use crate::fe::{Backend, FeClient, FrontendRole};
+use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
+use crate::plan::{APPLIED_HASH_ANNOTATION, Plan, names};
+
+use super::{Context, Error, publish};
+
+/// `"true"` on a DorisCluster halts its rollouts before the next step.
+pub const PAUSED_ANNOTATION: &str = "doris.selectdb.com/rollout-paused";
+/// On a pod: when the operator began draining it for a restart (RFC 3339).
+pub const DRAIN_ANNOTATION: &str = "doris.selectdb.com/drain-started";
+/// On a DorisCluster: seconds a restarted pod may take to become Ready
+/// before the rollout is reported stuck (default 300).
+pub const STEP_TIMEOUT_ANNOTATION: &str = "doris.selectdb.com/rollout-step-timeout-seconds";
+pub const DEFAULT_STEP_TIMEOUT_SECONDS: i64 = 300;
+
+const REVISION_LABEL: &str = "controller-revision-hash";
+/// How often a rollout looks again while it waits on something no watch
+/// reports (the FE, a drain).
+const POLL: Duration = Duration::from_secs(1);
+const READY_POLL: Duration = Duration::from_secs(5);
+const STUCK_POLL: Duration = Duration::from_secs(30);
+
+/// What a reconcile did for the cluster's rollout.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// For `status.rollout`.
+    pub status: Option<RolloutStatus>,
+    /// Why the rollout is stuck (Degraded).
+    pub failure: Option<(&'static str, String)>,
+    /// When to look again.
+    pub requeue: Option<Duration>,
+}
+
+/// A component whose pods the operator restarts.
+struct Component<'a> {
+    kind: ComponentKind,
+    sts: std::sync::Arc<StatefulSet>,
+    revision: String,
+    replicas: i32,
+    pods: Vec<&'a Pod>,
+}
+
+impl Component<'_> {
+    fn updated(&self, pod: &Pod) -> bool {
+        pod.labels().get(REVISION_LABEL) == Some(&self.revision)
+    }
+
+    /// Outdated pods; those a scale-down is about to remove are left alone.
+    fn candidates(&self) -> impl Iterator<Item = &&Pod> {
+        self.pods.iter().filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && !self.updated(p)
+                && ordinal(&p.name_any()).is_some_and(|o| o < i64::from(self.replicas))
+        })
+    }
+}
+
+/// What the FE says, fetched at most once per reconcile.
+struct Fe<'a> {
+    ctx: &'a Context,
+    cluster: &'a DorisCluster,
+    plan: &'a Plan,
+    client: Option<Result<FeClient, String>>,
+    frontends: Option<Result<Vec<crate::fe::Frontend>, String>>,
+    backends: Option<Result<Vec<Backend>, String>>,
+}
+
+impl Fe<'_> {
+    async fn client(&mut self) -> Result<FeClient, String> {
+        if self.client.is_none() {
+            self.client = Some(self.ctx.fe_client(self.cluster, &self.plan.objects).await);
+        }
+        self.client.clone().unwrap_or_else(|| Err(String::new()))
+    }
+
+    async fn frontends(&mut self) -> Result<Vec<crate::fe::Frontend>, String> {
+        if self.frontends.is_none() {
+            let got = match self.client().await {
+                Ok(c) => c.show_frontends().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            self.frontends = Some(got);
+        }
+        self.frontends.clone().unwrap_or_else(|| Err(String::new()))
+    }
+
+    async fn backends(&mut self) -> Result<Vec<Backend>, String> {
+        if self.backends.is_none() {
+            let got = match self.client().await {
+                Ok(c) => c.show_backends().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            self.backends = Some(got);
+        }
+        self.backends.clone().unwrap_or_else(|| Err(String::new()))
+    }
+
+    /// The FE role of an FE pod, when the FE answers.
+    async fn role(&mut self, pod: &str) -> Option<String> {
+        let frontends = self.frontends().await.ok()?;
+        let fe = frontends.iter().find(|f| first_label(&f.host) == pod)?;
+        Some(
+            match (&fe.role, fe.is_master) {
+                (_, true) => "master",
+                (FrontendRole::Follower, _) => "follower",
+                (FrontendRole::Observer, _) => "observer",
+                _ => return None,
+            }
+            .to_string(),
+        )
+    }
+
+    /// Whether the FE lists the node of `pod` alive: `Err` says why not known.
+    async fn alive(&mut self, kind: ComponentKind, pod: &str) -> Result<bool, String> {
+        match kind {
+            ComponentKind::Fe => Ok(self
+                .frontends()
+                .await?
+                .iter()
+                .any(|f| first_label(&f.host) == pod && f.alive)),
+            ComponentKind::Be | ComponentKind::Cn => Ok(self
+                .backends()
+                .await?
+                .iter()
+                .any(|b| first_label(&b.host) == pod && b.alive)),
+            // Brokers are not checked through the FE.
+            ComponentKind::Broker => Ok(true),
+        }
+    }
+
+    /// Stops (or resumes) queries and loads to the backend of `pod`; Ok
+    /// when the FE does not know the pod (it gets no queries then).
+    async fn set_disabled(&mut self, pod: &str, disabled: bool) -> Result<bool, String> {
+        let backends = self.backends().await?;
+        let Some(be) = backends.iter().find(|b| first_label(&b.host) == pod) else {
+            return Ok(false);
+        };
+        let already = be.query_disabled == Some(disabled) && be.load_disabled == Some(disabled);
+        if already || (!disabled && be.query_disabled.is_none() && be.load_disabled.is_none()) {
+            return Ok(false);
+        }
+        let client = self.client().await?;
+        client
+            .set_backend_query_load(&be.host, be.heartbeat_port, disabled, disabled)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+}
+
+fn ordinal(pod: &str) -> Option<i64> {
+    pod.rsplit_once('-')?.1.parse().ok()
+}
+
+fn first_label(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn drains_backend(kind: ComponentKind) -> bool {
+    matches!(kind, ComponentKind::Be | ComponentKind::Cn)
+}
+
+/// Why the candidates of `comp` restart: a changed image is an upgrade,
+/// then a changed configuration hash, then a restart request; anything else
+/// came from the conventions.
+fn reason(comp: &Component<'_>) -> &'static str {
+    let template = &comp.sts.spec.template;
+    let images: BTreeMap<&str, Option<&str>> = template
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| (c.name.as_str(), c.image.as_deref()))
+        .collect();
+    let wanted = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref());
+    let mut out = "conventions";
+    for pod in comp.candidates() {
+        let upgrade = pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+            images
+                .get(c.name.as_str())
+                .is_some_and(|i| *i != c.image.as_deref())
+        });
+        if upgrade {
+            return "upgrade";
+        }
+        let differs = |key: &dyn Fn(&str) -> bool| {
+            let of = |m: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
+                m.into_iter()
+                    .flatten()
+                    .filter(|(k, _)| key(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            of(pod.metadata.annotations.as_ref()) != of(wanted)
+        };
+        if differs(&|k| k == "doris.selectdb.com/config-hash") {
+            out = "config";
+        } else if out == "conventions" && differs(&|k| k.ends_with("/restartedAt")) {
+            out = "requested";
+        }
+    }
+    out
+}
+
+/// Moves the cluster's rollout on by at most one step and says where it is.
+pub async fn advance(
+    ctx: &Context,
+    cluster: &DorisCluster,
+    bundle: &ConventionBundle,
+    plan: &Plan,
+    pods: &[std::sync::Arc<Pod>],
+    now: &Time,
+) -> Result<Outcome, Error> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let mut components = Vec::new();
+    let mut unsynced = false;
+    for c in &plan.components {
+        let Some(sts) = ctx
+            .stores
+            .statefulset(&namespace, &names::statefulset(&name, c.kind))
+        else {
+            unsynced = true;
+            continue;
+        };
+        let on_delete = sts
+            .spec
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        if !on_delete {
+            // The StatefulSet controller rolls it.
+            continue;
+        }
+        // The cache must hold the StatefulSet as planned, and its status
+        // must describe that spec: otherwise `updateRevision` is an older
+        // one, and a pod already at the newest would look outdated.
+        let sts_name = sts.name_any();
+        let planned = plan.objects.iter().find(|o| {
+            o["kind"] == "StatefulSet" && o["metadata"]["name"].as_str() == Some(sts_name.as_str())
+        });
+        let wanted =
+            planned.and_then(|o| o["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str());
+        if wanted.is_some()
+            && wanted
+                != sts
+                    .annotations()
+                    .get(APPLIED_HASH_ANNOTATION)
+                    .map(String::as_str)
+        {
+            unsynced = true;
+            continue;
+        }
+        let status = sts.status.as_ref();
+        let observed = status.and_then(|s| s.observed_generation) >= sts.metadata.generation;
+        let Some(revision) = status.and_then(|s| s.update_revision.clone()) else {
+            unsynced = true;
+            continue;
+        };
+        if !observed {
+            unsynced = true;
+            continue;
+        }
+        components.push(Component {
+            kind: c.kind,
+            replicas: sts.spec.replicas.unwrap_or(1),
+            revision,
+            sts,
+            pods: super::status::component_pods(pods, &name, c.kind),
+        });
+    }
+    let cached = cluster.status.as_ref().and_then(|s| s.rollout.clone());
+    let any_candidate = components.iter().any(|c| c.candidates().next().is_some());
+    if !any_candidate && cached.is_none() {
+        return Ok(Outcome::default());
+    }
+    if unsynced {
+        // A StatefulSet's revision is not known yet: look again soon.
+        return Ok(Outcome {
+            status: cached,
+            failure: None,
+            requeue: Some(POLL),
+        });
+    }
+    // The step in progress, as last written (the cache may lag a write).
+    let api: Api<DorisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let fresh = api.get(&name).await.map_err(Error::Kube)?;
+    let previous = fresh.status.as_ref().and_then(|s| s.rollout.clone());
+    let annotations = fresh.metadata.annotations.clone().unwrap_or_default();
+    let paused = annotations.get(PAUSED_ANNOTATION).map(String::as_str) == Some("true");
+    let timeout = annotations
+        .get(STEP_TIMEOUT_ANNOTATION)
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS);
+
+    let mut fe = Fe {
+        ctx,
+        cluster,
+        plan,
+        client: None,
+        frontends: None,
+        backends: None,
+    };
+    let find = |pod: &str| -> Option<(&Component<'_>, Option<&Pod>)> {
+        let comp = components
+            .iter()
+            .find(|c| (0..c.replicas).any(|i| format!("{}-{i}", c.sts.name_any()) == pod))?;
+        Some((
+            comp,
+            comp.pods.iter().copied().find(|p| p.name_any() == pod),
+        ))
+    };
+    let stuck = |pod: &Pod| -> Option<String> {
+        let born = pod.metadata.creation_timestamp.as_ref()?;
+        let age = now.0.as_second() - born.0.as_second();
+        (age > timeout).then(|| {
+            format!(
+                "{} did not become Ready within {timeout}s of its restart; the rollout is halted",
+                pod.name_any()
+            )
+        })
+    };
+    let report = |comp: &Component<'_>,
+                  reason: &str,
+                  pods: &[String],
+                  wait_for: &[String],
+                  waiting: String| {
+        RolloutStatus {
+            component: comp.kind.as_str().to_string(),
+            target_revision: comp.revision.clone(),
+            reason: reason.to_string(),
+            updated: comp.pods.iter().filter(|p| comp.updated(p)).count() as i32,
+            total: comp.replicas,
+            pods: pods.to_vec(),
+            wait_for: wait_for.to_vec(),
+            waiting,
+        }
+    };
+    let waiting = |status: RolloutStatus, failure: Option<String>| {
+        // Pods report readiness through the watch; the timer only guards
+        // the timeout. The FE and drains are looked at again soon.
+        let requeue = if failure.is_some() {
+            STUCK_POLL
+        } else if status.waiting.ends_with(" to be Ready") {
+            READY_POLL
+        } else {
+            POLL
+        };
+        Outcome {
+            status: Some(status),
+            failure: failure.map(|m| ("RolloutStuck", m)),
+            requeue: Some(requeue),
+        }
+    };
+
+    // Candidates already draining belong to a step that has begun.
+    let draining: BTreeSet<String> = components
+        .iter()
+        .flat_map(|c| c.candidates())
+        .filter(|p| p.annotations().contains_key(DRAIN_ANNOTATION))
+        .map(|p| p.name_any())
+        .collect();
+
+    // 1. The step in progress: its restarted pods must be back.
+    if let Some(prev) = previous.as_ref().filter(|_| draining.is_empty()) {
+        for pod_name in &prev.pods {
+            let Some((comp, pod)) = find(pod_name) else {
+                continue;
+            };
+            if pod.is_some_and(|p| p.metadata.deletion_timestamp.is_none() && !comp.updated(p)) {
+                // Not restarted yet; planned again below.
+                continue;
+            }
+            let wait = |what: String, failure: Option<String>| {
+                let status = report(comp, &prev.reason, &prev.pods, &prev.wait_for, what);
+                waiting(status, failure)
+            };
+            let Some(pod) = pod.filter(|p| is_ready(p) && comp.updated(p)) else {
+                let failure = pod.filter(|p| comp.updated(p)).and_then(stuck);
+                if let Some(message) = &failure
+                    && prev.waiting != *message
+                {
+                    publish(ctx, cluster, EventType::Warning, "RolloutStuck", message).await;
+                }
+                let what = failure
+                    .clone()
+                    .unwrap_or_else(|| format!("{pod_name} to be Ready"));
+                return Ok(wait(what, failure));
+            };
+            if prev.wait_for.iter().any(|w| w == "fe_reports_alive") {
+                match fe.alive(comp.kind, pod_name).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Ok(wait(format!("the FE to report {pod_name} alive"), None));
+                    }
+                    Err(e) => return Ok(wait(format!("the FE to answer: {e}"), None)),
+                }
+            }
+            if drains_backend(comp.kind) {
+                match fe.set_disabled(pod.name_any().as_str(), false).await {
+                    Ok(true) => {
+                        tracing::info!(cluster = %name, pod = %pod_name, "queries and loads resumed");
+                        fe.backends = None;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        return Ok(wait(
+                            format!("the FE to resume queries on {pod_name}: {e}"),
+                            None,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    let candidates: Vec<(&Component<'_>, &Pod)> = components
+        .iter()
+        .flat_map(|c| c.candidates().map(move |p| (c, *p)))
+        .collect();
+    if candidates.is_empty() {
+        if let Some(prev) = &previous {
+            let note = format!(
+                "every pod of the cluster runs its current template ({} finished)",
+                prev.reason
+            );
+            publish(ctx, cluster, EventType::Normal, "RolloutComplete", &note).await;
+        }
+        return Ok(Outcome::default());
+    }
+
+    // 2. The next step, as the restart policy orders the candidates.
+    let mut inputs = Vec::new();
+    for (comp, pod) in &candidates {
+        let pod_name = pod.name_any();
+        let role = if comp.kind == ComponentKind::Fe {
+            fe.role(&pod_name).await
+        } else {
+            None
+        };
+        inputs.push(RestartCandidate {
+            component: comp.kind.as_str().to_string(),
+            ordinal: ordinal(&pod_name).unwrap_or(0),
+            pod: pod_name,
+            role,
+            ready: is_ready(pod),
+        });
+    }
+    let first = candidates[0].0;
+    let why = candidates
+        .iter()
+        .map(|(c, _)| reason(c))
+        .min_by_key(|r| {
+            ["upgrade", "config", "requested", "conventions"]
+                .iter()
+                .position(|x| x == r)
+        })
+        .unwrap_or("conventions");
+    let steps = match plan_restart(bundle, cluster, why, &inputs) {
+        Ok(steps) => steps,
+        Err(e) => {
+            let message = format!("the restart policy failed: {e}");
+            let status = report(first, why, &[], &[], message.clone());
+            return Ok(Outcome {
+                status: Some(status),
+                failure: Some(("RestartPolicyFailed", message)),
+                requeue: Some(Duration::from_secs(30)),
+            });
+        }
+    };
+    // Outdated pods that are down already (say, crashing until the new
+    // template fixes them) go first, in the policy's order: restarting them
+    // costs nothing, and waiting for them would wait forever.
+    let down: BTreeSet<String> = inputs
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.pod.clone())
+        .collect();
+    let index = steps
+        .iter()
+        .position(|s| s.pods.iter().any(|p| draining.contains(p)))
+        .or_else(|| {
+            steps
+                .iter()
+                .position(|s| s.pods.iter().any(|p| down.contains(p)))
+        })
+        .unwrap_or(0);
+    let Some(step) = steps.get(index) else {
+        return Ok(Outcome::default());
+    };
+    let Some((comp, _)) = find(&step.pods[0]) else {
+        return Ok(Outcome::default());
+    };
+    // A step whose pods went only in part keeps the ones already restarted
+    // in status, so they are still waited for (and resumed) afterwards.
+    let mut shown = step.pods.clone();
+    if let Some(prev) = previous
+        .as_ref()
+        .filter(|p| p.pods.iter().any(|n| step.pods.contains(n)))
+    {
+        for pod in &prev.pods {
+            if !shown.contains(pod) {
+                shown.push(pod.clone());
+            }
+        }
+    }
+    let wait = |what: String, failure: Option<String>| {
+        let status = report(comp, why, &shown, &step.wait_for, what);
+        waiting(status, failure)
+    };
+    if paused {
+        return Ok(Outcome {
+            requeue: None,
+            ..wait(format!("{PAUSED_ANNOTATION} on the cluster"), None)
+        });
+    }
+    if draining.is_empty() {
+        // Nothing starts while any other pod is down, unless the step only
+        // restarts pods that are down themselves.
+        let only_down = step.pods.iter().all(|p| down.contains(p));
+        for c in &components {
+            let mut present = 0;
+            for pod in &c.pods {
+                present += 1;
+                let name = pod.name_any();
+                let excused = step.pods.contains(&name) || (only_down && down.contains(&name));
+                if !excused && !is_ready(pod) {
+                    let failure = if c.updated(pod) { stuck(pod) } else { None };
+                    let what = failure.clone().unwrap_or(format!("{name} to be Ready"));
+                    return Ok(wait(what, failure));
+                }
+            }
+            if present < c.replicas {
+                return Ok(wait(
+                    format!("{} to have all {} pods", c.sts.name_any(), c.replicas),
+                    None,
+                ));
+            }
+        }
+    }
+    let (what, after) = execute(
+        ctx,
+        cluster,
+        &mut fe,
+        comp,
+        step,
+        index,
+        steps.len(),
+        why,
+        now,
+    )
+    .await?;
+    Ok(Outcome {
+        requeue: Some(after),
+        ..wait(what, None)
+    })
+}
+
+/// Drains and deletes the pods of `step`; says what the rollout waits for,
+/// and when to look again.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    ctx: &Context,
+    cluster: &DorisCluster,
+    fe: &mut Fe<'_>,
+    comp: &Component<'_>,
+    step: &RestartStep,
+    index: usize,
+    count: usize,
+    why: &str,
+    now: &Time,
+) -> Result<(String, Duration), Error> {
+    let pods: Vec<&Pod> = step
+        .pods
+        .iter()
+        .filter_map(|n| comp.pods.iter().copied().find(|p| p.name_any() == *n))
+        .collect();
+    if drains_backend(comp.kind) {
+        for pod in &pods {
+            if let Err(e) = fe.set_disabled(&pod.name_any(), true).await {
+                return Ok((
+                    format!(
+                        "the FE to stop queries on {} before its restart: {e}",
+                        pod.name_any()
+                    ),
+                    POLL,
+                ));
+            }
+        }
+    }
+    let api: Api<Pod> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let stamp = now.0.to_string();
+    let mut started = Vec::new();
+    let mut began = false;
+    for pod in &pods {
+        match pod
+            .annotations()
+            .get(DRAIN_ANNOTATION)
+            .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
+        {
+            Some(at) => started.push(at.as_second()),
+            None => {
+                let patch = json!({"metadata": {
+                    "uid": pod.metadata.uid,
+                    "annotations": {DRAIN_ANNOTATION: stamp},
+                }});
+                api.patch(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
+                .await
+                .map_err(Error::Kube)?;
+                ctx.metrics.count_write("Pod", "patch");
+                began = true;
+                started.push(now.0.as_second());
+            }
+        }
+    }
+    let pod_list = step.pods.join(", ");
+    let ends = started.iter().max().copied().unwrap_or(0) + step.drain_seconds;
+    let until = k8s_openapi::jiff::Timestamp::from_second(ends)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if began {
+        let note = format!(
+            "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned)",
+            step.drain_seconds,
+            step.wait_for.join(", "),
+            count - index - 1
+        );
+        tracing::info!(cluster = %cluster.name_any(), "{note}");
+        // Related to its first pod, so each step is an Event of its own.
+        let event = KubeEvent {
+            type_: EventType::Normal,
+            reason: "RolloutStep".into(),
+            note: Some(note),
+            action: "Restart".into(),
+            secondary: pods.first().map(|p| p.object_ref(&())),
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish an Event");
+        }
+        // Status names the step before any pod goes.
+        let after = Duration::from_secs(step.drain_seconds.max(1) as u64);
+        return Ok((format!("draining {pod_list} until {until}"), after));
+    }
+    if now.0.as_second() < ends {
+        let left = ends - now.0.as_second();
+        return Ok((
+            format!("draining {pod_list} until {until}"),
+            Duration::from_secs(left as u64),
+        ));
+    }
+    for pod in &pods {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod.name_any(), &params).await {
+            Ok(_) => {
+                ctx.metrics.count_write("Pod", "delete");
+                tracing::info!(cluster = %cluster.name_any(), pod = %pod.name_any(), "restarted for the rollout");
+            }
+            // Gone already, or replaced by a new pod: restarted either way.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    Ok((format!("{pod_list} to come back"), POLL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn sts(image: &str, annotations: Value) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-be"},
+            "spec": {
+                "selector": {},
+                "serviceName": "d-be-internal",
+                "template": {
+                    "metadata": {"annotations": annotations},
+                    "spec": {"containers": [{"name": "be", "image": image}]}
+                }
+            },
+            "status": {"replicas": 1, "updateRevision": "d-be-2"}
+        }))
+        .unwrap()
+    }
+
+    fn pod(image: &str, annotations: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-be-0", "annotations": annotations,
+                         "labels": {"controller-revision-hash": "d-be-1"}},
+            "spec": {"containers": [{"name": "be", "image": image}]}
+        }))
+        .unwrap()
+    }
+
+    fn reason_of(sts: StatefulSet, pod: &Pod) -> &'static str {
+        let comp = Component {
+            kind: ComponentKind::Be,
+            sts: std::sync::Arc::new(sts),
+            revision: "d-be-2".into(),
+            replicas: 1,
+            pods: vec![pod],
+        };
+        reason(&comp)
+    }
+
+    #[test]
+    fn why_pods_restart() {
+        let hash = |h: &str| json!({"doris.selectdb.com/config-hash": h});
+        let asked = |t: &str| json!({"apache.doris.be/restartedAt": t});
+        assert_eq!(
+            reason_of(sts("be:2", hash("a")), &pod("be:1", hash("b"))),
+            "upgrade"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", hash("a")), &pod("be:1", hash("b"))),
+            "config"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", asked("t2")), &pod("be:1", asked("t1"))),
+            "requested"
+        );
+        assert_eq!(
+            reason_of(sts("be:1", json!({})), &pod("be:1", json!({}))),
+            "conventions"
+        );
+    }
+
+    #[test]
+    fn a_node_is_matched_to_its_pod_by_the_first_dns_label() {
+        assert_eq!(
+            first_label("doris-be-2.doris-be-internal.ns.svc.cluster.local"),
+            "doris-be-2"
+        );
+        assert_eq!(first_label("doris-be-2"), "doris-be-2");
+    }
+}
