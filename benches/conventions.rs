@@ -6,6 +6,8 @@
 
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
+#[path = "../tests/fesim/mod.rs"]
+mod fesim;
 mod support;
 
 use std::sync::Arc;
@@ -44,7 +46,9 @@ async fn configmap_to_clusters() {
         "/v1/namespaces",
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
     );
-    let _operator = support::Operator::start(&emulator, &["--conventions-namespace", NAMESPACE]);
+    let fe = support::DorisFe::start(emulator.clone()).await;
+    let _operator =
+        support::Operator::start(&emulator, &fe, &["--conventions-namespace", NAMESPACE]);
     let names: Vec<String> = (0..CLUSTERS).map(|i| format!("c{i:03}")).collect();
     for name in &names {
         emulator.put(CLUSTER_RESOURCE, cluster(name));

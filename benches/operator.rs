@@ -2,12 +2,15 @@
 //! time from creating one cluster to all its objects existing, time for
 //! 200 clusters created at once to all become Ready, writes per reconcile of
 //! a converged cluster, and the operator's peak memory. The operator runs as
-//! its own process (`doris-operator run`), so its memory is measured alone.
+//! its own process (`doris-operator run`), so its memory is measured alone;
+//! every cluster's FE is one Doris FE simulator, with which each pod's node
+//! registers as it becomes Ready, so membership checks run as for real.
 //! Run with `cargo bench --bench operator`.
 
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
-
+#[path = "../tests/fesim/mod.rs"]
+mod fesim;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -17,13 +20,12 @@ use apiserver::driver::PodDriver;
 use serde_json::json;
 use support::{CLUSTER_RESOURCE, NAMESPACE, children_exist, cluster, is_ready, peak_rss_mib, wait};
 
-const CLUSTERS: usize = 200;
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let emulator = std::sync::Arc::new(Emulator::start().await);
     let _driver = PodDriver::start(emulator.clone());
-    let operator = support::Operator::start(&emulator, &[]);
+    let fe = support::DorisFe::start(emulator.clone()).await;
+    let operator = support::Operator::start(&emulator, &fe, &[]);
     let pid = operator.pid();
     emulator.put(
         "/v1/namespaces",
@@ -47,19 +49,39 @@ async fn main() {
     );
 
     // Many at once.
-    let names: Vec<String> = (0..CLUSTERS).map(|i| format!("c{i:03}")).collect();
+    let clusters: usize = std::env::var("BENCH_CLUSTERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let reconciles_before = operator.metric("doris_operator_reconciles_total");
+    let writes_before = operator.metric("doris_operator_api_writes_total");
+    let names: Vec<String> = (0..clusters).map(|i| format!("c{i:03}")).collect();
     let start = Instant::now();
     for name in &names {
         emulator.put(CLUSTER_RESOURCE, cluster(name));
     }
-    wait("all clusters Ready", Duration::from_secs(300), || {
-        names.iter().all(|n| is_ready(&emulator, n))
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !names.iter().all(|n| is_ready(&emulator, n)) {
+        if Instant::now() > deadline {
+            let stuck = names.iter().find(|n| !is_ready(&emulator, n)).unwrap();
+            let c = emulator.get(CLUSTER_RESOURCE, NAMESPACE, stuck).unwrap();
+            panic!("{stuck} not Ready after 300 s: {:#}", c["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let all = start.elapsed();
     println!(
-        "{CLUSTERS} clusters at once, all Ready:   {:>8.2} s",
-        all.as_secs_f64()
+        "{clusters} clusters at once, all Ready:   {:>8.2} s  ({:.0} reconciles, {:.0} API writes; CPU: operator {:.1} s, emulator and pod driver {:.1} s)",
+        all.as_secs_f64(),
+        operator.metric("doris_operator_reconciles_total") - reconciles_before,
+        operator.metric("doris_operator_api_writes_total") - writes_before,
+        support::cpu_seconds(pid),
+        support::cpu_seconds(std::process::id()),
+    );
+    println!(
+        "mean reconcile:                        {:>8.1} ms",
+        1e3 * operator.metric("doris_operator_reconcile_duration_seconds_sum")
+            / operator.metric("doris_operator_reconcile_duration_seconds_count")
     );
 
     // Converged: wake every reconcile with a label change and count writes.
@@ -73,8 +95,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes = emulator.count_writes();
     println!(
-        "writes per converged reconcile:        {:>8.2}  ({writes} writes for {CLUSTERS} reconciles)",
-        writes as f64 / CLUSTERS as f64
+        "writes per converged reconcile:        {:>8.2}  ({writes} writes for {clusters} reconciles)",
+        writes as f64 / clusters as f64
     );
     println!(
         "operator peak RSS:                     {:>8.1} MiB",

@@ -57,6 +57,11 @@ enum Command {
         /// POD_NAMESPACE; none are read when neither is set).
         #[arg(long, env = "CONVENTIONS_NAMESPACE")]
         conventions_namespace: Option<String>,
+        /// Reach every cluster's FE at HOST:PORT instead of through its
+        /// access Service (an operator run outside the cluster, with a
+        /// port-forward to the FE).
+        #[arg(long, value_name = "HOST:PORT", value_parser = parse_address, env = "FE_ADDRESS")]
+        fe_address: Option<(String, u16)>,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LOG_FORMAT")]
         log_format: LogFormat,
@@ -170,6 +175,7 @@ fn run(cli: Cli) -> Result<(), String> {
             namespace,
             conventions_dir,
             conventions_namespace,
+            fe_address,
             log_format,
             metrics_addr,
             leader_elect,
@@ -206,7 +212,11 @@ fn run(cli: Cli) -> Result<(), String> {
                     concurrency,
                     conventions_namespace: conventions_namespace
                         .or_else(|| std::env::var("POD_NAMESPACE").ok()),
-                    fe_resolver: None,
+                    fe_resolver: fe_address.map(
+                        |addr| -> doris_operator::controller::fe_link::FeResolver {
+                            std::sync::Arc::new(move |_| Some(addr.clone()))
+                        },
+                    ),
                 };
                 let outcome = if leader_elect {
                     let lease_namespace =
@@ -277,6 +287,16 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn parse_address(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{port:?} in {text:?} is not a port number"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
 fn init_logging(format: LogFormat) {

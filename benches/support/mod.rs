@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::apiserver::Emulator;
+use crate::fesim::{FeSim, FeSimConfig};
 
 pub const NAMESPACE: &str = "bench";
 pub const CLUSTER_RESOURCE: &str = "doris.selectdb.com/v1/dorisclusters";
@@ -84,11 +85,17 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
 pub struct Operator {
     pub process: std::process::Child,
     kubeconfig: PathBuf,
+    metrics_port: u16,
 }
 
 impl Operator {
-    pub fn start(emulator: &Emulator, extra_args: &[&str]) -> Operator {
+    /// Starts the operator with `extra_args`; every cluster's FE is `fe`.
+    pub fn start(emulator: &Emulator, fe: &DorisFe, extra_args: &[&str]) -> Operator {
         let url = emulator.url();
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
         let kubeconfig =
             std::env::temp_dir().join(format!("doris-bench-{}.kubeconfig", std::process::id()));
         std::fs::write(
@@ -105,10 +112,11 @@ impl Operator {
                 "run",
                 "--leader-elect=false",
                 "--metrics-addr",
-                "127.0.0.1:0",
+                &format!("127.0.0.1:{metrics_port}"),
                 "--namespace",
                 NAMESPACE,
             ])
+            .args(["--fe-address", &fe.sim.addr().to_string()])
             .args(extra_args)
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "warn")
@@ -117,11 +125,31 @@ impl Operator {
         Operator {
             process,
             kubeconfig,
+            metrics_port,
         }
     }
 
     pub fn pid(&self) -> u32 {
         self.process.id()
+    }
+
+    /// The value of one series of the operator's /metrics (summed over
+    /// labels when `series` names a family).
+    pub fn metric(&self, series: &str) -> f64 {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
+            return f64::NAN;
+        };
+        let _ = stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(series)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 }
 
@@ -130,5 +158,85 @@ impl Drop for Operator {
         let _ = self.process.kill();
         let _ = self.process.wait();
         let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the file: 11 and 12 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One Doris FE (the simulator) shared by every cluster of a benchmark, and
+/// the Doris entrypoints' part: each pod that becomes Ready registers its
+/// node with it, so membership settles as it would on a real cluster.
+pub struct DorisFe {
+    pub sim: std::sync::Arc<FeSim>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DorisFe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl DorisFe {
+    pub async fn start(emulator: std::sync::Arc<Emulator>) -> DorisFe {
+        let sim = std::sync::Arc::new(FeSim::start(FeSimConfig::default()).await);
+        let registering = sim.clone();
+        let task = tokio::spawn(async move {
+            let mut done = std::collections::HashSet::new();
+            loop {
+                for [ns, name, uid, _, _] in emulator.versions("/v1/pods") {
+                    if done.contains(&uid) {
+                        continue;
+                    }
+                    let Some(pod) = emulator.get("/v1/pods", &ns, &name) else {
+                        continue;
+                    };
+                    let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    if !ready {
+                        continue;
+                    }
+                    let sts = name.rsplit_once('-').map(|(s, _)| s).unwrap_or_default();
+                    let host = format!("{name}.{sts}-internal.{ns}.svc.cluster.local");
+                    match pod["metadata"]["labels"]["app.kubernetes.io/component"].as_str() {
+                        Some("be") => {
+                            let _ = registering.register_backend(&host, 9050);
+                        }
+                        Some("cn") => {
+                            let _ = registering.register_compute_node(&host, 9050);
+                        }
+                        Some("fe") => {
+                            let fe = doris_operator::fe::FeClient::new(
+                                doris_operator::fe::FeEndpoint::new("127.0.0.1")
+                                    .with_port(registering.addr().port()),
+                            );
+                            let _ = fe.add_follower(&host, 9010).await;
+                        }
+                        _ => {}
+                    }
+                    done.insert(uid);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        DorisFe { sim, task }
     }
 }

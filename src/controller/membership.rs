@@ -78,23 +78,7 @@ pub async fn reconcile(
 ) -> Outcome {
     let namespace = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
-    let scales: Vec<Scale> = [ComponentKind::Fe, ComponentKind::Be, ComponentKind::Cn]
-        .into_iter()
-        .filter_map(|kind| {
-            let statefulset = names::statefulset(&name, kind);
-            let desired = planned_replicas(&planned.objects, &statefulset)?;
-            let current = ctx
-                .stores
-                .statefulset(&namespace, &statefulset)
-                .and_then(|s| s.spec.replicas);
-            Some(Scale {
-                kind,
-                statefulset,
-                desired,
-                current,
-            })
-        })
-        .collect();
+    let scales = scales(ctx, cluster, planned);
     let signature = scales
         .iter()
         .map(|s| format!("{}={}", s.kind.as_str(), s.desired))
@@ -212,7 +196,8 @@ pub async fn reconcile(
             listed
         }
         Err(e) => {
-            step.fe_unavailable(&scales, format!("the FE does not answer: {e}"));
+            tracing::info!(cluster = %name, namespace = %namespace, "membership waits: {e}");
+            step.fe_unavailable(&scales, format!("the FE does not answer: {}", e.brief()));
             return step.finish(previous.confirmed.clone(), &signature);
         }
     };
@@ -340,6 +325,37 @@ pub fn fold_into_status(
             }
         }
     }
+}
+
+/// Each member component's planned replicas and its StatefulSet's now.
+fn scales(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> Vec<Scale> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    [ComponentKind::Fe, ComponentKind::Be, ComponentKind::Cn]
+        .into_iter()
+        .filter_map(|kind| {
+            let statefulset = names::statefulset(&name, kind);
+            let desired = planned_replicas(&planned.objects, &statefulset)?;
+            let current = ctx
+                .stores
+                .statefulset(&namespace, &statefulset)
+                .and_then(|s| s.spec.replicas);
+            Some(Scale {
+                kind,
+                statefulset,
+                desired,
+                current,
+            })
+        })
+        .collect()
+}
+
+/// Whether a StatefulSet is to shrink: membership must then decide before
+/// anything is applied.
+pub fn shrinking(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> bool {
+    scales(ctx, cluster, planned)
+        .iter()
+        .any(|s| s.current.is_some_and(|c| c > s.desired))
 }
 
 /// The replicas a planned StatefulSet asks for.

@@ -434,13 +434,14 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
 
-    // Membership first: a StatefulSet shrinks only once the FE has let its
-    // nodes go.
-    let members = membership::reconcile(ctx, &cluster, &planned, &policy, &now).await;
-    membership::apply_hold(&mut planned.objects, &members.hold);
-    for (type_, reason, note) in &members.events {
-        tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
-        publish(ctx, &cluster, *type_, reason, note).await;
+    // A StatefulSet shrinks only once the FE has let its nodes go: then
+    // membership decides first. Otherwise it follows the apply, so that
+    // nothing waits on the FE to be created or changed.
+    let mut members = None;
+    if membership::shrinking(ctx, &cluster, &planned) {
+        let decided = membership::reconcile(ctx, &cluster, &planned, &policy, &now).await;
+        membership::apply_hold(&mut planned.objects, &decided.hold);
+        members = Some(decided);
     }
 
     let applied =
@@ -490,6 +491,14 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             config_hash: &c.config_hash,
         })
         .collect();
+    let members = match members {
+        Some(decided) => decided,
+        None => membership::reconcile(ctx, &cluster, &planned, &policy, &now).await,
+    };
+    for (type_, reason, note) in &members.events {
+        tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
+        publish(ctx, &cluster, *type_, reason, note).await;
+    }
     let rollout = rollout::advance(ctx, &cluster, &bundle, &planned, &pods, &now).await?;
     let mut new_status = status::compute(
         &cluster,

@@ -122,6 +122,27 @@ pub struct FeError {
     pub kind: FeErrorKind,
 }
 
+impl FeError {
+    /// The failure without details that vary from one try to the next (OS
+    /// error texts, server messages): for status, which is rewritten only
+    /// when it changes.
+    pub fn brief(&self) -> String {
+        let why = match &self.kind {
+            FeErrorKind::InvalidArgument(m) => format!("invalid argument: {m}"),
+            FeErrorKind::ConnectTimeout(d) => format!("no connection within {d:?}"),
+            FeErrorKind::Connect(_) => "cannot connect".to_string(),
+            FeErrorKind::AccessDenied { user, .. } => format!("access denied for user `{user}`"),
+            FeErrorKind::QueryTimeout(d) => format!("no answer within {d:?}"),
+            FeErrorKind::Server { code, .. } => {
+                format!("`{}` failed with ERROR {code}", self.statement)
+            }
+            FeErrorKind::ConnectionLost(_) => "connection lost".to_string(),
+            FeErrorKind::Parse(_) => format!("unexpected answer to `{}`", self.statement),
+        };
+        format!("FE {}: {why}", self.addr)
+    }
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FeErrorKind {

@@ -25,6 +25,11 @@ struct State {
     hold_next: HashSet<String>,
     failed: HashSet<String>,
     born: BTreeMap<String, Instant>,
+    /// StatefulSet uid → the versions of it and its pods when last driven:
+    /// one unchanged since, with no pod waiting to become Ready, is skipped.
+    driven: BTreeMap<String, String>,
+    /// StatefulSets with a pod that becomes Ready with time alone.
+    timed: HashSet<String>,
 }
 
 /// The driver; stops when dropped.
@@ -57,7 +62,9 @@ impl PodDriver {
 
     /// Keeps `pod` from becoming Ready (it stays running, not ready).
     pub fn hold(&self, pod: &str) {
-        self.state.lock().unwrap().held.insert(pod.to_string());
+        let mut s = self.state.lock().unwrap();
+        s.held.insert(pod.to_string());
+        s.driven.clear();
     }
 
     /// Keeps the next pod named `pod` that is created from becoming Ready;
@@ -68,13 +75,16 @@ impl PodDriver {
 
     /// Makes `pod` crash (CrashLoopBackOff) until released.
     pub fn fail(&self, pod: &str) {
-        self.state.lock().unwrap().failed.insert(pod.to_string());
+        let mut s = self.state.lock().unwrap();
+        s.failed.insert(pod.to_string());
+        s.driven.clear();
     }
 
     pub fn release(&self, pod: &str) {
         let mut s = self.state.lock().unwrap();
         s.held.remove(pod);
         s.failed.remove(pod);
+        s.driven.clear();
     }
 }
 
@@ -96,29 +106,49 @@ fn is_ready(pod: &Value) -> bool {
 }
 
 fn step(emulator: &Emulator, state: &Mutex<State>) {
-    // One read of all pods per step, grouped by owning StatefulSet.
-    let mut pods_of: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for pod in emulator.list(PODS, None) {
-        if let Some(owner) = pod["metadata"]["ownerReferences"][0]["uid"].as_str() {
-            pods_of.entry(owner.to_string()).or_default().push(pod);
-        }
+    // Versions only (cheap); objects are read for what changed.
+    let mut pods_of: BTreeMap<String, Vec<[String; 5]>> = BTreeMap::new();
+    for pod in emulator.versions(PODS) {
+        pods_of.entry(pod[4].clone()).or_default().push(pod);
     }
-    for sts in emulator.list(STATEFULSETS, None) {
-        let uid = sts["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+    for [ns, name, uid, rv, _] in emulator.versions(STATEFULSETS) {
         let pods = pods_of.remove(&uid).unwrap_or_default();
-        drive(emulator, state, &sts, pods);
+        let mut fingerprint = rv;
+        for pod in &pods {
+            fingerprint.push_str(&format!(" {}={}", pod[1], pod[3]));
+        }
+        {
+            let s = state.lock().unwrap();
+            if s.driven.get(&uid) == Some(&fingerprint) && !s.timed.contains(&uid) {
+                continue;
+            }
+        }
+        let Some(sts) = emulator.get(STATEFULSETS, &ns, &name) else {
+            continue;
+        };
+        let pods: Vec<Value> = pods
+            .iter()
+            .filter_map(|p| emulator.get(PODS, &p[0], &p[1]))
+            .collect();
+        let timed = drive(emulator, state, &sts, pods);
+        let mut s = state.lock().unwrap();
+        s.driven.insert(uid.clone(), fingerprint);
+        if timed {
+            s.timed.insert(uid);
+        } else {
+            s.timed.remove(&uid);
+        }
     }
 }
 
-fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value>) {
+/// Moves one StatefulSet and its pods a step; returns whether a pod waits
+/// for time alone to become Ready.
+fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value>) -> bool {
     let ns = sts["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = sts["metadata"]["name"].as_str().unwrap_or_default();
     let uid = &sts["metadata"]["uid"];
     if sts["metadata"].get("deletionTimestamp").is_some() {
-        return;
+        return false;
     }
     let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
     let template = &sts["spec"]["template"];
@@ -212,6 +242,7 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
 
     // Readiness, as kubelets would report it.
     let now = Instant::now();
+    let mut timed = false;
     for pod in &pods {
         let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let key = format!("{ns}/{pod_name}");
@@ -221,6 +252,7 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
             (s.held.contains(pod_name), s.failed.contains(pod_name), born)
         };
         let want_ready = !held && !failed && now.duration_since(born) >= READY_AFTER;
+        timed |= !held && !failed && !want_ready;
         let mut next = pod.clone();
         let containers: Vec<Value> = pod["spec"]["containers"]
             .as_array()
@@ -314,4 +346,5 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
     if next != *sts {
         emulator.put(STATEFULSETS, next);
     }
+    timed
 }

@@ -168,6 +168,28 @@ impl Emulator {
             .collect()
     }
 
+    /// Every object of `resource` as (namespace, name, uid, resourceVersion,
+    /// first owner's uid), without copying the objects.
+    pub fn versions(&self, resource: &str) -> Vec<[String; 5]> {
+        let store = self.shared.store.lock().unwrap();
+        let start = (resource.to_string(), String::new(), String::new());
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        store
+            .objects
+            .range(start..)
+            .take_while(|((r, _, _), _)| r == resource)
+            .map(|((_, ns, name), v)| {
+                [
+                    ns.clone(),
+                    name.clone(),
+                    text(&v["metadata"]["uid"]),
+                    text(&v["metadata"]["resourceVersion"]),
+                    text(&v["metadata"]["ownerReferences"][0]["uid"]),
+                ]
+            })
+            .collect()
+    }
+
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         let store = self.shared.store.lock().unwrap();
         store
