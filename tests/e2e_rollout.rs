@@ -233,6 +233,37 @@ async fn backends_up(sim: &FeSim, count: usize) {
 /// Waits until every pod runs `images` (by component) and is Ready, the
 /// rollout is gone from status and the cluster is Ready; returns every
 /// rollout status seen on the way.
+/// Starts the operator, creates `cluster` and waits for it to be Ready and
+/// its BEs to be listed by the FE; returns the record of pod changes.
+async fn launch(env: &mut Env, sim: &Arc<FeSim>, cluster: &str) -> Nodes {
+    env.start_operator();
+    env.create_cluster(cluster).await;
+    wait_ready(env, "doris").await;
+    let nodes = Nodes::start(env, sim.clone());
+    backends_up(sim, 3).await;
+    nodes
+}
+
+/// Upgrades FE and BE images and waits for the rollout to finish; returns
+/// every rollout status seen on the way.
+async fn upgrade(env: &Env) -> Vec<RolloutStatus> {
+    patch_cluster(
+        env,
+        json!({"spec": {"feSpec": {"image": "apache/doris:fe-2.1.9"},
+                        "beSpec": {"image": "apache/doris:be-2.1.9"}}}),
+    )
+    .await;
+    rolled_out(
+        env,
+        &[
+            ("fe", "apache/doris:fe-2.1.9"),
+            ("be", "apache/doris:be-2.1.9"),
+        ],
+        60,
+    )
+    .await
+}
+
 async fn rolled_out(env: &Env, images: &[(&str, &str)], secs: u64) -> Vec<RolloutStatus> {
     let seen = Mutex::new(Vec::<RolloutStatus>::new());
     let pods = env.api::<Pod>();
@@ -303,27 +334,9 @@ async fn an_upgrade_restarts_bes_first_then_fes_with_the_master_last_one_at_a_ti
     // doris-fe-1 is the master: it must go last although fe-0 has the
     // lowest ordinal.
     let (mut env, sim) = start("upgrade", 1).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
-    patch_cluster(
-        &env,
-        json!({"spec": {"feSpec": {"image": "apache/doris:fe-2.1.9"},
-                        "beSpec": {"image": "apache/doris:be-2.1.9"}}}),
-    )
-    .await;
-    let seen = rolled_out(
-        &env,
-        &[
-            ("fe", "apache/doris:fe-2.1.9"),
-            ("be", "apache/doris:be-2.1.9"),
-        ],
-        60,
-    )
-    .await;
+    let seen = upgrade(&env).await;
 
     let history = nodes.history();
     assert_eq!(
@@ -486,11 +499,7 @@ async fn a_pod_that_does_not_come_back_halts_the_rollout_and_degrades_the_cluste
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_operator_resumes_the_rollout_without_restarting_a_pod_twice() {
     let (mut env, sim) = start("resume", 0).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     patch_cluster(
         &env,
@@ -588,27 +597,9 @@ async fn a_restart_policy_from_a_conventions_config_map_is_obeyed() {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
-    patch_cluster(
-        &env,
-        json!({"spec": {"feSpec": {"image": "apache/doris:fe-2.1.9"},
-                        "beSpec": {"image": "apache/doris:be-2.1.9"}}}),
-    )
-    .await;
-    let seen = rolled_out(
-        &env,
-        &[
-            ("fe", "apache/doris:fe-2.1.9"),
-            ("be", "apache/doris:be-2.1.9"),
-        ],
-        60,
-    )
-    .await;
+    let seen = upgrade(&env).await;
     let history = nodes.history();
     let deletions = history.deletions();
     assert_eq!(
@@ -646,11 +637,7 @@ async fn a_restart_policy_from_a_conventions_config_map_is_obeyed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_fe_that_does_not_answer_delays_the_rollout() {
     let (mut env, sim) = start("fe-down", 0).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     sim.set_down(true);
     patch_cluster(
@@ -687,11 +674,7 @@ async fn an_fe_that_does_not_answer_delays_the_rollout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_change_during_a_rollout_is_folded_in() {
     let (mut env, sim) = start("fold", 0).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     patch_cluster(
         &env,
@@ -766,11 +749,7 @@ async fn an_outdated_pod_that_is_down_restarts_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_request_restarts_that_component_master_last() {
     let (mut env, sim) = start("requested", 0).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     patch_cluster(
         &env,
@@ -793,11 +772,7 @@ async fn a_restart_request_restarts_that_component_master_last() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_convention_change_of_the_pod_template_rolls_every_component() {
     let (mut env, sim) = start("conventions", 0).await;
-    env.start_operator();
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let nodes = Nodes::start(&env, sim.clone());
-    backends_up(&sim, 3).await;
+    let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     let debug_line = "    if debugging { out[\"selectdb.com.doris/runmode\"] = \"debug\"; }";
     let shape = include_str!("../policies/shape.rhai");

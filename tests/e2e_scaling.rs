@@ -198,14 +198,17 @@ async fn member_nodes(env: &Env) -> Vec<MemberNode> {
         .unwrap_or_default()
 }
 
-fn be_hosts(sim: &FeSim) -> Vec<String> {
-    let mut hosts: Vec<String> = sim
-        .backends()
-        .into_iter()
-        .map(|b| b.host.split('.').next().unwrap().to_string())
+/// The pods FQDN hosts name, sorted.
+fn pods_of(hosts: impl Iterator<Item = String>) -> Vec<String> {
+    let mut pods: Vec<String> = hosts
+        .map(|h| h.split('.').next().unwrap().to_string())
         .collect();
-    hosts.sort();
-    hosts
+    pods.sort();
+    pods
+}
+
+fn be_hosts(sim: &FeSim) -> Vec<String> {
+    pods_of(sim.backends().into_iter().map(|b| b.host))
 }
 
 fn slow_drain() -> FeSimConfig {
@@ -387,14 +390,12 @@ async fn observers_join_and_are_dropped_before_their_pods_go() {
     set_replicas(env, "fe", 5).await;
     members_synced(env).await;
     let observers = |sim: &FeSim| {
-        let mut o: Vec<String> = sim
-            .frontends()
-            .into_iter()
-            .filter(|f| f.role == "OBSERVER")
-            .map(|f| f.host.split('.').next().unwrap().to_string())
-            .collect();
-        o.sort();
-        o
+        pods_of(
+            sim.frontends()
+                .into_iter()
+                .filter(|f| f.role == "OBSERVER")
+                .map(|f| f.host),
+        )
     };
     assert_eq!(observers(&s.sim), ["doris-fe-3", "doris-fe-4"]);
 
@@ -549,14 +550,12 @@ async fn compute_nodes_go_at_once_and_are_dropped() {
     wait_ready(env, "doris").await;
     members_synced(env).await;
     let compute = |sim: &FeSim| {
-        let mut c: Vec<String> = sim
-            .backends()
-            .into_iter()
-            .filter(|b| b.node_role == "computation")
-            .map(|b| b.host.split('.').next().unwrap().to_string())
-            .collect();
-        c.sort();
-        c
+        pods_of(
+            sim.backends()
+                .into_iter()
+                .filter(|b| b.node_role == "computation")
+                .map(|b| b.host),
+        )
     };
     assert_eq!(compute(&s.sim), ["doris-cn-0", "doris-cn-1"]);
 

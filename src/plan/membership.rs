@@ -20,14 +20,7 @@ pub fn membership_policy(
     bundle: &ConventionBundle,
     cluster: &DorisCluster,
 ) -> Result<MembershipPolicy, SourceError> {
-    let ctx = json!({
-        "cluster": {
-            "name": cluster.metadata.name,
-            "namespace": cluster.metadata.namespace,
-            "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
-            "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
-        },
-    });
+    let ctx = json!({ "cluster": super::restart::cluster_ctx(cluster) });
     let value = bundle.call_json("membership.rhai", "membership", &ctx)?;
     let err = |m: &str| SourceError::new(bundle.origin("membership.rhai"), m);
     let flag = |key: &str| match value.get(key) {

@@ -41,6 +41,17 @@ pub struct RestartStep {
 /// The conditions a step may wait for.
 pub const WAIT_CONDITIONS: &[&str] = &["pod_ready", "fe_reports_alive"];
 
+/// A cluster as the restart and membership policies see it:
+/// `#{ name, namespace, annotations, spec }`.
+pub fn cluster_ctx(cluster: &DorisCluster) -> Value {
+    json!({
+        "name": cluster.metadata.name,
+        "namespace": cluster.metadata.namespace,
+        "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
+        "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
+    })
+}
+
 /// Asks `restart.rhai` for the order in which `candidates` restart.
 pub fn plan_restart(
     bundle: &ConventionBundle,
@@ -51,12 +62,7 @@ pub fn plan_restart(
     let origin = bundle.origin("restart.rhai");
     let err = |m: String| SourceError::new(origin.clone(), m);
     let ctx = json!({
-        "cluster": {
-            "name": cluster.metadata.name,
-            "namespace": cluster.metadata.namespace,
-            "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
-            "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
-        },
+        "cluster": cluster_ctx(cluster),
         "reason": reason,
         "pods": candidates,
     });
