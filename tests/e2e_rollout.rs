@@ -50,14 +50,7 @@ fn fqdn(env: &Env, pod: &str) -> String {
     format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
 }
 
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+use doris_operator::controller::rollout::is_ready;
 
 /// What the pods went through, from a watch: deletions in order, and each
 /// pod incarnation (UID) the first time it was Ready.

@@ -73,13 +73,7 @@ impl MemberDriver {
                 for pod in list.into_iter().flatten() {
                     let name = pod.name_any();
                     let uid = pod.uid().unwrap_or_default();
-                    let ready = pod
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|c| {
-                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        });
+                    let ready = doris_operator::controller::rollout::is_ready(&pod);
                     if !ready || done.contains(&uid) || skipped.lock().unwrap().contains(&name) {
                         continue;
                     }

@@ -160,12 +160,7 @@ pub async fn reconcile(
                 .as_ref()
                 .and_then(|s| s.pod_ip.clone())
                 .unwrap_or_default();
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-            (p.name_any(), ip, ready)
+            (p.name_any(), ip, super::rollout::is_ready(p))
         })
         .collect();
     let mut step = Step {

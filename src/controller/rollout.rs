@@ -193,7 +193,8 @@ fn first_label(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether a pod is Ready and not on its way out.
+pub fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status
