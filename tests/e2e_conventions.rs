@@ -57,16 +57,10 @@ async fn conventions_ready(env: &Env, cluster: &str) -> Option<(String, String)>
 }
 
 async fn events_on(env: &Env, name: &str, reason: &str) -> Vec<Event> {
-    env.api::<Event>()
-        .list(&Default::default())
+    env::events(env, reason)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| {
-            e.reason.as_deref() == Some(reason)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-        })
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .collect()
 }
 

@@ -20,7 +20,6 @@ use env::{Env, condition, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig, SimFrontend};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -311,13 +310,9 @@ fn one_at_a_time(history: &History) {
 }
 
 async fn events(env: &Env, reason: &str) -> Vec<String> {
-    env.api::<Event>()
-        .list(&Default::default())
+    env::events(env, reason)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
         .filter_map(|e| e.note)
         .collect()
 }

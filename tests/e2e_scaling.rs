@@ -122,27 +122,34 @@ struct Scaling {
 }
 
 /// The operator, an FE simulator it reaches, and the member driver; the
-/// cluster `doris` from SAMPLE (3 FE followers, 3 BE with data volumes)
-/// created and settled.
+/// cluster `cluster` (`doris`) created, Ready and its members synced.
 async fn start(test: &str, config: FeSimConfig, cluster: &str) -> Scaling {
     let mut env = Env::without_operator(test).await;
-    let mut config = config;
+    let sim = simulated_fe(&mut env, config).await;
+    env.start_operator();
+    let driver = MemberDriver::start(&env, sim.clone(), 3);
+    env.create_cluster(cluster).await;
+    wait_ready(&env, "doris").await;
+    members_synced(&env).await;
+    Scaling {
+        env,
+        sim,
+        _driver: driver,
+    }
+}
+
+/// An FE simulator whose master is `doris-fe-0`, and the operator (started
+/// later) pointed at it.
+async fn simulated_fe(env: &mut Env, mut config: FeSimConfig) -> Arc<FeSim> {
     config.frontends = vec![SimFrontend::new(
-        &fqdn(&env, "doris-fe-0"),
+        &fqdn(env, "doris-fe-0"),
         EDIT_LOG_PORT,
         "FOLLOWER",
     )];
     let sim = Arc::new(FeSim::start(config).await);
     let port = sim.addr().port();
     env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
-    env.start_operator();
-    let driver = MemberDriver::start(&env, sim.clone(), 3);
-    env.create_cluster(cluster).await;
-    Scaling {
-        env,
-        sim,
-        _driver: driver,
-    }
+    sim
 }
 
 async fn members_synced(env: &Env) -> DorisCluster {
@@ -217,8 +224,6 @@ fn slow_drain() -> FeSimConfig {
 async fn be_scale_down_decommissions_first_and_keeps_the_data() {
     let s = start("scale-down", slow_drain(), SAMPLE).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
-    members_synced(env).await;
     assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
 
     set_replicas(env, "be", 1).await;
@@ -298,8 +303,6 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
     };
     let s = start("scale-cancel", config, SAMPLE).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
-    members_synced(env).await;
     let uids: BTreeMap<String, String> = env
         .api::<Pod>()
         .list(&Default::default())
@@ -343,8 +346,6 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
 async fn an_fe_that_does_not_answer_delays_the_scale_down() {
     let s = start("scale-fe-down", slow_drain(), SAMPLE).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
-    members_synced(env).await;
 
     s.sim.set_down(true);
     set_replicas(env, "be", 2).await;
@@ -378,8 +379,6 @@ async fn an_fe_that_does_not_answer_delays_the_scale_down() {
 async fn observers_join_and_are_dropped_before_their_pods_go() {
     let s = start("scale-observers", FeSimConfig::default(), SAMPLE).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
-    members_synced(env).await;
 
     set_replicas(env, "fe", 5).await;
     members_synced(env).await;
@@ -411,7 +410,6 @@ async fn observers_join_and_are_dropped_before_their_pods_go() {
 async fn changing_the_follower_count_of_a_running_cluster_is_refused() {
     let s = start("scale-quorum", FeSimConfig::default(), SAMPLE).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
     env.api::<DorisCluster>()
         .patch(
             "doris",
@@ -455,15 +453,7 @@ async fn quick_membership(env: &Env) {
 async fn unregistered_and_stale_nodes_are_reported_and_dropped_only_when_asked() {
     let mut env = Env::without_operator("scale-report").await;
     quick_membership(&env).await;
-    let mut config = slow_drain();
-    config.frontends = vec![SimFrontend::new(
-        &fqdn(&env, "doris-fe-0"),
-        EDIT_LOG_PORT,
-        "FOLLOWER",
-    )];
-    let sim = Arc::new(FeSim::start(config).await);
-    let port = sim.addr().port();
-    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    let sim = simulated_fe(&mut env, slow_drain()).await;
     env.start_operator();
     let driver = MemberDriver::start(&env, sim.clone(), 3);
     driver.skip("doris-be-2");
@@ -478,16 +468,8 @@ async fn unregistered_and_stale_nodes_are_reported_and_dropped_only_when_asked()
     })
     .await;
     assert!(node.message.unwrap().contains("not listed by the FE"));
-    let events = env
-        .api::<k8s_openapi::api::events::v1::Event>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items;
     assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("NodeNotRegistered")),
+        !env::events(&env, "NodeNotRegistered").await.is_empty(),
         "a Warning Event names the node"
     );
 
@@ -541,8 +523,6 @@ async fn compute_nodes_go_at_once_and_are_dropped() {
     let cluster = format!("{SAMPLE}  cnSpec:\n    replicas: 2\n    image: apache/doris:be-2.1.8\n");
     let s = start("scale-cn", FeSimConfig::default(), &cluster).await;
     let env = &s.env;
-    wait_ready(env, "doris").await;
-    members_synced(env).await;
     let compute = |sim: &FeSim| {
         pods_of(
             sim.backends()
@@ -585,15 +565,7 @@ async fn the_fe_is_reached_as_the_auth_secret_user_and_sql_errors_are_retried() 
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let mut config = config;
-    config.frontends = vec![SimFrontend::new(
-        &fqdn(&env, "doris-fe-0"),
-        EDIT_LOG_PORT,
-        "FOLLOWER",
-    )];
-    let sim = Arc::new(FeSim::start(config).await);
-    let port = sim.addr().port();
-    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    let sim = simulated_fe(&mut env, config).await;
     env.start_operator();
     let _driver = MemberDriver::start_as(&env, sim.clone(), 3, "ops", "s3cret-pw");
     env.create_cluster(&SAMPLE.replace("spec:\n", "spec:\n  authSecret: doris-admin\n"))

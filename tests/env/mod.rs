@@ -226,3 +226,15 @@ spec:
           requests:
             storage: 10Gi
 "#;
+
+/// The Events of the test's namespace with `reason`.
+pub async fn events(env: &Env, reason: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    env.api::<k8s_openapi::api::events::v1::Event>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
