@@ -197,8 +197,10 @@ fn run(cli: Cli) -> Result<(), String> {
                     )?),
                     None => None,
                 };
-                let client = kube::Client::try_default()
+                let config = kube::Config::infer()
                     .await
+                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+                let client = doris_operator::controller::kube_client(config)
                     .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
                 let metrics = std::sync::Arc::new(doris_operator::metrics::Metrics::default());
                 let server = tokio::spawn(doris_operator::metrics::serve(

@@ -409,3 +409,37 @@ async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
     wait_ready(&env, "doris").await;
     env.finish().await;
 }
+
+/// The API server's audit log names the operator and its version. Only the
+/// emulator lets a test read request headers (a real cluster's audit log is
+/// not reachable from here), so on a real cluster this test only checks
+/// that the cluster comes up through the operator's own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_names_the_operator_and_its_version() {
+    let env = Env::start("user-agent").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    let Some(emulator) = &env.emulator else {
+        return env.finish().await;
+    };
+    let expected = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
+    // Only the operator watches and applies; the test's own client does
+    // neither, and the pod driver works on the store directly.
+    let operators: Vec<_> = emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "watch" || (r.verb == "patch" && !r.path.contains("/events")))
+        .collect();
+    for verb in ["watch", "patch"] {
+        assert!(
+            operators.iter().any(|r| r.verb == verb),
+            "the operator made {verb} requests"
+        );
+    }
+    let unnamed: Vec<_> = operators
+        .iter()
+        .filter(|r| r.user_agent.as_deref() != Some(expected.as_str()))
+        .collect();
+    assert!(unnamed.is_empty(), "sent without `{expected}`: {unnamed:?}");
+    env.finish().await;
+}

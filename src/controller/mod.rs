@@ -63,6 +63,19 @@ pub struct Settings {
     pub fe_resolver: Option<fe_link::FeResolver>,
 }
 
+/// What the operator calls itself in every request to the API server (the
+/// audit log's user agent).
+pub const USER_AGENT: &str = concat!("doris-operator/", env!("CARGO_PKG_VERSION"));
+
+/// The operator's API client: `config` with [`USER_AGENT`] on every request.
+pub fn kube_client(mut config: kube::Config) -> Result<Client, kube::Error> {
+    config.headers.push((
+        hyper::header::USER_AGENT,
+        hyper::header::HeaderValue::from_static(USER_AGENT),
+    ));
+    Client::try_from(config)
+}
+
 /// Why a reconcile failed; the category names are fixed for metrics and
 /// Event reasons.
 #[derive(Debug, thiserror::Error)]

@@ -51,6 +51,8 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub verb: &'static str,
+    /// The request's `User-Agent` header, if it had one.
+    pub user_agent: Option<String>,
 }
 
 struct Fault {
@@ -143,9 +145,12 @@ impl Emulator {
 
     /// A client talking to this server.
     pub fn client(&self) -> kube::Client {
-        let url = format!("http://{}", self.addr).parse().unwrap();
-        let config = kube::Config::new(url);
-        kube::Client::try_from(config).unwrap()
+        kube::Client::try_from(self.config()).unwrap()
+    }
+
+    /// How to reach this server.
+    pub fn config(&self) -> kube::Config {
+        kube::Config::new(self.url().parse().unwrap())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -402,10 +407,16 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         (&Method::DELETE, _) => "delete",
         _ => "unknown",
     };
+    let user_agent = req
+        .headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     shared.requests.lock().unwrap().push(Recorded {
         method: method.to_string(),
         path: path.clone(),
         verb,
+        user_agent,
     });
     {
         let mut faults = shared.faults.lock().unwrap();

@@ -22,6 +22,9 @@ use serde_json::json;
 /// An API server, a namespace, and the operator running against them.
 pub struct Env {
     pub client: Client,
+    /// How the operator reaches the API server; it builds its own client
+    /// from this, as its binary does.
+    pub config: kube::Config,
     pub namespace: String,
     pub emulator: Option<Arc<Emulator>>,
     pub metrics: Arc<Metrics>,
@@ -43,22 +46,30 @@ impl Env {
 
     /// An API server and namespace, the operator not started yet.
     pub async fn without_operator(test: &str) -> Env {
-        let (client, emulator, driver) = match std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
-            Ok(path) => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                    .await
-                    .expect("kubeconfig is usable");
-                let client = Client::try_from(config).expect("client");
-                install_crd(&client).await;
-                (client, None, None)
-            }
-            Err(_) => {
-                let emulator = Arc::new(Emulator::start().await);
-                let driver = PodDriver::start(emulator.clone());
-                (emulator.client(), Some(emulator), Some(driver))
-            }
-        };
+        let (client, config, emulator, driver) =
+            match std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
+                Ok(path) => {
+                    let kubeconfig =
+                        kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+                    let config =
+                        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                            .await
+                            .expect("kubeconfig is usable");
+                    let client = Client::try_from(config.clone()).expect("client");
+                    install_crd(&client).await;
+                    (client, config, None, None)
+                }
+                Err(_) => {
+                    let emulator = Arc::new(Emulator::start().await);
+                    let driver = PodDriver::start(emulator.clone());
+                    (
+                        emulator.client(),
+                        emulator.config(),
+                        Some(emulator),
+                        Some(driver),
+                    )
+                }
+            };
         let namespace = format!("e2e-{test}-{}", std::process::id());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
@@ -70,6 +81,7 @@ impl Env {
             .expect("namespace");
         Env {
             client,
+            config,
             namespace,
             emulator,
             metrics: Arc::default(),
@@ -100,8 +112,10 @@ impl Env {
             conventions_namespace: Some(self.namespace.clone()),
             fe_resolver: self.fe_resolver.clone(),
         };
+        let client =
+            doris_operator::controller::kube_client(self.config.clone()).expect("operator client");
         self.operator = Some(tokio::spawn(doris_operator::controller::run(
-            self.client.clone(),
+            client,
             settings,
             async move {
                 let _ = stopped.await;
