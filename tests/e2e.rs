@@ -443,3 +443,181 @@ async fn every_request_names_the_operator_and_its_version() {
     assert!(unnamed.is_empty(), "sent without `{expected}`: {unnamed:?}");
     env.finish().await;
 }
+
+/// The Degraded condition, once it has `status`.
+async fn degraded(
+    env: &Env,
+    status: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let api = env.api::<DorisCluster>();
+    eventually(&format!("Degraded={status}"), 30, || async {
+        let c = api.get("doris").await.ok()?;
+        c.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.status == status)
+    })
+    .await
+}
+
+/// How many times the cluster's Events with `reason` happened (a repeated
+/// Event is one object with a count).
+async fn occurrences(env: &Env, reason: &str) -> i32 {
+    env::events(env, reason)
+        .await
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("doris"))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// Wakes the operator for the cluster without changing what it plans.
+async fn touch(env: &Env, value: &str) {
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": value}}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// Puts the convention ConfigMap `platform` of the default set.
+async fn put_platform_conventions(env: &Env, template: &str) {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {
+            "name": "platform",
+            "labels": {doris_operator::conventions::reload::SET_KEY: "default"},
+        },
+        "data": {"platform.yaml.j2": template},
+    }))
+    .unwrap();
+    env.api::<ConfigMap>()
+        .patch(
+            "platform",
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+}
+
+/// A convention that adds a ConfigMap per component with a label value
+/// of `len` characters; the API server refuses values over 63.
+fn labelled_template(len: usize) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ names.statefulset ~ \"-platform\" }}}}\n  labels:\n    team: {}\ndata:\n  owner: platform\n",
+        "a".repeat(len)
+    )
+}
+
+/// An object the API server refuses shows in status and once as an Event,
+/// and clears when the next apply goes through. The refusal is a real one:
+/// a convention emits a label value longer than Kubernetes allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_api_server_refuses_is_reported_until_it_is_accepted() {
+    let env = Env::start("refused").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+
+    put_platform_conventions(&env, &labelled_template(70)).await;
+    let refused = degraded(&env, "True").await;
+    assert_eq!(refused.reason, "ApplyRefused");
+    let m = &refused.message;
+    assert!(
+        m.contains("ConfigMap/doris-") && m.contains("-platform (422 Invalid)"),
+        "names the object: {m}"
+    );
+    assert!(
+        m.contains("metadata.labels") && m.contains("must be no more than 63 characters"),
+        "carries the API server's message: {m}"
+    );
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    assert_eq!(env::condition(&cluster, "Ready").as_deref(), Some("False"));
+
+    // Retries do not repeat the Event.
+    eventually("an ApplyRefused Event", 20, || async {
+        (occurrences(&env, "ApplyRefused").await > 0).then_some(())
+    })
+    .await;
+    for i in 0..3 {
+        touch(&env, &i.to_string()).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(occurrences(&env, "ApplyRefused").await, 1);
+
+    // A valid label: applied, and Degraded clears.
+    put_platform_conventions(&env, &labelled_template(10)).await;
+    let cleared = degraded(&env, "False").await;
+    assert_eq!(cleared.reason, "AsExpected");
+    wait_ready(&env, "doris").await;
+    let cms = env.api::<ConfigMap>();
+    assert!(cms.get_opt("doris-fe-platform").await.unwrap().is_some());
+    assert!(cms.get_opt("doris-be-platform").await.unwrap().is_some());
+    env.finish().await;
+}
+
+/// A refusal only the emulator can stage (the test's own account may do
+/// anything on a real cluster): the operator lacks the right to write a
+/// kind (403), then an object keeps conflicting (409 in a row). Skipped on
+/// a real cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_and_persistent_conflicts_are_refusals_too() {
+    let env = Env::start("forbidden").await;
+    let Some(emulator) = env.emulator.clone() else {
+        return env.finish().await;
+    };
+    emulator.refuse_next(
+        "patch",
+        "configmaps",
+        403,
+        "Forbidden",
+        "configmaps \"{name}\" is forbidden: User \"system:serviceaccount:doris:doris-operator\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"e2e\"",
+        2,
+    );
+    env.create_cluster(SAMPLE).await;
+    let refused = degraded(&env, "True").await;
+    assert_eq!(refused.reason, "ApplyRefused");
+    assert!(
+        refused.message.contains("ConfigMap/doris-")
+            && refused.message.contains("(403 Forbidden)")
+            && refused
+                .message
+                .contains("cannot patch resource \"configmaps\""),
+        "{}",
+        refused.message
+    );
+    // The right is granted: the next attempt goes through.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    touch(&env, "granted").await;
+    wait_ready(&env, "doris").await;
+    assert_eq!(degraded(&env, "False").await.reason, "AsExpected");
+
+    // One conflict is retried quietly; the same conflict again and again
+    // is a refusal.
+    emulator.fail_next(Some("patch"), Some("statefulsets"), 409, 3);
+    env.api::<DorisCluster>()
+        .patch(
+            "doris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"feSpec": {"replicas": 4}}})),
+        )
+        .await
+        .unwrap();
+    let refused = degraded(&env, "True").await;
+    assert!(
+        refused.message.contains("StatefulSet/doris-fe (409 "),
+        "{}",
+        refused.message
+    );
+    touch(&env, "again").await;
+    let sts = env.api::<StatefulSet>();
+    eventually("FE scaled once the conflicts ended", 20, || async {
+        (sts.get("doris-fe").await.ok()?.spec.replicas == Some(4)).then_some(())
+    })
+    .await;
+    wait_ready(&env, "doris").await;
+    assert_eq!(occurrences(&env, "ApplyRefused").await, 2);
+    env.finish().await;
+}

@@ -3,6 +3,12 @@
 //! hash of its own content (`doris.selectdb.com/applied-hash`, set by the
 //! plan); an object whose live copy in the cache carries the same hash is
 //! not written, so a converged cluster costs no API writes.
+//!
+//! An object the API server refuses to take (422 Invalid, 403 Forbidden,
+//! 400, or a 409 Conflict that comes back [`PERSISTENT_CONFLICTS`] times in
+//! a row) is a [`Refusal`]: it will be refused again until the spec, the
+//! conventions or the operator's rights change, so the reconcile reports it
+//! in status rather than only retrying.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +26,31 @@ use crate::plan::APPLIED_HASH_ANNOTATION;
 /// The field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "doris-operator";
 
+/// Conflicts on one object in a row after which it counts as refused.
+pub const PERSISTENT_CONFLICTS: u32 = 3;
+
+/// An object the API server refused: which one, and the server's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `Kind/name`.
+    pub object: String,
+    pub code: u16,
+    /// The Status reason: `Invalid`, `Forbidden`, `Conflict` ...
+    pub reason: String,
+    /// The API server's own message.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the API server refused {} ({} {}): {}",
+            self.object, self.code, self.reason, self.message
+        )
+    }
+}
+
 /// The outcome of applying one cluster's objects.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -27,14 +58,52 @@ pub struct Applied {
     pub written: Vec<String>,
 }
 
-/// Resolves kinds to API resources, asking discovery once per kind the
-/// operator does not know by heart.
+/// What applying keeps between reconciles: kinds resolved to API resources
+/// (discovery is asked once per kind the operator does not know by heart),
+/// and the conflicts each object met in a row.
 #[derive(Default)]
 pub struct Resources {
     cache: Mutex<HashMap<(String, String), ApiResource>>,
+    conflicts: Mutex<HashMap<String, u32>>,
 }
 
 impl Resources {
+    /// Classifies a failed request about `kind`/`name` in `namespace`:
+    /// a refusal, or an error worth retrying as it is.
+    fn refusal(&self, namespace: &str, kind: &str, name: &str, error: kube::Error) -> Error {
+        let kube::Error::Api(status) = &error else {
+            return Error::Kube(error);
+        };
+        let object = format!("{kind}/{name}");
+        let key = format!("{namespace}/{object}");
+        let refused = match status.code {
+            400 | 403 | 422 => true,
+            409 => {
+                let mut conflicts = self.conflicts.lock().expect("lock");
+                let seen = conflicts.entry(key.clone()).or_default();
+                *seen += 1;
+                *seen >= PERSISTENT_CONFLICTS
+            }
+            _ => false,
+        };
+        if !refused {
+            return Error::Kube(error);
+        }
+        Error::ApplyRefused(Refusal {
+            object,
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        })
+    }
+
+    fn accepted(&self, namespace: &str, kind: &str, name: &str) {
+        let mut conflicts = self.conflicts.lock().expect("lock");
+        if !conflicts.is_empty() {
+            conflicts.remove(&format!("{namespace}/{kind}/{name}"));
+        }
+    }
+
     async fn resolve(
         &self,
         client: &Client,
@@ -97,7 +166,7 @@ pub async fn apply_all(
             None => api
                 .get_opt(name)
                 .await
-                .map_err(Error::Kube)?
+                .map_err(|e| resources.refusal(namespace, kind, name, e))?
                 .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION).cloned()),
         };
         if wanted.is_some() && live_hash.as_deref() == wanted {
@@ -106,7 +175,8 @@ pub async fn apply_all(
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(name, &params, &Patch::Apply(object))
             .await
-            .map_err(Error::Kube)?;
+            .map_err(|e| resources.refusal(namespace, kind, name, e))?;
+        resources.accepted(namespace, kind, name);
         applied.written.push(format!("{kind}/{name}"));
     }
     Ok(applied)

@@ -82,6 +82,9 @@ pub fn kube_client(mut config: kube::Config) -> Result<Client, kube::Error> {
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
+    /// The API server refused an object; retrying as it is will not help.
+    #[error("{0}")]
+    ApplyRefused(apply::Refusal),
 }
 
 impl Error {
@@ -89,6 +92,7 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(e)) if e.code == 409 => "Conflict",
             Error::Kube(_) => "KubeApi",
+            Error::ApplyRefused(_) => "ApplyRefused",
         }
     }
 }
@@ -458,7 +462,39 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     }
 
     let applied =
-        apply::apply_all(&ctx.client, &ctx.resources, &ctx.stores, &planned.objects).await?;
+        match apply::apply_all(&ctx.client, &ctx.resources, &ctx.stores, &planned.objects).await {
+            Ok(applied) => applied,
+            Err(Error::ApplyRefused(refusal)) => {
+                // Said in status and once as an Event; the error makes the
+                // controller retry later, as for any failed reconcile.
+                let message = refusal.to_string();
+                if !already_reported(&cluster, &message) {
+                    publish(ctx, &cluster, EventType::Warning, "ApplyRefused", &message).await;
+                }
+                let pods = ctx.stores.cluster_pods(&namespace, &name);
+                let statefulsets: Vec<_> = planned
+                    .components
+                    .iter()
+                    .map(|c| {
+                        ctx.stores
+                            .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
+                    })
+                    .collect();
+                let observed = observe(&planned, &statefulsets, &pods, &name);
+                let mut status = status::compute(
+                    &cluster,
+                    &observed,
+                    &planned.revision,
+                    conventions_failure.as_deref(),
+                    Some(("ApplyRefused", message)),
+                    &now,
+                );
+                status::keep_unobserved(&cluster, &mut status);
+                write_status(ctx, &cluster, status).await?;
+                return Err(Error::ApplyRefused(refusal));
+            }
+            Err(e) => return Err(e),
+        };
     let uid = cluster.uid().unwrap_or_default();
     let pruned = apply::prune(
         &ctx.client,
@@ -493,17 +529,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
                 .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
         })
         .collect();
-    let observed: Vec<status::Observed<'_>> = planned
-        .components
-        .iter()
-        .zip(&statefulsets)
-        .map(|(c, sts)| status::Observed {
-            kind: c.kind,
-            statefulset: sts.as_deref(),
-            pods: status::component_pods(&pods, &name, c.kind),
-            config_hash: &c.config_hash,
-        })
-        .collect();
+    let observed = observe(&planned, &statefulsets, &pods, &name);
     let members = match members {
         Some(decided) => decided,
         None => membership::reconcile(ctx, &cluster, &planned, &policy, &now).await,
@@ -542,11 +568,34 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     ))
 }
 
+/// What the caches show of each planned component.
+fn observe<'a>(
+    planned: &'a plan::Plan,
+    statefulsets: &'a [Option<Arc<StatefulSet>>],
+    pods: &'a [Arc<Pod>],
+    name: &str,
+) -> Vec<status::Observed<'a>> {
+    planned
+        .components
+        .iter()
+        .zip(statefulsets)
+        .map(|(c, sts)| status::Observed {
+            kind: c.kind,
+            statefulset: sts.as_deref(),
+            pods: status::component_pods(pods, name, c.kind),
+            config_hash: &c.config_hash,
+        })
+        .collect()
+}
+
 fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.count_error(error.category());
     tracing::warn!(cluster = %cluster.name_any(), category = error.category(), "{error}");
     match error.category() {
         "Conflict" => Action::requeue(Duration::from_secs(1)),
+        // Refused again until something changes; a change of the spec or
+        // the conventions reconciles at once anyway.
+        "ApplyRefused" => Action::requeue(Duration::from_secs(30)),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }

@@ -178,6 +178,23 @@ pub fn compute(
     status
 }
 
+/// Keeps what `compute` does not derive and this reconcile did not get to
+/// (rollout and membership progress, their conditions) as it was, for a
+/// reconcile that stopped early.
+pub fn keep_unobserved(cluster: &DorisCluster, status: &mut DorisClusterStatus) {
+    let Some(previous) = cluster.status.as_ref() else {
+        return;
+    };
+    status.rollout = previous.rollout.clone();
+    status.membership = previous.membership.clone();
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    for kept in previous.conditions.iter().flatten() {
+        if !conditions.iter().any(|c| c.type_ == kept.type_) {
+            conditions.push(kept.clone());
+        }
+    }
+}
+
 fn previous_component(
     previous: &DorisClusterStatus,
     kind: ComponentKind,

@@ -12,7 +12,8 @@
 //!
 //! Known differences from a real API server: server-side apply merges the
 //! applied object like a JSON merge patch (no field ownership), there is
-//! no admission or schema validation, and lists are never paginated.
+//! no admission or schema validation beyond label values, and lists are
+//! never paginated.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -60,6 +61,9 @@ struct Fault {
     plural: Option<String>,
     status: u16,
     times: usize,
+    /// The Status `reason` and `message`; "InternalError" and a generic
+    /// message when `None`.
+    answer: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -268,6 +272,29 @@ impl Emulator {
             plural: plural.map(str::to_string),
             status,
             times,
+            answer: None,
+        });
+    }
+
+    /// Like [`fail_next`](Self::fail_next), answering with a Status of
+    /// `reason` whose message the API server would write for the request:
+    /// `message` gets `{name}` replaced by the object's name. For 403:
+    /// `configmaps "{name}" is forbidden: User "..." cannot patch ...`.
+    pub fn refuse_next(
+        &self,
+        verb: &'static str,
+        plural: &str,
+        status: u16,
+        reason: &str,
+        message: &str,
+        times: usize,
+    ) {
+        self.shared.faults.lock().unwrap().push(Fault {
+            verb: Some(verb),
+            plural: Some(plural.to_string()),
+            status,
+            times,
+            answer: Some((reason.to_string(), message.to_string())),
         });
     }
 
@@ -427,8 +454,18 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         }) {
             f.times -= 1;
             let status = f.status;
+            let answer = f.answer.clone();
             faults.retain(|f| f.times > 0);
-            return error(status, "InternalError", "injected fault");
+            return match answer {
+                None => error(status, "InternalError", "injected fault"),
+                Some((reason, message)) => {
+                    let name = route.name.clone().unwrap_or_default();
+                    let message = message.replace("{name}", &name);
+                    let mut body = status_error(status, &reason, &message);
+                    body["details"] = json!({"name": name, "kind": route.plural});
+                    respond(StatusCode::from_u16(status).unwrap(), &body)
+                }
+            };
         }
     }
     let content_type = req
@@ -667,6 +704,9 @@ fn create(
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
     }
+    if let Some(refused) = invalid_labels(&object, &key.2) {
+        return Err(Box::new(refused));
+    }
     if object.get("kind").is_none() || object.get("apiVersion").is_none() {
         return Err(Box::new(error(
             400,
@@ -714,6 +754,56 @@ fn create(
         delete(shared, store, &key, false);
     }
     Ok(object)
+}
+
+/// The API server's validation of label values, every kind's: at most 63
+/// characters, alphanumerics with `-`, `_` and `.` inside. A 422 Invalid
+/// Status as the API server words it, or `None`.
+fn invalid_labels(object: &Value, name: &str) -> Option<Response<Body>> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let labels = object["metadata"]["labels"].as_object()?;
+    let mut causes = Vec::new();
+    for value in labels.values() {
+        let value = value.as_str().unwrap_or_default();
+        let edge_ok = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
+        let why = if value.len() > 63 {
+            "must be no more than 63 characters"
+        } else if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !edge_ok(value.chars().next())
+            || !edge_ok(value.chars().last())
+        {
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        } else {
+            continue;
+        };
+        causes.push(json!({
+            "reason": "FieldValueInvalid",
+            "message": format!("Invalid value: {value:?}: {why}"),
+            "field": "metadata.labels",
+        }));
+    }
+    if causes.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = causes
+        .iter()
+        .map(|c| {
+            format!(
+                "metadata.labels: {}",
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let message = if listed.len() == 1 {
+        format!("{kind} {name:?} is invalid: {}", listed[0])
+    } else {
+        format!("{kind} {name:?} is invalid: [{}]", listed.join(", "))
+    };
+    let mut body = status_error(422, "Invalid", &message);
+    body["details"] = json!({"name": name, "kind": kind, "causes": causes});
+    Some(respond(StatusCode::UNPROCESSABLE_ENTITY, &body))
 }
 
 /// Writes `new` over `old` (the main object keeps the stored status, the
@@ -773,6 +863,9 @@ fn update(
     }
     if next == old {
         return Ok(old);
+    }
+    if let Some(refused) = invalid_labels(&next, &key.2) {
+        return Err(Box::new(refused));
     }
     let spec_changed = {
         let strip = |v: &Value| {
