@@ -653,3 +653,105 @@ async fn a_plain_mysql_client_can_talk_to_it() {
     assert!(log[0].starts_with("SELECT @@"), "{log:?}");
     assert!(log.contains(&"SET NAMES utf8mb4".to_string()), "{log:?}");
 }
+
+/// A client of `sim` over TLS, trusting `ca` and presenting `client`'s
+/// certificate.
+fn tls_client(sim: &FeSim, ca: &fesim::TestPki, client: &fesim::TestPki) -> FeClient {
+    let tls = doris_operator::fe::FeTls::new(
+        ca.ca_pem.clone().into_bytes(),
+        client.client_cert_pem.clone().into_bytes(),
+        client.client_key_pem.clone().into_bytes(),
+    )
+    .expect("good PEM");
+    FeClient::with_config(
+        FeEndpoint::new("127.0.0.1")
+            .with_port(sim.addr().port())
+            .with_tls(tls),
+        quick(),
+    )
+}
+
+async fn tls_sim(pki: &fesim::TestPki) -> FeSim {
+    FeSim::start(FeSimConfig {
+        tls: Some(pki.server_config()),
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn over_tls_with_the_cas_and_a_client_certificate() {
+    let pki = fesim::TestPki::new("doris");
+    let sim = tls_sim(&pki).await;
+    let client = tls_client(&sim, &pki, &pki);
+    let frontends = client.show_frontends().await.expect("TLS login works");
+    assert_eq!(frontends.len(), 1);
+    client.add_backend("10.0.0.7", 9050).await.unwrap();
+    assert_eq!(sim.tls_sessions(), 2, "both calls went over TLS");
+    assert!(sim.tls_failures().is_empty());
+
+    // The simulator, like an FE with TLS required, refuses plain MySQL.
+    let plain = client_for(&sim).show_frontends().await.unwrap_err();
+    assert!(plain.to_string().contains("insecure transport"), "{plain}");
+}
+
+#[tokio::test]
+async fn an_fe_certificate_the_ca_did_not_sign_is_refused() {
+    let pki = fesim::TestPki::new("doris");
+    let stranger = fesim::TestPki::new("stranger");
+    let sim = tls_sim(&stranger).await;
+    // The FE presents a certificate of another CA.
+    let e = tls_client(&sim, &pki, &pki)
+        .show_frontends()
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, FeErrorKind::Tls(_)), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    assert!(!e.is_transient(), "a wrong certificate is not retried");
+    assert_eq!(e.attempts, 1);
+    assert!(sim.statements().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn the_fe_refuses_a_client_certificate_of_another_ca() {
+    let pki = fesim::TestPki::new("doris");
+    let stranger = fesim::TestPki::new("stranger");
+    let sim = tls_sim(&pki).await;
+    let e = tls_client(&sim, &pki, &stranger)
+        .show_frontends()
+        .await
+        .unwrap_err();
+    assert!(sim.statements().is_empty(), "{e}");
+    assert_eq!(sim.tls_sessions(), 0, "{e}");
+}
+
+#[tokio::test]
+async fn a_tls_client_never_falls_back_to_plain_mysql() {
+    let pki = fesim::TestPki::new("doris");
+    let sim = FeSim::start(FeSimConfig::default()).await;
+    let e = tls_client(&sim, &pki, &pki)
+        .show_frontends()
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind, FeErrorKind::Tls(_)), "{e}");
+    assert!(e.to_string().contains("does not offer TLS"), "{e}");
+    assert!(sim.statements().is_empty());
+}
+
+#[test]
+fn bad_pem_is_told_apart_by_which_input_it_is() {
+    use doris_operator::fe::FeTls;
+    let pki = fesim::TestPki::new("doris");
+    let (ca, cert, key) = (
+        pki.ca_pem.as_bytes().to_vec(),
+        pki.client_cert_pem.as_bytes().to_vec(),
+        pki.client_key_pem.as_bytes().to_vec(),
+    );
+    assert!(FeTls::new(ca.clone(), cert.clone(), key.clone()).is_ok());
+    let e = FeTls::new(b"not a certificate".to_vec(), cert.clone(), key.clone()).unwrap_err();
+    assert_eq!(e.which, "ca");
+    let e = FeTls::new(ca.clone(), key.clone(), key.clone()).unwrap_err();
+    assert_eq!(e.which, "cert");
+    let e = FeTls::new(ca, cert.clone(), cert).unwrap_err();
+    assert_eq!(e.which, "key");
+}

@@ -2,6 +2,13 @@
 //! query port, as the management user the spec names (the `authSecret`
 //! Secret, else the deprecated `adminUser`, else `root` with no password).
 //! The password is read when needed and never logged.
+//!
+//! When the cluster's rendered `fe.conf` says `enable_tls = true`, the FE is
+//! reached over TLS: the CA, the client certificate and its key are the
+//! files `tls_ca_certificate_path`, `tls_certificate_path` and
+//! `tls_private_key_path` name, read from the `feSpec.secrets[]` Secret
+//! mounted at each file's directory (the key is the file's base name), as
+//! the FE pods see them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +18,9 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::conf::ConfFile;
 use crate::crd::{ComponentKind, DorisCluster};
-use crate::fe::{FeClient, FeClientConfig, FeEndpoint};
+use crate::fe::{FeClient, FeClientConfig, FeEndpoint, FeTls};
 use crate::plan::names;
 
 /// Replaces the address (not the credentials) of a cluster's FE: for tests,
@@ -53,10 +61,141 @@ pub async fn client(
         ),
     };
     let (user, password) = credentials(kube, cluster, &namespace).await?;
-    let endpoint = FeEndpoint::new(host)
+    let mut endpoint = FeEndpoint::new(host)
         .with_port(port)
         .with_credentials(user, password);
+    if let Some(files) = tls_files(cluster, objects)? {
+        endpoint = endpoint.with_tls(tls(kube, &namespace, &files).await?);
+    }
     Ok(FeClient::with_config(endpoint, client_config()))
+}
+
+/// One file of the FE's TLS material: the fe.conf key naming it, its path,
+/// and where the operator reads it (Secret and key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TlsFile {
+    conf_key: &'static str,
+    path: String,
+    secret: String,
+    key: String,
+}
+
+/// The CA, certificate and key files, when the planned `fe.conf` enables TLS.
+fn tls_files(cluster: &DorisCluster, objects: &[Value]) -> Result<Option<[TlsFile; 3]>, String> {
+    let config_map = names::config_map(&cluster.name_any(), ComponentKind::Fe);
+    let Some(text) = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == config_map.as_str())
+        .and_then(|o| o["data"]["fe.conf"].as_str())
+    else {
+        return Ok(None);
+    };
+    let conf = ConfFile::parse(text);
+    if !conf
+        .get("enable_tls")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Ok(None);
+    }
+    let secrets = cluster
+        .spec
+        .component(ComponentKind::Fe)
+        .and_then(|fe| fe.base().secrets.clone())
+        .unwrap_or_default();
+    let file = |conf_key: &'static str| -> Result<TlsFile, String> {
+        let path = conf
+            .get(conf_key)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                format!("fe.conf enables TLS (enable_tls = true) but sets no {conf_key}")
+            })?;
+        let (dir, base) = match path.rsplit_once('/') {
+            Some((dir, base)) if !base.is_empty() => (if dir.is_empty() { "/" } else { dir }, base),
+            _ => return Err(format!("fe.conf {conf_key} = {path}: not a file path")),
+        };
+        let mounted = secrets.iter().enumerate().find(|(_, s)| {
+            let mount = s.mount_path.as_deref().unwrap_or("/etc/doris");
+            mount.trim_end_matches('/') == dir.trim_end_matches('/')
+        });
+        let Some((i, mount)) = mounted else {
+            return Err(format!(
+                "fe.conf {conf_key} = {path}: no spec.feSpec.secrets[] entry is mounted at {dir}"
+            ));
+        };
+        let secret = mount
+            .secret_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| format!("spec.feSpec.secrets[{i}] names no secretName"))?;
+        Ok(TlsFile {
+            conf_key,
+            path: path.to_string(),
+            secret,
+            key: base.to_string(),
+        })
+    };
+    Ok(Some([
+        file("tls_ca_certificate_path")?,
+        file("tls_certificate_path")?,
+        file("tls_private_key_path")?,
+    ]))
+}
+
+/// Reads the TLS material from its Secrets. Every error names the Secret
+/// and the key.
+async fn tls(kube: &Client, namespace: &str, files: &[TlsFile; 3]) -> Result<FeTls, String> {
+    let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
+    let mut read = Vec::new();
+    let mut secrets: Vec<(String, Secret)> = Vec::new();
+    for file in files {
+        if !secrets.iter().any(|(name, _)| *name == file.secret) {
+            let found = api
+                .get_opt(&file.secret)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading Secret {} (for {}): {e}",
+                        file.secret, file.conf_key
+                    )
+                })?
+                .ok_or_else(|| {
+                    format!(
+                        "Secret {} (for {} {}) does not exist",
+                        file.secret, file.conf_key, file.path
+                    )
+                })?;
+            secrets.push((file.secret.clone(), found));
+        }
+        let secret = &secrets
+            .iter()
+            .find(|(name, _)| *name == file.secret)
+            .expect("read")
+            .1;
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&file.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| {
+                format!(
+                    "Secret {} has no key {} (for {} {})",
+                    file.secret, file.key, file.conf_key, file.path
+                )
+            })?;
+        read.push(bytes);
+    }
+    let [ca, cert, key]: [Vec<u8>; 3] = read.try_into().expect("three files");
+    FeTls::new(ca, cert, key).map_err(|e| {
+        let file = &files[match e.which {
+            "ca" => 0,
+            "cert" => 1,
+            _ => 2,
+        }];
+        format!(
+            "Secret {} key {} (for {}): {}",
+            file.secret, file.key, file.conf_key, e.why
+        )
+    })
 }
 
 /// The `query-port` of the planned Service `service`.
@@ -117,6 +256,64 @@ async fn credentials(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn cluster_with_secrets(secrets: Value) -> DorisCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+            "metadata": {"name": "d", "namespace": "ns"},
+            "spec": {"feSpec": {"image": "fe", "secrets": secrets}},
+        }))
+        .unwrap()
+    }
+
+    fn fe_conf(text: &str) -> Vec<Value> {
+        vec![
+            json!({"kind": "ConfigMap", "metadata": {"name": "d-fe-conf"},
+                    "data": {"fe.conf": text}}),
+        ]
+    }
+
+    const TLS_CONF: &str = "enable_tls = true\ntls_ca_certificate_path = /etc/tls/ca.pem\ntls_certificate_path = /etc/tls/fe.crt\ntls_private_key_path = \"/etc/tls/fe.key\"\n";
+
+    #[test]
+    fn tls_files_come_from_the_secret_mounted_at_their_directory() {
+        let cluster = cluster_with_secrets(json!([
+            {"secretName": "other", "mountPath": "/etc/other"},
+            {"secretName": "fe-tls", "mountPath": "/etc/tls/"},
+        ]));
+        let files = tls_files(&cluster, &fe_conf(TLS_CONF)).unwrap().unwrap();
+        let found: Vec<_> = files
+            .iter()
+            .map(|f| (f.secret.as_str(), f.key.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("fe-tls", "ca.pem"),
+                ("fe-tls", "fe.crt"),
+                ("fe-tls", "fe.key")
+            ]
+        );
+        // Without enable_tls, or with it false: plain MySQL.
+        let plain = fe_conf("tls_ca_certificate_path = /etc/tls/ca.pem\n");
+        assert_eq!(tls_files(&cluster, &plain).unwrap(), None);
+        let off = fe_conf(&TLS_CONF.replace("= true", "= false"));
+        assert_eq!(tls_files(&cluster, &off).unwrap(), None);
+    }
+
+    #[test]
+    fn tls_settings_that_lead_nowhere_are_errors_naming_what_is_missing() {
+        let unmounted = cluster_with_secrets(json!([{"secretName": "x", "mountPath": "/etc/x"}]));
+        let e = tls_files(&unmounted, &fe_conf(TLS_CONF)).unwrap_err();
+        assert_eq!(
+            e,
+            "fe.conf tls_ca_certificate_path = /etc/tls/ca.pem: no spec.feSpec.secrets[] entry is mounted at /etc/tls"
+        );
+        let mounted = cluster_with_secrets(json!([{"secretName": "t", "mountPath": "/etc/tls"}]));
+        let no_key = fe_conf(&TLS_CONF.replace("tls_private_key_path", "# tls_private_key_path"));
+        let e = tls_files(&mounted, &no_key).unwrap_err();
+        assert!(e.contains("sets no tls_private_key_path"), "{e}");
+    }
 
     #[test]
     fn the_query_port_comes_from_the_planned_access_service() {

@@ -11,6 +11,10 @@
 //! failure to connect is retried a few times; a statement that reached the
 //! FE is retried only when it is a read. Every error names the FE, the
 //! statement and the cause, and never carries the password.
+//!
+//! An FE whose `fe.conf` enables TLS is reached over TLS ([`FeTls`]): its
+//! certificate must be signed by the given CA, and the client presents its
+//! own certificate, as Doris's mutual TLS asks.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +34,78 @@ pub struct FeEndpoint {
     pub port: u16,
     pub user: String,
     pub password: String,
+    /// Connect over TLS with these; plain MySQL when `None`.
+    pub tls: Option<FeTls>,
+}
+
+/// What a TLS connection to an FE needs, all PEM: the CA that signed the
+/// FE's certificate, and the client's certificate and private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FeTls {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// Which of the three PEM inputs of [`FeTls::new`] is unusable, and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{which}: {why}")]
+pub struct PemError {
+    /// `ca`, `cert` or `key`.
+    pub which: &'static str,
+    pub why: String,
+}
+
+impl FeTls {
+    /// Checks that `ca` and `cert` hold at least one PEM certificate each
+    /// and `key` a PEM private key, so that a bad input is told apart from
+    /// a failed handshake.
+    pub fn new(ca: Vec<u8>, cert: Vec<u8>, key: Vec<u8>) -> Result<FeTls, PemError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        for (which, pem) in [("ca", &ca), ("cert", &cert)] {
+            let mut found = 0;
+            for item in CertificateDer::pem_slice_iter(pem) {
+                item.map_err(|e| PemError {
+                    which,
+                    why: format!("not a PEM certificate: {e}"),
+                })?;
+                found += 1;
+            }
+            if found == 0 {
+                return Err(PemError {
+                    which,
+                    why: "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                });
+            }
+        }
+        PrivateKeyDer::from_pem_slice(&key).map_err(|e| PemError {
+            which: "key",
+            why: format!("holds no usable PEM private key: {e}"),
+        })?;
+        Ok(FeTls { ca, cert, key })
+    }
+
+    fn ssl_opts(&self) -> mysql_async::SslOpts {
+        mysql_async::SslOpts::default()
+            // Only the cluster's CA vouches for its FEs.
+            .with_disable_built_in_roots(true)
+            .with_root_certs(vec![self.ca.clone().into()])
+            .with_client_identity(Some(mysql_async::ClientIdentity::new(
+                self.cert.clone().into(),
+                self.key.clone().into(),
+            )))
+    }
+}
+
+impl fmt::Debug for FeTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeTls")
+            .field("ca", &format_args!("<{} bytes>", self.ca.len()))
+            .field("cert", &format_args!("<{} bytes>", self.cert.len()))
+            .field("key", &format_args!("<redacted>"))
+            .finish()
+    }
 }
 
 impl FeEndpoint {
@@ -41,7 +117,14 @@ impl FeEndpoint {
             port: DEFAULT_QUERY_PORT,
             user: "root".to_string(),
             password: String::new(),
+            tls: None,
         }
+    }
+
+    /// Connects over TLS with `tls`.
+    pub fn with_tls(mut self, tls: FeTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn with_port(mut self, port: u16) -> Self {
@@ -77,6 +160,7 @@ impl fmt::Debug for FeEndpoint {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &format_args!("{password}"))
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -131,6 +215,7 @@ impl FeError {
             FeErrorKind::InvalidArgument(m) => format!("invalid argument: {m}"),
             FeErrorKind::ConnectTimeout(d) => format!("no connection within {d:?}"),
             FeErrorKind::Connect(_) => "cannot connect".to_string(),
+            FeErrorKind::Tls(m) => format!("TLS: {m}"),
             FeErrorKind::AccessDenied { user, .. } => format!("access denied for user `{user}`"),
             FeErrorKind::QueryTimeout(d) => format!("no answer within {d:?}"),
             FeErrorKind::Server { code, .. } => {
@@ -156,6 +241,11 @@ pub enum FeErrorKind {
     /// The connection could not be opened (refused, reset, closed).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The TLS handshake failed: a certificate not signed by the CA, a
+    /// name it does not cover, a client certificate the FE refused, or an
+    /// FE that does not speak TLS.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The FE refused the user name or password.
     #[error("access denied for user `{user}`: {message}")]
     AccessDenied { user: String, message: String },
@@ -790,6 +880,7 @@ impl FeClient {
 
     fn opts(&self) -> OptsBuilder {
         OptsBuilder::default()
+            .ssl_opts(self.endpoint.tls.as_ref().map(FeTls::ssl_opts))
             .ip_or_hostname(self.endpoint.host.clone())
             .tcp_port(self.endpoint.port)
             .user(Some(self.endpoint.user.clone()))
@@ -815,6 +906,18 @@ impl FeClient {
                 state: s.state,
                 message: s.message,
             },
+            Error::Io(mysql_async::IoError::Tls(e)) => FeErrorKind::Tls(e.to_string()),
+            // A refused handshake reaches the driver as invalid data.
+            Error::Io(mysql_async::IoError::Io(io))
+                if self.endpoint.tls.is_some()
+                    && stage == Stage::Connect
+                    && io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                FeErrorKind::Tls(io.to_string())
+            }
+            Error::Driver(d @ mysql_async::DriverError::NoClientSslFlagFromServer) => {
+                FeErrorKind::Tls(format!("the FE does not offer TLS ({d})"))
+            }
             Error::Io(io) => match stage {
                 Stage::Connect => FeErrorKind::Connect(io.to_string()),
                 Stage::Statement => FeErrorKind::ConnectionLost(io.to_string()),

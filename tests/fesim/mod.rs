@@ -9,8 +9,10 @@
 //!
 //! The protocol side is the classic text protocol only: handshake v10 with
 //! `mysql_native_password`, `COM_QUERY`, `COM_PING`, `COM_INIT_DB` and
-//! `COM_QUIT`, result sets ended by EOF packets. No TLS, no compression,
-//! no prepared statements.
+//! `COM_QUIT`, result sets ended by EOF packets, and TLS when configured
+//! (`CLIENT_SSL`: the client's SSL request, then the handshake response over
+//! TLS, as MySQL and a Doris FE with `enable_tls = true` do). No
+//! compression, no prepared statements.
 //!
 //! The [`FeSim`] handle shows and changes the state directly, plays a
 //! backend that registers itself, and injects faults: refused connections,
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// Which Doris release's `SHOW` columns to answer with.
@@ -56,6 +58,78 @@ pub struct FeSimConfig {
     pub frontends: Vec<SimFrontend>,
     pub columns: Columns,
     pub version: String,
+    /// Serve TLS with this configuration, and refuse clients that do not
+    /// ask for it. Plain MySQL when `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A CA, an FE server certificate (for 127.0.0.1 and localhost) and a
+/// client certificate it signed, made afresh for a test.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl TestPki {
+    pub fn new(name: &str) -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} CA"));
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert_pem, server_key_pem) =
+            leaf(vec!["127.0.0.1".to_string(), "localhost".to_string()]);
+        let (client_cert_pem, client_key_pem) = leaf(vec![format!("{name}-client")]);
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            server_cert_pem,
+            server_key_pem,
+            client_cert_pem,
+            client_key_pem,
+        }
+    }
+
+    /// A server configuration with this PKI's FE certificate that asks for
+    /// a client certificate signed by the CA (mutual TLS).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(self.server_cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
+                .unwrap(),
+        )
+    }
 }
 
 impl Default for FeSimConfig {
@@ -69,6 +143,7 @@ impl Default for FeSimConfig {
             frontends: Vec::new(),
             columns: Columns::Doris3,
             version: "doris-2.1.7-rc03-sim".to_string(),
+            tls: None,
         }
     }
 }
@@ -141,6 +216,10 @@ struct State {
     delay: Duration,
     failures: Failures,
     last_advance: Instant,
+    /// Logins that went over TLS.
+    tls_sessions: u32,
+    /// Why TLS handshakes failed, in order.
+    tls_failures: Vec<String>,
 }
 
 impl State {
@@ -237,6 +316,8 @@ impl FeSim {
             unresponsive: false,
             delay: Duration::ZERO,
             failures: Failures::default(),
+            tls_sessions: 0,
+            tls_failures: Vec::new(),
             last_advance: Instant::now(),
         }));
         let accept = tokio::spawn(accept_loop(listener, state.clone(), addr.port()));
@@ -245,6 +326,16 @@ impl FeSim {
             state,
             accept,
         }
+    }
+
+    /// How many connections completed a TLS handshake.
+    pub fn tls_sessions(&self) -> u32 {
+        self.lock().tls_sessions
+    }
+
+    /// Why TLS handshakes failed, as the server saw it.
+    pub fn tls_failures(&self) -> Vec<String> {
+        self.lock().tls_failures.clone()
     }
 
     /// Where the MySQL port listens.
@@ -407,7 +498,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, query_port
             }
             let id = CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
             let mut conn = Connection {
-                stream,
+                stream: Box::new(stream),
                 seq: 0,
                 state,
                 peer,
@@ -423,6 +514,7 @@ const CLIENT_LONG_PASSWORD: u32 = 0x0000_0001;
 const CLIENT_LONG_FLAG: u32 = 0x0000_0004;
 const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
 const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
+const CLIENT_SSL: u32 = 0x0000_0800;
 const CLIENT_TRANSACTIONS: u32 = 0x0000_2000;
 const CLIENT_SECURE_CONNECTION: u32 = 0x0000_8000;
 const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
@@ -479,8 +571,12 @@ enum Answer {
     Error(SqlError),
 }
 
+/// A connection's byte stream: TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     seq: u8,
     state: Arc<Mutex<State>>,
     peer: SocketAddr,
@@ -557,10 +653,15 @@ impl Connection {
         p.extend_from_slice(&id.to_le_bytes());
         p.extend_from_slice(&scramble[..8]);
         p.push(0);
-        p.extend_from_slice(&(SERVER_CAPABILITIES as u16).to_le_bytes());
+        let capabilities = if lock(&self.state).config.tls.is_some() {
+            SERVER_CAPABILITIES | CLIENT_SSL
+        } else {
+            SERVER_CAPABILITIES
+        };
+        p.extend_from_slice(&(capabilities as u16).to_le_bytes());
         p.push(UTF8_GENERAL_CI);
         p.extend_from_slice(&SERVER_STATUS_AUTOCOMMIT.to_le_bytes());
-        p.extend_from_slice(&((SERVER_CAPABILITIES >> 16) as u16).to_le_bytes());
+        p.extend_from_slice(&((capabilities >> 16) as u16).to_le_bytes());
         p.push(21);
         p.extend_from_slice(&[0u8; 10]);
         p.extend_from_slice(&scramble[8..]);
@@ -573,7 +674,38 @@ impl Connection {
     /// Reads the handshake response and checks user and password; answers
     /// OK or access denied.
     async fn authenticate(&mut self, scramble: &[u8; 20]) -> std::io::Result<bool> {
-        let packet = self.read_packet().await?;
+        let mut packet = self.read_packet().await?;
+        let tls = lock(&self.state).config.tls.clone();
+        let asks_tls = packet.len() == 32
+            && packet[..4]
+                .try_into()
+                .is_ok_and(|c| u32::from_le_bytes(c) & CLIENT_SSL != 0);
+        match (tls, asks_tls) {
+            (Some(config), true) => {
+                // The SSL request; the rest of the conversation is over TLS.
+                let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::duplex(1).0));
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                match acceptor.accept(plain).await {
+                    Ok(secured) => self.stream = Box::new(secured),
+                    Err(e) => {
+                        lock(&self.state).tls_failures.push(e.to_string());
+                        return Ok(false);
+                    }
+                }
+                lock(&self.state).tls_sessions += 1;
+                packet = self.read_packet().await?;
+            }
+            (Some(_), false) => {
+                self.send_error(&SqlError {
+                    code: 3159,
+                    state: "HY000",
+                    message: "Connections using insecure transport are prohibited".to_string(),
+                })
+                .await?;
+                return Ok(false);
+            }
+            (None, _) => {}
+        }
         let Some(response) = HandshakeResponse::parse(&packet) else {
             self.send_error(&SqlError {
                 code: 1043,
