@@ -49,7 +49,7 @@ impl Drop for MemberDriver {
 
 impl MemberDriver {
     fn start(env: &Env, sim: Arc<FeSim>, election_number: usize) -> MemberDriver {
-        MemberDriver::start_as(env, sim, election_number, "root", "")
+        MemberDriver::start_as(env, sim, election_number, "root", "", None)
     }
 
     /// Registers frontends as `user` (the FE entrypoint logs in as the
@@ -60,6 +60,7 @@ impl MemberDriver {
         election_number: usize,
         user: &str,
         password: &str,
+        tls: Option<doris_operator::fe::FeTls>,
     ) -> MemberDriver {
         let (user, password) = (user.to_string(), password.to_string());
         let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -89,11 +90,13 @@ impl MemberDriver {
                             let _ = sim.register_compute_node(&host, HEARTBEAT_PORT);
                         }
                         Some("fe") if ordinal > 0 => {
-                            let fe = FeClient::new(
-                                FeEndpoint::new("127.0.0.1")
-                                    .with_port(sim.addr().port())
-                                    .with_credentials(user.clone(), password.clone()),
-                            );
+                            let mut endpoint = FeEndpoint::new("127.0.0.1")
+                                .with_port(sim.addr().port())
+                                .with_credentials(user.clone(), password.clone());
+                            if let Some(tls) = &tls {
+                                endpoint = endpoint.with_tls(tls.clone());
+                            }
+                            let fe = FeClient::new(endpoint);
                             let _ = if ordinal < election_number {
                                 fe.add_follower(&host, EDIT_LOG_PORT).await
                             } else {
@@ -567,7 +570,7 @@ async fn the_fe_is_reached_as_the_auth_secret_user_and_sql_errors_are_retried() 
         .unwrap();
     let sim = simulated_fe(&mut env, config).await;
     env.start_operator();
-    let _driver = MemberDriver::start_as(&env, sim.clone(), 3, "ops", "s3cret-pw");
+    let _driver = MemberDriver::start_as(&env, sim.clone(), 3, "ops", "s3cret-pw", None);
     env.create_cluster(&SAMPLE.replace("spec:\n", "spec:\n  authSecret: doris-admin\n"))
         .await;
     wait_ready(&env, "doris").await;
@@ -590,5 +593,137 @@ async fn the_fe_is_reached_as_the_auth_secret_user_and_sql_errors_are_retried() 
             .iter()
             .any(|q| q.to_uppercase().contains("DROPP"))
     );
+    env.finish().await;
+}
+
+/// The FE's TLS material as a Secret holds it: `ca.pem`, `fe.crt`, and
+/// `fe.key` unless `without_key`.
+fn tls_secret(pki: &fesim::TestPki, without_key: bool) -> k8s_openapi::api::core::v1::Secret {
+    use k8s_openapi::ByteString;
+    let mut data = BTreeMap::new();
+    data.insert(
+        "ca.pem".to_string(),
+        ByteString(pki.ca_pem.clone().into_bytes()),
+    );
+    data.insert(
+        "fe.crt".to_string(),
+        ByteString(pki.server_cert_pem.clone().into_bytes()),
+    );
+    if !without_key {
+        data.insert(
+            "fe.key".to_string(),
+            ByteString(pki.server_key_pem.clone().into_bytes()),
+        );
+    }
+    k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("doris-fe-tls".into()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// An FE with `enable_tls = true` in fe.conf is reached over mutual TLS
+/// with the certificates of the Secret mounted where fe.conf points, and
+/// scaling works through it; a Secret that lacks a file delays the
+/// scale-down, naming the Secret and key, until it is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fe_is_reached_over_tls_when_fe_conf_enables_it() {
+    let pki = fesim::TestPki::new("doris");
+    let config = FeSimConfig {
+        tls: Some(pki.server_config()),
+        ..slow_drain()
+    };
+    let mut env = Env::without_operator("scale-tls").await;
+    let secrets = env.api::<k8s_openapi::api::core::v1::Secret>();
+    secrets
+        .create(&PostParams::default(), &tls_secret(&pki, false))
+        .await
+        .unwrap();
+    let conf: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "fe-conf"},
+        "data": {"fe.conf": "enable_tls = true\n\
+            tls_ca_certificate_path = /opt/apache-doris/fe/tls/ca.pem\n\
+            tls_certificate_path = /opt/apache-doris/fe/tls/fe.crt\n\
+            tls_private_key_path = /opt/apache-doris/fe/tls/fe.key\n"},
+    }))
+    .unwrap();
+    env.api::<ConfigMap>()
+        .create(&PostParams::default(), &conf)
+        .await
+        .unwrap();
+    let sim = simulated_fe(&mut env, config).await;
+    env.start_operator();
+    // The FE entrypoints log in with the FE's own certificate, as the
+    // operator does.
+    let fe_identity = doris_operator::fe::FeTls::new(
+        pki.ca_pem.clone().into_bytes(),
+        pki.server_cert_pem.clone().into_bytes(),
+        pki.server_key_pem.clone().into_bytes(),
+    )
+    .unwrap();
+    let _driver = MemberDriver::start_as(&env, sim.clone(), 3, "root", "", Some(fe_identity));
+    env.create_cluster(&SAMPLE.replace(
+        "    image: apache/doris:fe-2.1.8\n",
+        "    image: apache/doris:fe-2.1.8\n    configMapInfo:\n      configMapName: fe-conf\n    secrets:\n    - secretName: doris-fe-tls\n      mountPath: /opt/apache-doris/fe/tls\n",
+    ))
+    .await;
+    wait_ready(&env, "doris").await;
+    members_synced(&env).await;
+    assert!(sim.tls_sessions() > 0, "the operator logged in over TLS");
+    assert!(sim.tls_failures().is_empty(), "{:?}", sim.tls_failures());
+
+    // The key goes missing: the scale-down waits, and says why.
+    secrets
+        .replace("doris-fe-tls", &PostParams::default(), &{
+            let mut s = tls_secret(&pki, true);
+            s.metadata.resource_version = secrets
+                .get("doris-fe-tls")
+                .await
+                .unwrap()
+                .resource_version();
+            s
+        })
+        .await
+        .unwrap();
+    set_replicas(&env, "be", 2).await;
+    let waiting = eventually("the scale-down waits for the FE", 20, || async {
+        member_nodes(&env)
+            .await
+            .into_iter()
+            .find(|n| n.state == "waitingForFe")
+    })
+    .await;
+    let message = waiting.message.unwrap_or_default();
+    assert!(
+        message.contains("Secret doris-fe-tls has no key fe.key"),
+        "{message}"
+    );
+    assert_eq!(statefulset_replicas(&env, "doris-be").await, 3);
+
+    // Fixed: the BE is decommissioned over TLS, then goes.
+    secrets
+        .replace("doris-fe-tls", &PostParams::default(), &{
+            let mut s = tls_secret(&pki, false);
+            s.metadata.resource_version = secrets
+                .get("doris-fe-tls")
+                .await
+                .unwrap()
+                .resource_version();
+            s
+        })
+        .await
+        .unwrap();
+    members_synced(&env).await;
+    assert_eq!(statefulset_replicas(&env, "doris-be").await, 2);
+    assert!(
+        sim.statements()
+            .iter()
+            .any(|q| q.to_uppercase().starts_with("ALTER SYSTEM DECOMMISSION")),
+        "the BE was decommissioned through the FE"
+    );
+    assert!(sim.tls_failures().is_empty(), "{:?}", sim.tls_failures());
     env.finish().await;
 }
