@@ -574,7 +574,7 @@ async fn forbidden_and_persistent_conflicts_are_refusals_too() {
         403,
         "Forbidden",
         "configmaps \"{name}\" is forbidden: User \"system:serviceaccount:doris:doris-operator\" cannot patch resource \"configmaps\" in API group \"\" in the namespace \"e2e\"",
-        2,
+        usize::MAX,
     );
     env.create_cluster(SAMPLE).await;
     let refused = degraded(&env, "True").await;
@@ -589,14 +589,22 @@ async fn forbidden_and_persistent_conflicts_are_refusals_too() {
         refused.message
     );
     // The right is granted: the next attempt goes through.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    emulator.clear_faults();
     touch(&env, "granted").await;
     wait_ready(&env, "doris").await;
     assert_eq!(degraded(&env, "False").await.reason, "AsExpected");
 
     // One conflict is retried quietly; the same conflict again and again
     // is a refusal.
-    emulator.fail_next(Some("patch"), Some("statefulsets"), 409, 3);
+    emulator.reset_requests();
+    emulator.refuse_next(
+        "patch",
+        "statefulsets/doris-fe",
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on statefulsets.apps \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+        usize::MAX,
+    );
     env.api::<DorisCluster>()
         .patch(
             "doris",
@@ -607,10 +615,22 @@ async fn forbidden_and_persistent_conflicts_are_refusals_too() {
         .unwrap();
     let refused = degraded(&env, "True").await;
     assert!(
-        refused.message.contains("StatefulSet/doris-fe (409 "),
+        refused.message.contains(
+            "StatefulSet/doris-fe (409 Conflict): Operation cannot be fulfilled on statefulsets.apps \"doris-fe\""
+        ),
         "{}",
         refused.message
     );
+    let conflicts = emulator
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "patch" && r.path.ends_with("/statefulsets/doris-fe"))
+        .count();
+    assert!(
+        conflicts >= doris_operator::controller::apply::PERSISTENT_CONFLICTS as usize,
+        "reported only after conflicts in a row ({conflicts} patches)"
+    );
+    emulator.clear_faults();
     touch(&env, "again").await;
     let sts = env.api::<StatefulSet>();
     eventually("FE scaled once the conflicts ended", 20, || async {

@@ -59,6 +59,8 @@ pub struct Recorded {
 struct Fault {
     verb: Option<&'static str>,
     plural: Option<String>,
+    /// Only requests for the object of this name.
+    name: Option<String>,
     status: u16,
     times: usize,
     /// The Status `reason` and `message`; "InternalError" and a generic
@@ -270,6 +272,7 @@ impl Emulator {
         self.shared.faults.lock().unwrap().push(Fault {
             verb,
             plural: plural.map(str::to_string),
+            name: None,
             status,
             times,
             answer: None,
@@ -280,22 +283,33 @@ impl Emulator {
     /// `reason` whose message the API server would write for the request:
     /// `message` gets `{name}` replaced by the object's name. For 403:
     /// `configmaps "{name}" is forbidden: User "..." cannot patch ...`.
+    /// `resource` is a plural, or `plural/name` for one object.
     pub fn refuse_next(
         &self,
         verb: &'static str,
-        plural: &str,
+        resource: &str,
         status: u16,
         reason: &str,
         message: &str,
         times: usize,
     ) {
+        let (plural, name) = match resource.split_once('/') {
+            Some((plural, name)) => (plural, Some(name.to_string())),
+            None => (resource, None),
+        };
         self.shared.faults.lock().unwrap().push(Fault {
             verb: Some(verb),
             plural: Some(plural.to_string()),
+            name,
             status,
             times,
             answer: Some((reason.to_string(), message.to_string())),
         });
+    }
+
+    /// Forgets the faults not injected yet.
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().clear();
     }
 
     /// Ends every open watch abruptly; clients must watch again.
@@ -451,6 +465,9 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             f.times > 0
                 && f.verb.is_none_or(|v| v == verb)
                 && f.plural.as_deref().is_none_or(|p| p == route.plural)
+                && f.name
+                    .as_deref()
+                    .is_none_or(|n| Some(n) == route.name.as_deref())
         }) {
             f.times -= 1;
             let status = f.status;
