@@ -220,3 +220,64 @@ pub async fn prune(
     }
     Ok(deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
+        let mut status = Status::failure(message, reason);
+        status.code = code;
+        kube::Error::Api(status.boxed())
+    }
+
+    fn refused(e: Error) -> Option<Refusal> {
+        match e {
+            Error::ApplyRefused(r) => Some(r),
+            Error::Kube(_) => None,
+        }
+    }
+
+    #[test]
+    fn invalid_and_forbidden_are_refusals_at_once_and_name_the_object() {
+        let r = Resources::default();
+        let e = r.refusal(
+            "ns",
+            "Service",
+            "d-fe-service",
+            api_error(
+                422,
+                "Invalid",
+                "Service \"d-fe-service\" is invalid: spec.ports[0].name: Invalid value",
+            ),
+        );
+        let refusal = refused(e).expect("a refusal");
+        assert_eq!(
+            refusal.to_string(),
+            "the API server refused Service/d-fe-service (422 Invalid): Service \"d-fe-service\" is invalid: spec.ports[0].name: Invalid value"
+        );
+        let e = r.refusal("ns", "ConfigMap", "c", api_error(403, "Forbidden", "no"));
+        assert_eq!(refused(e).map(|r| r.code), Some(403));
+        // What a retry may cure is not a refusal.
+        for code in [500, 503, 429, 404] {
+            let e = r.refusal("ns", "ConfigMap", "c", api_error(code, "x", "y"));
+            assert!(refused(e).is_none(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_a_refusal_only_when_it_persists_on_the_same_object() {
+        let r = Resources::default();
+        let conflict = || api_error(409, "Conflict", "the object has been modified");
+        for _ in 1..PERSISTENT_CONFLICTS {
+            assert!(refused(r.refusal("ns", "StatefulSet", "a", conflict())).is_none());
+            // Another object's conflicts count for that object only.
+            assert!(refused(r.refusal("ns", "StatefulSet", "b", conflict())).is_none());
+        }
+        assert!(refused(r.refusal("ns", "StatefulSet", "a", conflict())).is_some());
+        // Accepted once: the count starts again.
+        r.accepted("ns", "StatefulSet", "b");
+        assert!(refused(r.refusal("ns", "StatefulSet", "b", conflict())).is_none());
+    }
+}

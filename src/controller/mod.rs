@@ -490,6 +490,13 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
                     &now,
                 );
                 status::keep_unobserved(&cluster, &mut status);
+                if let Some(decided) = &members {
+                    // The FE was already asked this time: say what it answered.
+                    for (type_, reason, note) in &decided.events {
+                        publish(ctx, &cluster, *type_, reason, note).await;
+                    }
+                    membership::fold_into_status(&cluster, &mut status, decided, &now);
+                }
                 write_status(ctx, &cluster, status).await?;
                 return Err(Error::ApplyRefused(refusal));
             }
