@@ -159,3 +159,155 @@ fn only_image_is_required_in_a_component() {
         );
     }
 }
+
+/// A large cluster as the API server returns it: every component with
+/// several full volume claims, affinity, env, tolerations, managedFields and
+/// status.
+fn large_cluster() -> serde_json::Value {
+    use serde_json::json;
+    let claim = |size: &str| {
+        json!({
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "fast-ssd",
+            "volumeMode": "Filesystem",
+            "resources": {"requests": {"storage": size}, "limits": {"storage": size}},
+            "selector": {
+                "matchLabels": {"tier": "data"},
+                "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]
+            },
+            "dataSourceRef": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "base"},
+            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "base"}
+        })
+    };
+    let term = json!({
+        "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["doris"]}]},
+        "topologyKey": "kubernetes.io/hostname",
+        "namespaces": ["doris"],
+        "namespaceSelector": {"matchLabels": {"team": "data"}}
+    });
+    let component = |image: &str, dirs: &[&str]| {
+        json!({
+            "image": image,
+            "replicas": 3,
+            "requests": {"cpu": "4", "memory": "8Gi"},
+            "limits": {"cpu": 8, "memory": "16Gi"},
+            "configMapInfo": {"configMapName": "conf", "configMaps": [{"configMapName": "extra", "mountPath": "/etc/extra"}]},
+            "secrets": [{"secretName": "s3", "mountPath": "/etc/s3"}],
+            "persistentVolumes": dirs.iter().enumerate().map(|(i, d)| json!({
+                "name": format!("data-{i}"),
+                "mountPath": d,
+                "annotations": {"backup": "daily"},
+                "provisioner": "StatefulSet",
+                "persistentVolumeClaimSpec": claim("100Gi")
+            })).collect::<Vec<_>>(),
+            "systemInitialization": {"initImage": "alpine", "command": ["sysctl", "-w", "vm.max_map_count=2000000"],
+                "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}}},
+            "service": {"type": "NodePort", "servicePorts": [{"nodePort": 31030, "targetPort": 9030}], "annotations": {"a": "b"}},
+            "envVars": [
+                {"name": "TZ", "value": "UTC"},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": true}}}
+            ],
+            "nodeSelector": {"disk": "ssd"},
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                    ]},
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}
+                    ]
+                },
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [term.clone()],
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": term.clone()}]
+                },
+                "podAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": term.clone()}]
+                }
+            },
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "doris", "effect": "NoSchedule"}],
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["hdfs"]}],
+            "podLabels": {"team": "data"},
+            "annotations": {"prometheus.io/scrape": "true"},
+            "securityContext": {"fsGroup": 1000, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containerSecurityContext": {"capabilities": {"add": ["SYS_ADMIN"]}, "privileged": false},
+            "startTimeout": 900,
+            "liveTimeout": 60,
+            "readinessProbePolicy": {"periodSeconds": 10}
+        })
+    };
+    let dirs = [
+        "/opt/apache-doris/be/storage",
+        "/opt/apache-doris/be/storage2",
+        "/opt/apache-doris/be/log",
+        "/opt/apache-doris/be/cache",
+    ];
+    let mut fe = component("apache/doris:fe-2.1.8", &dirs[..2]);
+    fe["electionNumber"] = 3.into();
+    let mut cn = component("apache/doris:be-2.1.8", &dirs);
+    cn["autoScalingPolicy"] = json!({"version": "v2", "minReplicas": 1, "maxReplicas": 4,
+        "hpaPolicy": {"metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]}});
+    let component_status = json!({
+        "accessService": "doris-fe-service", "runningInstances": ["doris-fe-0"], "readyReplicas": 3, "replicas": 3,
+        "componentCondition": {"subResourceName": "doris-fe", "phase": "available", "lastTransitionTime": "2026-11-20T10:00:00Z", "reason": "", "message": ""}
+    });
+    json!({
+        "apiVersion": "doris.selectdb.com/v1",
+        "kind": "DorisCluster",
+        "metadata": {
+            "name": "doris", "namespace": "doris", "uid": "9a1c", "resourceVersion": "42", "generation": 3,
+            "creationTimestamp": "2026-11-20T10:00:00Z",
+            "labels": {"app": "doris"},
+            "finalizers": ["doris.selectdb.com/pvc-retention"],
+            "managedFields": [{
+                "manager": "kubectl", "operation": "Apply", "apiVersion": "doris.selectdb.com/v1",
+                "time": "2026-11-20T10:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:feSpec": {"f:image": {}, "f:persistentVolumes": {}}}}
+            }]
+        },
+        "spec": {
+            "authSecret": "auth",
+            "sharedPersistentVolumeClaims": [{"mountPath": "/opt/plugins", "persistentVolumeClaimName": "plugins"}],
+            "feSpec": fe,
+            "beSpec": component("apache/doris:be-2.1.8", &dirs),
+            "cnSpec": cn,
+            "brokerSpec": component("apache/doris:broker-2.1.8", &dirs[..1])
+        },
+        "status": {
+            "feStatus": component_status.clone(),
+            "beStatus": component_status.clone(),
+            "cnStatus": component_status,
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": "2026-11-20T10:00:00Z", "observedGeneration": 3}],
+            "someFieldOfAnotherVersion": "kept by the API server"
+        }
+    })
+}
+
+/// The operator reads clusters on tokio worker threads; a large cluster must
+/// not need a large stack (serde `flatten` buffers a whole component and
+/// overflowed 2 MiB stacks in debug builds).
+#[test]
+fn a_large_cluster_reads_on_a_small_stack() {
+    let text = serde_json::to_vec(&large_cluster()).unwrap();
+    let reader = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let cluster: crd::DorisCluster = serde_json::from_slice(&text).unwrap();
+            let be = cluster.spec.be_spec.as_ref().unwrap();
+            assert_eq!(be.base.persistent_volumes.as_ref().unwrap().len(), 4);
+            let claim = be.base.persistent_volumes.as_ref().unwrap()[3]
+                .persistent_volume_claim_spec
+                .as_ref()
+                .unwrap();
+            assert_eq!(claim.storage_class_name.as_deref(), Some("fast-ssd"));
+            assert_eq!(
+                cluster.spec.fe_spec.as_ref().unwrap().election_number,
+                Some(3)
+            );
+            serde_json::to_vec(&cluster).unwrap().len()
+        })
+        .unwrap();
+    assert!(reader.join().expect("the cluster reads on a 256 KiB stack") > 1000);
+}
