@@ -41,6 +41,11 @@ fn crd_fits_client_side_apply() {
         "CRD is {} bytes as JSON",
         json.len()
     );
+    assert!(
+        text.len() < 200 * 1024,
+        "CRD is {} bytes as YAML",
+        text.len()
+    );
     assert!(!text.contains("$ref"), "a CRD schema cannot hold $ref");
     assert!(
         !text.contains("allOf"),
@@ -310,4 +315,124 @@ fn a_large_cluster_reads_on_a_small_stack() {
         })
         .unwrap();
     assert!(reader.join().expect("the cluster reads on a 256 KiB stack") > 1000);
+}
+
+/// Every node of the CRD schema that has `x-kubernetes-validations`, with
+/// its path.
+fn rule_nodes<'a>(
+    schema: &'a serde_json::Value,
+    path: String,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    if schema.get("x-kubernetes-validations").is_some() {
+        out.push((path.clone(), schema));
+    }
+    if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+        for (name, child) in properties {
+            rule_nodes(child, format!("{path}.{name}"), out);
+        }
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(child) = schema.get(key).filter(|c| c.is_object()) {
+            rule_nodes(child, format!("{path}[]"), out);
+        }
+    }
+}
+
+fn openapi_schema() -> serde_json::Value {
+    let crd = serde_json::to_value(crd::crd()).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+/// The API server accepts only rules that compile, whose estimated cost is
+/// bounded, and that read only declared fields (the objects kept with
+/// `x-kubernetes-preserve-unknown-fields` hide the others from CEL).
+#[test]
+fn crd_rules_compile_are_bounded_and_read_declared_fields() {
+    use kube::core::cel::{compile_schema, estimate_rule_cost};
+    let schema = openapi_schema();
+    let mut nodes = Vec::new();
+    rule_nodes(&schema, String::new(), &mut nodes);
+    let field = regex::Regex::new(r"\b(self|oldSelf|a|b)\.([A-Za-z]+)\b(\.([A-Za-z]+))?").unwrap();
+    let mut rules = 0;
+    for (path, node) in nodes {
+        let compiled = compile_schema(node);
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            let text = rule["rule"].as_str().unwrap();
+            assert!(rule["message"].is_string(), "{path}: {text} has no message");
+            // (kube-cel's scope check takes comprehension variables for
+            // undeclared ones, so only its cost estimate is used.)
+            let warnings = estimate_rule_cost(text, &compiled);
+            assert!(warnings.is_empty(), "{path}: {text}: {warnings:?}");
+            for found in field.captures_iter(text) {
+                let (var, name) = (&found[1], &found[2]);
+                if text[found.get(2).unwrap().end()..].starts_with('(') {
+                    continue; // a method
+                }
+                let declared = match var {
+                    "self" | "oldSelf" if path.is_empty() && name == "metadata" => {
+                        assert_eq!(found.get(4).map(|m| m.as_str()), Some("name"), "{text}");
+                        true
+                    }
+                    "self" | "oldSelf" => node["properties"].get(name).is_some(),
+                    _ => node["items"]["properties"].get(name).is_some(),
+                };
+                assert!(
+                    declared,
+                    "{path}: {text} reads {var}.{name}, which is not declared"
+                );
+            }
+            rules += 1;
+        }
+    }
+    assert!(rules >= 30, "only {rules} rules");
+}
+
+/// What `render` says of a bad document is what `kubectl apply` would say:
+/// the field and the reason.
+#[test]
+fn render_refuses_bad_clusters_naming_the_field() {
+    let cases = [
+        ("  fespec:\n    image: fe\n", "spec.fespec: unknown field"),
+        (
+            "  beSpec:\n    image: be\n    persistentVolumes:\n    - mountPath: /d\n      persistentVolumeClaimSpec:\n        resources: {requests: {storage: 1Gi}}\n        storageclass: ssd\n",
+            "spec.beSpec.persistentVolumes[0].persistentVolumeClaimSpec.storageclass: unknown field",
+        ),
+        (
+            "  beSpec:\n    image: be\n    requests: {cpu: lots}\n",
+            "spec.beSpec.requests.cpu",
+        ),
+        (
+            "  beSpec:\n    image: be\n    limits: {memory: 8GB}\n",
+            "spec.beSpec.limits.memory",
+        ),
+        (
+            "  beSpec:\n    image: be\n    persistentVolumes:\n    - mountPath: opt/data\n",
+            "spec.beSpec.persistentVolumes[0].mountPath: must be an absolute path",
+        ),
+        (
+            "  feSpec:\n    image: fe\n    envVars:\n    - name: \"\"\n",
+            "spec.feSpec.envVars[0].name: must be an environment variable name",
+        ),
+        (
+            "  cnSpec:\n    image: be\n    service:\n      servicePorts: [{targetPort: 9060}, {targetPort: 9060}]\n",
+            "spec.cnSpec.service.servicePorts: two entries have the same targetPort",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let doc = format!(
+            "apiVersion: doris.selectdb.com/v1\nkind: DorisCluster\nmetadata:\n  name: doris\nspec:\n{spec}"
+        );
+        let err = doris_operator::render::read_input("c.yaml", &doc).unwrap_err();
+        assert!(
+            err.starts_with("c.yaml: document 1 (line 1): ") && err.contains(expected),
+            "expected `{expected}`, got {err}"
+        );
+    }
+    let long = format!(
+        "apiVersion: doris.selectdb.com/v1\nkind: DorisCluster\nmetadata:\n  name: {}\nspec:\n  brokerSpec:\n    image: b\n",
+        "d".repeat(46)
+    );
+    let err = doris_operator::render::read_input("c.yaml", &long).unwrap_err();
+    assert!(err.contains("metadata.name must be at most"), "{err}");
 }

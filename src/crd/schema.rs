@@ -43,12 +43,16 @@ fn rule(rule: &str, message: &str) -> Value {
 pub fn root_rules() -> Vec<kube::core::Rule> {
     use kube::core::Rule;
     vec![
-        Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message(
+        Rule::new(
+            "!has(self.metadata.name) || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        )
+        .message(
             "metadata.name must start with a lowercase letter and hold only lowercase \
              letters, digits and '-' (it names the cluster's Services, which are DNS labels)",
         ),
         Rule::new(format!(
-            "size(self.metadata.name) <= (has(self.spec) && has(self.spec.brokerSpec) ? \
+            "!has(self.metadata.name) || size(self.metadata.name) <= \
+             (has(self.spec) && has(self.spec.brokerSpec) ? \
              {MAX_NAME_WITH_BROKER} : {MAX_NAME})"
         ))
         .message(kube::core::Message::Message(format!(
