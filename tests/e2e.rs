@@ -362,10 +362,8 @@ async fn a_slow_api_server_only_slows_things_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
     let env = Env::start("invalid").await;
-    let invalid = SAMPLE.replace(
-        "    replicas: 3\n    image: apache/doris:fe",
-        "    replicas: 2\n    image: apache/doris:fe",
-    );
+    // A rule the operator checks (the CRD cannot: the API server accepts it).
+    let invalid = SAMPLE.replace("spec:\n", "spec:\n  adminUser:\n    name: admin\n");
     env.create_cluster(&invalid).await;
     let api = env.api::<DorisCluster>();
     let reported = eventually("the problem in status", 20, || async {
@@ -385,7 +383,7 @@ async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
     assert!(
         reported
             .message
-            .contains("spec.feSpec.replicas: must be at least electionNumber (3)"),
+            .contains("spec.adminUser.name: must not be `admin`"),
         "{}",
         reported.message
     );
@@ -402,7 +400,7 @@ async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
     api.patch(
         "doris",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"feSpec": {"replicas": 3}}})),
+        &Patch::Merge(json!({"spec": {"adminUser": null}})),
     )
     .await
     .unwrap();

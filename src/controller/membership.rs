@@ -265,6 +265,28 @@ pub fn election_change(
     })
 }
 
+/// Followers are the FE's lowest `electionNumber` ordinals and are never
+/// dropped from it, so a running FE cannot shrink below them: scaling to
+/// fewer replicas than both the running ones and `electionNumber` would
+/// take away voting members and can lose the metadata quorum.
+pub fn follower_cut(
+    cluster: &DorisCluster,
+    live: Option<&k8s_openapi::api::apps::v1::StatefulSet>,
+) -> Option<FieldError> {
+    let fe = cluster.spec.fe_spec.as_ref()?;
+    let running = live?.spec.replicas.unwrap_or(1);
+    let (desired, election) = (fe.base.replicas(), fe.election_number());
+    let floor = running.min(election);
+    (desired < floor).then(|| FieldError {
+        path: "spec.feSpec.replicas".into(),
+        message: format!(
+            "cannot go from {running} to {desired} on a running cluster: the FEs below \
+             ordinal electionNumber ({election}) are followers, which hold the metadata \
+             quorum and are never removed; keep at least {floor}"
+        ),
+    })
+}
+
 /// Puts membership into the status: `status.membership`, the
 /// `MembersSynced` condition, and `Progressing` while a scale-down waits.
 pub fn fold_into_status(
@@ -741,5 +763,55 @@ impl Step<'_> {
             nodes: self.nodes,
         });
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::StatefulSet;
+
+    fn cluster(fe: Value) -> DorisCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+            "metadata": {"name": "c"}, "spec": {"feSpec": fe}
+        }))
+        .unwrap()
+    }
+
+    fn running(replicas: i32) -> StatefulSet {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c-fe"}, "spec": {"replicas": replicas, "selector": {},
+            "serviceName": "c-fe-internal", "template": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn followers_are_never_scaled_away() {
+        let one = cluster(serde_json::json!({"image": "fe", "replicas": 1}));
+        // A new cluster may have fewer FEs than followers.
+        assert_eq!(follower_cut(&one, None), None);
+        // So may a running one that had them from the start, and it can grow.
+        assert_eq!(follower_cut(&one, Some(&running(1))), None);
+        let three = cluster(serde_json::json!({"image": "fe", "replicas": 3}));
+        assert_eq!(follower_cut(&three, Some(&running(1))), None);
+        // Observers (beyond electionNumber) can go.
+        assert_eq!(follower_cut(&three, Some(&running(5))), None);
+        // Followers cannot.
+        let refused = follower_cut(&one, Some(&running(3))).unwrap();
+        assert_eq!(refused.path, "spec.feSpec.replicas");
+        assert!(
+            refused.message.contains("keep at least 3"),
+            "{}",
+            refused.message
+        );
+        let two = cluster(serde_json::json!({"image": "fe", "replicas": 1, "electionNumber": 3}));
+        let refused = follower_cut(&two, Some(&running(2))).unwrap();
+        assert!(
+            refused.message.contains("keep at least 2"),
+            "{}",
+            refused.message
+        );
     }
 }

@@ -386,10 +386,16 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     )
     .and_then(|planned| {
         let fe = plan::names::statefulset(&name, ComponentKind::Fe);
-        if let Some(change) =
-            membership::election_change(&planned.objects, ctx.stores.statefulset(&namespace, &fe))
-        {
-            return Err(PlanError::InvalidSpec(vec![change]));
+        let live_fe = ctx.stores.statefulset(&namespace, &fe);
+        let refused: Vec<_> = [
+            membership::election_change(&planned.objects, live_fe.clone()),
+            membership::follower_cut(&cluster, live_fe.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !refused.is_empty() {
+            return Err(PlanError::InvalidSpec(refused));
         }
         let policy = plan::membership::membership_policy(&bundle, &cluster).map_err(|error| {
             PlanError::Convention {

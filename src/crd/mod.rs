@@ -41,7 +41,9 @@ pub use validate::{CrdError, FieldError, parse_cluster, validate};
     printcolumn = r#"{"name":"BeStatus","type":"string","jsonPath":".status.beStatus.componentCondition.phase"}"#,
     printcolumn = r#"{"name":"CnStatus","type":"string","jsonPath":".status.cnStatus.componentCondition.phase"}"#,
     printcolumn = r#"{"name":"BrokerStatus","type":"string","jsonPath":".status.brokerStatus.componentCondition.phase"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = schema::root_rules()[0].clone(),
+    validation = schema::root_rules()[1].clone()
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DorisClusterSpec {
@@ -62,6 +64,8 @@ pub struct DorisClusterSpec {
     /// Kerberos configuration mounted into every component.
     pub kerberos_info: Option<KerberosInfo>,
     /// Existing ReadWriteMany claims mounted into components (plugins, UDF jars).
+    #[serde(default)]
+    #[schemars(schema_with = "schema::bounded_list::<SharedPersistentVolumeClaim>")]
     pub shared_persistent_volume_claims: Option<Vec<SharedPersistentVolumeClaim>>,
 }
 
@@ -84,6 +88,8 @@ pub struct KerberosInfo {
     /// Secret with keytab files.
     pub keytab_secret_name: Option<String>,
     /// Where the keytab Secret is mounted (default /etc/keytab).
+    #[serde(default)]
+    #[schemars(schema_with = "schema::mount_path")]
     pub keytab_path: Option<String>,
 }
 
@@ -93,6 +99,8 @@ pub struct KerberosInfo {
 #[serde(rename_all = "camelCase")]
 pub struct SharedPersistentVolumeClaim {
     /// Mount path; ${DORIS_HOME} is replaced by the component's home.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::shared_mount_path")]
     pub mount_path: Option<String>,
     /// The claim's name.
     pub persistent_volume_claim_name: Option<String>,
@@ -100,16 +108,159 @@ pub struct SharedPersistentVolumeClaim {
     pub support_components: Option<Vec<String>>,
 }
 
-/// Frontends.
-#[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FeSpec {
-    /// Followers (voting members); the other replicas are observers. Default 3.
-    pub election_number: Option<i32>,
-    #[serde(flatten)]
-    pub base: BaseSpec,
+/// Declares `BaseSpec` (the fields every component has) and hands those
+/// fields, as tokens, to `$mac`: the component specs are declared from the
+/// one list, so it is written once.
+macro_rules! with_base_fields {
+    ($mac:ident ! { $($args:tt)* }) => {
+        $mac! { $($args)* common {
+            /// Container image.
+            pub image: String,
+            /// Number of pods.
+            #[schemars(range(min = 0))]
+            pub replicas: Option<i32>,
+            /// Secrets for pulling the image.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object_list")]
+            pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+            /// Container resource requests.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::quantities")]
+            pub requests: Option<BTreeMap<String, Quantity>>,
+            /// Container resource limits.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::quantities")]
+            pub limits: Option<BTreeMap<String, Quantity>>,
+            /// Dynamic resource claims of the container.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object_list")]
+            pub claims: Option<Vec<serde_json::Value>>,
+            /// ConfigMaps with the configuration files (fe.conf, be.conf …).
+            pub config_map_info: Option<ConfigMapInfo>,
+            /// Secrets mounted into the pods.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::mounts_of::<SecretMount>")]
+            pub secrets: Option<Vec<SecretMount>>,
+            /// Persistent volumes; an entry without mountPath covers every data directory.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::bounded_list::<PersistentVolume>")]
+            pub persistent_volumes: Option<Vec<PersistentVolume>>,
+            /// An extra privileged init container.
+            pub system_initialization: Option<SystemInitialization>,
+            /// How the component is exposed.
+            pub service: Option<ExportService>,
+            /// FE addresses for components whose FE is not in this cluster.
+            pub fe_address: Option<FeAddress>,
+            /// Environment variables; they replace same-named defaults.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::env_vars")]
+            pub env_vars: Option<Vec<EnvVar>>,
+            /// Node labels the pods must match.
+            pub node_selector: Option<BTreeMap<String, String>>,
+            /// Scheduling constraints, merged with the default host spreading.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object")]
+            pub affinity: Option<Affinity>,
+            /// Tolerations of the pods.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object_list")]
+            pub tolerations: Option<Vec<Toleration>>,
+            /// Extra /etc/hosts entries.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object_list")]
+            pub host_aliases: Option<Vec<HostAlias>>,
+            /// Extra pod labels.
+            pub pod_labels: Option<BTreeMap<String, String>>,
+            /// Pod annotations.
+            pub annotations: Option<BTreeMap<String, String>>,
+            /// Service account of the pods.
+            pub service_account: Option<String>,
+            /// Deprecated: pod fsGroup; use securityContext.
+            pub fs_group: Option<i64>,
+            /// Pod security context.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object")]
+            pub security_context: Option<PodSecurityContext>,
+            /// Security context for containers that have none.
+            #[serde(default)]
+            #[schemars(schema_with = "schema::object")]
+            pub container_security_context: Option<SecurityContext>,
+            /// Seconds a pod may take to start before it is restarted (at least 360).
+            pub start_timeout: Option<i32>,
+            /// Liveness probe timeout in seconds (default 180).
+            pub live_timeout: Option<i32>,
+            /// Readiness probe settings.
+            pub readiness_probe_policy: Option<ReadinessProbePolicy>,
+        } }
+    };
 }
+
+macro_rules! base_spec {
+    (common { $( $(#[$meta:meta])* pub $field:ident : $ty:ty, )* }) => {
+        /// What every component's spec has.
+        #[skip_serializing_none]
+        #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct BaseSpec {
+            $( $(#[$meta])* pub $field: $ty, )*
+        }
+    };
+}
+
+/// A component spec: its own fields and, in Rust, `base: BaseSpec`; on the
+/// wire the common fields sit beside its own. It is read through a flat twin
+/// struct rather than `#[serde(flatten)]`, which buffers the whole component
+/// and needs a deep stack for large specs, and hides unknown fields.
+macro_rules! component_spec {
+    (
+        $(#[$cmeta:meta])*
+        pub struct $name:ident read as $wire:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $fty:ty, )*
+        }
+        common { $( $(#[$bmeta:meta])* pub $bfield:ident : $bty:ty, )* }
+    ) => {
+        #[skip_serializing_none]
+        #[derive(Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        $(#[$cmeta])*
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $fty, )*
+            /// The common fields; boxed so that a cluster is small to move
+            /// around (deserialising moves it through many stack frames).
+            #[serde(flatten)]
+            pub base: Box<BaseSpec>,
+        }
+
+        #[derive(Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        struct $wire {
+            $( $(#[$fmeta])* $field: $fty, )*
+            $( $(#[$bmeta])* $bfield: $bty, )*
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let wire = $wire::deserialize(deserializer)?;
+                Ok($name {
+                    $( $field: wire.$field, )*
+                    base: Box::new(BaseSpec { $( $bfield: wire.$bfield, )* }),
+                })
+            }
+        }
+    };
+}
+
+with_base_fields!(base_spec! {});
+
+with_base_fields!(component_spec! {
+    /// Frontends.
+    #[schemars(transform = schema::election_rule)]
+    pub struct FeSpec read as FeSpecWire {
+        /// Followers (voting members); the other replicas are observers. Default 3.
+        #[schemars(range(min = 1))]
+        pub election_number: Option<i32>,
+    }
+});
 
 /// The FE follower count when `electionNumber` is not set.
 pub const DEFAULT_ELECTION_NUMBER: i32 = 3;
@@ -120,130 +271,41 @@ impl FeSpec {
     }
 }
 
-/// Backends.
-#[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BeSpec {
-    /// Run BEs privileged so workload groups can manage cgroups.
-    pub enable_workload_group: Option<bool>,
-    /// Skip the default privileged host tuning init container.
-    pub skip_default_system_init: Option<bool>,
-    /// Prefer scheduling BEs next to FEs.
-    pub enable_fe_affinity: Option<bool>,
-    /// Tell the BE its CPU limit (env BE_CPU_LIMIT).
-    #[serde(rename = "autoResolveLimitCPU")]
-    pub auto_resolve_limit_cpu: Option<bool>,
-    #[serde(flatten)]
-    pub base: BaseSpec,
-}
+with_base_fields!(component_spec! {
+    /// Backends.
+    pub struct BeSpec read as BeSpecWire {
+        /// Run BEs privileged so workload groups can manage cgroups.
+        pub enable_workload_group: Option<bool>,
+        /// Skip the default privileged host tuning init container.
+        pub skip_default_system_init: Option<bool>,
+        /// Prefer scheduling BEs next to FEs.
+        pub enable_fe_affinity: Option<bool>,
+        /// Tell the BE its CPU limit (env BE_CPU_LIMIT).
+        #[serde(rename = "autoResolveLimitCPU")]
+        pub auto_resolve_limit_cpu: Option<bool>,
+    }
+});
 
-/// Compute nodes.
-#[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CnSpec {
-    /// Skip the default privileged host tuning init container.
-    pub skip_default_system_init: Option<bool>,
-    /// Scale compute nodes with a HorizontalPodAutoscaler.
-    pub auto_scaling_policy: Option<AutoScalingPolicy>,
-    /// Tell the CN its CPU limit (env BE_CPU_LIMIT).
-    #[serde(rename = "autoResolveLimitCPU")]
-    pub auto_resolve_limit_cpu: Option<bool>,
-    #[serde(flatten)]
-    pub base: BaseSpec,
-}
+with_base_fields!(component_spec! {
+    /// Compute nodes.
+    pub struct CnSpec read as CnSpecWire {
+        /// Skip the default privileged host tuning init container.
+        pub skip_default_system_init: Option<bool>,
+        /// Scale compute nodes with a HorizontalPodAutoscaler.
+        pub auto_scaling_policy: Option<AutoScalingPolicy>,
+        /// Tell the CN its CPU limit (env BE_CPU_LIMIT).
+        #[serde(rename = "autoResolveLimitCPU")]
+        pub auto_resolve_limit_cpu: Option<bool>,
+    }
+});
 
-/// Brokers.
-#[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BrokerSpec {
-    /// Prefer scheduling brokers next to BEs.
-    pub kick_off_affinity_be: Option<bool>,
-    #[serde(flatten)]
-    pub base: BaseSpec,
-}
-
-/// What every component's spec has.
-#[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BaseSpec {
-    /// Container image.
-    pub image: String,
-    /// Number of pods.
-    #[schemars(range(min = 0))]
-    pub replicas: Option<i32>,
-    /// Secrets for pulling the image.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object_list")]
-    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-    /// Container resource requests.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::quantities")]
-    pub requests: Option<BTreeMap<String, Quantity>>,
-    /// Container resource limits.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::quantities")]
-    pub limits: Option<BTreeMap<String, Quantity>>,
-    /// Dynamic resource claims of the container.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object_list")]
-    pub claims: Option<Vec<serde_json::Value>>,
-    /// ConfigMaps with the configuration files (fe.conf, be.conf …).
-    pub config_map_info: Option<ConfigMapInfo>,
-    /// Secrets mounted into the pods.
-    pub secrets: Option<Vec<SecretMount>>,
-    /// Persistent volumes; an entry without mountPath covers every data directory.
-    pub persistent_volumes: Option<Vec<PersistentVolume>>,
-    /// An extra privileged init container.
-    pub system_initialization: Option<SystemInitialization>,
-    /// How the component is exposed.
-    pub service: Option<ExportService>,
-    /// FE addresses for components whose FE is not in this cluster.
-    pub fe_address: Option<FeAddress>,
-    /// Environment variables; they replace same-named defaults.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object_list")]
-    pub env_vars: Option<Vec<EnvVar>>,
-    /// Node labels the pods must match.
-    pub node_selector: Option<BTreeMap<String, String>>,
-    /// Scheduling constraints, merged with the default host spreading.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object")]
-    pub affinity: Option<Affinity>,
-    /// Tolerations of the pods.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Extra /etc/hosts entries.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object_list")]
-    pub host_aliases: Option<Vec<HostAlias>>,
-    /// Extra pod labels.
-    pub pod_labels: Option<BTreeMap<String, String>>,
-    /// Pod annotations.
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Service account of the pods.
-    pub service_account: Option<String>,
-    /// Deprecated: pod fsGroup; use securityContext.
-    pub fs_group: Option<i64>,
-    /// Pod security context.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object")]
-    pub security_context: Option<PodSecurityContext>,
-    /// Security context for containers that have none.
-    #[serde(default)]
-    #[schemars(schema_with = "schema::object")]
-    pub container_security_context: Option<SecurityContext>,
-    /// Seconds a pod may take to start before it is restarted (at least 360).
-    pub start_timeout: Option<i32>,
-    /// Liveness probe timeout in seconds (default 180).
-    pub live_timeout: Option<i32>,
-    /// Readiness probe settings.
-    pub readiness_probe_policy: Option<ReadinessProbePolicy>,
-}
+with_base_fields!(component_spec! {
+    /// Brokers.
+    pub struct BrokerSpec read as BrokerSpecWire {
+        /// Prefer scheduling brokers next to BEs.
+        pub kick_off_affinity_be: Option<bool>,
+    }
+});
 
 impl BaseSpec {
     /// Desired pods; a StatefulSet's own default (1) when unset.
@@ -262,6 +324,8 @@ pub struct ConfigMapInfo {
     /// Deprecated and ignored: the key is always fe.conf, be.conf or apache_hdfs_broker.conf.
     pub resolve_key: Option<String>,
     /// More ConfigMaps, each at its own path.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::mounts_of::<MountConfigMapInfo>")]
     pub config_maps: Option<Vec<MountConfigMapInfo>>,
 }
 
@@ -272,6 +336,8 @@ pub struct ConfigMapInfo {
 pub struct MountConfigMapInfo {
     pub config_map_name: Option<String>,
     /// Default /etc/doris.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::mount_path")]
     pub mount_path: Option<String>,
 }
 
@@ -282,6 +348,8 @@ pub struct MountConfigMapInfo {
 pub struct SecretMount {
     pub secret_name: Option<String>,
     /// Default /etc/doris.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::mount_path")]
     pub mount_path: Option<String>,
 }
 
@@ -295,6 +363,8 @@ pub struct PersistentVolume {
     #[schemars(schema_with = "schema::object")]
     pub persistent_volume_claim_spec: Option<PersistentVolumeClaimSpec>,
     /// Where it is mounted; empty: every data directory from the configuration.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::volume_mount_path")]
     pub mount_path: Option<String>,
     /// Volume name.
     pub name: Option<String>,
@@ -323,7 +393,7 @@ pub struct SystemInitialization {
     pub command: Option<Vec<String>>,
     pub args: Option<Vec<String>>,
     #[serde(default)]
-    #[schemars(schema_with = "schema::object")]
+    #[schemars(schema_with = "schema::resources")]
     pub resources: Option<ResourceRequirements>,
 }
 
@@ -336,6 +406,8 @@ pub struct ExportService {
     #[serde(rename = "type")]
     pub type_: Option<ServiceType>,
     /// Node ports by target port.
+    #[serde(default)]
+    #[schemars(schema_with = "schema::service_ports::<DorisServicePort>")]
     pub service_ports: Option<Vec<DorisServicePort>>,
     /// Service annotations (cloud load balancer settings).
     pub annotations: Option<BTreeMap<String, String>>,
