@@ -4,9 +4,10 @@
 //! plan); an object whose live copy in the cache carries the same hash is
 //! not written, so a converged cluster costs no API writes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::pinned_kind;
@@ -19,6 +20,13 @@ use crate::plan::APPLIED_HASH_ANNOTATION;
 
 /// The field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "doris-operator";
+
+/// The field manager that holds a StatefulSet's `replicas` for its
+/// autoscaler: the operator applies `replicas` only when it creates the
+/// StatefulSet, and before its own applies leave the field out, ownership
+/// passes to this manager, so server-side apply does not reset the count
+/// to its default (Kubernetes' documented hand-over to an autoscaler).
+pub const REPLICAS_HANDOVER_MANAGER: &str = "doris-operator-replicas-handover";
 
 /// The outcome of applying one cluster's objects.
 #[derive(Debug, Default)]
@@ -76,11 +84,15 @@ fn known_plural(kind: &str) -> Option<&'static str> {
 }
 
 /// Applies every object whose live copy differs from the plan.
+/// `autoscaled` names the StatefulSets whose replicas an autoscaler owns
+/// (see [`crate::plan::Plan::autoscaled`]): their `replicas` is applied
+/// only when they are created.
 pub async fn apply_all(
     client: &Client,
     resources: &Resources,
     stores: &Stores,
     objects: &[Value],
+    autoscaled: &BTreeMap<String, i32>,
 ) -> Result<Applied, Error> {
     let mut applied = Applied::default();
     for object in objects {
@@ -103,13 +115,79 @@ pub async fn apply_all(
         if wanted.is_some() && live_hash.as_deref() == wanted {
             continue;
         }
+        let mut object = std::borrow::Cow::Borrowed(object);
+        if kind == "StatefulSet" && autoscaled.contains_key(name) {
+            // The cache may not have seen a StatefulSet made a moment ago:
+            // only the API's word that it does not exist lets `replicas` go.
+            let live = match stores.statefulset(namespace, name) {
+                Some(live) => Some(live),
+                None => {
+                    let typed: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+                    typed
+                        .get_opt(name)
+                        .await
+                        .map_err(Error::Kube)?
+                        .map(std::sync::Arc::new)
+                }
+            };
+            if let Some(live) = live {
+                hand_over_replicas(client, &live).await?;
+                if let Some(spec) = object.to_mut()["spec"].as_object_mut() {
+                    spec.remove("replicas");
+                }
+            }
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(object))
+        api.patch(name, &params, &Patch::Apply(object.as_ref()))
             .await
             .map_err(Error::Kube)?;
         applied.written.push(format!("{kind}/{name}"));
     }
     Ok(applied)
+}
+
+/// Before the operator's apply leaves `replicas` out of `live`, passes the
+/// field to [`REPLICAS_HANDOVER_MANAGER`] if the operator owns it, with the
+/// count it has now; otherwise server-side apply would reset it.
+async fn hand_over_replicas(client: &Client, live: &StatefulSet) -> Result<(), Error> {
+    let owned = live.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    });
+    let (Some(name), Some(namespace), Some(replicas)) = (
+        live.metadata.name.as_deref(),
+        live.metadata.namespace.as_deref(),
+        live.spec.replicas,
+    ) else {
+        return Ok(());
+    };
+    if !owned {
+        return Ok(());
+    }
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let replicas_only = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas},
+    });
+    // Not forced: a conflict means another manager (the autoscaler) owns
+    // the field already, which is all this is for.
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(REPLICAS_HANDOVER_MANAGER),
+            &Patch::Apply(&replicas_only),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
 }
 
 /// Deletes objects the operator made for this cluster that the plan no
