@@ -150,13 +150,7 @@ pub async fn apply_all(
 /// field to [`REPLICAS_HANDOVER_MANAGER`] if the operator owns it, with the
 /// count it has now; otherwise server-side apply would reset it.
 async fn hand_over_replicas(client: &Client, live: &StatefulSet) -> Result<(), Error> {
-    let owned = live.metadata.managed_fields.iter().flatten().any(|m| {
-        m.manager.as_deref() == Some(FIELD_MANAGER)
-            && m.operation.as_deref() == Some("Apply")
-            && m.fields_v1
-                .as_ref()
-                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
-    });
+    let owned = applies_replicas(live);
     let (Some(name), Some(namespace), Some(replicas)) = (
         live.metadata.name.as_deref(),
         live.metadata.namespace.as_deref(),
@@ -188,6 +182,17 @@ async fn hand_over_replicas(client: &Client, live: &StatefulSet) -> Result<(), E
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
         Err(e) => Err(Error::Kube(e)),
     }
+}
+
+/// Whether the operator's applies own `spec.replicas` of `live`.
+fn applies_replicas(live: &StatefulSet) -> bool {
+    live.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    })
 }
 
 /// Deletes objects the operator made for this cluster that the plan no
@@ -227,4 +232,46 @@ pub async fn prune(
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn managed(entries: Value) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-cn", "namespace": "n", "managedFields": entries},
+            "spec": {"replicas": 5, "selector": {}, "serviceName": "s", "template": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn replicas_are_handed_over_only_while_the_operator_applies_them() {
+        // As a real API server records them: the operator created the
+        // StatefulSet with replicas; the autoscaler has not scaled it yet.
+        let created = managed(json!([{
+            "manager": "doris-operator", "operation": "Apply", "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}, "f:serviceName": {}}}
+        }]));
+        assert!(applies_replicas(&created));
+        // The autoscaler's update took the field over.
+        let scaled = managed(json!([
+            {"manager": "doris-operator", "operation": "Apply", "apiVersion": "apps/v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:serviceName": {}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
+             "subresource": "scale", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]));
+        assert!(!applies_replicas(&scaled));
+        // Handed over already, or never recorded.
+        let handed = managed(json!([
+            {"manager": REPLICAS_HANDOVER_MANAGER, "operation": "Apply", "apiVersion": "apps/v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]));
+        assert!(!applies_replicas(&handed));
+        assert!(!applies_replicas(&managed(json!([]))));
+    }
 }
