@@ -56,6 +56,7 @@ fn main() {
             PlanInput {
                 cluster,
                 config_maps: &config_maps,
+                secret_keys: &Default::default(),
             },
         )
         .expect("sample plans");

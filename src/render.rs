@@ -2,7 +2,7 @@
 //! ConfigMap documents from YAML, plan each cluster with a bundle, and print
 //! the objects (or the restart order) the operator would use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -17,6 +17,8 @@ pub struct RenderInput {
     pub clusters: Vec<DorisCluster>,
     /// ConfigMap data by name, for the clusters' configuration.
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// The keys of each Secret, by name (their values are not kept).
+    pub secret_keys: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// Output formats.
@@ -35,8 +37,8 @@ pub fn load_bundle(dir: Option<&Path>) -> Result<ConventionBundle, Vec<SourceErr
     ConventionBundle::compile(sources)
 }
 
-/// Reads DorisCluster and ConfigMap documents from YAML text; other kinds
-/// are ignored. Errors name the file, the document and the field.
+/// Reads DorisCluster, ConfigMap and Secret documents from YAML text (of a
+/// Secret only its key names); other kinds are ignored. Errors name the file, the document and the field.
 pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
     let mut input = RenderInput::default();
     for (index, (line, doc)) in documents(text).into_iter().enumerate() {
@@ -59,6 +61,23 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
                         .map_err(|e| format!("{at}: ConfigMap {name}: data: {e}"))?,
                 };
                 input.config_maps.insert(name, data);
+            }
+            Some("Secret") => {
+                let name = header["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let mut keys = BTreeSet::new();
+                for part in ["data", "stringData"] {
+                    match header.get(part) {
+                        None | Some(Value::Null) => {}
+                        Some(Value::Object(map)) => keys.extend(map.keys().cloned()),
+                        Some(_) => {
+                            return Err(format!("{at}: Secret {name}: {part}: expected a map"));
+                        }
+                    }
+                }
+                input.secret_keys.insert(name, keys);
             }
             _ => {}
         }
@@ -85,6 +104,7 @@ pub fn render(
             PlanInput {
                 cluster,
                 config_maps: &input.config_maps,
+                secret_keys: &input.secret_keys,
             },
         )
         .map_err(|e| format!("DorisCluster {name}: {e}"))?;
@@ -93,6 +113,13 @@ pub fn render(
                 "DorisCluster {name}: ConfigMap {cm} was not in the input; its configuration \
                  was rendered from convention defaults (add the ConfigMap to the file to see \
                  the real result)"
+            ));
+        }
+        for secret in &planned.unchecked_secrets {
+            notes.push(format!(
+                "DorisCluster {name}: Secret {secret} was not in the input; it shares a \
+                 directory with other files, and whether a file name of it collides with \
+                 theirs was not checked (add the Secret to the file to check it)"
             ));
         }
         objects.extend(planned.objects);
@@ -148,6 +175,7 @@ pub fn diff(
                 PlanInput {
                     cluster,
                     config_maps: &input.config_maps,
+                    secret_keys: &input.secret_keys,
                 },
             )
             .map(|p| index(p.objects))

@@ -11,112 +11,21 @@
 mod apiserver;
 mod env;
 mod fesim;
+mod members;
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use doris_operator::crd::{DorisCluster, MemberNode};
-use doris_operator::fe::{FeClient, FeEndpoint};
 use env::{Env, SAMPLE, eventually, wait_ready};
-use fesim::{FeSim, FeSimConfig, SimFrontend};
+use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
+use members::{HEARTBEAT_PORT, MemberDriver, fqdn};
 use serde_json::json;
-
-const HEARTBEAT_PORT: u16 = 9050;
-const EDIT_LOG_PORT: u16 = 9010;
-
-fn fqdn(env: &Env, pod: &str) -> String {
-    let (sts, _) = pod.rsplit_once('-').unwrap();
-    format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
-}
-
-/// Registers each Ready pod's node with the FE simulator, as the Doris
-/// images' entrypoints do; pods in `skip` never register.
-struct MemberDriver {
-    skip: Arc<Mutex<HashSet<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MemberDriver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl MemberDriver {
-    fn start(env: &Env, sim: Arc<FeSim>, election_number: usize) -> MemberDriver {
-        MemberDriver::start_as(env, sim, election_number, "root", "", None)
-    }
-
-    /// Registers frontends as `user` (the FE entrypoint logs in as the
-    /// management user).
-    fn start_as(
-        env: &Env,
-        sim: Arc<FeSim>,
-        election_number: usize,
-        user: &str,
-        password: &str,
-        tls: Option<doris_operator::fe::FeTls>,
-    ) -> MemberDriver {
-        let (user, password) = (user.to_string(), password.to_string());
-        let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let pods = env.api::<Pod>();
-        let namespace = env.namespace.clone();
-        let skipped = skip.clone();
-        let task = tokio::spawn(async move {
-            let mut done = HashSet::new();
-            loop {
-                let list = pods.list(&Default::default()).await.map(|l| l.items);
-                for pod in list.into_iter().flatten() {
-                    let name = pod.name_any();
-                    let uid = pod.uid().unwrap_or_default();
-                    let ready = doris_operator::controller::rollout::is_ready(&pod);
-                    if !ready || done.contains(&uid) || skipped.lock().unwrap().contains(&name) {
-                        continue;
-                    }
-                    let (sts, ordinal) = name.rsplit_once('-').unwrap();
-                    let host = format!("{name}.{sts}-internal.{namespace}.svc.cluster.local");
-                    let ordinal: usize = ordinal.parse().unwrap();
-                    let component = pod.labels().get("app.kubernetes.io/component").cloned();
-                    match component.as_deref() {
-                        Some("be") => {
-                            let _ = sim.register_backend(&host, HEARTBEAT_PORT);
-                        }
-                        Some("cn") => {
-                            let _ = sim.register_compute_node(&host, HEARTBEAT_PORT);
-                        }
-                        Some("fe") if ordinal > 0 => {
-                            let mut endpoint = FeEndpoint::new("127.0.0.1")
-                                .with_port(sim.addr().port())
-                                .with_credentials(user.clone(), password.clone());
-                            if let Some(tls) = &tls {
-                                endpoint = endpoint.with_tls(tls.clone());
-                            }
-                            let fe = FeClient::new(endpoint);
-                            let _ = if ordinal < election_number {
-                                fe.add_follower(&host, EDIT_LOG_PORT).await
-                            } else {
-                                fe.add_observer(&host, EDIT_LOG_PORT).await
-                            };
-                        }
-                        _ => {}
-                    }
-                    done.insert(uid);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-        MemberDriver { skip, task }
-    }
-
-    fn skip(&self, pod: &str) {
-        self.skip.lock().unwrap().insert(pod.to_string());
-    }
-}
 
 struct Scaling {
     env: Env,
@@ -143,16 +52,8 @@ async fn start(test: &str, config: FeSimConfig, cluster: &str) -> Scaling {
 
 /// An FE simulator whose master is `doris-fe-0`, and the operator (started
 /// later) pointed at it.
-async fn simulated_fe(env: &mut Env, mut config: FeSimConfig) -> Arc<FeSim> {
-    config.frontends = vec![SimFrontend::new(
-        &fqdn(env, "doris-fe-0"),
-        EDIT_LOG_PORT,
-        "FOLLOWER",
-    )];
-    let sim = Arc::new(FeSim::start(config).await);
-    let port = sim.addr().port();
-    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
-    sim
+async fn simulated_fe(env: &mut Env, config: FeSimConfig) -> Arc<FeSim> {
+    members::simulated_fe(env, config, "doris").await
 }
 
 async fn members_synced(env: &Env) -> DorisCluster {

@@ -26,6 +26,9 @@ fn base_ctx(component: &str, spec: Value) -> Value {
                    "values": {}, "files": {}, "hash": "h"},
         "fe_config": {},
         "host_init": [],
+        "mounts": [{"path": "/etc/doris", "sources": [
+            {"kind": "configMap", "name": format!("c-{component}-conf"), "field": "configuration"}
+        ]}],
     })
 }
 
@@ -340,20 +343,48 @@ fn shape_without_persistent_volumes_uses_an_empty_dir_for_data() {
 }
 
 #[test]
-fn shape_rejects_two_mounts_at_one_path() {
+fn shape_merges_the_sources_of_one_directory_into_a_projected_volume() {
     let b = bundle();
-    let ctx = base_ctx(
-        "be",
-        json!({"image": "be:1", "secrets": [{"secretName": "s"}]}),
+    let mut ctx = base_ctx("be", json!({"image": "be:1"}));
+    let source =
+        |kind: &str, name: &str, field: &str| json!({"kind": kind, "name": name, "field": field});
+    ctx["mounts"] = json!([
+        {"path": "/etc/doris", "sources": [
+            source("secret", "s", "secrets[0]"),
+            source("configMap", "c-be-conf", "configuration"),
+        ]},
+        {"path": "/etc/s", "sources": [
+            source("secret", "a", "secrets[1]"),
+            source("configMap", "b", "configMapInfo.configMaps[0]"),
+        ]},
+        {"path": "/etc/alone", "sources": [source("secret", "a", "secrets[2]")]},
+    ]);
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let vols = shape["objects"][0]["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let vol = |name: &str| vols.iter().find(|v| v["name"] == name).cloned();
+    assert_eq!(
+        vol("doris-conf").unwrap()["projected"]["sources"],
+        json!([{"secret": {"name": "s"}}, {"configMap": {"name": "c-be-conf"}}])
     );
-    let err = b
-        .call_json("shape.rhai", "shape", &ctx)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("secrets[0]: mountPath /etc/doris is already used by the configuration"),
-        "{err}"
+    assert_eq!(
+        vol("secret-a").unwrap()["projected"]["sources"],
+        json!([{"secret": {"name": "a"}}, {"configMap": {"name": "b"}}])
     );
+    // The same Secret elsewhere gets a volume name of its own.
+    assert_eq!(vol("secret-a-1").unwrap()["secret"]["secretName"], "a");
+    let mounts = container(&shape)["volumeMounts"].as_array().unwrap();
+    let at = |path: &str| {
+        mounts
+            .iter()
+            .filter(|m| m["mountPath"] == path)
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at("/etc/doris"), ["doris-conf"]);
+    assert_eq!(at("/etc/s"), ["secret-a"]);
+    assert_eq!(at("/etc/alone"), ["secret-a-1"]);
 }
 
 #[test]
@@ -372,13 +403,18 @@ fn shape_workload_group_makes_the_be_privileged() {
 }
 
 #[test]
-fn shape_cn_autoscaler_owns_replicas() {
+fn shape_cn_autoscaler_starts_from_at_least_its_minimum() {
     let b = bundle();
     let spec = json!({"image": "be:1", "replicas": 3, "autoScalingPolicy": {"version": "v2", "minReplicas": 2, "maxReplicas": 10}});
     let shape = b
         .call_json("shape.rhai", "shape", &base_ctx("cn", spec))
         .unwrap();
-    assert!(statefulset(&shape)["spec"]["replicas"].is_null());
+    assert_eq!(statefulset(&shape)["spec"]["replicas"], 3);
+    let spec = json!({"image": "be:1", "replicas": 1, "autoScalingPolicy": {"version": "v2", "minReplicas": 4, "maxReplicas": 10}});
+    let below = b
+        .call_json("shape.rhai", "shape", &base_ctx("cn", spec))
+        .unwrap();
+    assert_eq!(statefulset(&below)["spec"]["replicas"], 4);
     let hpa = shape["objects"]
         .as_array()
         .unwrap()
@@ -501,23 +537,6 @@ fn restart_order_is_be_cn_broker_then_observers_followers_and_master_last() {
         json!(["pod_ready", "fe_reports_alive"])
     );
     assert_eq!(steps[3]["wait_for"], json!(["pod_ready"]));
-}
-
-#[test]
-fn shape_rejects_two_user_mounts_at_one_path() {
-    let b = bundle();
-    let ctx = base_ctx(
-        "be",
-        json!({"image": "be:1", "secrets": [{"secretName": "a", "mountPath": "/etc/s"}, {"secretName": "b", "mountPath": "/etc/s"}]}),
-    );
-    let err = b
-        .call_json("shape.rhai", "shape", &ctx)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("secrets[1]: mountPath /etc/s is already used by secrets[0]"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -14,7 +14,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every example file holding a DorisCluster, relative to the repository.
+/// Samples refused for now, relative to `examples/`. Each is one a user
+/// expects to work; take it off this list once it does.
+pub const SET_ASIDE: &[&str] = &[
+    // feSpec.replicas 1 with the default electionNumber 3: accepted once a
+    // cluster may start with fewer FEs than electionNumber.
+    "peer/doriscluster-sample-broker.yaml",
+];
+
+/// Every example file holding a DorisCluster, relative to the repository,
+/// but those set aside.
 fn example_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -26,6 +35,9 @@ fn example_files() -> Vec<PathBuf> {
             if p.is_dir() {
                 walk(&p, out);
             } else if p.extension().is_some_and(|e| e == "yaml")
+                && !SET_ASIDE
+                    .iter()
+                    .any(|s| p.ends_with(Path::new("examples").join(s)))
                 && std::fs::read_to_string(&p)
                     .unwrap()
                     .contains("kind: DorisCluster")
@@ -70,6 +82,21 @@ fn every_sample_renders_as_in_its_snapshot() {
     for path in example_files() {
         let out = render_file(&path, None);
         insta::assert_snapshot!(format!("render__{}", snapshot_name(&path)), out);
+    }
+}
+
+#[test]
+fn samples_set_aside_are_still_refused() {
+    for name in SET_ASIDE {
+        let path = root().join("examples").join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rendered = render::read_input(name, &text).and_then(|input| {
+            render::render(&render::load_bundle(None).unwrap(), &input, Format::Yaml)
+        });
+        assert!(
+            rendered.is_err(),
+            "{name} renders now: take it off SET_ASIDE so its snapshot and end-to-end run are kept"
+        );
     }
 }
 
@@ -409,5 +436,111 @@ fn diff_shows_what_a_convention_change_would_change_and_restart() {
         String::from_utf8(same.stdout)
             .unwrap()
             .contains("= 8 objects unchanged")
+    );
+}
+
+const SECRET_AT_ETC_DORIS: &str = r#"
+apiVersion: doris.selectdb.com/v1
+kind: DorisCluster
+metadata:
+  name: s
+spec:
+  feSpec:
+    replicas: 3
+    image: apache/doris:fe-2.1.8
+    configMapInfo:
+      configMapName: fe-main
+      configMaps:
+      - configMapName: extra
+        mountPath: /etc/doris/
+    secrets:
+    - secretName: creds
+    - secretName: more
+      mountPath: /etc/doris
+"#;
+
+fn secret(name: &str, keys: &[&str]) -> String {
+    let data: String = keys.iter().map(|k| format!("  {k}: eA==\n")).collect();
+    format!("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\ndata:\n{data}")
+}
+
+fn render_text(text: &str) -> Result<(String, Vec<String>), String> {
+    let input = render::read_input("input.yaml", text)?;
+    render::render(&render::load_bundle(None).unwrap(), &input, Format::Yaml)
+}
+
+#[test]
+fn files_of_one_directory_are_merged_and_a_shared_name_is_refused_on_its_field() {
+    let extra = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  hosts.txt: x\n\
+                 ---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fe-main\ndata:\n  fe.conf: |\n    query_port = 9030\n";
+    // Distinct file names: the configuration, the ConfigMap and both
+    // Secrets are seen together in /etc/doris.
+    let fine = format!(
+        "{SECRET_AT_ETC_DORIS}{extra}{}{}",
+        secret("creds", &["user"]),
+        secret("more", &["password"])
+    );
+    let (out, notes) = render_text(&fine).unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let docs: Vec<serde_json::Value> = out
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_norway::from_str(d).unwrap())
+        .collect();
+    let sts = docs
+        .iter()
+        .find(|d| d["kind"] == "StatefulSet" && d["metadata"]["name"] == "s-fe")
+        .unwrap();
+    let pod = &sts["spec"]["template"]["spec"];
+    let mounts: Vec<_> = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["mountPath"] == "/etc/doris")
+        .collect();
+    assert_eq!(mounts.len(), 1, "one volume in /etc/doris: {mounts:?}");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mounts[0]["name"])
+        .unwrap();
+    assert_eq!(
+        volume["projected"]["sources"],
+        serde_json::json!([
+            {"configMap": {"name": "extra"}},
+            {"secret": {"name": "creds"}},
+            {"secret": {"name": "more"}},
+            {"configMap": {"name": "s-fe-conf"}},
+        ])
+    );
+
+    // A Secret key named like the rendered configuration file.
+    let clash = format!(
+        "{SECRET_AT_ETC_DORIS}{extra}{}{}",
+        secret("creds", &["user", "fe.conf"]),
+        secret("more", &["user"])
+    );
+    let err = render_text(&clash).unwrap_err();
+    assert!(
+        err.contains(
+            "spec.feSpec.secrets[0]: key fe.conf collides with fe.conf of the configuration \
+             (ConfigMap s-fe-conf), both mounted at /etc/doris"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "spec.feSpec.secrets[1]: key user collides with user of secrets[0] (Secret creds)"
+        ),
+        "{err}"
+    );
+
+    // Secrets not in the input: rendered, with a note that they were not checked.
+    let (_, notes) = render_text(&format!("{SECRET_AT_ETC_DORIS}{extra}")).unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("Secret creds was not in the input"),
+        "{notes:?}"
     );
 }

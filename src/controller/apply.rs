@@ -10,9 +10,10 @@
 //! conventions or the operator's rights change, so the reconcile reports it
 //! in status rather than only retrying.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::pinned_kind;
@@ -50,6 +51,12 @@ impl std::fmt::Display for Refusal {
         )
     }
 }
+/// The field manager that holds a StatefulSet's `replicas` for its
+/// autoscaler: the operator applies `replicas` only when it creates the
+/// StatefulSet, and before its own applies leave the field out, ownership
+/// passes to this manager, so server-side apply does not reset the count
+/// to its default (Kubernetes' documented hand-over to an autoscaler).
+pub const REPLICAS_HANDOVER_MANAGER: &str = "doris-operator-replicas-handover";
 
 /// The outcome of applying one cluster's objects.
 #[derive(Debug, Default)]
@@ -145,11 +152,15 @@ fn known_plural(kind: &str) -> Option<&'static str> {
 }
 
 /// Applies every object whose live copy differs from the plan.
+/// `autoscaled` names the StatefulSets whose replicas an autoscaler owns
+/// (see [`crate::plan::Plan::autoscaled`]): their `replicas` is applied
+/// only when they are created.
 pub async fn apply_all(
     client: &Client,
     resources: &Resources,
     stores: &Stores,
     objects: &[Value],
+    autoscaled: &BTreeMap<String, i32>,
 ) -> Result<Applied, Error> {
     let mut applied = Applied::default();
     for object in objects {
@@ -172,14 +183,85 @@ pub async fn apply_all(
         if wanted.is_some() && live_hash.as_deref() == wanted {
             continue;
         }
+        let mut object = std::borrow::Cow::Borrowed(object);
+        if kind == "StatefulSet" && autoscaled.contains_key(name) {
+            // The cache may not have seen a StatefulSet made a moment ago:
+            // only the API's word that it does not exist lets `replicas` go.
+            let live = match stores.statefulset(namespace, name) {
+                Some(live) => Some(live),
+                None => {
+                    let typed: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+                    typed
+                        .get_opt(name)
+                        .await
+                        .map_err(Error::Kube)?
+                        .map(std::sync::Arc::new)
+                }
+            };
+            if let Some(live) = live {
+                hand_over_replicas(client, &live).await?;
+                if let Some(spec) = object.to_mut()["spec"].as_object_mut() {
+                    spec.remove("replicas");
+                }
+            }
+        }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &params, &Patch::Apply(object))
+        api.patch(name, &params, &Patch::Apply(object.as_ref()))
             .await
             .map_err(|e| resources.refusal(namespace, kind, name, e))?;
         resources.accepted(namespace, kind, name);
         applied.written.push(format!("{kind}/{name}"));
     }
     Ok(applied)
+}
+
+/// Before the operator's apply leaves `replicas` out of `live`, passes the
+/// field to [`REPLICAS_HANDOVER_MANAGER`] if the operator owns it, with the
+/// count it has now; otherwise server-side apply would reset it.
+async fn hand_over_replicas(client: &Client, live: &StatefulSet) -> Result<(), Error> {
+    let owned = applies_replicas(live);
+    let (Some(name), Some(namespace), Some(replicas)) = (
+        live.metadata.name.as_deref(),
+        live.metadata.namespace.as_deref(),
+        live.spec.replicas,
+    ) else {
+        return Ok(());
+    };
+    if !owned {
+        return Ok(());
+    }
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let replicas_only = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"replicas": replicas},
+    });
+    // Not forced: a conflict means another manager (the autoscaler) owns
+    // the field already, which is all this is for.
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(REPLICAS_HANDOVER_MANAGER),
+            &Patch::Apply(&replicas_only),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Whether the operator's applies own `spec.replicas` of `live`.
+fn applies_replicas(live: &StatefulSet) -> bool {
+    live.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(FIELD_MANAGER)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    })
 }
 
 /// Deletes objects the operator made for this cluster that the plan no
@@ -279,5 +361,41 @@ mod tests {
         // Accepted once: the count starts again.
         r.accepted("ns", "StatefulSet", "b");
         assert!(refused(r.refusal("ns", "StatefulSet", "b", conflict())).is_none());
+    use serde_json::json;
+
+    fn managed(entries: Value) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d-cn", "namespace": "n", "managedFields": entries},
+            "spec": {"replicas": 5, "selector": {}, "serviceName": "s", "template": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn replicas_are_handed_over_only_while_the_operator_applies_them() {
+        // As a real API server records them: the operator created the
+        // StatefulSet with replicas; the autoscaler has not scaled it yet.
+        let created = managed(json!([{
+            "manager": "doris-operator", "operation": "Apply", "apiVersion": "apps/v1",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}, "f:serviceName": {}}}
+        }]));
+        assert!(applies_replicas(&created));
+        // The autoscaler's update took the field over.
+        let scaled = managed(json!([
+            {"manager": "doris-operator", "operation": "Apply", "apiVersion": "apps/v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:serviceName": {}}}},
+            {"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "apps/v1",
+             "subresource": "scale", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]));
+        assert!(!applies_replicas(&scaled));
+        // Handed over already, or never recorded.
+        let handed = managed(json!([
+            {"manager": REPLICAS_HANDOVER_MANAGER, "operation": "Apply", "apiVersion": "apps/v1",
+             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]));
+        assert!(!applies_replicas(&handed));
+        assert!(!applies_replicas(&managed(json!([]))));
     }
 }

@@ -352,11 +352,17 @@ fn scales(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> Vec<Scale> {
         .into_iter()
         .filter_map(|kind| {
             let statefulset = names::statefulset(&name, kind);
-            let desired = planned_replicas(&planned.objects, &statefulset)?;
             let current = ctx
                 .stores
                 .statefulset(&namespace, &statefulset)
                 .and_then(|s| s.spec.replicas);
+            // An autoscaler owns the count: what the StatefulSet has is
+            // what is wanted, so the nodes it added are expected and the
+            // ones it removed go from the FE.
+            let desired = match planned.autoscaled.get(&statefulset) {
+                Some(initial) => current.unwrap_or(*initial),
+                None => planned_replicas(&planned.objects, &statefulset)?,
+            };
             Some(Scale {
                 kind,
                 statefulset,

@@ -377,11 +377,13 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         }
     };
     let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
+    let secret_keys = user_secret_keys(&ctx.client, &cluster, &namespace).await?;
     let planned = plan::plan(
         &bundle,
         PlanInput {
             cluster: &cluster,
             config_maps: &config_maps,
+            secret_keys: &secret_keys,
         },
     )
     .and_then(|planned| {
@@ -468,7 +470,15 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     }
 
     let applied =
-        match apply::apply_all(&ctx.client, &ctx.resources, &ctx.stores, &planned.objects).await {
+        match apply::apply_all(
+            &ctx.client,
+            &ctx.resources,
+            &ctx.stores,
+            &planned.objects,
+            &planned.autoscaled,
+        )
+        .await
+        {
             Ok(applied) => applied,
             Err(Error::ApplyRefused(refusal)) => {
                 // Said in status and once as an Event; the error makes the
@@ -666,6 +676,32 @@ async fn user_config_maps(
             if let Some(cm) = api.get_opt(name).await.map_err(Error::Kube)? {
                 out.insert(name.clone(), cm.data.unwrap_or_default());
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The keys of the Secrets the cluster mounts in a directory with other
+/// files, which decide whether their file names collide (reads, never
+/// writes; only the key names are kept). A Secret that does not exist yet
+/// is left out: its pods wait for it, and it is checked once it exists.
+async fn user_secret_keys(
+    client: &Client,
+    cluster: &DorisCluster,
+    namespace: &str,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
+    let mut out = BTreeMap::new();
+    for name in plan::mounts::secrets_to_read(cluster) {
+        if let Some(secret) = api.get_opt(&name).await.map_err(Error::Kube)? {
+            let keys = secret
+                .data
+                .iter()
+                .flat_map(|d| d.keys())
+                .chain(secret.string_data.iter().flat_map(|d| d.keys()))
+                .cloned()
+                .collect();
+            out.insert(name, keys);
         }
     }
     Ok(out)

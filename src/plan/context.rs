@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::objects;
 use super::{ComponentPlan, PlanInput};
+use super::{mounts, objects};
 use crate::conf::ConfFile;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
@@ -69,6 +69,10 @@ pub struct Planner<'a> {
     owner: Option<Value>,
     fe_config: Value,
     missing: BTreeSet<String>,
+    /// Secrets sharing a directory whose keys were not known.
+    unchecked: BTreeSet<String>,
+    /// Mounts the spec asks for that cannot be made.
+    field_errors: Vec<crate::crd::FieldError>,
 }
 
 impl<'a> Planner<'a> {
@@ -100,11 +104,24 @@ impl<'a> Planner<'a> {
             owner,
             fe_config: json!({}),
             missing: BTreeSet::new(),
+            unchecked: BTreeSet::new(),
+            field_errors: Vec::new(),
         }
     }
 
     pub fn missing_config_maps(&self) -> Vec<String> {
         self.missing.iter().cloned().collect()
+    }
+
+    /// Secrets mounted in a directory with other files whose keys were not
+    /// known, so a file name they share could not be checked.
+    pub fn unchecked_secrets(&self) -> Vec<String> {
+        self.unchecked.iter().cloned().collect()
+    }
+
+    /// What the spec asks that cannot be mounted, by field.
+    pub fn field_errors(&self) -> &[crate::crd::FieldError] {
+        &self.field_errors
     }
 
     /// Plans one component, or `None` when the cluster does not have it.
@@ -145,6 +162,12 @@ impl<'a> Planner<'a> {
             }
         }
         let user_conf = ConfFile::parse(user_files.get(conf_file).map_or("", String::as_str));
+        let mounts = mounts::mounts(
+            base,
+            source.as_deref(),
+            &names::config_map(&cluster_name, kind),
+            CONFIG_MOUNT_PATH,
+        );
 
         let ctx_json = json!({
             "cluster": self.cluster,
@@ -168,6 +191,7 @@ impl<'a> Planner<'a> {
                 "user": user_conf.lookup_map(),
             },
             "fe_config": self.fe_config,
+            "mounts": mounts,
         });
         // Policies and templates share one ctx, converted once and grown as
         // each step adds what it decided.
@@ -196,6 +220,17 @@ impl<'a> Planner<'a> {
         let final_conf = ConfFile::parse(&rendered).lookup_map();
         let mut files = user_files;
         files.insert(conf_file.to_string(), rendered);
+        let (errors, unchecked) = mounts::check(
+            kind,
+            &mounts,
+            &files.keys().cloned().collect(),
+            &mounts::Known {
+                config_maps: self.input.config_maps,
+                secrets: self.input.secret_keys,
+            },
+        );
+        self.field_errors.extend(errors);
+        self.unchecked.extend(unchecked);
         let config_hash = hash_files(&files);
         insert(&mut ctx, &["config", "values"], dynamic(&final_conf));
         insert(&mut ctx, &["config", "files"], dynamic(&files));
@@ -304,7 +339,7 @@ fn insert(map: &mut rhai::Dynamic, path: &[&str], value: rhai::Dynamic) {
 
 /// The ConfigMap mounted where Doris reads its configuration: `configMapName`,
 /// else the first of `configMaps` mounted at the default path.
-fn primary_config_map(base: &crate::crd::BaseSpec) -> Option<String> {
+pub(super) fn primary_config_map(base: &crate::crd::BaseSpec) -> Option<String> {
     let info = base.config_map_info.as_ref()?;
     if let Some(name) = info.config_map_name.as_ref().filter(|n| !n.is_empty()) {
         return Some(name.clone());

@@ -17,10 +17,11 @@
 
 mod context;
 pub mod membership;
+pub mod mounts;
 mod objects;
 pub mod restart;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -38,6 +39,9 @@ pub struct PlanInput<'a> {
     /// The data of the ConfigMaps the cluster references, by name. A
     /// referenced ConfigMap missing here is listed in [`Plan::missing_config_maps`].
     pub config_maps: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// The keys of the Secrets the cluster mounts next to other files, by
+    /// name; a Secret missing here is listed in [`Plan::unchecked_secrets`].
+    pub secret_keys: &'a BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What the conventions decided for one component.
@@ -60,6 +64,14 @@ pub struct Plan {
     /// Referenced ConfigMaps that were not supplied; their configuration was
     /// planned from convention defaults alone.
     pub missing_config_maps: Vec<String>,
+    /// Secrets mounted in a directory with other files whose keys were not
+    /// supplied: a file name they share with the others was not checked.
+    pub unchecked_secrets: Vec<String>,
+    /// StatefulSets whose replicas a planned HorizontalPodAutoscaler owns,
+    /// with the replicas they are created with. Their planned `replicas` is
+    /// for creation only: the operator leaves it out of later applies, and
+    /// the content hash does not cover it.
+    pub autoscaled: BTreeMap<String, i32>,
 }
 
 /// Why a plan could not be made.
@@ -117,6 +129,8 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
         objects: Vec::new(),
         components: Vec::new(),
         missing_config_maps: Vec::new(),
+        unchecked_secrets: Vec::new(),
+        autoscaled: BTreeMap::new(),
     };
     let mut planner = context::Planner::new(bundle, input);
     for kind in ComponentKind::ALL {
@@ -130,6 +144,11 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
         plan.objects.extend(component.objects);
         plan.components.push(component.plan);
     }
+    if !planner.field_errors().is_empty() {
+        return Err(PlanError::InvalidSpec(planner.field_errors().to_vec()));
+    }
     plan.missing_config_maps = planner.missing_config_maps();
+    plan.unchecked_secrets = planner.unchecked_secrets();
+    plan.autoscaled = objects::hand_replicas_to_autoscalers(&mut plan.objects);
     Ok(plan)
 }

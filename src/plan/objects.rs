@@ -79,6 +79,11 @@ pub fn restamp(object: &mut Value) {
     };
     if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
         annotations.remove(APPLIED_HASH_ANNOTATION);
+        if annotations.is_empty() {
+            // As before the first stamp, so a restamp of unchanged content
+            // gives the same hash.
+            meta.remove("annotations");
+        }
     }
     // serde_json maps are ordered by key, so the text, and the hash, are stable.
     let hash = content_hash(&object.to_string());
@@ -87,6 +92,49 @@ pub fn restamp(object: &mut Value) {
     if let Some(annotations) = annotations.as_object_mut() {
         annotations.insert(APPLIED_HASH_ANNOTATION.into(), json!(hash));
     }
+}
+
+/// Finds the StatefulSets a planned HorizontalPodAutoscaler scales and
+/// returns them with the replicas they are created with: their planned
+/// `replicas`, else the autoscaler's `minReplicas`, else 1. Their content
+/// hash leaves `replicas` out, so a change of it alone writes nothing: the
+/// autoscaler owns the count once the StatefulSet exists.
+pub fn hand_replicas_to_autoscalers(
+    objects: &mut [Value],
+) -> std::collections::BTreeMap<String, i32> {
+    let targets: Vec<(String, Option<i64>)> = objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "HorizontalPodAutoscaler"
+                && o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("autoscaling/"))
+                && o["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
+        })
+        .filter_map(|o| {
+            let name = o["spec"]["scaleTargetRef"]["name"].as_str()?.to_string();
+            Some((name, o["spec"]["minReplicas"].as_i64()))
+        })
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (name, min) in targets {
+        let Some(sts) = objects
+            .iter_mut()
+            .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == name.as_str())
+        else {
+            continue;
+        };
+        let Some(spec) = sts.get_mut("spec").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let planned = spec.remove("replicas").and_then(|r| r.as_i64());
+        let initial = planned.or(min).unwrap_or(1).max(1);
+        let initial = i32::try_from(initial).unwrap_or(i32::MAX);
+        restamp(sts);
+        sts["spec"]["replicas"] = json!(initial);
+        out.insert(name, initial);
+    }
+    out
 }
 
 /// The annotation holding the hash of an object's planned content: the
