@@ -8,6 +8,7 @@
 //! the repository layout. Every bundle has a revision: a hash of the files it
 //! was built from, shown wherever its output is.
 
+pub mod allowance;
 pub mod reload;
 pub mod sandbox;
 
@@ -418,8 +419,12 @@ impl ConventionBundle {
             .policies
             .get(file)
             .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
+        // A large ctx gets limits raised by its size (see `allowance`).
+        let size = allowance::DataSize::of(ctx);
+        let sized = (!size.is_small()).then(|| allowance::engine_for(size));
+        let engine = sized.as_ref().unwrap_or(&self.engine);
         let options = rhai::CallFnOptions::new().eval_ast(false);
-        let result = self.engine.call_fn_with_options::<Dynamic>(
+        let result = engine.call_fn_with_options::<Dynamic>(
             options,
             &mut rhai::Scope::new(),
             ast,
@@ -430,7 +435,9 @@ impl ConventionBundle {
             let mut located = SourceError::from_rhai(&origin, &err);
             let runaway = matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_));
             let too_large = matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..));
-            if located.line.is_none() && (runaway || too_large) {
+            // The tracer runs under the fixed limits, so it can only locate
+            // a failure of a call that ran under them.
+            if located.line.is_none() && (runaway || too_large) && sized.is_none() {
                 // Rhai reports these at the outermost call; run the call
                 // again under a tracer to find the statement that failed.
                 let pos = sandbox::last_position_of(ast, function, ctx.clone());
@@ -461,8 +468,16 @@ impl ConventionBundle {
         name: &str,
         ctx: &minijinja::Value,
     ) -> Result<String, SourceError> {
-        let tmpl = self
-            .templates
+        // A large context gets fuel in proportion (see `allowance`).
+        let size = allowance::DataSize::of_template(ctx);
+        let sized = (!size.is_small()).then(|| {
+            let mut env = self.templates.clone();
+            env.set_fuel(Some(allowance::fuel_for(size)));
+            env
+        });
+        let tmpl = sized
+            .as_ref()
+            .unwrap_or(&self.templates)
             .get_template(name)
             .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))?;
         tmpl.render(ctx)
