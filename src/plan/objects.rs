@@ -51,7 +51,37 @@ pub fn check(value: Value) -> Result<Value, String> {
         _ => Ok(()),
     };
     checked.map_err(|e| format!("{label}: {e}"))?;
+    if kind == "ConfigMap" {
+        let size = config_map_size(&value);
+        if size > MAX_CONFIG_MAP_BYTES {
+            return Err(format!(
+                "{label}: its data comes to {size} bytes, more than the {MAX_CONFIG_MAP_BYTES} \
+                 bytes (1 MiB) a ConfigMap may hold"
+            ));
+        }
+    }
     Ok(value)
+}
+
+/// The most data (and binaryData) one ConfigMap may hold, in bytes: the API
+/// server refuses more.
+pub const MAX_CONFIG_MAP_BYTES: usize = 1 << 20;
+
+/// The bytes of a ConfigMap's values, as the API server counts them
+/// (binaryData decoded from its base64).
+fn config_map_size(value: &Value) -> usize {
+    let sum = |part: &str, len: fn(&str) -> usize| -> usize {
+        value
+            .get(part)
+            .and_then(Value::as_object)
+            .map_or(0, |data| {
+                data.values().map(|v| v.as_str().map_or(0, len)).sum()
+            })
+    };
+    sum("data", str::len)
+        + sum("binaryData", |b64| {
+            (b64.len() / 4 * 3).saturating_sub(b64.bytes().rev().take_while(|b| *b == b'=').count())
+        })
 }
 
 /// Puts an object in the cluster's namespace and under its ownership, marks
