@@ -298,4 +298,26 @@ mod tests {
         let addr = c.spec.be_spec.unwrap().base.fe_address.unwrap();
         assert_eq!(addr.endpoints.unwrap().address.unwrap(), ["10.0.0.1"]);
     }
+
+    #[test]
+    fn nesting_is_refused_past_the_limit_where_it_happens() {
+        let flow = |depth: usize| format!("a: 1\nb: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        // The top-level map is one level.
+        assert_eq!(check_depth(&flow(MAX_DEPTH - 1)), Ok(()));
+        assert_eq!(
+            check_depth(&flow(MAX_DEPTH)),
+            Err(TooDeep {
+                line: 2,
+                col: 4 + MAX_DEPTH - 1
+            })
+        );
+        let block: String = (0..=MAX_DEPTH)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        let err = check_depth(&block).unwrap_err();
+        assert_eq!(err.line, MAX_DEPTH + 1);
+        // Syntax errors are left to the decoder.
+        assert_eq!(check_depth("a: [1\n"), Ok(()));
+        assert!(serde_norway::from_str::<Value>("a: [1\n").is_err());
+    }
 }

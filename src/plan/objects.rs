@@ -249,6 +249,32 @@ mod tests {
     }
 
     #[test]
+    fn a_config_map_holds_at_most_a_mebibyte() {
+        let config_map = |data: Value, binary: Value| {
+            check(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "x"},
+                "data": data, "binaryData": binary
+            }))
+        };
+        let half = "a".repeat(MAX_CONFIG_MAP_BYTES / 2);
+        assert!(config_map(json!({"a": half, "b": half}), json!({})).is_ok());
+        let err = config_map(json!({"a": half, "b": format!("{half}!")}), json!({})).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "ConfigMap \"x\": its data comes to {} bytes, more than the {MAX_CONFIG_MAP_BYTES} \
+                 bytes (1 MiB) a ConfigMap may hold",
+                MAX_CONFIG_MAP_BYTES + 1
+            )
+        );
+        // binaryData counts as decoded: "AAAA" is three bytes, "AA==" one.
+        let data = json!({"a": "a".repeat(MAX_CONFIG_MAP_BYTES - 4)});
+        assert!(config_map(data.clone(), json!({"b": "AAAA", "c": "AA=="})).is_ok());
+        assert!(config_map(data, json!({"b": "AAAA", "c": "AAA="})).is_err());
+    }
+
+    #[test]
     fn object_without_identity_is_rejected() {
         assert!(
             check(json!({"kind": "Service"}))
