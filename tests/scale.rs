@@ -72,8 +72,12 @@ fn a_policy_may_not_build_much_beyond_a_large_ctx() {
     let err = plan_restart(&b, &c, "preview", &full_restart_candidates(&c))
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("my/restart.rhai"), "{err}");
+    assert!(err.starts_with("my/restart.rhai: "), "{err}");
     assert!(err.contains("Size of array"), "{err}");
+    assert!(
+        err.contains("the fixed limits raised by the size of ctx"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -435,21 +435,32 @@ impl ConventionBundle {
             let mut located = SourceError::from_rhai(&origin, &err);
             let runaway = matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_));
             let too_large = matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..));
-            // The tracer runs under the fixed limits, so it can only locate
-            // a failure of a call that ran under them.
-            if located.line.is_none() && (runaway || too_large) && sized.is_none() {
-                // Rhai reports these at the outermost call; run the call
-                // again under a tracer to find the statement that failed.
+            // Rhai reports these at the outermost call; run the call again
+            // under a tracer to find the statement that failed. The tracer
+            // clones every argument of every call it steps through, which
+            // takes time in the square of a large ctx, so a call that ran
+            // with one is reported without a line rather than traced.
+            let unlocated = located.line.is_none() && (runaway || too_large);
+            if unlocated && sized.is_none() {
                 let pos = sandbox::last_position_of(ast, function, ctx.clone());
                 located.line = pos.line();
                 located.col = pos.position();
-                if runaway {
-                    located.message = format!(
-                        "stopped after {} operations; does a loop never end? ({})",
-                        sandbox::MAX_OPERATIONS,
-                        located.message
-                    );
-                }
+            }
+            if unlocated && runaway {
+                located.message = format!(
+                    "stopped after {} operations; does a loop never end? ({})",
+                    sandbox::MAX_OPERATIONS,
+                    located.message
+                );
+            } else if unlocated && sized.is_some() {
+                located.message = format!(
+                    "{} (limits here: {} array items, {} map entries, {} string bytes: \
+                     the fixed limits raised by the size of ctx)",
+                    located.message,
+                    engine.max_array_size(),
+                    engine.max_map_size(),
+                    engine.max_string_size()
+                );
             }
             located
         })?;
