@@ -7,7 +7,7 @@
 //! value text untouched, and offers case-insensitive lookups of the unquoted
 //! value for the few keys the operator itself needs (ports, paths, modes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One `key = value` line.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -18,9 +18,12 @@ pub struct ConfEntry {
 }
 
 /// An ordered Doris configuration file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConfFile {
-    pub entries: Vec<ConfEntry>,
+    entries: Vec<ConfEntry>,
+    /// Lower-cased key to its entry, so that reading a file of n lines
+    /// takes time in proportion to n.
+    index: HashMap<String, usize>,
 }
 
 impl ConfFile {
@@ -47,15 +50,24 @@ impl ConfFile {
         file
     }
 
+    /// The entries in file order.
+    pub fn entries(&self) -> &[ConfEntry] {
+        &self.entries
+    }
+
     /// Sets `key` to the raw `value`, replacing an entry whose key matches
     /// case-insensitively, or appending a new one.
     pub fn set(&mut self, key: &str, value: &str) {
         match self.position(key) {
             Some(i) => self.entries[i].value = value.to_string(),
-            None => self.entries.push(ConfEntry {
-                key: key.to_string(),
-                value: value.to_string(),
-            }),
+            None => {
+                self.index
+                    .insert(key.to_ascii_lowercase(), self.entries.len());
+                self.entries.push(ConfEntry {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
+            }
         }
     }
 
@@ -90,9 +102,7 @@ impl ConfFile {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        self.entries
-            .iter()
-            .position(|e| e.key.eq_ignore_ascii_case(key))
+        self.index.get(&key.to_ascii_lowercase()).copied()
     }
 }
 
@@ -141,9 +151,9 @@ mod tests {
         let f = ConfFile::parse(
             "# comment\nCUR_DATE=`date +%Y`\nJAVA_OPTS=\"-Xmx8g $CUR_DATE\"\n\nhttp_port = 8031\n",
         );
-        let keys: Vec<_> = f.entries.iter().map(|e| e.key.as_str()).collect();
+        let keys: Vec<_> = f.entries().iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["CUR_DATE", "JAVA_OPTS", "http_port"]);
-        assert_eq!(f.entries[1].value, "\"-Xmx8g $CUR_DATE\"");
+        assert_eq!(f.entries()[1].value, "\"-Xmx8g $CUR_DATE\"");
         assert_eq!(f.get("java_opts"), Some("-Xmx8g $CUR_DATE"));
         assert_eq!(f.get("HTTP_PORT"), Some("8031"));
         assert_eq!(f.get("query_port"), None);

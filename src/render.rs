@@ -43,6 +43,15 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
     let mut input = RenderInput::default();
     for (index, (line, doc)) in documents(text).into_iter().enumerate() {
         let at = format!("{file}: document {} (line {line})", index + 1);
+        if let Err(deep) = crate::crd::check_depth(doc) {
+            return Err(format!(
+                "{file}:{}:{}: document {}: collections nested more than {} levels deep",
+                line + deep.line - 1,
+                deep.col,
+                index + 1,
+                crate::crd::MAX_DEPTH
+            ));
+        }
         let header: Value =
             serde_norway::from_str(doc).map_err(|e| format!("{at}: not valid YAML: {e}"))?;
         match header.get("kind").and_then(Value::as_str) {

@@ -102,12 +102,6 @@ fn every_example_is_accepted_and_round_trips() {
     example_files(&root().join("examples"), &mut files);
     let mut seen = 0;
     for file in files {
-        // feSpec.replicas 1 with the default electionNumber 3: accepted once
-        // a cluster may start with fewer FEs than electionNumber (set aside
-        // in tests/render.rs and tests/e2e_samples.rs as well).
-        if file.ends_with("examples/peer/doriscluster-sample-broker.yaml") {
-            continue;
-        }
         for doc in cluster_documents(&file) {
             let cluster = parse_cluster(&doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             let again = serde_norway::to_string(&cluster).unwrap();

@@ -26,13 +26,6 @@ use members::MemberDriver;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Samples refused for now (see tests/render.rs); each is expected to work.
-const SET_ASIDE: &[&str] = &[
-    // feSpec.replicas 1 with the default electionNumber 3: accepted once a
-    // cluster may start with fewer FEs than electionNumber.
-    "doriscluster-sample-broker.yaml",
-];
-
 fn peer_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/peer")
 }
@@ -42,7 +35,7 @@ fn peer_samples() -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            p.extension().is_some_and(|e| e == "yaml") && !SET_ASIDE.iter().any(|s| p.ends_with(s))
+            p.extension().is_some_and(|e| e == "yaml")
         })
         .collect();
     out.sort();

@@ -14,16 +14,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Samples refused for now, relative to `examples/`. Each is one a user
-/// expects to work; take it off this list once it does.
-pub const SET_ASIDE: &[&str] = &[
-    // feSpec.replicas 1 with the default electionNumber 3: accepted once a
-    // cluster may start with fewer FEs than electionNumber.
-    "peer/doriscluster-sample-broker.yaml",
-];
-
-/// Every example file holding a DorisCluster, relative to the repository,
-/// but those set aside.
+/// Every example file holding a DorisCluster, relative to the repository.
 fn example_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -35,9 +26,6 @@ fn example_files() -> Vec<PathBuf> {
             if p.is_dir() {
                 walk(&p, out);
             } else if p.extension().is_some_and(|e| e == "yaml")
-                && !SET_ASIDE
-                    .iter()
-                    .any(|s| p.ends_with(Path::new("examples").join(s)))
                 && std::fs::read_to_string(&p)
                     .unwrap()
                     .contains("kind: DorisCluster")
@@ -82,21 +70,6 @@ fn every_sample_renders_as_in_its_snapshot() {
     for path in example_files() {
         let out = render_file(&path, None);
         insta::assert_snapshot!(format!("render__{}", snapshot_name(&path)), out);
-    }
-}
-
-#[test]
-fn samples_set_aside_are_still_refused() {
-    for name in SET_ASIDE {
-        let path = root().join("examples").join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let rendered = render::read_input(name, &text).and_then(|input| {
-            render::render(&render::load_bundle(None).unwrap(), &input, Format::Yaml)
-        });
-        assert!(
-            rendered.is_err(),
-            "{name} renders now: take it off SET_ASIDE so its snapshot and end-to-end run are kept"
-        );
     }
 }
 

@@ -307,6 +307,7 @@ pub async fn prune(
 mod tests {
     use super::*;
     use kube::core::Status;
+    use serde_json::json;
 
     fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
         let mut status = Status::failure(message, reason);
@@ -361,7 +362,7 @@ mod tests {
         // Accepted once: the count starts again.
         r.accepted("ns", "StatefulSet", "b");
         assert!(refused(r.refusal("ns", "StatefulSet", "b", conflict())).is_none());
-    use serde_json::json;
+    }
 
     fn managed(entries: Value) -> StatefulSet {
         serde_json::from_value(json!({

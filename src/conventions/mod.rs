@@ -8,6 +8,7 @@
 //! the repository layout. Every bundle has a revision: a hash of the files it
 //! was built from, shown wherever its output is.
 
+pub mod allowance;
 pub mod reload;
 pub mod sandbox;
 
@@ -418,8 +419,12 @@ impl ConventionBundle {
             .policies
             .get(file)
             .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
+        // A large ctx gets limits raised by its size (see `allowance`).
+        let size = allowance::DataSize::of(ctx);
+        let sized = (!size.is_small()).then(|| allowance::engine_for(size));
+        let engine = sized.as_ref().unwrap_or(&self.engine);
         let options = rhai::CallFnOptions::new().eval_ast(false);
-        let result = self.engine.call_fn_with_options::<Dynamic>(
+        let result = engine.call_fn_with_options::<Dynamic>(
             options,
             &mut rhai::Scope::new(),
             ast,
@@ -430,19 +435,32 @@ impl ConventionBundle {
             let mut located = SourceError::from_rhai(&origin, &err);
             let runaway = matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_));
             let too_large = matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..));
-            if located.line.is_none() && (runaway || too_large) {
-                // Rhai reports these at the outermost call; run the call
-                // again under a tracer to find the statement that failed.
+            // Rhai reports these at the outermost call; run the call again
+            // under a tracer to find the statement that failed. The tracer
+            // clones every argument of every call it steps through, which
+            // takes time in the square of a large ctx, so a call that ran
+            // with one is reported without a line rather than traced.
+            let unlocated = located.line.is_none() && (runaway || too_large);
+            if unlocated && sized.is_none() {
                 let pos = sandbox::last_position_of(ast, function, ctx.clone());
                 located.line = pos.line();
                 located.col = pos.position();
-                if runaway {
-                    located.message = format!(
-                        "stopped after {} operations; does a loop never end? ({})",
-                        sandbox::MAX_OPERATIONS,
-                        located.message
-                    );
-                }
+            }
+            if unlocated && runaway {
+                located.message = format!(
+                    "stopped after {} operations; does a loop never end? ({})",
+                    sandbox::MAX_OPERATIONS,
+                    located.message
+                );
+            } else if unlocated && sized.is_some() {
+                located.message = format!(
+                    "{} (limits here: {} array items, {} map entries, {} string bytes: \
+                     the fixed limits raised by the size of ctx)",
+                    located.message,
+                    engine.max_array_size(),
+                    engine.max_map_size(),
+                    engine.max_string_size()
+                );
             }
             located
         })?;
@@ -461,8 +479,16 @@ impl ConventionBundle {
         name: &str,
         ctx: &minijinja::Value,
     ) -> Result<String, SourceError> {
-        let tmpl = self
-            .templates
+        // A large context gets fuel in proportion (see `allowance`).
+        let size = allowance::DataSize::of_template(ctx);
+        let sized = (!size.is_small()).then(|| {
+            let mut env = self.templates.clone();
+            env.set_fuel(Some(allowance::fuel_for(size)));
+            env
+        });
+        let tmpl = sized
+            .as_ref()
+            .unwrap_or(&self.templates)
             .get_template(name)
             .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))?;
         tmpl.render(ctx)

@@ -23,7 +23,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
-pub use validate::{CrdError, FieldError, parse_cluster, validate};
+pub use validate::{
+    CrdError, FieldError, MAX_DEPTH, TooDeep, check_depth, parse_cluster, validate,
+};
 
 /// The desired state of a Doris cluster.
 #[skip_serializing_none]

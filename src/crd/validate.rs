@@ -30,6 +30,8 @@ impl fmt::Display for FieldError {
 pub enum CrdError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
+    #[error("{0}")]
+    TooDeep(TooDeep),
     #[error(
         "expected apiVersion doris.selectdb.com/v1 and kind DorisCluster, got {api_version} {kind}"
     )]
@@ -44,6 +46,7 @@ pub enum CrdError {
 /// server would (unknown fields, the CRD's bounds, patterns and CEL rules),
 /// then the rules the CRD cannot express.
 pub fn parse_cluster(yaml: &str) -> Result<DorisCluster, CrdError> {
+    check_depth(yaml).map_err(CrdError::TooDeep)?;
     let value: Value = serde_norway::from_str(yaml).map_err(|e| CrdError::Yaml(e.to_string()))?;
     let cluster = from_value(value.clone())?;
     let mut errors = admission(&value, None);
@@ -287,6 +290,85 @@ pub fn validate(cluster: &DorisCluster) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+/// How deeply a YAML or JSON document may nest its collections. The decoders
+/// refuse deeper documents anyway; checking first refuses them quickly.
+pub const MAX_DEPTH: usize = 128;
+
+/// A document that nests deeper than [`MAX_DEPTH`], and where it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TooDeep {
+    /// 1-based, within the text checked.
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for TooDeep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {} column {}: collections nested more than {MAX_DEPTH} levels deep",
+            self.line, self.col
+        )
+    }
+}
+
+/// Refuses YAML text whose collections nest deeper than [`MAX_DEPTH`].
+///
+/// The YAML scanner spends time in proportion to the nesting depth on every
+/// token, so a deeply nested document (`[[[[…`) takes time quadratic in its
+/// size before any depth limit of the decoder applies. This walks the same
+/// scanner's events and stops at the first collection beyond the limit, so
+/// the work stays proportional to the text. Syntax errors are left for the
+/// decoder to report.
+pub fn check_depth(text: &str) -> Result<(), TooDeep> {
+    use std::mem::MaybeUninit;
+    use unsafe_libyaml_norway as unsafe_yaml;
+
+    // SAFETY: the parser is initialised before use and deleted once; it
+    // reads `text`, which outlives it; every event it produced is deleted.
+    // The parser is boxed so that it does not move while in use.
+    unsafe {
+        let mut parser = Box::new(MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit());
+        let parser = parser.as_mut_ptr();
+        if unsafe_yaml::yaml_parser_initialize(parser).fail {
+            return Ok(());
+        }
+        unsafe_yaml::yaml_parser_set_encoding(parser, unsafe_yaml::YAML_UTF8_ENCODING);
+        unsafe_yaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        let mut depth = 0usize;
+        let mut found = None;
+        loop {
+            let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+            if unsafe_yaml::yaml_parser_parse(parser, event.as_mut_ptr()).fail {
+                break;
+            }
+            let event = event.as_mut_ptr();
+            let kind = (*event).type_;
+            let mark = (*event).start_mark;
+            unsafe_yaml::yaml_event_delete(event);
+            match kind {
+                unsafe_yaml::YAML_SEQUENCE_START_EVENT | unsafe_yaml::YAML_MAPPING_START_EVENT => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        found = Some(TooDeep {
+                            line: mark.line as usize + 1,
+                            col: mark.column as usize + 1,
+                        });
+                        break;
+                    }
+                }
+                unsafe_yaml::YAML_SEQUENCE_END_EVENT | unsafe_yaml::YAML_MAPPING_END_EVENT => {
+                    depth = depth.saturating_sub(1);
+                }
+                unsafe_yaml::YAML_STREAM_END_EVENT => break,
+                _ => {}
+            }
+        }
+        unsafe_yaml::yaml_parser_delete(parser);
+        found.map_or(Ok(()), Err)
+    }
 }
 
 #[cfg(test)]
@@ -597,5 +679,27 @@ mod tests {
         .unwrap();
         let addr = c.spec.be_spec.unwrap().base.fe_address.unwrap();
         assert_eq!(addr.endpoints.unwrap().address.unwrap(), ["10.0.0.1"]);
+    }
+
+    #[test]
+    fn nesting_is_refused_past_the_limit_where_it_happens() {
+        let flow = |depth: usize| format!("a: 1\nb: {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        // The top-level map is one level.
+        assert_eq!(check_depth(&flow(MAX_DEPTH - 1)), Ok(()));
+        assert_eq!(
+            check_depth(&flow(MAX_DEPTH)),
+            Err(TooDeep {
+                line: 2,
+                col: 4 + MAX_DEPTH - 1
+            })
+        );
+        let block: String = (0..=MAX_DEPTH)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        let err = check_depth(&block).unwrap_err();
+        assert_eq!(err.line, MAX_DEPTH + 1);
+        // Syntax errors are left to the decoder.
+        assert_eq!(check_depth("a: [1\n"), Ok(()));
+        assert!(serde_norway::from_str::<Value>("a: [1\n").is_err());
     }
 }

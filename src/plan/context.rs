@@ -214,7 +214,7 @@ impl<'a> Planner<'a> {
                 "component": kind.as_str(),
                 "file": conf_file,
                 "source": ctx_json["config"]["source"],
-                "entries": conf.entries,
+                "entries": conf.entries(),
             }))),
         )?;
         let final_conf = ConfFile::parse(&rendered).lookup_map();
@@ -231,6 +231,22 @@ impl<'a> Planner<'a> {
         );
         self.field_errors.extend(errors);
         self.unchecked.extend(unchecked);
+        let total: usize = files.values().map(String::len).sum();
+        if total > objects::MAX_CONFIG_MAP_BYTES {
+            let file = match &source {
+                Some(name) => format!("ConfigMap {name}, {conf_file}"),
+                None => self.bundle.origin(&template),
+            };
+            return Err(SourceError::new(
+                file,
+                format!(
+                    "with {conf_file} as rendered, the configuration files come to {total} bytes, \
+                     {} more than ConfigMap {} that carries them to the pods may hold (1 MiB)",
+                    total - objects::MAX_CONFIG_MAP_BYTES,
+                    names::config_map(&cluster_name, kind)
+                ),
+            ));
+        }
         let config_hash = hash_files(&files);
         insert(&mut ctx, &["config", "values"], dynamic(&final_conf));
         insert(&mut ctx, &["config", "files"], dynamic(&files));
@@ -275,6 +291,12 @@ impl<'a> Planner<'a> {
             let text = self.bundle.render_template(name, &tctx)?;
             for (i, doc) in split_documents(&text).into_iter().enumerate() {
                 let origin = self.bundle.origin(name);
+                crate::crd::check_depth(doc).map_err(|deep| {
+                    SourceError::new(
+                        origin.clone(),
+                        format!("rendered document {}: {deep}", i + 1),
+                    )
+                })?;
                 let value: Value = serde_norway::from_str(doc).map_err(|e| {
                     SourceError::new(
                         origin.clone(),

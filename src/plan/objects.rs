@@ -51,7 +51,37 @@ pub fn check(value: Value) -> Result<Value, String> {
         _ => Ok(()),
     };
     checked.map_err(|e| format!("{label}: {e}"))?;
+    if kind == "ConfigMap" {
+        let size = config_map_size(&value);
+        if size > MAX_CONFIG_MAP_BYTES {
+            return Err(format!(
+                "{label}: its data comes to {size} bytes, more than the {MAX_CONFIG_MAP_BYTES} \
+                 bytes (1 MiB) a ConfigMap may hold"
+            ));
+        }
+    }
     Ok(value)
+}
+
+/// The most data (and binaryData) one ConfigMap may hold, in bytes: the API
+/// server refuses more.
+pub const MAX_CONFIG_MAP_BYTES: usize = 1 << 20;
+
+/// The bytes of a ConfigMap's values, as the API server counts them
+/// (binaryData decoded from its base64).
+fn config_map_size(value: &Value) -> usize {
+    let sum = |part: &str, len: fn(&str) -> usize| -> usize {
+        value
+            .get(part)
+            .and_then(Value::as_object)
+            .map_or(0, |data| {
+                data.values().map(|v| v.as_str().map_or(0, len)).sum()
+            })
+    };
+    sum("data", str::len)
+        + sum("binaryData", |b64| {
+            (b64.len() / 4 * 3).saturating_sub(b64.bytes().rev().take_while(|b| *b == b'=').count())
+        })
 }
 
 /// Puts an object in the cluster's namespace and under its ownership, marks
@@ -264,6 +294,32 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(v["metadata"], json!({"name": "x"}));
+    }
+
+    #[test]
+    fn a_config_map_holds_at_most_a_mebibyte() {
+        let config_map = |data: Value, binary: Value| {
+            check(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "x"},
+                "data": data, "binaryData": binary
+            }))
+        };
+        let half = "a".repeat(MAX_CONFIG_MAP_BYTES / 2);
+        assert!(config_map(json!({"a": half, "b": half}), json!({})).is_ok());
+        let err = config_map(json!({"a": half, "b": format!("{half}!")}), json!({})).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "ConfigMap \"x\": its data comes to {} bytes, more than the {MAX_CONFIG_MAP_BYTES} \
+                 bytes (1 MiB) a ConfigMap may hold",
+                MAX_CONFIG_MAP_BYTES + 1
+            )
+        );
+        // binaryData counts as decoded: "AAAA" is three bytes, "AA==" one.
+        let data = json!({"a": "a".repeat(MAX_CONFIG_MAP_BYTES - 4)});
+        assert!(config_map(data.clone(), json!({"b": "AAAA", "c": "AA=="})).is_ok());
+        assert!(config_map(data, json!({"b": "AAAA", "c": "AAA="})).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! it the pods that need a restart and checks its answer, so a policy can
 //! neither skip a pod nor restart one twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -73,8 +73,11 @@ pub fn plan_restart(
                 .into(),
         ));
     };
-    let known: BTreeSet<&str> = candidates.iter().map(|c| c.pod.as_str()).collect();
-    let mut seen = BTreeSet::new();
+    let component_of: HashMap<&str, &str> = candidates
+        .iter()
+        .map(|c| (c.pod.as_str(), c.component.as_str()))
+        .collect();
+    let mut seen = HashSet::new();
     let mut steps = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let n = i + 1;
@@ -89,19 +92,16 @@ pub fn plan_restart(
         if pods.is_empty() {
             continue;
         }
+        let mut components = BTreeSet::new();
         for pod in &pods {
-            if !known.contains(pod.as_str()) {
+            let Some(component) = component_of.get(pod.as_str()) else {
                 return Err(err(format!("step {n}: pod {pod} does not need a restart")));
-            }
+            };
             if !seen.insert(pod.clone()) {
                 return Err(err(format!("step {n}: pod {pod} is restarted twice")));
             }
+            components.insert(*component);
         }
-        let components: BTreeSet<&str> = candidates
-            .iter()
-            .filter(|c| pods.contains(&c.pod))
-            .map(|c| c.component.as_str())
-            .collect();
         if components.len() != 1 {
             return Err(err(format!(
                 "step {n}: a step restarts pods of one component, got {}",
