@@ -647,22 +647,27 @@ async fn user_config_maps(
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Writes status when it changed. While the cluster converges (not
-/// Ready), a change of progress alone waits until the last write is
+/// Ready, or its nodes still registering), a change of progress alone waits until the last write is
 /// [`PROGRESS_INTERVAL`] old: then this returns how long is left, and the
 /// caller looks again then, so the latest state is always written. A
-/// change of the headline, and any change of a Ready cluster, is written
-/// at once.
+/// change of the headline, and any change of a converged cluster, is
+/// written at once.
 async fn write_status_paced(
     ctx: &Context,
     cluster: &DorisCluster,
     status: crate::crd::DorisClusterStatus,
 ) -> Result<Option<Duration>, Error> {
     let uid = cluster.uid().unwrap_or_default();
-    let converging = !status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+    };
+    // Not Ready yet, or Ready with nodes still registering with the FE.
+    let converging = condition("Ready").is_none_or(|c| c.status != "True")
+        || condition("MembersSynced").is_some_and(|c| c.reason == "Registering");
     if converging
         && let Some(old) = &cluster.status
         && *old != status

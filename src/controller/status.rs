@@ -375,10 +375,8 @@ pub fn headline(status: &DorisClusterStatus) -> serde_json::Value {
         c.map(|c| {
             let phase = c.component_condition.phase.as_str();
             json!({
-                "phase": match phase {
-                    phase::AVAILABLE | phase::HAVE_MEMBER_FAILED => phase,
-                    _ => "converging",
-                },
+                // Whether all are available shows in the Ready condition.
+                "failing": phase == phase::HAVE_MEMBER_FAILED,
                 "failed": c.failed_instances,
                 "replicas": c.replicas,
                 "accessService": c.access_service,
