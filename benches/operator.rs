@@ -1,7 +1,10 @@
 //! Prints how the operator performs against the in-process API emulator:
-//! time from creating one cluster to all its objects existing, time for
-//! 200 clusters created at once to all become Ready, writes per reconcile of
-//! a converged cluster, and the operator's peak memory. The operator runs as
+//! time from creating one cluster to all its objects existing; for N
+//! clusters of 3 FE + 3 BE created at once (`BENCH_CLUSTERS`, 20 unless
+//! set; each pod becomes Ready 2 to 8 s after its cluster is created), the
+//! time until all are available and the API writes (status
+//! writes apart), CPU and peak memory it took, in all and per cluster; the
+//! writes while idle; and the writes per reconcile of a converged cluster. The operator runs as
 //! its own process (`doris-operator run`), so its memory is measured alone;
 //! every cluster's FE is one Doris FE simulator, with which each pod's node
 //! registers as it becomes Ready, so membership checks run as for real.
@@ -18,12 +21,15 @@ use std::time::{Duration, Instant};
 use apiserver::Emulator;
 use apiserver::driver::PodDriver;
 use serde_json::json;
-use support::{CLUSTER_RESOURCE, NAMESPACE, children_exist, cluster, is_ready, peak_rss_mib, wait};
+use support::{
+    CLUSTER_RESOURCE, NAMESPACE, children_exist, cluster, is_ready, peak_rss_mib, sized_cluster,
+    wait,
+};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let emulator = std::sync::Arc::new(Emulator::start().await);
-    let _driver = PodDriver::start(emulator.clone());
+    let driver = std::sync::Arc::new(PodDriver::start(emulator.clone()));
     let fe = support::DorisFe::start(emulator.clone()).await;
     let operator = support::Operator::start(&emulator, &fe, &[]);
     let pid = operator.pid();
@@ -48,35 +54,113 @@ async fn main() {
         first.as_secs_f64() * 1e3
     );
 
-    // Many at once.
+    // Many at once, shaped as a real bring-up: N clusters of 3 FE + 3 BE
+    // created together, until every one is available.
     let clusters: usize = std::env::var("BENCH_CLUSTERS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(20);
     let reconciles_before = operator.metric("doris_operator_reconciles_total");
-    let writes_before = operator.metric("doris_operator_api_writes_total");
+    let cpu_before = support::cpu_seconds(pid);
+    let rss_before = peak_rss_mib(pid);
     let names: Vec<String> = (0..clusters).map(|i| format!("c{i:03}")).collect();
+    // As a kubelet would, pods become Ready over seconds, not all at once:
+    // each between 2 and 8 s after its cluster is created (images pulled,
+    // Doris started), so that each pod's transition is seen on its own.
+    let pods: Vec<String> = names
+        .iter()
+        .flat_map(|n| {
+            ["fe", "be"]
+                .into_iter()
+                .flat_map(move |c| (0..3).map(move |i| format!("{n}-{c}-{i}")))
+        })
+        .collect();
+    for pod in &pods {
+        driver.hold(pod);
+    }
+    emulator.reset_requests();
     let start = Instant::now();
     for name in &names {
-        emulator.put(CLUSTER_RESOURCE, cluster(name));
+        emulator.put(CLUSTER_RESOURCE, sized_cluster(name, 3, 3));
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let kubelet = {
+        let driver = driver.clone();
+        let mut schedule: Vec<(Duration, String)> = pods
+            .iter()
+            .map(|p| (support::ready_after(p), p.clone()))
+            .collect();
+        schedule.sort();
+        tokio::spawn(async move {
+            for (after, pod) in schedule {
+                tokio::time::sleep_until((start + after).into()).await;
+                driver.release(&pod);
+            }
+        })
+    };
+    let limit = Duration::from_secs(60 + 6 * clusters as u64);
+    let deadline = Instant::now() + limit;
     while !names.iter().all(|n| is_ready(&emulator, n)) {
         if Instant::now() > deadline {
             let stuck = names.iter().find(|n| !is_ready(&emulator, n)).unwrap();
             let c = emulator.get(CLUSTER_RESOURCE, NAMESPACE, stuck).unwrap();
-            panic!("{stuck} not Ready after 300 s: {:#}", c["status"]);
+            panic!("{stuck} not Ready after {limit:?}: {:#}", c["status"]);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let all = start.elapsed();
+    kubelet.abort();
+    // Status written after the last cluster turned Ready belongs to the
+    // bring-up too: let it land before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = emulator.requests();
+    let is_write =
+        |r: &&apiserver::Recorded| matches!(r.verb, "create" | "update" | "patch" | "delete");
+    let writes = requests.iter().filter(is_write).count();
+    let status_writes = requests
+        .iter()
+        .filter(is_write)
+        .filter(|r| {
+            r.path
+                .split('?')
+                .next()
+                .is_some_and(|p| p.ends_with("/status"))
+        })
+        .count();
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for r in requests.iter().filter(is_write) {
+        *by_kind
+            .entry(support::write_kind(r.verb, &r.path))
+            .or_default() += 1;
+    }
+    let cpu = support::cpu_seconds(pid) - cpu_before;
+    let rss = peak_rss_mib(pid);
+    let n = clusters as f64;
     println!(
-        "{clusters} clusters at once, all Ready:   {:>8.2} s  ({:.0} reconciles, {:.0} API writes; CPU: operator {:.1} s, emulator and pod driver {:.1} s)",
+        "{clusters} clusters of 3 FE + 3 BE at once, all available: {:>8.2} s  ({:.0} reconciles)",
         all.as_secs_f64(),
         operator.metric("doris_operator_reconciles_total") - reconciles_before,
-        operator.metric("doris_operator_api_writes_total") - writes_before,
-        support::cpu_seconds(pid),
+    );
+    println!(
+        "  API writes:      {writes:>7} (status {status_writes:>6})   per cluster {:>6.1} (status {:>5.1})",
+        writes as f64 / n,
+        status_writes as f64 / n,
+    );
+    println!(
+        "  writes by kind:  {}",
+        by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  operator CPU:    {cpu:>7.1} s                  per cluster {:>6.3} s  (emulator, pod driver and FE simulator: {:.1} s in all)",
+        cpu / n,
         support::cpu_seconds(std::process::id()),
+    );
+    println!(
+        "  operator peak RSS: {rss:>5.1} MiB               per cluster {:>6.2} MiB over the {rss_before:.1} MiB before",
+        (rss - rss_before).max(0.0) / n,
     );
     println!(
         "mean reconcile:                        {:>8.1} ms",
@@ -84,8 +168,15 @@ async fn main() {
             / operator.metric("doris_operator_reconcile_duration_seconds_count")
     );
 
+    // Idle: nothing changes, nothing is written.
+    emulator.reset_requests();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "writes while idle (5 s):               {:>8}",
+        emulator.count_writes()
+    );
+
     // Converged: wake every reconcile with a label change and count writes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     for name in &names {
         let mut c = emulator.get(CLUSTER_RESOURCE, NAMESPACE, name).unwrap();
         c["metadata"]["labels"] = json!({"touched": "yes"});

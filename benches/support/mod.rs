@@ -16,12 +16,17 @@ pub const NAMESPACE: &str = "bench";
 pub const CLUSTER_RESOURCE: &str = "doris.selectdb.com/v1/dorisclusters";
 
 pub fn cluster(name: &str) -> serde_json::Value {
+    sized_cluster(name, 1, 1)
+}
+
+/// A cluster of `fe` FEs (all electing) and `be` BEs.
+pub fn sized_cluster(name: &str, fe: u32, be: u32) -> serde_json::Value {
     json!({
         "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "feSpec": {"replicas": 1, "electionNumber": 1, "image": "apache/doris:fe-2.1.8"},
-            "beSpec": {"replicas": 1, "image": "apache/doris:be-2.1.8"},
+            "feSpec": {"replicas": fe, "electionNumber": fe, "image": "apache/doris:fe-2.1.8"},
+            "beSpec": {"replicas": be, "image": "apache/doris:be-2.1.8"},
         }
     })
 }
@@ -57,6 +62,32 @@ pub fn children_exist(emulator: &Emulator, name: &str) -> bool {
             .is_some()
     });
     sts && svc && cm
+}
+
+/// `<verb> <resource>[/<subresource>]` of a request path such as
+/// `/apis/apps/v1/namespaces/bench/statefulsets/c000-fe?fieldManager=x`.
+pub fn write_kind(verb: &str, path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = path.split('/').collect();
+    let resource = match parts.iter().position(|p| *p == "namespaces") {
+        Some(i) if parts.len() > i + 2 => &parts[i + 2..],
+        _ => &parts[parts.len().saturating_sub(1)..],
+    };
+    let what = match resource {
+        [plural] | [plural, _] => plural.to_string(),
+        [plural, _, sub, ..] => format!("{plural}/{sub}"),
+        [] => String::new(),
+    };
+    format!("{verb} {what}")
+}
+
+/// How long after its cluster is created `pod` becomes Ready: 2 to 8 s,
+/// spread by the pod's name (the same in every run).
+pub fn ready_after(pod: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pod.hash(&mut h);
+    Duration::from_millis(2_000 + h.finish() % 6_000)
 }
 
 pub async fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
@@ -107,7 +138,12 @@ impl Operator {
             ),
         )
         .unwrap();
-        let process = std::process::Command::new(env!("CARGO_BIN_EXE_doris-operator"))
+        // BENCH_OPERATOR runs another build of the operator (an earlier
+        // commit's, to compare) against the same harness.
+        let binary = std::env::var_os("BENCH_OPERATOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_doris-operator")));
+        let process = std::process::Command::new(binary)
             .args([
                 "run",
                 "--leader-elect=false",

@@ -12,6 +12,7 @@ pub mod conventions;
 pub mod fe_link;
 pub mod leader;
 pub mod membership;
+pub mod memo;
 pub mod retention;
 pub mod rollout;
 pub mod status;
@@ -109,6 +110,21 @@ pub struct Context {
     resources: Resources,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    /// The clusters, as the controller sees them.
+    clusters: reflector::Store<DorisCluster>,
+    plans: memo::Plans,
+    status_pace: memo::StatusPace,
+}
+
+impl Context {
+    /// The uids of the clusters that exist.
+    fn live_uids(&self) -> std::collections::HashSet<String> {
+        self.clusters
+            .state()
+            .iter()
+            .filter_map(|c| c.uid())
+            .collect()
+    }
 }
 
 impl Context {
@@ -147,18 +163,22 @@ pub async fn run(
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let sts_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
         .default_backoff()
+        .modify(stores::slim_statefulset)
         .reflect(sts_writer)
         .touched_objects();
     let svc_stream = watcher(api::<Service>(&client, ns), managed.clone())
         .default_backoff()
+        .modify(stores::slim_service)
         .reflect(svc_writer)
         .touched_objects();
     let cm_stream = watcher(api::<ConfigMap>(&client, ns), managed.clone())
         .default_backoff()
+        .modify(stores::slim_config_map)
         .reflect(cm_writer)
         .touched_objects();
     let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
         .default_backoff()
+        .modify(stores::slim_autoscaler)
         .reflect(hpa_writer)
         .touched_objects();
     let pod_stream = watcher(
@@ -166,6 +186,7 @@ pub async fn run(
         watcher::Config::default().labels(stores::POD_SELECTOR),
     )
     .default_backoff()
+    .modify(stores::slim_pod)
     .reflect(pod_writer)
     .touched_objects();
     // The user's ConfigMaps: metadata only, to notice edits of the ones a
@@ -188,6 +209,8 @@ pub async fn run(
         controller: "doris-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
+    let clusters = controller.store();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
@@ -197,10 +220,10 @@ pub async fn run(
         stores,
         resources: Resources::default(),
         metrics: settings.metrics.clone(),
+        clusters: clusters.clone(),
+        plans: Default::default(),
+        status_pace: Default::default(),
     });
-
-    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
-    let clusters = controller.store();
 
     // Conventions from ConfigMaps: read once before the first reconcile, so
     // no cluster is ever planned with conventions about to be replaced.
@@ -317,6 +340,8 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     if cluster.metadata.deletion_timestamp.is_some() {
         if let Some(uid) = cluster.uid() {
             ctx.fe_checked.lock().expect("lock").remove(&uid);
+            ctx.plans.remove(&uid);
+            ctx.status_pace.remove(&uid);
         }
         // Owned objects go with the cluster (ownerReferences); PVCs stay
         // unless the user asked for them to go too.
@@ -378,19 +403,11 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     };
     let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
     let secret_keys = user_secret_keys(&ctx.client, &cluster, &namespace).await?;
-    let planned = plan::plan(
-        &bundle,
-        PlanInput {
-            cluster: &cluster,
-            config_maps: &config_maps,
-            secret_keys: &secret_keys,
-        },
-    )
-    .and_then(|planned| {
+    let planned = plan_once(ctx, &bundle, &cluster, &config_maps, &secret_keys).and_then(|planned| {
         let fe = plan::names::statefulset(&name, ComponentKind::Fe);
         let live_fe = ctx.stores.statefulset(&namespace, &fe);
         let refused: Vec<_> = [
-            membership::election_change(&planned.objects, live_fe.clone()),
+            membership::election_change(&planned.plan.objects, live_fe.clone()),
             membership::follower_cut(&cluster, live_fe.as_deref()),
         ]
         .into_iter()
@@ -399,15 +416,9 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         if !refused.is_empty() {
             return Err(PlanError::InvalidSpec(refused));
         }
-        let policy = plan::membership::membership_policy(&bundle, &cluster).map_err(|error| {
-            PlanError::Convention {
-                component: "membership",
-                error,
-            }
-        })?;
-        Ok((planned, policy))
+        Ok(planned)
     });
-    let (mut planned, policy) = match planned {
+    let memo = match planned {
         Ok(p) => p,
         Err(e) => {
             let reason = e.category();
@@ -432,6 +443,8 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             return Ok(Action::requeue(Duration::from_secs(300)));
         }
     };
+    let policy = &memo.policy;
+    let mut planned = std::borrow::Cow::Borrowed(&memo.plan);
     if !planned.missing_config_maps.is_empty() {
         let message = format!(
             "waiting for ConfigMap {} named in the spec",
@@ -464,8 +477,8 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     // nothing waits on the FE to be created or changed.
     let mut members = None;
     if membership::shrinking(ctx, &cluster, &planned) {
-        let decided = membership::reconcile(ctx, &cluster, &planned, &policy, &now).await;
-        membership::apply_hold(&mut planned.objects, &decided.hold);
+        let decided = membership::reconcile(ctx, &cluster, &planned, policy, &now).await;
+        membership::apply_hold(&mut planned.to_mut().objects, &decided.hold);
         members = Some(decided);
     }
 
@@ -555,7 +568,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     let observed = observe(&planned, &statefulsets, &pods, &name);
     let members = match members {
         Some(decided) => decided,
-        None => membership::reconcile(ctx, &cluster, &planned, &policy, &now).await,
+        None => membership::reconcile(ctx, &cluster, &planned, policy, &now).await,
     };
     for (type_, reason, note) in &members.events {
         tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
@@ -577,7 +590,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         .iter()
         .flatten()
         .any(|c| c.type_ == "Ready" && c.status == "True");
-    write_status(ctx, &cluster, new_status).await?;
+    let deferred = write_status_paced(ctx, &cluster, new_status).await?;
     let next = if let Some(after) = rollout.requeue {
         after
     } else if ready {
@@ -586,9 +599,42 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     } else {
         Duration::from_secs(15)
     };
-    Ok(Action::requeue(
-        members.requeue.map_or(next, |m| m.min(next)),
-    ))
+    let next = members.requeue.map_or(next, |m| m.min(next));
+    Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
+}
+
+/// The plan and membership rules of `cluster`: the last ones made, when
+/// nothing they are made from changed since; otherwise planned anew.
+fn plan_once(
+    ctx: &Context,
+    bundle: &Arc<crate::conventions::ConventionBundle>,
+    cluster: &DorisCluster,
+    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
+    secret_keys: &BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Result<Arc<memo::Planned>, PlanError> {
+    let uid = cluster.uid().unwrap_or_default();
+    let key = memo::fingerprint(bundle, cluster, config_maps, secret_keys);
+    if let Some(planned) = ctx.plans.get(&uid, &key) {
+        return Ok(planned);
+    }
+    let plan = plan::plan(
+        bundle,
+        PlanInput {
+            cluster,
+            config_maps,
+            secret_keys,
+        },
+    )?;
+    let policy = plan::membership::membership_policy(bundle, cluster).map_err(|error| {
+        PlanError::Convention {
+            component: "membership",
+            error,
+        }
+    })?;
+    let planned = Arc::new(memo::Planned { plan, policy });
+    ctx.plans
+        .insert(&uid, key, planned.clone(), || ctx.live_uids());
+    Ok(planned)
 }
 
 /// What the caches show of each planned component.
@@ -707,6 +753,44 @@ async fn user_secret_keys(
     Ok(out)
 }
 
+/// How often a converging cluster's status is written while only its
+/// progress changes (see [`status::headline`]).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Writes status when it changed. While the cluster converges (not
+/// Ready, or its nodes still registering), a change of progress alone waits until the last write is
+/// [`PROGRESS_INTERVAL`] old: then this returns how long is left, and the
+/// caller looks again then, so the latest state is always written. A
+/// change of the headline, and any change of a converged cluster, is
+/// written at once.
+async fn write_status_paced(
+    ctx: &Context,
+    cluster: &DorisCluster,
+    status: crate::crd::DorisClusterStatus,
+) -> Result<Option<Duration>, Error> {
+    let uid = cluster.uid().unwrap_or_default();
+    let condition = |type_: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_)
+    };
+    // Not Ready yet, or Ready with nodes still registering with the FE.
+    let converging = condition("Ready").is_none_or(|c| c.status != "True")
+        || condition("MembersSynced").is_some_and(|c| c.reason == "Registering");
+    if converging
+        && let Some(old) = &cluster.status
+        && *old != status
+        && status::headline(old) == status::headline(&status)
+        && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
+    {
+        return Ok(Some(wait));
+    }
+    write_status(ctx, cluster, status).await?;
+    Ok(None)
+}
+
 /// Writes status through the status subresource, only when it changed.
 async fn write_status(
     ctx: &Context,
@@ -738,6 +822,9 @@ async fn patch_status(ctx: &Context, cluster: &DorisCluster, new: Value) -> Resu
     .await
     .map_err(Error::Kube)?;
     ctx.metrics.count_write("DorisCluster", "patch-status");
+    if let Some(uid) = cluster.uid() {
+        ctx.status_pace.written(&uid, || ctx.live_uids());
+    }
     Ok(())
 }
 

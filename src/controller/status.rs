@@ -380,3 +380,151 @@ pub fn component_pods<'a>(
         })
         .collect()
 }
+
+/// What of a status a user acts on, as opposed to progress (which pods are
+/// ready yet, which nodes still register, counts in messages): a change of
+/// the headline is written at once, progress alone at most once per
+/// interval while a cluster converges, so that bringing a cluster up does
+/// not write its status once per pod.
+pub fn headline(status: &DorisClusterStatus) -> serde_json::Value {
+    use serde_json::json;
+    let component = |c: Option<&ComponentStatus>| {
+        c.map(|c| {
+            let phase = c.component_condition.phase.as_str();
+            json!({
+                // Whether all are available shows in the Ready condition.
+                "failing": phase == phase::HAVE_MEMBER_FAILED,
+                "failed": c.failed_instances,
+                "replicas": c.replicas,
+                "accessService": c.access_service,
+                "configHash": c.core_config_map_hash_value,
+            })
+        })
+    };
+    let in_progress = |reason: &str| matches!(reason, "Registering" | "FeUnavailable");
+    let conditions: Vec<_> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| {
+            let progress = match c.type_.as_str() {
+                "Ready" => c.reason == "ComponentsNotReady",
+                "Progressing" => c.reason == "Rollout",
+                "MembersSynced" => in_progress(&c.reason),
+                _ => false,
+            };
+            if progress {
+                json!([c.type_, c.status])
+            } else if c.type_ == "MembersSynced" {
+                json!([c.type_, c.status, c.reason])
+            } else {
+                json!([c.type_, c.status, c.reason, c.message])
+            }
+        })
+        .collect();
+    let nodes: Vec<_> = status
+        .membership
+        .iter()
+        .flat_map(|m| &m.nodes)
+        .filter(|n| {
+            !matches!(
+                n.state.as_str(),
+                "registering" | "awaitingFe" | "waitingForFe"
+            )
+        })
+        .map(|n| json!([n.component, n.pod, n.state]))
+        .collect();
+    json!({
+        "observedGeneration": status.observed_generation,
+        "conventionsRevision": status.conventions_revision,
+        "fe": component(status.fe_status.as_ref()),
+        "be": component(status.be_status.as_ref()),
+        "cn": component(status.cn_status.as_ref().map(|c| &c.component)),
+        "cnScaler": status.cn_status.as_ref().map(|c| &c.horizontal_scaler),
+        "broker": component(status.broker_status.as_ref()),
+        "conditions": conditions,
+        "nodes": nodes,
+        "rollout": status.rollout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn status(fe_ready: i32, ready: &str, reason: &str, message: &str) -> DorisClusterStatus {
+        let phase = if fe_ready == 3 {
+            "available"
+        } else {
+            "reconciling"
+        };
+        serde_json::from_value(json!({
+            "observedGeneration": 1,
+            "conventionsRevision": "r1",
+            "feStatus": {
+                "replicas": 3, "readyReplicas": fe_ready,
+                "runningInstances": (0..fe_ready).map(|i| format!("d-fe-{i}")).collect::<Vec<_>>(),
+                "componentCondition": {"phase": phase, "reason": "Starting",
+                                       "message": format!("{fe_ready}/3 pods ready")},
+            },
+            "conditions": [
+                {"type": "Ready", "status": ready, "reason": reason, "message": message,
+                 "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            ],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn progress_alone_leaves_the_headline_as_it_was() {
+        let one = status(1, "False", "ComponentsNotReady", "fe 1/3 pods ready");
+        let two = status(2, "False", "ComponentsNotReady", "fe 2/3 pods ready");
+        assert_ne!(one, two);
+        assert_eq!(headline(&one), headline(&two));
+    }
+
+    #[test]
+    fn what_a_user_acts_on_changes_the_headline() {
+        let two = status(2, "False", "ComponentsNotReady", "fe 2/3 pods ready");
+        let ready = status(
+            3,
+            "True",
+            "AllComponentsAvailable",
+            "every component has all its pods ready",
+        );
+        assert_ne!(headline(&two), headline(&ready), "becoming Ready");
+        let failed = status(
+            2,
+            "False",
+            "InvalidSpec",
+            "spec.feSpec.replicas: must be 1 or more",
+        );
+        assert_ne!(headline(&two), headline(&failed), "a failure");
+        let other_failure = status(
+            2,
+            "False",
+            "InvalidSpec",
+            "spec.beSpec.replicas: must be 1 or more",
+        );
+        assert_ne!(
+            headline(&failed),
+            headline(&other_failure),
+            "another failure message"
+        );
+        let mut generation = two.clone();
+        generation.observed_generation = Some(2);
+        assert_ne!(
+            headline(&two),
+            headline(&generation),
+            "a new generation seen"
+        );
+        let mut rollout = two.clone();
+        rollout.rollout = Some(crate::crd::RolloutStatus {
+            component: "be".into(),
+            pods: vec!["d-be-2".into()],
+            ..Default::default()
+        });
+        assert_ne!(headline(&two), headline(&rollout), "a rollout step");
+    }
+}

@@ -1,12 +1,18 @@
 //! The caches the controller reads instead of the API: the objects it
 //! manages (selected by its `managed-by` label, so nothing else is held in
-//! memory) and the pods of its clusters.
+//! memory) and the pods of its clusters. Each object is cached with only
+//! the fields the controller reads (see the `slim_*` functions): memory
+//! grows with the number of clusters, not with the size of their specs.
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ContainerState, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    PodTemplateSpec, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
@@ -86,19 +92,351 @@ impl Stores {
 
     /// Pods of one cluster.
     pub fn cluster_pods(&self, namespace: &str, cluster: &str) -> Vec<Arc<Pod>> {
+        let owners: Vec<String> = crate::crd::ComponentKind::ALL
+            .iter()
+            .map(|k| crate::plan::names::statefulset(cluster, *k))
+            .collect();
         let mut pods: Vec<_> = self
             .pods
             .state()
             .into_iter()
             .filter(|p| {
-                let component_of = p.labels().get(POD_SELECTOR).map(String::as_str);
-                p.namespace().as_deref() == Some(namespace)
-                    && crate::crd::ComponentKind::ALL.iter().any(|k| {
-                        component_of == Some(crate::plan::names::statefulset(cluster, *k).as_str())
-                    })
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.labels()
+                        .get(POD_SELECTOR)
+                        .is_some_and(|owner| owners.contains(owner))
             })
             .collect();
         pods.sort_by_key(|p| p.name_any());
         pods
+    }
+}
+
+/// Keeps of a cached object's metadata what the controller reads: name,
+/// namespace, uid, generation, resourceVersion, timestamps, owners, and the
+/// annotations `keep` accepts. managedFields go first: they are often
+/// the largest part of an object.
+fn slim_metadata(meta: &mut ObjectMeta, keep_labels: bool, keep: impl Fn(&str) -> bool) {
+    meta.managed_fields = None;
+    if !keep_labels {
+        meta.labels = None;
+    }
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|k, _| keep(k));
+    }
+}
+
+/// A container as the caches keep it: its name, image and environment
+/// (the FE's `ELECT_NUMBER` is compared with the plan's).
+fn slim_container(c: &mut Container, keep_env: bool) {
+    *c = Container {
+        name: std::mem::take(&mut c.name),
+        image: c.image.take(),
+        env: if keep_env { c.env.take() } else { None },
+        ..Default::default()
+    };
+}
+
+/// A pod as the caches keep it. Read: labels (selector, component,
+/// revision), annotations (drain, configuration hash, restart request),
+/// deletion and creation time, uid; each container's name and image (an
+/// upgrade is an image change); phase, conditions, container readiness and
+/// waiting reasons, and the pod's IP (the FE lists nodes by IP outside
+/// FQDN mode).
+pub fn slim_pod(pod: &mut Pod) {
+    slim_metadata(&mut pod.metadata, true, |_| true);
+    if let Some(spec) = &mut pod.spec {
+        let mut containers = std::mem::take(&mut spec.containers);
+        containers.iter_mut().for_each(|c| slim_container(c, false));
+        *spec = PodSpec {
+            containers,
+            ..Default::default()
+        };
+    }
+    if let Some(status) = &mut pod.status {
+        let conditions = status.conditions.take().map(|cs| {
+            cs.into_iter()
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    ..Default::default()
+                })
+                .collect()
+        });
+        let containers = status.container_statuses.take().map(|cs| {
+            cs.into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    state: c.state.map(|s| ContainerState {
+                        waiting: s.waiting,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        });
+        *status = PodStatus {
+            phase: status.phase.take(),
+            pod_ip: status.pod_ip.take(),
+            conditions,
+            container_statuses: containers,
+            ..Default::default()
+        };
+    }
+}
+
+/// A StatefulSet as the caches keep it. Read: the applied hash, owners,
+/// generation; replicas, update strategy, the pod template's annotations
+/// and containers (name, image, env); status.
+pub fn slim_statefulset(sts: &mut StatefulSet) {
+    slim_metadata(&mut sts.metadata, false, |k| k == APPLIED_HASH_ANNOTATION);
+    {
+        let spec = &mut sts.spec;
+        let template_annotations = spec
+            .template
+            .metadata
+            .as_mut()
+            .and_then(|m| m.annotations.take());
+        let mut containers = spec
+            .template
+            .spec
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.containers))
+            .unwrap_or_default();
+        containers.iter_mut().for_each(|c| slim_container(c, true));
+        *spec = StatefulSetSpec {
+            replicas: spec.replicas,
+            update_strategy: spec.update_strategy.take(),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    annotations: template_annotations,
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers,
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        };
+    }
+}
+
+/// Services, ConfigMaps and autoscalers as the caches keep them: metadata
+/// only (the applied hash and owners are all that is read of them).
+pub fn slim_service(svc: &mut Service) {
+    slim_metadata(&mut svc.metadata, false, |k| k == APPLIED_HASH_ANNOTATION);
+    svc.spec = None;
+    svc.status = None;
+}
+
+pub fn slim_config_map(cm: &mut ConfigMap) {
+    slim_metadata(&mut cm.metadata, false, |k| k == APPLIED_HASH_ANNOTATION);
+    cm.data = None;
+    cm.binary_data = None;
+}
+
+pub fn slim_autoscaler(hpa: &mut HorizontalPodAutoscaler) {
+    slim_metadata(&mut hpa.metadata, false, |k| k == APPLIED_HASH_ANNOTATION);
+    hpa.spec = Default::default();
+    hpa.status = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn managed_fields() -> serde_json::Value {
+        json!([{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}])
+    }
+
+    #[test]
+    fn a_slim_pod_keeps_what_status_rollout_and_membership_read() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": "d-be-0", "namespace": "n", "uid": "p1",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {POD_SELECTOR: "d-be", "app.kubernetes.io/component": "be",
+                           "controller-revision-hash": "d-be-1"},
+                "annotations": {"doris.selectdb.com/config-hash": "abc"},
+                "managedFields": managed_fields(),
+            },
+            "spec": {
+                "containers": [{"name": "be", "image": "be:1",
+                                "command": ["/opt/start.sh"],
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "nodeName": "node-1",
+            },
+            "status": {
+                "phase": "Running", "podIP": "10.0.0.7", "hostIP": "192.168.0.1",
+                "conditions": [{"type": "Ready", "status": "True",
+                                "lastTransitionTime": "2026-01-01T00:00:05Z"}],
+                "containerStatuses": [{"name": "be", "ready": false, "restartCount": 4,
+                                       "image": "be:1", "imageID": "sha256:00",
+                                       "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                                       "lastState": {"terminated": {"exitCode": 1}}}],
+            }
+        }))
+        .unwrap();
+        let before = pod.clone();
+        slim_pod(&mut pod);
+        assert!(pod.metadata.managed_fields.is_none());
+        assert_eq!(pod.metadata.labels, before.metadata.labels);
+        assert_eq!(pod.metadata.annotations, before.metadata.annotations);
+        assert_eq!(pod.metadata.uid, before.metadata.uid);
+        assert_eq!(
+            pod.metadata.creation_timestamp,
+            before.metadata.creation_timestamp
+        );
+        let spec = pod.spec.as_ref().unwrap();
+        assert!(spec.volumes.is_none() && spec.node_name.is_none());
+        assert_eq!(spec.containers.len(), 1);
+        assert_eq!(spec.containers[0].image.as_deref(), Some("be:1"));
+        assert!(spec.containers[0].command.is_none());
+        assert_eq!(
+            super::super::rollout::is_ready(&pod),
+            super::super::rollout::is_ready(&before)
+        );
+        let status = pod.status.as_ref().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.7"));
+        assert!(status.host_ip.is_none());
+        let container = &status.container_statuses.as_ref().unwrap()[0];
+        assert!(!container.ready);
+        assert_eq!(
+            container
+                .state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("CrashLoopBackOff")
+        );
+        assert!(container.last_state.is_none());
+    }
+
+    #[test]
+    fn a_slim_statefulset_keeps_what_rollout_status_and_membership_read() {
+        let mut sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {
+                "name": "d-fe", "namespace": "n", "generation": 3,
+                "labels": {"app.kubernetes.io/managed-by": "doris-operator"},
+                "annotations": {APPLIED_HASH_ANNOTATION: "h1", "other": "x"},
+                "ownerReferences": [{"apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+                                     "name": "d", "uid": "u1"}],
+                "managedFields": managed_fields(),
+            },
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"a": "b"}},
+                "serviceName": "d-fe-internal",
+                "updateStrategy": {"type": "OnDelete"},
+                "template": {
+                    "metadata": {"labels": {"a": "b"},
+                                 "annotations": {"doris.selectdb.com/config-hash": "c1"}},
+                    "spec": {
+                        "containers": [{"name": "fe", "image": "fe:1",
+                                        "env": [{"name": "ELECT_NUMBER", "value": "3"}],
+                                        "ports": [{"containerPort": 9030}]}],
+                        "initContainers": [{"name": "init", "image": "busybox"}],
+                    }
+                },
+                "volumeClaimTemplates": [{"metadata": {"name": "meta"}}],
+            },
+            "status": {"replicas": 3, "readyReplicas": 2, "updateRevision": "d-fe-2",
+                       "currentRevision": "d-fe-1", "observedGeneration": 3}
+        }))
+        .unwrap();
+        let before = sts.clone();
+        slim_statefulset(&mut sts);
+        assert!(sts.metadata.managed_fields.is_none());
+        assert_eq!(
+            sts.metadata.annotations,
+            Some([(APPLIED_HASH_ANNOTATION.to_string(), "h1".to_string())].into())
+        );
+        assert_eq!(
+            sts.metadata.owner_references,
+            before.metadata.owner_references
+        );
+        assert_eq!(sts.metadata.generation, Some(3));
+        assert_eq!(sts.spec.replicas, Some(3));
+        assert_eq!(sts.spec.update_strategy, before.spec.update_strategy);
+        assert!(sts.spec.volume_claim_templates.is_none());
+        let template = &sts.spec.template;
+        assert_eq!(
+            template.metadata.as_ref().unwrap().annotations,
+            before.spec.template.metadata.as_ref().unwrap().annotations
+        );
+        let pod_spec = template.spec.as_ref().unwrap();
+        assert!(pod_spec.init_containers.is_none());
+        assert_eq!(pod_spec.containers[0].image.as_deref(), Some("fe:1"));
+        assert!(pod_spec.containers[0].ports.is_none());
+        assert_eq!(sts.status, before.status);
+        // The FE's election number still reads as it was.
+        let planned = json!({"kind": "StatefulSet", "metadata": {"name": "d-fe"},
+            "spec": {"template": {"spec": {"containers": [
+                {"env": [{"name": "ELECT_NUMBER", "value": "5"}]}]}}}});
+        assert!(
+            super::super::membership::election_change(&[planned], Some(Arc::new(sts))).is_some(),
+            "a changed electionNumber is still noticed"
+        );
+    }
+
+    #[test]
+    fn slim_owned_objects_keep_their_applied_hash_and_owner() {
+        let meta = json!({
+            "name": "d-fe-conf", "namespace": "n",
+            "annotations": {APPLIED_HASH_ANNOTATION: "h2"},
+            "ownerReferences": [{"apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+                                 "name": "d", "uid": "u1"}],
+            "managedFields": managed_fields(),
+        });
+        let mut cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": meta, "data": {"fe.conf": "x = 1"}}))
+                .unwrap();
+        slim_config_map(&mut cm);
+        assert!(cm.data.is_none() && cm.metadata.managed_fields.is_none());
+        let mut svc: Service =
+            serde_json::from_value(json!({"metadata": meta, "spec": {"ports": [{"port": 9030}]}}))
+                .unwrap();
+        slim_service(&mut svc);
+        assert!(svc.spec.is_none());
+        let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cm));
+        let (svc_store, mut svc_writer) = kube::runtime::reflector::store::<Service>();
+        svc_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(svc));
+        let stores = Stores {
+            statefulsets: kube::runtime::reflector::store().0,
+            services: svc_store,
+            config_maps: store,
+            autoscalers: kube::runtime::reflector::store().0,
+            pods: kube::runtime::reflector::store().0,
+        };
+        assert_eq!(
+            stores.applied_hash("ConfigMap", "n", "d-fe-conf"),
+            Some(Some("h2".to_string()))
+        );
+        assert_eq!(
+            stores.owned_by("u1", "n"),
+            [
+                (
+                    "v1".to_string(),
+                    "ConfigMap".to_string(),
+                    "d-fe-conf".to_string()
+                ),
+                (
+                    "v1".to_string(),
+                    "Service".to_string(),
+                    "d-fe-conf".to_string()
+                ),
+            ]
+        );
     }
 }

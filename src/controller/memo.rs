@@ -1,0 +1,247 @@
+//! What one reconcile leaves for the next of the same cluster, so that a
+//! pod turning Ready costs neither a plan nor a status write of its own:
+//!
+//! - [`Plans`]: the last plan of each cluster, keyed by a digest of all the
+//!   plan reads (the cluster's metadata and spec, the data of the ConfigMaps
+//!   it names, the conventions bundle). Planning runs the conventions'
+//!   Rhai and minijinja, by far the dearest part of a reconcile; a pod,
+//!   StatefulSet or Service event changes none of its inputs.
+//! - [`StatusPace`]: when each cluster's status was last written, so that
+//!   progress alone (one more pod Ready) is written at most once per
+//!   interval while a cluster converges.
+//!
+//! Both hold one entry per live cluster: an entry goes when its cluster is
+//! deleted, and entries of clusters no longer known are dropped as new ones
+//! come.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::conventions::ConventionBundle;
+use crate::crd::DorisCluster;
+use crate::plan::Plan;
+use crate::plan::membership::MembershipPolicy;
+
+/// A plan and the membership rules, as the conventions decided them.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub policy: MembershipPolicy,
+}
+
+/// Digest of everything [`crate::plan::plan`] and
+/// [`crate::plan::membership::membership_policy`] read.
+pub type Fingerprint = [u8; 32];
+
+pub fn fingerprint(
+    bundle: &Arc<ConventionBundle>,
+    cluster: &DorisCluster,
+    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
+    secret_keys: &BTreeMap<String, BTreeSet<String>>,
+) -> Fingerprint {
+    let meta = &cluster.metadata;
+    let mut hasher = Sha256::new();
+    // The bundle by identity as well as content: a bundle compiled anew is
+    // planned with anew.
+    hasher.update((Arc::as_ptr(bundle) as usize).to_le_bytes());
+    hasher.update(bundle.revision().as_bytes());
+    let mut part = |value: &dyn erased::Serialize| {
+        let bytes = value.to_json();
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    };
+    part(&meta.name);
+    part(&meta.namespace);
+    part(&meta.uid);
+    part(&meta.labels);
+    part(&meta.annotations);
+    part(&cluster.spec);
+    part(config_maps);
+    part(secret_keys);
+    hasher.finalize().into()
+}
+
+mod erased {
+    /// Serializes to JSON bytes; lets differently typed parts share one
+    /// closure.
+    pub trait Serialize {
+        fn to_json(&self) -> Vec<u8>;
+    }
+
+    impl<T: serde::Serialize> Serialize for T {
+        fn to_json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).unwrap_or_default()
+        }
+    }
+}
+
+/// The last plan of each live cluster, by uid.
+#[derive(Default)]
+pub struct Plans {
+    entries: Mutex<HashMap<String, (Fingerprint, Arc<Planned>)>>,
+}
+
+impl Plans {
+    /// The plan made from `key`, if it is the last one made for `uid`.
+    pub fn get(&self, uid: &str, key: &Fingerprint) -> Option<Arc<Planned>> {
+        let entries = self.entries.lock().expect("lock");
+        entries
+            .get(uid)
+            .filter(|(k, _)| k == key)
+            .map(|(_, planned)| planned.clone())
+    }
+
+    /// Keeps `planned` as `uid`'s plan; `live` lists the uids of the
+    /// clusters that exist, to drop the entries of the others.
+    pub fn insert(
+        &self,
+        uid: &str,
+        key: Fingerprint,
+        planned: Arc<Planned>,
+        live: impl FnOnce() -> HashSet<String>,
+    ) {
+        let mut entries = self.entries.lock().expect("lock");
+        if entries.insert(uid.to_string(), (key, planned)).is_none() {
+            prune(&mut entries, live);
+        }
+    }
+
+    pub fn remove(&self, uid: &str) {
+        self.entries.lock().expect("lock").remove(uid);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Drops the entries of clusters gone, once there are more entries than
+/// clusters could explain (so the live set is listed rarely).
+fn prune<V>(entries: &mut HashMap<String, V>, live: impl FnOnce() -> HashSet<String>) {
+    if entries.len() < 16 || !entries.len().is_power_of_two() {
+        return;
+    }
+    let live = live();
+    entries.retain(|uid, _| live.contains(uid));
+}
+
+/// When each cluster's status was last written.
+#[derive(Default)]
+pub struct StatusPace {
+    written: Mutex<HashMap<String, Instant>>,
+}
+
+impl StatusPace {
+    /// How long a write of progress alone must still wait for `uid`:
+    /// `None` when it may be written now.
+    pub fn wait(&self, uid: &str, interval: Duration) -> Option<Duration> {
+        let written = self.written.lock().expect("lock");
+        let since = written.get(uid)?.elapsed();
+        (since < interval).then(|| interval - since)
+    }
+
+    pub fn written(&self, uid: &str, live: impl FnOnce() -> HashSet<String>) {
+        let mut written = self.written.lock().expect("lock");
+        if written.insert(uid.to_string(), Instant::now()).is_none() {
+            prune(&mut written, live);
+        }
+    }
+
+    pub fn remove(&self, uid: &str) {
+        self.written.lock().expect("lock").remove(uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cluster(spec: serde_json::Value) -> DorisCluster {
+        serde_json::from_value(json!({
+            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+            "metadata": {"name": "d", "namespace": "n", "uid": "u1", "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_the_plan_reads_only() {
+        let bundle = Arc::new(ConventionBundle::embedded().unwrap());
+        let spec = json!({"feSpec": {"image": "fe"}, "beSpec": {"image": "be"}});
+        let base = cluster(spec.clone());
+        let none = BTreeMap::new();
+        let key = fingerprint(&bundle, &base, &none, &BTreeMap::new());
+
+        // Status and resourceVersion are not plan inputs.
+        let mut other = base.clone();
+        other.metadata.resource_version = Some("42".into());
+        other.status = Some(Default::default());
+        assert_eq!(fingerprint(&bundle, &other, &none, &BTreeMap::new()), key);
+
+        // The spec, annotations, labels and named ConfigMaps are.
+        let bigger =
+            cluster(json!({"feSpec": {"image": "fe", "replicas": 3}, "beSpec": {"image": "be"}}));
+        assert_ne!(fingerprint(&bundle, &bigger, &none, &BTreeMap::new()), key);
+        let mut annotated = base.clone();
+        annotated.metadata.annotations =
+            Some([("doris.selectdb.com/drain-seconds".into(), "5".into())].into());
+        assert_ne!(fingerprint(&bundle, &annotated, &none, &BTreeMap::new()), key);
+        let mut labelled = base.clone();
+        labelled.metadata.labels = Some([("team".into(), "a".into())].into());
+        assert_ne!(fingerprint(&bundle, &labelled, &none, &BTreeMap::new()), key);
+        let cms = BTreeMap::from([(
+            "fe-conf".to_string(),
+            BTreeMap::from([("fe.conf".to_string(), "a = 1".to_string())]),
+        )]);
+        assert_ne!(fingerprint(&bundle, &base, &cms, &BTreeMap::new()), key);
+        let secret_keys = BTreeMap::from([(
+            "shared".to_string(),
+            BTreeSet::from(["fe.conf".to_string()]),
+        )]);
+        assert_ne!(fingerprint(&bundle, &base, &none, &secret_keys), key);
+
+        // Another bundle, even of the same files, is planned with anew.
+        let again = Arc::new(ConventionBundle::embedded().unwrap());
+        assert_ne!(fingerprint(&again, &base, &none, &BTreeMap::new()), key);
+    }
+
+    #[test]
+    fn entries_of_clusters_gone_are_dropped() {
+        let plans = Plans::default();
+        let bundle = ConventionBundle::embedded().unwrap();
+        let base = cluster(json!({"feSpec": {"image": "fe"}}));
+        let planned = Arc::new(Planned {
+            plan: crate::plan::plan(
+                &bundle,
+                crate::plan::PlanInput {
+                    cluster: &base,
+                    config_maps: &BTreeMap::new(),
+                },
+            )
+            .unwrap(),
+            policy: crate::plan::membership::membership_policy(&bundle, &base).unwrap(),
+        });
+        let live: HashSet<String> = (0..4).map(|i| format!("u{i}")).collect();
+        for i in 0..100 {
+            plans.insert(&format!("u{i}"), [0; 32], planned.clone(), || live.clone());
+        }
+        assert!(
+            plans.len() <= 64,
+            "{} entries for 4 live clusters",
+            plans.len()
+        );
+        assert!(plans.get("u2", &[0; 32]).is_some());
+        assert!(plans.get("u2", &[1; 32]).is_none(), "another key misses");
+        plans.remove("u2");
+        assert!(plans.get("u2", &[0; 32]).is_none());
+    }
+}
