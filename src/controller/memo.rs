@@ -225,6 +225,7 @@ mod tests {
                 crate::plan::PlanInput {
                     cluster: &base,
                     config_maps: &BTreeMap::new(),
+                    secret_keys: &BTreeMap::new(),
                 },
             )
             .unwrap(),
