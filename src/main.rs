@@ -40,6 +40,12 @@ enum Command {
         /// for the defaults).
         #[arg(long, value_name = "OLD")]
         diff: Option<PathBuf>,
+        /// Kinds the API server serves beyond those the operator checks,
+        /// as GROUP/VERSION/KIND (monitoring.coreos.com/v1/ServiceMonitor):
+        /// manifest templates may make objects of these kinds.
+        #[arg(long, value_name = "GROUP/VERSION/KIND", value_delimiter = ',',
+              value_parser = doris_operator::plan::parse_api_resource)]
+        api_resources: Vec<(String, String)>,
     },
     /// Print the CustomResourceDefinitions.
     Crd,
@@ -90,6 +96,12 @@ enum PolicyCommand {
     Check {
         /// The folder of *.rhai and *.j2 files.
         dir: PathBuf,
+        /// Kinds the API server serves beyond those the operator checks,
+        /// as GROUP/VERSION/KIND (monitoring.coreos.com/v1/ServiceMonitor):
+        /// manifest templates may make objects of these kinds.
+        #[arg(long, value_name = "GROUP/VERSION/KIND", value_delimiter = ',',
+              value_parser = doris_operator::plan::parse_api_resource)]
+        api_resources: Vec<(String, String)>,
     },
     /// Print a convention bundle as a ConfigMap labelled as convention set
     /// SET, ready to edit and apply.
@@ -140,7 +152,9 @@ fn run(cli: Cli) -> Result<(), String> {
             output,
             plan,
             diff,
+            api_resources,
         } => {
+            doris_operator::plan::serve_kinds(api_resources);
             let format = match output {
                 Output::Yaml => Format::Yaml,
                 Output::Json => Format::Json,
@@ -255,12 +269,14 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Policy {
-            command: PolicyCommand::Check { dir },
+            command: PolicyCommand::Check { dir, api_resources },
         } => {
+            doris_operator::plan::serve_kinds(api_resources);
             let bundle = render::load_bundle(Some(&dir)).map_err(errors)?;
             let checked = doris_operator::samples::canary(&bundle)?;
             println!(
-                "conventions {} (revision {}): compiled, {checked} sample clusters rendered",
+                "conventions {} (revision {}): compiled, {checked} sample clusters rendered \
+                 with their full restart and membership rules (every policy and template ran)",
                 dir.display(),
                 bundle.revision()
             );

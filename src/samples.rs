@@ -20,14 +20,21 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Renders every sample with `bundle` and plans its full restart; returns
-/// how many samples passed, or the first failure.
+/// Renders every sample with `bundle`, plans its full restart and asks for
+/// its membership rules: every policy runs on every sample. Returns how many
+/// samples passed, or the first failure.
 pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
     for (file, text) in SAMPLES {
         let input = render::read_input(file, text)?;
         render::render(bundle, &input, Format::Yaml).map_err(|e| format!("{file}: {e}"))?;
         render::render_restart_plan(bundle, &input, Format::Yaml)
             .map_err(|e| format!("{file}: {e}"))?;
+        for cluster in &input.clusters {
+            crate::plan::membership::membership_policy(bundle, cluster).map_err(|e| {
+                let name = cluster.metadata.name.as_deref().unwrap_or_default();
+                format!("{file}: DorisCluster {name}: {e}")
+            })?;
+        }
     }
     Ok(SAMPLES.len())
 }

@@ -356,3 +356,47 @@ async fn quick_successive_edits_end_in_the_last() {
     assert_eq!(cm.data.unwrap()["owner"], "three");
     env.finish().await;
 }
+
+/// A PodDisruptionBudget per component, written as natural Jinja.
+const PDB_TEMPLATE: &str = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {{ names.statefulset }}-pdb\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels: {{ selector | tojson }}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conventions_making_objects_the_operator_may_not_write_never_go_live() {
+    let env = Env::start("conv-rbac").await;
+    // Denying the operator a permission needs the emulator; a real cluster's
+    // test client is an administrator.
+    let Some(emulator) = env.emulator.clone() else {
+        eprintln!("skipped on a real cluster: the test denies the operator a permission");
+        env.finish().await;
+        return;
+    };
+    emulator.deny("policy", "poddisruptionbudgets", "create");
+    env.create_cluster(SAMPLE).await;
+    let ready = wait_ready(&env, "doris").await;
+    let live = ready.status.unwrap().conventions_revision.unwrap();
+
+    put_conventions(&env, "pdb", "default", &[("pdb.yaml.j2", PDB_TEMPLATE)]).await;
+    let (_, message) = eventually("ConventionsReady=False", 20, || async {
+        conventions_ready(&env, "doris")
+            .await
+            .filter(|(status, _)| status == "False")
+    })
+    .await;
+    let rule = format!(
+        "the operator may not create policy/poddisruptionbudgets in namespace {}",
+        env.namespace
+    );
+    assert!(message.contains(&rule), "{message}");
+    assert!(message.contains("add to its ClusterRole"), "{message}");
+    assert_eq!(
+        cluster_now(&env)
+            .await
+            .status
+            .unwrap()
+            .conventions_revision
+            .as_deref(),
+        Some(live.as_str()),
+        "the cluster stays on the conventions that were live"
+    );
+    env.finish().await;
+}

@@ -557,3 +557,295 @@ fn the_drain_time_follows_the_cluster_annotation() {
         .collect();
     assert_eq!(drains, [5, 5, 0]);
 }
+
+// ------------------------------------------------ what every bundle is checked for
+
+mod checks {
+    use std::collections::BTreeMap;
+
+    use doris_operator::conventions::{ConventionBundle, ConventionSources, SourceError};
+    use doris_operator::plan::{PlanInput, membership, plan, restart};
+    use doris_operator::render::{RenderInput, read_input};
+
+    fn sample() -> RenderInput {
+        read_input(
+            "sample",
+            include_str!("../examples/doriscluster-sample.yaml"),
+        )
+        .unwrap()
+    }
+
+    fn compile(files: &[(&str, &str)]) -> Result<ConventionBundle, Vec<SourceError>> {
+        ConventionBundle::compile(
+            ConventionSources::embedded().overlay_files("my", files.iter().copied()),
+        )
+    }
+
+    fn compile_error(files: &[(&str, &str)]) -> String {
+        match compile(files) {
+            Ok(_) => panic!("{files:?} compiled"),
+            Err(errors) => errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// Plans the sample cluster with these files over the defaults.
+    fn plan_error(files: &[(&str, &str)]) -> String {
+        let bundle = compile(files).expect("the files compile");
+        let input = sample();
+        let config_maps = BTreeMap::new();
+        match plan(
+            &bundle,
+            PlanInput {
+                cluster: &input.clusters[0],
+                config_maps: &config_maps,
+            },
+        ) {
+            Ok(_) => panic!("{files:?} planned"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_file_with_an_unknown_name_is_refused_with_the_known_names() {
+        let err = compile_error(&[("restart_order.rhai", "fn restart_order(ctx) { [] }")]);
+        assert!(
+            err.contains("my/restart_order.rhai: unknown convention file"),
+            "{err}"
+        );
+        assert!(
+            err.contains("restart.rhai") && err.contains("*.yaml.j2"),
+            "{err}"
+        );
+        let err = compile_error(&[("pdb.yml.j2", "kind: PodDisruptionBudget\n")]);
+        assert!(
+            err.contains("my/pdb.yml.j2: unknown convention file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_both_flat_and_in_a_subfolder_is_refused() {
+        let dir = std::env::temp_dir().join(format!("doris-policies-both-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        let policy = "fn restart_order(ctx) { [] }\n";
+        std::fs::write(dir.join("restart.rhai"), policy).unwrap();
+        std::fs::write(dir.join("policies/restart.rhai"), policy).unwrap();
+        let err = ConventionSources::embedded()
+            .overlay_dir(&dir)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("restart.rhai is also at"), "{err}");
+        assert!(err.contains("policies"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_statement_outside_a_function_is_located() {
+        let err = compile_error(&[(
+            "restart.rhai",
+            "fn restart_order(ctx) { [] }\n\nlet x = 1;\n",
+        )]);
+        assert!(err.contains("my/restart.rhai:3:1:"), "{err}");
+        assert!(err.contains("function definitions only"), "{err}");
+    }
+
+    #[test]
+    fn there_is_no_clock() {
+        let err = compile_error(&[(
+            "membership.rhai",
+            "fn membership(ctx) {\n  let t = timestamp();\n  #{}\n}\n",
+        )]);
+        assert!(err.contains("my/membership.rhai:2:11:"), "{err}");
+        assert!(err.contains("no clock"), "{err}");
+        // Nor through a function pointer, at run time.
+        let bundle = compile(&[(
+            "membership.rhai",
+            "fn membership(ctx) {\n  let f = Fn(\"time\" + \"stamp\");\n  f.call()\n}\n",
+        )])
+        .unwrap();
+        let input = sample();
+        let err = membership::membership_policy(&bundle, &input.clusters[0])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no clock"), "{err}");
+    }
+
+    #[test]
+    fn import_is_refused_with_its_place() {
+        let err = compile_error(&[(
+            "restart.rhai",
+            "fn restart_order(ctx) {\n    import \"helpers\" as h;\n    []\n}\n",
+        )]);
+        assert!(err.contains("my/restart.rhai:2:5:"), "{err}");
+        assert!(err.contains("policies may not import modules"), "{err}");
+    }
+
+    #[test]
+    fn the_map_size_limit_holds_for_index_assignment() {
+        let err = plan_error(&[(
+            "config.rhai",
+            "fn config(ctx) {\n    let m = #{};\n    for i in 0..20000 {\n        m[`k${i}`] = i;\n    }\n    #{ defaults: m }\n}\n",
+        )]);
+        assert!(err.contains("my/config.rhai:4:9:"), "{err}");
+        assert!(
+            err.contains("object maps may hold at most 10000 entries"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn runaway_recursion_is_reported_with_its_place() {
+        let err = plan_error(&[(
+            "host_init.rhai",
+            "fn host_init(ctx) { deeper(0) }\n\nfn deeper(n) {\n    deeper(n + 1)\n}\n",
+        )]);
+        assert!(err.contains("my/host_init.rhai:4:"), "{err}");
+        assert!(
+            err.contains("call depth above 32: a policy recursed too deep"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_runaway_loop_in_any_policy_is_stopped_and_located() {
+        for (file, function) in [("config.rhai", "config"), ("shape.rhai", "shape")] {
+            let source = format!(
+                "fn {function}(ctx) {{\n    let m = #{{}};\n    let i = 0;\n    loop {{\n        m[`k${{i % 100}}`] = ctx;\n        i += 1;\n    }}\n}}\n"
+            );
+            let started = std::time::Instant::now();
+            let err = plan_error(&[(file, source.as_str())]);
+            assert!(err.contains(&format!("my/{file}:")), "{err}");
+            assert!(err.contains("does a loop never end?"), "{err}");
+            // Debug builds allow ten times the release limit; allow for a
+            // busy machine on top.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{file}: stopped only after {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn a_broken_membership_policy_fails_the_sample_canary() {
+        let bundle = compile(&[(
+            "membership.rhai",
+            "fn membership(ctx) { #{ decommission_be: \"yes\" } }\n",
+        )])
+        .unwrap();
+        let err = doris_operator::samples::canary(&bundle).unwrap_err();
+        assert!(err.contains("my/membership.rhai"), "{err}");
+        assert!(err.contains("decommission_be"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_init_container_is_reported_against_host_init() {
+        let err = plan_error(&[(
+            "host_init.rhai",
+            "fn host_init(ctx) { [#{ name: \"tune\", image: \"busybox\", comand: [\"sh\"] }] }\n",
+        )]);
+        assert!(err.contains("my/host_init.rhai"), "{err}");
+        assert!(err.contains("init container 1 (\"tune\")"), "{err}");
+        assert!(err.contains("unknown field `comand`"), "{err}");
+        assert!(!err.contains("shape.rhai"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_object_names_the_template_that_made_it() {
+        let err = plan_error(&[(
+            "extra.yaml.j2",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ names.internal_service }}\nspec:\n  selector: {{ selector | tojson }}\n",
+        )]);
+        assert!(err.contains("my/extra.yaml.j2"), "{err}");
+        assert!(
+            err.contains("templates/services.yaml.j2 also makes one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_drain_annotation_names_the_annotation() {
+        let bundle = ConventionBundle::embedded().unwrap();
+        let mut cluster = sample().clusters.remove(0);
+        cluster.metadata.annotations = Some(
+            [(
+                "doris.selectdb.com/drain-seconds".to_string(),
+                "abc".to_string(),
+            )]
+            .into(),
+        );
+        let candidates = restart::full_restart_candidates(&cluster);
+        let err = restart::plan_restart(&bundle, &cluster, "test", &candidates).unwrap_err();
+        assert!(err.in_input, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "metadata.annotations[\"doris.selectdb.com/drain-seconds\"]: \"abc\" is not a whole number"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_undefined_value_says_which_policy_should_return_it() {
+        let err = plan_error(&[(
+            "extra.yaml.j2",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ values.extra_name }}\n",
+        )]);
+        assert!(err.contains("my/extra.yaml.j2:4:"), "{err}");
+        assert!(err.contains("`values.extra_name` is undefined"), "{err}");
+        assert!(err.contains("policies/shape.rhai"), "{err}");
+    }
+
+    #[test]
+    fn manifest_templates_render_plain_text() {
+        let bundle = compile(&[(
+            "pdb.yaml.j2",
+            "{% if component == \"be\" %}\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: {{ names.statefulset }}-pdb\nspec:\n  maxUnavailable: 1\n  selector:\n    matchLabels: {{ selector | tojson }}\n{% endif %}\n",
+        )])
+        .unwrap();
+        let input = sample();
+        let planned = plan(
+            &bundle,
+            PlanInput {
+                cluster: &input.clusters[0],
+                config_maps: &BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        let pdb = planned
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "PodDisruptionBudget")
+            .expect("the PDB is planned");
+        let name = input.clusters[0].metadata.name.clone().unwrap();
+        assert_eq!(pdb["metadata"]["name"], format!("{name}-be-pdb"));
+    }
+
+    #[test]
+    fn invalid_yaml_from_a_template_names_the_template_line() {
+        let err = plan_error(&[(
+            "extra.yaml.j2",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  note: {{ names.statefulset }}: here\n",
+        )]);
+        assert!(err.contains("my/extra.yaml.j2:6:"), "{err}");
+        assert!(err.contains("not valid YAML"), "{err}");
+        assert!(err.contains("-fe: here"), "{err}");
+    }
+
+    #[test]
+    fn an_object_of_a_kind_nobody_serves_is_refused() {
+        let err = plan_error(&[(
+            "extra.yaml.j2",
+            "apiVersion: v1\nkind: Servce\nmetadata:\n  name: {{ names.statefulset }}-x\n",
+        )]);
+        assert!(err.contains("my/extra.yaml.j2"), "{err}");
+        assert!(err.contains("v1 Servce"), "{err}");
+        assert!(err.contains("cannot check"), "{err}");
+    }
+}

@@ -138,7 +138,7 @@ impl Resources {
     }
 }
 
-fn known_plural(kind: &str) -> Option<&'static str> {
+pub fn known_plural(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "ConfigMap" => "configmaps",
         "Service" => "services",

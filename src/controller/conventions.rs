@@ -4,19 +4,23 @@
 //! that would use it; and the report of each reload as Events on those
 //! ConfigMaps and as metrics.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
-use kube::api::Api;
+use kube::api::{Api, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use serde_json::Value;
 
 use crate::conventions::reload::{
-    ConfigMapLayer, DEFAULT_SET, LiveCanary, LiveConventions, Outcome, SET_KEY, set_of,
+    ConfigMapLayer, DEFAULT_SET, Discovery, LiveCanary, LiveConventions, Outcome, SET_KEY, set_of,
 };
 use crate::crd::DorisCluster;
 use crate::metrics::Metrics;
@@ -84,12 +88,17 @@ fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
         .collect()
 }
 
-/// A candidate passes when it plans, and plans a full restart of, every
-/// live cluster of its set. An invalid spec is the cluster's problem, not
-/// the candidate's, and does not count.
+/// A candidate passes when it plans, plans a full restart of, and decides
+/// the membership rules of every live cluster of its set: every policy runs.
+/// An invalid spec (or a value a policy reports as the cluster's mistake)
+/// is the cluster's problem, not the candidate's, and does not count. The
+/// operator must also be allowed to write every kind of object the
+/// candidate plans (see [`Permissions`]).
 pub fn live_canary(client: Client, clusters: Store<DorisCluster>) -> LiveCanary {
+    let permissions = Arc::new(Permissions::default());
     Arc::new(move |set, bundle| {
         let client = client.clone();
+        let permissions = permissions.clone();
         let clusters: Vec<_> = clusters
             .state()
             .into_iter()
@@ -113,15 +122,184 @@ pub fn live_canary(client: Client, clusters: Store<DorisCluster>) -> LiveCanary 
                     secret_keys: &Default::default(),
                 };
                 match plan::plan(&bundle, input) {
-                    Ok(_) => {}
+                    Ok(planned) => {
+                        permissions
+                            .check(&client, &namespace, &planned.objects)
+                            .await?;
+                    }
                     Err(PlanError::InvalidSpec(_)) => continue,
                     Err(e) => return Err(format!("{name}: {e}")),
                 }
                 let candidates = plan::restart::full_restart_candidates(&cluster);
-                plan::restart::plan_restart(&bundle, &cluster, "canary", &candidates)
-                    .map_err(|e| format!("{name}: {e}"))?;
+                match plan::restart::plan_restart(&bundle, &cluster, "canary", &candidates) {
+                    Ok(_) => {}
+                    Err(e) if e.in_input => {}
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+                match plan::membership::membership_policy(&bundle, &cluster) {
+                    Ok(_) => {}
+                    Err(e) if e.in_input => {}
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
             }
             Ok(())
+        }
+        .boxed()
+    })
+}
+
+/// Kinds the operator caches, and so lists, watches and prunes, besides
+/// reading and applying them.
+const CACHED_KINDS: &[&str] = &[
+    "StatefulSet",
+    "Service",
+    "ConfigMap",
+    "HorizontalPodAutoscaler",
+];
+
+/// What the operator may do, as the API server answered
+/// SelfSubjectAccessReviews: a candidate making objects the operator may
+/// not write would fail on every reconcile of every cluster of its set, so
+/// it is refused before it goes live. Allowed answers are kept (they are
+/// asked once per kind, verb and namespace); a refusal is asked again with
+/// the next candidate, so a rule added since is seen.
+#[derive(Default)]
+pub struct Permissions {
+    allowed: Mutex<HashSet<(String, String, String, String)>>,
+}
+
+impl Permissions {
+    /// Fails naming the first rule the operator lacks for `objects` in
+    /// `namespace`.
+    pub async fn check(
+        &self,
+        client: &Client,
+        namespace: &str,
+        objects: &[Value],
+    ) -> Result<(), String> {
+        let kinds: BTreeSet<(&str, &str)> = objects
+            .iter()
+            .filter_map(|o| Some((o["apiVersion"].as_str()?, o["kind"].as_str()?)))
+            .collect();
+        for (api_version, kind) in kinds {
+            let (group, plural) = resource_of(client, api_version, kind).await?;
+            let verbs: &[&str] = if CACHED_KINDS.contains(&kind) {
+                &["get", "list", "watch", "create", "patch", "delete"]
+            } else {
+                &["get", "create", "patch"]
+            };
+            let mut missing = Vec::new();
+            for verb in verbs {
+                let key = (
+                    group.clone(),
+                    plural.clone(),
+                    verb.to_string(),
+                    namespace.to_string(),
+                );
+                if self.allowed.lock().expect("lock").contains(&key) {
+                    continue;
+                }
+                if may(client, &group, &plural, verb, namespace).await? {
+                    self.allowed.lock().expect("lock").insert(key);
+                } else {
+                    missing.push(*verb);
+                }
+            }
+            if !missing.is_empty() {
+                let shown = if group.is_empty() {
+                    plural.clone()
+                } else {
+                    format!("{group}/{plural}")
+                };
+                return Err(format!(
+                    "the operator may not {} {shown} in namespace {namespace}: add to its \
+                     ClusterRole the rule {{apiGroups: [\"{group}\"], resources: [{plural}], \
+                     verbs: [{}]}}",
+                    missing.join(", "),
+                    verbs.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The API group and resource (plural) of a kind: known by heart for the
+/// kinds the operator checks, else from discovery.
+async fn resource_of(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+) -> Result<(String, String), String> {
+    let group = api_version
+        .split_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(plural) = super::apply::known_plural(kind) {
+        return Ok((group, plural.to_string()));
+    }
+    let (g, v) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::core::GroupVersionKind::gvk(g, v, kind);
+    kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map(|(resource, _)| (group, resource.plural))
+        .map_err(|e| format!("the API server does not serve {api_version} {kind}: {e}"))
+}
+
+/// Asks the API server whether the operator may `verb` `group/plural` in
+/// `namespace`.
+async fn may(
+    client: &Client,
+    group: &str,
+    plural: &str,
+    verb: &str,
+    namespace: &str,
+) -> Result<bool, String> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.to_string()),
+                resource: Some(plural.to_string()),
+                verb: Some(verb.to_string()),
+                namespace: Some(namespace.to_string()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| {
+            format!("asking the API server whether the operator may {verb} {plural}: {e}")
+        })?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+/// Asks the API server for every kind it serves (API discovery) and lets
+/// manifest templates make objects of those kinds.
+pub fn served_kinds(client: Client) -> Discovery {
+    Arc::new(move || {
+        let client = client.clone();
+        async move {
+            match kube::discovery::Discovery::new(client).run().await {
+                Ok(discovery) => {
+                    let mut kinds = Vec::new();
+                    for group in discovery.groups() {
+                        for version in group.versions() {
+                            for (resource, _) in group.versioned_resources(version) {
+                                kinds.push((resource.api_version, resource.kind));
+                            }
+                        }
+                    }
+                    tracing::info!(kinds = kinds.len(), "read the kinds the API server serves");
+                    plan::serve_kinds(kinds);
+                }
+                Err(e) => tracing::warn!(error = %e, "API discovery failed"),
+            }
         }
         .boxed()
     })

@@ -229,6 +229,7 @@ pub async fn run(
     // no cluster is ever planned with conventions about to be replaced.
     let conventions = settings.conventions.clone();
     conventions.set_canary(conventions::live_canary(client.clone(), clusters.clone()));
+    conventions.set_discovery(conventions::served_kinds(client.clone()));
     let (convention_cms, convention_cms_writer) = reflector::store::<ConfigMap>();
     let _reporter = AbortOnDrop(tokio::spawn(conventions::report_outcomes(
         conventions.clone(),

@@ -41,6 +41,53 @@ pub const REQUIRED_TEMPLATES: &[&str] = &[
 /// component, each YAML document they produce is one more object.
 pub const MANIFEST_TEMPLATE_SUFFIX: &str = ".yaml.j2";
 
+/// What a convention file is, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRole {
+    /// One of [`REQUIRED_POLICIES`].
+    Policy,
+    /// One of [`REQUIRED_TEMPLATES`].
+    ConfigTemplate,
+    /// A `*.yaml.j2` template.
+    ManifestTemplate,
+}
+
+/// The role of a file named `name`, or `None` when no convention file has
+/// that name.
+pub fn file_role(name: &str) -> Option<FileRole> {
+    if REQUIRED_POLICIES.iter().any(|(file, _)| *file == name) {
+        Some(FileRole::Policy)
+    } else if REQUIRED_TEMPLATES.contains(&name) {
+        Some(FileRole::ConfigTemplate)
+    } else if name
+        .strip_suffix(MANIFEST_TEMPLATE_SUFFIX)
+        .is_some_and(|stem| !stem.is_empty() && !stem.contains('/'))
+    {
+        Some(FileRole::ManifestTemplate)
+    } else {
+        None
+    }
+}
+
+/// The names a convention file may have, for error messages.
+pub fn known_file_names() -> String {
+    let mut names: Vec<&str> = REQUIRED_POLICIES.iter().map(|(file, _)| *file).collect();
+    names.extend(REQUIRED_TEMPLATES);
+    format!(
+        "{} and *{MANIFEST_TEMPLATE_SUFFIX} manifest templates",
+        names.join(", ")
+    )
+}
+
+/// Functions a policy may not call, and why.
+const FORBIDDEN_CALLS: &[(&str, &str)] = &[
+    (
+        "timestamp",
+        "policies have no clock: timestamp() is not available (a plan must depend on its input alone)",
+    ),
+    ("sleep", "policies may not sleep: sleep() is not available"),
+];
+
 /// Work one template render may do before it is stopped.
 pub const TEMPLATE_FUEL: u64 = 200_000;
 
@@ -77,6 +124,11 @@ pub struct SourceError {
     pub line: Option<usize>,
     pub col: Option<usize>,
     pub message: String,
+    /// The problem is in the cluster, not the convention: a policy threw
+    /// `#{ field, message }` about a value the user wrote. `file` is then
+    /// the field (`metadata.annotations["…"]`) and the policy's place is in
+    /// the message.
+    pub in_input: bool,
 }
 
 impl fmt::Display for SourceError {
@@ -101,6 +153,7 @@ impl SourceError {
             line: None,
             col: None,
             message: message.into(),
+            in_input: false,
         }
     }
 
@@ -113,16 +166,52 @@ impl SourceError {
             chain.push(name.clone());
             cur = inner;
         }
+        // A function's own runtime error (`throw`, a helper's refusal)
+        // keeps Rhai's words.
         let pos = cur.position();
+        if let rhai::EvalAltResult::ErrorRuntime(thrown, _) = cur
+            && let Some(map) = thrown.read_lock::<rhai::Map>()
+            && let (Some(field), Some(message)) = (map.get("field"), map.get("message"))
+        {
+            // The policy says the user's value is wrong: name that value.
+            let at = match (pos.line(), pos.position()) {
+                (Some(line), Some(col)) => format!("{file}:{line}:{col}"),
+                (Some(line), None) => format!("{file}:{line}"),
+                _ => file.to_string(),
+            };
+            return SourceError {
+                file: field.to_string(),
+                line: None,
+                col: None,
+                message: format!("{message} (checked by {at})"),
+                in_input: true,
+            };
+        }
         let mut message = strip_position(&cur.to_string());
         if !chain.is_empty() {
-            message = format!("{message} (in fn {})", chain.join(" → fn "));
+            // A recursion shows once, with its depth.
+            let mut shown: Vec<(String, usize)> = Vec::new();
+            for name in chain {
+                match shown.last_mut() {
+                    Some((last, n)) if *last == name => *n += 1,
+                    _ => shown.push((name, 1)),
+                }
+            }
+            let shown: Vec<String> = shown
+                .into_iter()
+                .map(|(name, n)| match n {
+                    1 => name,
+                    n => format!("{name} ×{n}"),
+                })
+                .collect();
+            message = format!("{message} (in fn {})", shown.join(" → fn "));
         }
         SourceError {
             file: file.to_string(),
             line: pos.line(),
             col: pos.position(),
             message,
+            in_input: false,
         }
     }
 
@@ -149,8 +238,18 @@ impl SourceError {
             line: err.line(),
             col,
             message,
+            in_input: false,
         }
     }
+}
+
+/// The error under Rhai's chain of "in function" wrappers.
+fn innermost(err: &rhai::EvalAltResult) -> &rhai::EvalAltResult {
+    let mut cur = err;
+    while let rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = cur {
+        cur = inner;
+    }
+    cur
 }
 
 /// Rhai appends " (line N, position M)" to messages; the location is shown
@@ -160,6 +259,48 @@ fn strip_position(message: &str) -> String {
         Some(i) if message.ends_with(')') => message[..i].to_string(),
         _ => message.to_string(),
     }
+}
+
+/// What a compiled policy may not hold: statements outside functions
+/// (policies are called through their functions, so those would never
+/// run) and calls to functions the sandbox does not offer.
+fn policy_problems(ast: &AST, origin: &str) -> Vec<SourceError> {
+    let mut problems = Vec::new();
+    let at = |pos: rhai::Position, message: String| SourceError {
+        file: origin.to_string(),
+        line: pos.line(),
+        col: pos.position(),
+        message,
+        in_input: false,
+    };
+    if let Some(stmt) = ast.statements().first() {
+        problems.push(at(
+            stmt.position(),
+            "a statement outside a function: a policy holds function definitions only \
+             (this would never run; put it inside a function)"
+                .into(),
+        ));
+    }
+    let mut walk = |nodes: &[rhai::ASTNode]| {
+        if let Some(rhai::ASTNode::Expr(
+            rhai::Expr::FnCall(call, pos) | rhai::Expr::MethodCall(call, pos),
+        )) = nodes.last()
+            && let Some((_, why)) = FORBIDDEN_CALLS.iter().find(|(f, _)| call.name == *f)
+        {
+            problems.push(at(*pos, (*why).to_string()));
+        }
+        if let Some(rhai::ASTNode::Stmt(stmt @ rhai::Stmt::Import(..))) = nodes.last() {
+            problems.push(at(
+                stmt.position(),
+                "policies may not import modules: a convention set is self-contained (define \
+                 the functions you need in the policy file)"
+                    .into(),
+            ));
+        }
+        true
+    };
+    ast.walk(&mut walk);
+    problems
 }
 
 /// One convention file and where it came from.
@@ -200,6 +341,7 @@ impl ConventionSources {
     /// skipped; the files they point to are read through their visible names.
     pub fn overlay_dir(mut self, dir: &Path) -> Result<Self, SourceError> {
         let mut found = 0;
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for sub in [
             dir.to_path_buf(),
             dir.join("policies"),
@@ -221,6 +363,15 @@ impl ConventionSources {
                 }
                 if !path.is_file() {
                     continue;
+                }
+                if let Some(first) = seen.insert(name.to_string(), path.display().to_string()) {
+                    return Err(SourceError::new(
+                        path.display().to_string(),
+                        format!(
+                            "{name} is also at {first}: a folder holds each convention file once, \
+                             either directly in it or in policies/ or templates/"
+                        ),
+                    ));
                 }
                 let content = std::fs::read_to_string(&path)
                     .map_err(|e| SourceError::new(path.display().to_string(), e.to_string()))?;
@@ -244,21 +395,21 @@ impl ConventionSources {
     }
 
     /// Lays files given by name and content (a ConfigMap's data) over these.
+    /// Every entry is a convention file: one with a name no convention file
+    /// has is kept, and refused when the bundle is compiled.
     pub fn overlay_files<'a>(
         mut self,
         origin: &str,
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
         for (name, content) in files {
-            if name.ends_with(".rhai") || name.ends_with(".j2") {
-                self.files.insert(
-                    name.to_string(),
-                    SourceFile {
-                        origin: format!("{origin}/{name}"),
-                        content: content.to_string(),
-                    },
-                );
-            }
+            self.files.insert(
+                name.to_string(),
+                SourceFile {
+                    origin: format!("{origin}/{name}"),
+                    content: content.to_string(),
+                },
+            );
         }
         self
     }
@@ -312,11 +463,23 @@ impl ConventionBundle {
         let mut manifest_templates = Vec::new();
 
         for (name, file) in &sources.files {
-            if name.ends_with(".rhai") {
-                match engine.compile(&file.content) {
+            match file_role(name) {
+                None => errors.push(SourceError::new(
+                    file.origin.clone(),
+                    format!(
+                        "unknown convention file {name:?}: convention files are {}",
+                        known_file_names()
+                    ),
+                )),
+                Some(FileRole::Policy) => match engine.compile(&file.content) {
                     Ok(mut ast) => {
-                        ast.set_source(file.origin.as_str());
-                        policies.insert(name.clone(), ast);
+                        let problems = policy_problems(&ast, &file.origin);
+                        if problems.is_empty() {
+                            ast.set_source(file.origin.as_str());
+                            policies.insert(name.clone(), ast);
+                        } else {
+                            errors.extend(problems);
+                        }
                     }
                     Err(err) => {
                         let pos = err.position();
@@ -324,15 +487,19 @@ impl ConventionBundle {
                             file: file.origin.clone(),
                             line: pos.line(),
                             col: pos.position(),
-                            message: err.err_type().to_string(),
+                            message: sandbox::explain_parse_error(&err),
+                            in_input: false,
                         });
                     }
-                }
-            } else if name.ends_with(".j2") {
-                if let Err(err) = templates.add_template_owned(name.clone(), file.content.clone()) {
-                    errors.push(SourceError::from_jinja(&sources.files, &err));
-                } else if name.ends_with(MANIFEST_TEMPLATE_SUFFIX) {
-                    manifest_templates.push(name.clone());
+                },
+                Some(role) => {
+                    if let Err(err) =
+                        templates.add_template_owned(name.clone(), file.content.clone())
+                    {
+                        errors.push(SourceError::from_jinja(&sources.files, &err));
+                    } else if role == FileRole::ManifestTemplate {
+                        manifest_templates.push(name.clone());
+                    }
                 }
             }
         }
@@ -354,7 +521,7 @@ impl ConventionBundle {
                         ));
                     }
                 }
-                (Some(_), None) => {} // its syntax error is already reported
+                (Some(_), None) => {} // its problems are already reported
             }
         }
         for file in REQUIRED_TEMPLATES {
@@ -424,43 +591,44 @@ impl ConventionBundle {
         let sized = (!size.is_small()).then(|| allowance::engine_for(size));
         let engine = sized.as_ref().unwrap_or(&self.engine);
         let options = rhai::CallFnOptions::new().eval_ast(false);
-        let result = engine.call_fn_with_options::<Dynamic>(
-            options,
-            &mut rhai::Scope::new(),
-            ast,
-            function,
-            (ctx.clone(),),
-        );
+        let result = sandbox::with_deadline(|| {
+            engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut rhai::Scope::new(),
+                ast,
+                function,
+                (ctx.clone(),),
+            )
+        });
         let result = result.map_err(|err| {
             let mut located = SourceError::from_rhai(&origin, &err);
-            let runaway = matches!(*err, rhai::EvalAltResult::ErrorTooManyOperations(_));
-            let too_large = matches!(*err, rhai::EvalAltResult::ErrorDataTooLarge(..));
-            // Rhai reports these at the outermost call; run the call again
-            // under a tracer to find the statement that failed. The tracer
-            // clones every argument of every call it steps through, which
-            // takes time in the square of a large ctx, so a call that ran
-            // with one is reported without a line rather than traced.
-            let unlocated = located.line.is_none() && (runaway || too_large);
-            if unlocated && sized.is_none() {
+            let innermost = innermost(&err);
+            let limit = sandbox::explain_limit(innermost);
+            // Rhai reports some of these at the outermost call; run the call
+            // again under a tracer to find the statement that failed. The
+            // tracer clones every argument of every call it steps through,
+            // which takes time in the square of a large ctx, so a call that
+            // ran with one is reported without a line rather than traced.
+            if located.line.is_none() && limit.is_some() && sized.is_none() {
                 let pos = sandbox::last_position_of(ast, function, ctx.clone());
                 located.line = pos.line();
                 located.col = pos.position();
             }
-            if unlocated && runaway {
-                located.message = format!(
-                    "stopped after {} operations; does a loop never end? ({})",
-                    sandbox::MAX_OPERATIONS,
-                    located.message
-                );
-            } else if unlocated && sized.is_some() {
-                located.message = format!(
-                    "{} (limits here: {} array items, {} map entries, {} string bytes: \
-                     the fixed limits raised by the size of ctx)",
-                    located.message,
-                    engine.max_array_size(),
-                    engine.max_map_size(),
-                    engine.max_string_size()
-                );
+            if let Some(limit) = limit {
+                located.message = match located.message.find(" (in fn ") {
+                    Some(i) => format!("{limit}{}", &located.message[i..]),
+                    None => limit,
+                };
+                if sized.is_some() {
+                    located.message = format!(
+                        "{} (limits here: {} array items, {} map entries, {} string bytes: \
+                         the fixed limits raised by the size of ctx)",
+                        located.message,
+                        engine.max_array_size(),
+                        engine.max_map_size(),
+                        engine.max_string_size()
+                    );
+                }
             }
             located
         })?;
@@ -495,6 +663,11 @@ impl ConventionBundle {
             .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))
     }
 
+    /// The text of convention file `name`.
+    pub fn template_source(&self, name: &str) -> Option<&str> {
+        self.sources.files.get(name).map(|f| f.content.as_str())
+    }
+
     /// The user-facing origin of a convention file (its path).
     pub fn origin(&self, file: &str) -> String {
         self.sources
@@ -505,8 +678,13 @@ impl ConventionBundle {
     }
 }
 
+/// Templates render plain text: nothing is escaped, whatever the file
+/// name (minijinja would JSON-escape `*.yaml.j2` by default, quoting every
+/// `{{ value }}`). `| tojson` writes a structured value as JSON, which is
+/// also YAML.
 fn template_environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_debug(true);

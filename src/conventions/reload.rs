@@ -81,6 +81,11 @@ pub type LiveCanary = Arc<
     dyn Fn(String, Arc<ConventionBundle>) -> BoxFuture<'static, Result<(), String>> + Send + Sync,
 >;
 
+/// Asks the API server which kinds it serves and records them (see
+/// [`crate::plan::serve_kinds`]); called when a candidate makes an object
+/// of a kind the operator cannot check.
+pub type Discovery = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// One set's live bundle and the outcome of its last candidate.
 #[derive(Clone, Default)]
 pub struct SetState {
@@ -118,6 +123,7 @@ pub struct LiveConventions {
     sets: ArcSwap<BTreeMap<String, SetState>>,
     layers: Mutex<Layers>,
     canary: ArcSwapOption<LiveCanary>,
+    discovery: ArcSwapOption<Discovery>,
     /// Bumped every time a set's bundle or failure changes.
     changes: watch::Sender<u64>,
     outcomes: broadcast::Sender<Outcome>,
@@ -140,6 +146,7 @@ impl LiveConventions {
                 config_maps: Vec::new(),
             }),
             canary: ArcSwapOption::empty(),
+            discovery: ArcSwapOption::empty(),
             changes: watch::channel(0).0,
             outcomes: broadcast::channel(64).0,
         }
@@ -196,6 +203,12 @@ impl LiveConventions {
     /// use them.
     pub fn set_canary(&self, canary: LiveCanary) {
         self.canary.store(Some(Arc::new(canary)));
+    }
+
+    /// From now on, a candidate making an object of a kind the operator
+    /// cannot check asks the API server whether it serves that kind.
+    pub fn set_discovery(&self, discovery: Discovery) {
+        self.discovery.store(Some(Arc::new(discovery)));
     }
 
     /// The ConfigMap layers are about to be read for the first time: what
@@ -356,8 +369,17 @@ impl LiveConventions {
                     .join("; "),
             )
         })?;
-        crate::samples::canary(&bundle)
-            .map_err(|e| fail(format!("the new conventions fail on a sample cluster: {e}")))?;
+        let mut sampled = crate::samples::canary(&bundle);
+        if let Err(e) = &sampled
+            && e.contains(crate::plan::UNSERVED_KIND)
+            && let Some(discover) = self.discovery.load_full()
+        {
+            // A kind the API server may have started serving since it was
+            // last asked (a CRD installed for it): ask again, once.
+            discover().await;
+            sampled = crate::samples::canary(&bundle);
+        }
+        sampled.map_err(|e| fail(format!("the new conventions fail on a sample cluster: {e}")))?;
         let bundle = Arc::new(bundle);
         if let Some(canary) = self.canary.load_full() {
             canary(set.to_string(), bundle.clone())

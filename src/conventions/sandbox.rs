@@ -9,9 +9,19 @@
 //! requires variables to be declared, and sends `print`/`debug` to the log.
 //! There is no clock, file, network or process access, so a policy's output
 //! depends on its input alone.
+//!
+//! Rhai checks the size of a map when a property is set (`m.k = v`) but not
+//! when a new key is set by index (`m[k] = v`); a variable resolver checks
+//! every map a policy reads from a variable, so the limit holds either way.
+//! Every call also has a wall-clock deadline, checked as operations are
+//! counted: an operation that costs more than usual (a copy of a large
+//! value) cannot stretch the operations limit into minutes.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Array, Dynamic, Engine, ImmutableString, Map, OptimizationLevel};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, OptimizationLevel};
 
 /// Operations one policy call may perform before it is stopped. A default
 /// policy call uses a few thousand; this leaves room for real logic while
@@ -25,11 +35,66 @@ pub const MAX_STRING_SIZE: usize = 1 << 20;
 pub const MAX_ARRAY_SIZE: usize = 10_000;
 /// Largest object map a policy may build.
 pub const MAX_MAP_SIZE: usize = 10_000;
+/// Wall-clock time one policy call may take in a release build. Debug
+/// builds run policies about ten times slower and get ten times as long.
+pub const MAX_CALL_TIME: Duration = Duration::from_millis(400);
+
+/// How often, in operations, the deadline is looked at.
+const DEADLINE_EVERY: u64 = 256;
+
+thread_local! {
+    /// When the policy call running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time limit of one call in this build.
+pub fn call_time_limit() -> Duration {
+    if cfg!(debug_assertions) {
+        MAX_CALL_TIME * 10
+    } else {
+        MAX_CALL_TIME
+    }
+}
+
+/// Runs `f` (one policy call) with the call deadline set on this thread.
+pub fn with_deadline<T>(f: impl FnOnce() -> T) -> T {
+    within(call_time_limit(), f)
+}
+
+fn within<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
+    let previous = DEADLINE.with(|d| d.replace(Some(Instant::now() + limit)));
+    let out = f();
+    DEADLINE.with(|d| d.set(previous));
+    out
+}
+
+/// The token a call stopped by its deadline ends with.
+pub const DEADLINE_TOKEN: &str = "doris-operator: policy call deadline";
 
 /// Builds the sandboxed engine with the policy helper functions registered.
 pub fn engine() -> Engine {
     let mut engine = Engine::new_raw();
     engine.register_global_module(StandardPackage::new().as_shared_module());
+    engine.on_progress(|operations| {
+        if operations % DEADLINE_EVERY != 0 {
+            return None;
+        }
+        let late = DEADLINE.with(Cell::get).is_some_and(|d| Instant::now() > d);
+        late.then(|| Dynamic::from(DEADLINE_TOKEN))
+    });
+    #[allow(deprecated)] // the variable resolver API is marked volatile, not deprecated
+    engine.on_var(|name, _, context| {
+        if let Some(map) = context.scope().get(name).and_then(|v| v.read_lock::<Map>())
+            && map.len() > MAX_MAP_SIZE
+        {
+            return Err(EvalAltResult::ErrorDataTooLarge(
+                format!("object map `{name}` (more than {MAX_MAP_SIZE} entries)"),
+                rhai::Position::NONE,
+            )
+            .into());
+        }
+        Ok(None)
+    });
     engine
         .set_max_operations(MAX_OPERATIONS)
         .set_max_call_levels(MAX_CALL_LEVELS)
@@ -44,6 +109,16 @@ pub fn engine() -> Engine {
         .set_optimization_level(OptimizationLevel::Simple)
         .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
     engine.disable_symbol("eval");
+    // No clock and no waiting, even through a function pointer.
+    engine.register_fn("timestamp", || -> Result<Dynamic, Box<EvalAltResult>> {
+        Err("policies have no clock: timestamp() is not available".into())
+    });
+    engine.register_fn("sleep", |_: i64| -> Result<(), Box<EvalAltResult>> {
+        Err("policies may not sleep: sleep() is not available".into())
+    });
+    engine.register_fn("sleep", |_: f64| -> Result<(), Box<EvalAltResult>> {
+        Err("policies may not sleep: sleep() is not available".into())
+    });
     engine.on_print(|text| tracing::info!(target: "doris_operator::policy", "{text}"));
     engine.on_debug(|text, source, pos| {
         tracing::debug!(
@@ -61,7 +136,6 @@ pub fn engine() -> Engine {
 /// returns the position of the last statement it reached: where it loops.
 /// Only used on that failure, so the tracer costs nothing otherwise.
 pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::Position {
-    use std::cell::Cell;
     thread_local! {
         static LAST: Cell<rhai::Position> = const { Cell::new(rhai::Position::NONE) };
     }
@@ -78,14 +152,65 @@ pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::
     );
     LAST.with(|last| last.set(rhai::Position::NONE));
     let options = rhai::CallFnOptions::new().eval_ast(false);
-    let _ = tracer.call_fn_with_options::<Dynamic>(
-        options,
-        &mut rhai::Scope::new(),
-        ast,
-        function,
-        (arg,),
-    );
+    // A quarter of a call's time reaches a runaway loop and keeps the
+    // whole report well under two calls' time.
+    let _ = within(call_time_limit() / 4, || {
+        tracer.call_fn_with_options::<Dynamic>(
+            options,
+            &mut rhai::Scope::new(),
+            ast,
+            function,
+            (arg,),
+        )
+    });
     LAST.with(Cell::get)
+}
+
+/// A parse error in words a policy author can act on.
+pub fn explain_parse_error(err: &rhai::ParseError) -> String {
+    let text = err.err_type().to_string();
+    if text.contains("'eval'") {
+        return "policies may not use eval".into();
+    }
+    text
+}
+
+/// A runtime error in words that say which limit of the sandbox was hit,
+/// or `None` when it is not a sandbox limit.
+pub fn explain_limit(err: &EvalAltResult) -> Option<String> {
+    Some(match err {
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "call depth above {MAX_CALL_LEVELS}: a policy recursed too deep \
+             (does a function call itself without end?)"
+        ),
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            format!("too many operations: stopped after {MAX_OPERATIONS}; does a loop never end?")
+        }
+        EvalAltResult::ErrorTerminated(token, _)
+            if token.clone().into_string().ok().as_deref() == Some(DEADLINE_TOKEN) =>
+        {
+            format!(
+                "stopped after {} ms: a policy call may take at most that long; does a loop never end?",
+                call_time_limit().as_millis()
+            )
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let limit = if what.contains("map") {
+                format!("object maps may hold at most {MAX_MAP_SIZE} entries")
+            } else if what.contains("array") || what.contains("Array") {
+                format!("arrays may hold at most {MAX_ARRAY_SIZE} items")
+            } else if what.contains("tring") {
+                format!("strings may be at most {MAX_STRING_SIZE} bytes")
+            } else {
+                "a sandbox size limit".into()
+            };
+            format!("{what} is too large: {limit}")
+        }
+        EvalAltResult::ErrorTooManyModules(_) | EvalAltResult::ErrorModuleNotFound(..) => {
+            "policies may not import modules".into()
+        }
+        _ => return None,
+    })
 }
 
 /// Helpers available to every policy. Each is small, pure and documented in

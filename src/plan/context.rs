@@ -260,15 +260,32 @@ impl<'a> Planner<'a> {
         let host_init = self
             .bundle
             .call_policy("host_init.rhai", "host_init", &ctx)?;
-        if !host_init.is_array() {
+        let host_init_origin = self.bundle.origin("host_init.rhai");
+        let Value::Array(containers) = host_init else {
             return Err(SourceError::new(
-                self.bundle.origin("host_init.rhai"),
+                host_init_origin,
                 format!(
                     "fn host_init must return an array of init containers, got {}",
                     objects::type_name(&host_init)
                 ),
             ));
+        };
+        // Checked here, so that a mistake is reported against the policy
+        // that made it rather than the StatefulSet shape.rhai puts it in.
+        let mut checked_init = Vec::with_capacity(containers.len());
+        for (i, container) in containers.into_iter().enumerate() {
+            let label = match container.get("name").and_then(Value::as_str) {
+                Some(name) => format!("init container {} ({name:?})", i + 1),
+                None => format!("init container {}", i + 1),
+            };
+            checked_init.push(objects::check_container(container).map_err(|m| {
+                SourceError::new(
+                    host_init_origin.clone(),
+                    format!("fn host_init returned {label}: {m}"),
+                )
+            })?);
         }
+        let host_init = Value::Array(checked_init);
         insert(&mut ctx, &["host_init"], dynamic(&host_init));
 
         // 4. Shape: objects built by the policy, and values for templates.
@@ -276,60 +293,73 @@ impl<'a> Planner<'a> {
         let shape = self.bundle.call_policy("shape.rhai", "shape", &ctx)?;
         let (produced, values) = split_shape(shape)
             .map_err(|m| SourceError::new(shape_origin.clone(), format!("fn shape {m}")))?;
-        let mut out = Vec::new();
+        // Each object with the file it came from, for errors.
+        let mut out: Vec<(Value, String)> = Vec::new();
         for obj in produced {
             let checked = objects::check(obj).map_err(|m| {
                 SourceError::new(shape_origin.clone(), format!("fn shape returned {m}"))
             })?;
-            out.push(checked);
+            out.push((checked, shape_origin.clone()));
         }
 
         // 5. Manifest templates.
         insert(&mut ctx, &["values"], dynamic(&values));
         let tctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
         for name in self.bundle.manifest_templates() {
-            let text = self.bundle.render_template(name, &tctx)?;
-            for (i, doc) in split_documents(&text).into_iter().enumerate() {
-                let origin = self.bundle.origin(name);
+            let origin = self.bundle.origin(name);
+            let source = self.bundle.template_source(name).unwrap_or_default();
+            let text = self
+                .bundle
+                .render_template(name, &tctx)
+                .map_err(|e| explain_undefined_value(e, source, &values, &shape_origin))?;
+            for (i, (first_line, doc)) in split_documents(&text).into_iter().enumerate() {
                 crate::crd::check_depth(doc).map_err(|deep| {
                     SourceError::new(
                         origin.clone(),
                         format!("rendered document {}: {deep}", i + 1),
                     )
                 })?;
-                let value: Value = serde_norway::from_str(doc).map_err(|e| {
-                    SourceError::new(
-                        origin.clone(),
-                        format!("rendered document {} is not valid YAML: {e}", i + 1),
-                    )
-                })?;
+                let value: Value = serde_norway::from_str(doc)
+                    .map_err(|e| yaml_error(&origin, source, &text, first_line, i + 1, &e))?;
                 if value.is_null() {
                     continue;
                 }
                 let checked = objects::check(value).map_err(|m| {
                     SourceError::new(origin.clone(), format!("rendered document {}: {m}", i + 1))
                 })?;
-                out.push(checked);
+                out.push((checked, origin.clone()));
             }
         }
 
         // 6. Finish and order.
-        for obj in &mut out {
+        for (obj, _) in &mut out {
             objects::finish(obj, &namespace, self.owner.as_ref());
         }
-        out.sort_by_key(object_key);
+        out.sort_by_key(|(obj, _)| object_key(obj));
         if let Some(dup) = out
             .windows(2)
-            .find(|w| object_key(&w[0]) == object_key(&w[1]))
+            .find(|w| object_key(&w[0].0) == object_key(&w[1].0))
         {
+            let (_, kind, name) = object_key(&dup[0].0);
+            let (first, second) = (&dup[0].1, &dup[1].1);
+            // Name the file that is not shape.rhai when there is one: a
+            // template added later is the likelier mistake.
+            let (blamed, other) = if *first == shape_origin {
+                (second, first)
+            } else {
+                (first, second)
+            };
+            let also = if blamed == other {
+                "twice".to_string()
+            } else {
+                format!("and {other} also makes one")
+            };
             return Err(SourceError::new(
-                shape_origin,
-                format!(
-                    "two objects named {:?} of the same kind",
-                    object_key(&dup[0]).2
-                ),
+                blamed.clone(),
+                format!("makes a {kind} named {name:?} {also}: each object is made once"),
             ));
         }
+        let out = out.into_iter().map(|(obj, _)| obj).collect();
         Ok(PlannedComponent {
             objects: out,
             plan: ComponentPlan {
@@ -458,20 +488,153 @@ fn split_shape(shape: Value) -> Result<(Vec<Value>, Value), String> {
     Ok((objects, values))
 }
 
-/// Splits multi-document YAML text on `---` lines, dropping blank documents.
-fn split_documents(text: &str) -> Vec<&str> {
+/// Splits multi-document YAML text on `---` lines, dropping blank
+/// documents; each with the (1-based) line of the text it starts on.
+fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start = 0;
+    let mut start_line = 1;
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         if line.trim_end() == "---" {
-            docs.push(&text[start..offset]);
+            docs.push((start_line, &text[start..offset]));
             start = offset + line.len();
+            start_line = i + 2;
         }
         offset += line.len();
     }
-    docs.push(&text[start..]);
-    docs.into_iter().filter(|d| !d.trim().is_empty()).collect()
+    docs.push((start_line, &text[start..]));
+    docs.into_iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .collect()
+}
+
+/// A rendered document that is not YAML, located in the template: the
+/// rendered line is matched against the template's lines (their text
+/// outside `{{ }}`), and the rendered line is quoted as well.
+fn yaml_error(
+    origin: &str,
+    template: &str,
+    rendered: &str,
+    first_line: usize,
+    document: usize,
+    err: &serde_norway::Error,
+) -> SourceError {
+    let Some(location) = err.location() else {
+        return SourceError::new(
+            origin,
+            format!("rendered document {document} is not valid YAML: {err}"),
+        );
+    };
+    let rendered_line = first_line + location.line() - 1;
+    let text = rendered
+        .lines()
+        .nth(rendered_line - 1)
+        .unwrap_or_default()
+        .to_string();
+    let reason = err.to_string();
+    let reason = match reason.find(" at line ") {
+        Some(i) => reason[..i].to_string(),
+        None => reason,
+    };
+    let mut error = SourceError::new(
+        origin,
+        format!(
+            "rendered document {document} is not valid YAML: {reason}, at rendered line \
+             {rendered_line}: {:?}",
+            text.trim_end()
+        ),
+    );
+    if let Some(line) = template_line_of(template, &text) {
+        error.line = Some(line);
+        error.message.push_str(
+            " (a value with `:` or `#` in it needs quotes: write `{{ value | tojson }}`)",
+        );
+    }
+    error
+}
+
+/// The template line that rendered `text`: the only one whose literal
+/// parts (outside `{{ }}`) appear in it, in order, from its start to its
+/// end. `None` when none or several match.
+fn template_line_of(template: &str, text: &str) -> Option<usize> {
+    let text = text.trim();
+    let mut found = None;
+    for (i, line) in template.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("{%") || line.starts_with("{#") {
+            continue;
+        }
+        let mut parts = Vec::new();
+        let mut rest = line;
+        while let Some(open) = rest.find("{{") {
+            parts.push(&rest[..open]);
+            match rest[open..].find("}}") {
+                Some(close) => rest = &rest[open + close + 2..],
+                None => {
+                    rest = "";
+                    break;
+                }
+            }
+        }
+        parts.push(rest);
+        if literal_parts_match(&parts, text) {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(i + 1);
+        }
+    }
+    found
+}
+
+fn literal_parts_match(parts: &[&str], text: &str) -> bool {
+    let [first, middle @ .., last] = parts else {
+        return parts.first().is_some_and(|p| *p == text);
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// An undefined `values.x` in a manifest template is a value `fn shape`
+/// did not return: say so.
+fn explain_undefined_value(
+    mut error: SourceError,
+    template: &str,
+    values: &Value,
+    shape_origin: &str,
+) -> SourceError {
+    let (Some(line), Some(col)) = (error.line, error.col) else {
+        return error;
+    };
+    let at = template
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.get(col - 1..))
+        .unwrap_or_default();
+    let Some(rest) = at.strip_prefix("values.") else {
+        return error;
+    };
+    let key: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if !key.is_empty() && values.get(&key).is_none() {
+        error.message = format!(
+            "{}: `values.{key}` is undefined: the manifest templates' values are what \
+             fn shape in {shape_origin} returns under `values`, and it returned no `{key}`",
+            error.message
+        );
+    }
+    error
 }
 
 fn hash_files(files: &BTreeMap<String, String>) -> String {
@@ -538,6 +701,14 @@ mod tests {
     #[test]
     fn documents_split_on_separator_lines() {
         let docs = split_documents("---\na: 1\n---\n\n---\nb: 2\n");
-        assert_eq!(docs, ["a: 1\n", "b: 2\n"]);
+        assert_eq!(docs, [(2, "a: 1\n"), (6, "b: 2\n")]);
+    }
+
+    #[test]
+    fn a_rendered_line_is_found_in_its_template() {
+        let template = "kind: Service\nmetadata:\n  name: {{ a }}-pdb\n  labels: {{ b }}\n";
+        assert_eq!(template_line_of(template, "  name: x: y-pdb"), Some(3));
+        assert_eq!(template_line_of(template, "  labels: {a: 1}"), Some(4));
+        assert_eq!(template_line_of(template, "other"), None);
     }
 }

@@ -30,7 +30,10 @@ use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::{ComponentKind, DorisCluster, FieldError};
 
 pub use context::names;
-pub use objects::{APPLIED_HASH_ANNOTATION, MANAGED_BY_LABEL, restamp};
+pub use objects::{
+    APPLIED_HASH_ANNOTATION, CHECKED_KINDS, MANAGED_BY_LABEL, UNSERVED_KIND, parse_api_resource,
+    restamp, serve_kinds,
+};
 
 /// What a plan is computed from.
 #[derive(Clone, Copy, Debug)]
@@ -137,9 +140,19 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
         let Some(component) = planner.component(kind) else {
             continue;
         };
-        let component = component.map_err(|error| PlanError::Convention {
-            component: kind.as_str(),
-            error,
+        let component = component.map_err(|error| {
+            if error.in_input {
+                // A policy found a mistake in the cluster, not in itself.
+                PlanError::InvalidSpec(vec![FieldError {
+                    path: error.file,
+                    message: error.message,
+                }])
+            } else {
+                PlanError::Convention {
+                    component: kind.as_str(),
+                    error,
+                }
+            }
         })?;
         plan.objects.extend(component.objects);
         plan.components.push(component.plan);

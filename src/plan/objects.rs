@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -47,8 +47,16 @@ pub fn check(value: Value) -> Result<Value, String> {
         ("autoscaling/v2", "HorizontalPodAutoscaler") => {
             validate_as::<HorizontalPodAutoscaler>(&value)
         }
-        // Other kinds (a ServiceMonitor, say) are passed on as written.
-        _ => Ok(()),
+        // Other kinds (a ServiceMonitor, say) are passed on as written
+        // when the API server serves them; otherwise a typo (`Servce`)
+        // would only show as the API server's refusal.
+        _ if is_served(api_version, kind) => Ok(()),
+        _ => Err(format!(
+            "{UNSERVED_KIND} ({api_version} {kind}): the operator can check {} \
+             and passes on other kinds only when the API server serves them. A typo? \
+             (Offline, name a served kind with --api-resources {api_version}/{kind}.)",
+            CHECKED_KINDS.join(", ")
+        )),
     };
     checked.map_err(|e| format!("{label}: {e}"))?;
     if kind == "ConfigMap" {
@@ -82,6 +90,65 @@ fn config_map_size(value: &Value) -> usize {
         + sum("binaryData", |b64| {
             (b64.len() / 4 * 3).saturating_sub(b64.bytes().rev().take_while(|b| *b == b'=').count())
         })
+}
+
+/// Checks one container (an init container from `host_init.rhai`) against
+/// the Kubernetes Container type.
+pub fn check_container(value: Value) -> Result<Value, String> {
+    let value = strip_nulls(value);
+    if !value.is_object() {
+        return Err(format!(
+            "expected a container (a map), got {}",
+            type_name(&value)
+        ));
+    }
+    validate_as::<Container>(&value)?;
+    Ok(value)
+}
+
+/// The kinds [`check`] reads into their Kubernetes type.
+pub const CHECKED_KINDS: &[&str] = &[
+    "apps/v1 StatefulSet",
+    "v1 Service",
+    "v1 ConfigMap",
+    "v1 Secret",
+    "v1 PersistentVolumeClaim",
+    "policy/v1 PodDisruptionBudget",
+    "autoscaling/v2 HorizontalPodAutoscaler",
+];
+
+/// How an object of a kind neither checked nor served is refused; a
+/// caller that can ask the API server what it serves looks for it.
+pub const UNSERVED_KIND: &str = "a kind the operator cannot check";
+
+static SERVED: std::sync::RwLock<std::collections::BTreeSet<(String, String)>> =
+    std::sync::RwLock::new(std::collections::BTreeSet::new());
+
+/// Records kinds the API server serves, as (apiVersion, kind): objects of
+/// these kinds are passed on as written.
+pub fn serve_kinds(kinds: impl IntoIterator<Item = (String, String)>) {
+    let mut served = SERVED.write().unwrap_or_else(|e| e.into_inner());
+    served.extend(kinds);
+}
+
+fn is_served(api_version: &str, kind: &str) -> bool {
+    SERVED
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&(api_version.to_string(), kind.to_string()))
+}
+
+/// Reads `GROUP/VERSION/KIND` (or `VERSION/KIND` for the core group), as
+/// `--api-resources` takes it, into (apiVersion, kind).
+pub fn parse_api_resource(text: &str) -> Result<(String, String), String> {
+    match text.rsplit_once('/') {
+        Some((api_version, kind)) if !api_version.is_empty() && !kind.is_empty() => {
+            Ok((api_version.to_string(), kind.to_string()))
+        }
+        _ => Err(format!(
+            "{text:?} is not GROUP/VERSION/KIND (monitoring.coreos.com/v1/ServiceMonitor)"
+        )),
+    }
 }
 
 /// Puts an object in the cluster's namespace and under its ownership, marks
@@ -333,9 +400,21 @@ mod tests {
     }
 
     #[test]
-    fn unknown_kinds_pass_through() {
-        let v = json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+    fn unknown_kinds_pass_only_when_served() {
+        let v = json!({"apiVersion": "example.com/v1", "kind": "Widget",
                        "metadata": {"name": "m"}, "spec": {"anything": 1}});
+        let err = check(v.clone()).unwrap_err();
+        assert!(
+            err.contains("Widget \"m\": a kind the operator cannot check"),
+            "{err}"
+        );
+        assert!(
+            err.contains("--api-resources example.com/v1/Widget"),
+            "{err}"
+        );
+        serve_kinds([parse_api_resource("example.com/v1/Widget").unwrap()]);
         assert_eq!(check(v.clone()).unwrap(), v);
+        let typo = json!({"apiVersion": "v1", "kind": "Servce", "metadata": {"name": "s"}});
+        assert!(check(typo).unwrap_err().contains("Servce"));
     }
 }

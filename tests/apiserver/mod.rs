@@ -10,6 +10,10 @@
 //! collection. Tests can inject faults (errors, dropped watches, latency)
 //! and count the requests made.
 //!
+//! SelfSubjectAccessReviews are answered as a real server answers them:
+//! everything is allowed (the test client is an administrator) except what a
+//! test denies with [`Emulator::deny`].
+//!
 //! Known differences from a real API server: server-side apply merges the
 //! applied object like a JSON merge patch (no field ownership), there is
 //! no admission or schema validation beyond label values, and lists are
@@ -86,6 +90,8 @@ struct Shared {
     faults: Mutex<Vec<Fault>>,
     latency: Mutex<Option<Duration>>,
     bookmark_every: Duration,
+    /// (group, resource, verb) that SelfSubjectAccessReviews deny.
+    denied: Mutex<Vec<(String, String, String)>>,
 }
 
 /// The emulated API server; stops when dropped.
@@ -118,6 +124,7 @@ impl Emulator {
             faults: Mutex::default(),
             latency: Mutex::default(),
             bookmark_every: Duration::from_millis(500),
+            denied: Mutex::default(),
         });
         let serving = shared.clone();
         let server = tokio::spawn(async move {
@@ -327,6 +334,35 @@ impl Emulator {
     pub fn set_latency(&self, latency: Option<Duration>) {
         *self.shared.latency.lock().unwrap() = latency;
     }
+
+    /// From now on, SelfSubjectAccessReviews say the client may not `verb`
+    /// `resource` of `group` ("" for the core group), in any namespace.
+    pub fn deny(&self, group: &str, resource: &str, verb: &str) {
+        self.shared.denied.lock().unwrap().push((
+            group.to_string(),
+            resource.to_string(),
+            verb.to_string(),
+        ));
+    }
+}
+
+/// Answers a SelfSubjectAccessReview: the review back, with its status.
+fn access_review(shared: &Shared, mut review: Value) -> Response<Body> {
+    let attributes = &review["spec"]["resourceAttributes"];
+    let field = |name: &str| attributes[name].as_str().unwrap_or_default().to_string();
+    let asked = (field("group"), field("resource"), field("verb"));
+    let denied = shared
+        .denied
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|d| *d == asked || (d.0 == asked.0 && d.1 == asked.1 && d.2 == "*"));
+    review["status"] = if denied {
+        json!({"allowed": false, "denied": true, "reason": "denied by the test"})
+    } else {
+        json!({"allowed": true, "reason": "the test client may do anything"})
+    };
+    respond(StatusCode::CREATED, &review)
 }
 
 // ------------------------------------------------------------------ routing
@@ -503,6 +539,9 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             Err(e) => return error(400, "BadRequest", &format!("body is not JSON: {e}")),
         }
     };
+    if verb == "create" && route.resource == "authorization.k8s.io/v1/selfsubjectaccessreviews" {
+        return access_review(&shared, body);
+    }
     match verb {
         "watch" => watch(shared, route, q),
         "list" => list(&shared, &route, &q),
