@@ -61,6 +61,7 @@ fn main() {
                     PlanInput {
                         cluster,
                         config_maps: &config_maps,
+                        secret_keys: &Default::default(),
                     },
                 )
                 .err()

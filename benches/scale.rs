@@ -99,6 +99,7 @@ fn main() {
                     PlanInput {
                         cluster: &c,
                         config_maps: &no_config_maps,
+                        secret_keys: &Default::default(),
                     },
                 )
             },
@@ -127,6 +128,7 @@ fn main() {
                 PlanInput {
                     cluster: &c,
                     config_maps: &config_maps,
+                    secret_keys: &Default::default(),
                 },
             )
         });

@@ -602,6 +602,7 @@ mod checks {
             PlanInput {
                 cluster: &input.clusters[0],
                 config_maps: &config_maps,
+                secret_keys: &Default::default(),
             },
         ) {
             Ok(_) => panic!("{files:?} planned"),
@@ -815,6 +816,7 @@ mod checks {
             PlanInput {
                 cluster: &input.clusters[0],
                 config_maps: &BTreeMap::new(),
+                secret_keys: &Default::default(),
             },
         )
         .unwrap();

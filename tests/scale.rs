@@ -89,6 +89,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
         PlanInput {
             cluster: &cluster(3, 5_000, None),
             config_maps: &none,
+            secret_keys: &Default::default(),
         },
     )
     .expect("plans");
@@ -97,6 +98,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
         PlanInput {
             cluster: &cluster(3, 3, None),
             config_maps: &none,
+            secret_keys: &Default::default(),
         },
     )
     .expect("plans");
@@ -137,6 +139,7 @@ fn plan_with_fe_conf(text: String) -> Result<doris_operator::plan::Plan, PlanErr
         PlanInput {
             cluster: &cluster(3, 3, Some("fe-conf")),
             config_maps: &config_maps,
+            secret_keys: &Default::default(),
         },
     )
 }
