@@ -34,9 +34,7 @@ fn peer_samples() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(peer_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "yaml")
-        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     out.sort();
     assert!(out.len() >= 8, "the peer's samples: {out:?}");

@@ -194,10 +194,16 @@ mod tests {
         let mut annotated = base.clone();
         annotated.metadata.annotations =
             Some([("doris.selectdb.com/drain-seconds".into(), "5".into())].into());
-        assert_ne!(fingerprint(&bundle, &annotated, &none, &BTreeMap::new()), key);
+        assert_ne!(
+            fingerprint(&bundle, &annotated, &none, &BTreeMap::new()),
+            key
+        );
         let mut labelled = base.clone();
         labelled.metadata.labels = Some([("team".into(), "a".into())].into());
-        assert_ne!(fingerprint(&bundle, &labelled, &none, &BTreeMap::new()), key);
+        assert_ne!(
+            fingerprint(&bundle, &labelled, &none, &BTreeMap::new()),
+            key
+        );
         let cms = BTreeMap::from([(
             "fe-conf".to_string(),
             BTreeMap::from([("fe.conf".to_string(), "a = 1".to_string())]),

@@ -404,21 +404,22 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
     };
     let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
     let secret_keys = user_secret_keys(&ctx.client, &cluster, &namespace).await?;
-    let planned = plan_once(ctx, &bundle, &cluster, &config_maps, &secret_keys).and_then(|planned| {
-        let fe = plan::names::statefulset(&name, ComponentKind::Fe);
-        let live_fe = ctx.stores.statefulset(&namespace, &fe);
-        let refused: Vec<_> = [
-            membership::election_change(&planned.plan.objects, live_fe.clone()),
-            membership::follower_cut(&cluster, live_fe.as_deref()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !refused.is_empty() {
-            return Err(PlanError::InvalidSpec(refused));
-        }
-        Ok(planned)
-    });
+    let planned =
+        plan_once(ctx, &bundle, &cluster, &config_maps, &secret_keys).and_then(|planned| {
+            let fe = plan::names::statefulset(&name, ComponentKind::Fe);
+            let live_fe = ctx.stores.statefulset(&namespace, &fe);
+            let refused: Vec<_> = [
+                membership::election_change(&planned.plan.objects, live_fe.clone()),
+                membership::follower_cut(&cluster, live_fe.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !refused.is_empty() {
+                return Err(PlanError::InvalidSpec(refused));
+            }
+            Ok(planned)
+        });
     let memo = match planned {
         Ok(p) => p,
         Err(e) => {
@@ -483,55 +484,54 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         members = Some(decided);
     }
 
-    let applied =
-        match apply::apply_all(
-            &ctx.client,
-            &ctx.resources,
-            &ctx.stores,
-            &planned.objects,
-            &planned.autoscaled,
-        )
-        .await
-        {
-            Ok(applied) => applied,
-            Err(Error::ApplyRefused(refusal)) => {
-                // Said in status and once as an Event; the error makes the
-                // controller retry later, as for any failed reconcile.
-                let message = refusal.to_string();
-                if !already_reported(&cluster, &message) {
-                    publish(ctx, &cluster, EventType::Warning, "ApplyRefused", &message).await;
-                }
-                let pods = ctx.stores.cluster_pods(&namespace, &name);
-                let statefulsets: Vec<_> = planned
-                    .components
-                    .iter()
-                    .map(|c| {
-                        ctx.stores
-                            .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
-                    })
-                    .collect();
-                let observed = observe(&planned, &statefulsets, &pods, &name);
-                let mut status = status::compute(
-                    &cluster,
-                    &observed,
-                    &planned.revision,
-                    conventions_failure.as_deref(),
-                    Some(("ApplyRefused", message)),
-                    &now,
-                );
-                status::keep_unobserved(&cluster, &mut status);
-                if let Some(decided) = &members {
-                    // The FE was already asked this time: say what it answered.
-                    for (type_, reason, note) in &decided.events {
-                        publish(ctx, &cluster, *type_, reason, note).await;
-                    }
-                    membership::fold_into_status(&cluster, &mut status, decided, &now);
-                }
-                write_status(ctx, &cluster, status).await?;
-                return Err(Error::ApplyRefused(refusal));
+    let applied = match apply::apply_all(
+        &ctx.client,
+        &ctx.resources,
+        &ctx.stores,
+        &planned.objects,
+        &planned.autoscaled,
+    )
+    .await
+    {
+        Ok(applied) => applied,
+        Err(Error::ApplyRefused(refusal)) => {
+            // Said in status and once as an Event; the error makes the
+            // controller retry later, as for any failed reconcile.
+            let message = refusal.to_string();
+            if !already_reported(&cluster, &message) {
+                publish(ctx, &cluster, EventType::Warning, "ApplyRefused", &message).await;
             }
-            Err(e) => return Err(e),
-        };
+            let pods = ctx.stores.cluster_pods(&namespace, &name);
+            let statefulsets: Vec<_> = planned
+                .components
+                .iter()
+                .map(|c| {
+                    ctx.stores
+                        .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
+                })
+                .collect();
+            let observed = observe(&planned, &statefulsets, &pods, &name);
+            let mut status = status::compute(
+                &cluster,
+                &observed,
+                &planned.revision,
+                conventions_failure.as_deref(),
+                Some(("ApplyRefused", message)),
+                &now,
+            );
+            status::keep_unobserved(&cluster, &mut status);
+            if let Some(decided) = &members {
+                // The FE was already asked this time: say what it answered.
+                for (type_, reason, note) in &decided.events {
+                    publish(ctx, &cluster, *type_, reason, note).await;
+                }
+                membership::fold_into_status(&cluster, &mut status, decided, &now);
+            }
+            write_status(ctx, &cluster, status).await?;
+            return Err(Error::ApplyRefused(refusal));
+        }
+        Err(e) => return Err(e),
+    };
     let uid = cluster.uid().unwrap_or_default();
     let pruned = apply::prune(
         &ctx.client,
