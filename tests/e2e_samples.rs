@@ -22,7 +22,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
-use members::MemberDriver;
+use members::{MemberDriver, members_synced};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -150,21 +150,6 @@ async fn run_sample(path: &Path) -> Running {
     }
 }
 
-async fn members_synced(env: &Env, name: &str) -> DorisCluster {
-    eventually(&format!("{name} MembersSynced=True"), 30, || async {
-        let c = env.api::<DorisCluster>().get(name).await.ok()?;
-        let synced = c
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "MembersSynced" && c.status == "True");
-        (synced && c.status.as_ref()?.observed_generation == c.metadata.generation).then_some(c)
-    })
-    .await
-}
-
 /// The pods the FE lists, by the first label of their host, sorted.
 fn listed(sim: &FeSim) -> Vec<String> {
     let mut out: Vec<String> = sim
@@ -178,6 +163,8 @@ fn listed(sim: &FeSim) -> Vec<String> {
     out
 }
 
+/// The pods that run an FE, BE or CN node. Brokers are not among the
+/// frontends and backends the FE lists (they join with `ADD BROKER`).
 async fn pod_names(env: &Env) -> Vec<String> {
     let mut names: Vec<String> = env
         .api::<Pod>()
@@ -186,6 +173,9 @@ async fn pod_names(env: &Env) -> Vec<String> {
         .unwrap()
         .items
         .iter()
+        .filter(|p| {
+            p.labels().get("app.kubernetes.io/component").map(String::as_str) != Some("broker")
+        })
         .map(|p| p.name_any())
         .collect();
     names.sort();

@@ -57,18 +57,7 @@ async fn simulated_fe(env: &mut Env, config: FeSimConfig) -> Arc<FeSim> {
 }
 
 async fn members_synced(env: &Env) -> DorisCluster {
-    eventually("MembersSynced=True", 30, || async {
-        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
-        let synced = c
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "MembersSynced" && c.status == "True");
-        (synced && c.status.as_ref()?.observed_generation == c.metadata.generation).then_some(c)
-    })
-    .await
+    members::members_synced(env, "doris").await
 }
 
 async fn set_replicas(env: &Env, component: &str, replicas: i32) {

@@ -239,10 +239,14 @@ fn render_with_file(name: &str, content: &str) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// A fresh folder of this test run's own: tests run in parallel, so two
+/// writing the same file name must not share one.
 fn tempdir(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "doris-operator-test-{}-{}",
+        "doris-operator-test-{}-{}-{}",
         std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         tag.replace('.', "-")
     ));
     let _ = std::fs::remove_dir_all(&dir);

@@ -501,15 +501,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             if !already_reported(&cluster, &message) {
                 publish(ctx, &cluster, EventType::Warning, "ApplyRefused", &message).await;
             }
-            let pods = ctx.stores.cluster_pods(&namespace, &name);
-            let statefulsets: Vec<_> = planned
-                .components
-                .iter()
-                .map(|c| {
-                    ctx.stores
-                        .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
-                })
-                .collect();
+            let (pods, statefulsets) = live_children(ctx, &planned, &namespace, &name);
             let observed = observe(&planned, &statefulsets, &pods, &name);
             let mut status = status::compute(
                 &cluster,
@@ -557,15 +549,7 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
         publish(ctx, &cluster, EventType::Normal, "Applied", &note).await;
     }
 
-    let pods = ctx.stores.cluster_pods(&namespace, &name);
-    let statefulsets: Vec<_> = planned
-        .components
-        .iter()
-        .map(|c| {
-            ctx.stores
-                .statefulset(&namespace, &plan::names::statefulset(&name, c.kind))
-        })
-        .collect();
+    let (pods, statefulsets) = live_children(ctx, &planned, &namespace, &name);
     let observed = observe(&planned, &statefulsets, &pods, &name);
     let members = match members {
         Some(decided) => decided,
@@ -636,6 +620,25 @@ fn plan_once(
     ctx.plans
         .insert(&uid, key, planned.clone(), || ctx.live_uids());
     Ok(planned)
+}
+
+/// The cluster's pods and each planned component's StatefulSet, as cached.
+fn live_children(
+    ctx: &Context,
+    planned: &plan::Plan,
+    namespace: &str,
+    name: &str,
+) -> (Vec<Arc<Pod>>, Vec<Option<Arc<StatefulSet>>>) {
+    let pods = ctx.stores.cluster_pods(namespace, name);
+    let statefulsets = planned
+        .components
+        .iter()
+        .map(|c| {
+            ctx.stores
+                .statefulset(namespace, &plan::names::statefulset(name, c.kind))
+        })
+        .collect();
+    (pods, statefulsets)
 }
 
 /// What the caches show of each planned component.

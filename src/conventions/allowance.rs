@@ -117,6 +117,7 @@ pub fn engine_for(ctx: DataSize) -> Engine {
         .set_max_array_size(sandbox::MAX_ARRAY_SIZE + ctx.items())
         .set_max_map_size(sandbox::MAX_MAP_SIZE + ctx.items())
         .set_max_string_size(sandbox::MAX_STRING_SIZE + ctx.string_bytes);
+    sandbox::limit_maps_read(&mut engine, sandbox::MAX_MAP_SIZE + ctx.items());
     engine
 }
 

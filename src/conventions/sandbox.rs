@@ -71,6 +71,26 @@ fn within<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
 /// The token a call stopped by its deadline ends with.
 pub const DEADLINE_TOKEN: &str = "doris-operator: policy call deadline";
 
+/// Holds `m[k] = v` to the map size limit too: Rhai checks the size of a
+/// map only when a property is set, so a variable read is where a map
+/// grown by index assignment is caught. `limit` is the engine's map limit
+/// (raised for a large ctx, see `allowance`).
+pub fn limit_maps_read(engine: &mut Engine, limit: usize) {
+    #[allow(deprecated)] // the variable resolver API is marked volatile, not deprecated
+    engine.on_var(move |name, _, context| {
+        if let Some(map) = context.scope().get(name).and_then(|v| v.read_lock::<Map>())
+            && map.len() > limit
+        {
+            return Err(EvalAltResult::ErrorDataTooLarge(
+                format!("object map `{name}` (more than {limit} entries)"),
+                rhai::Position::NONE,
+            )
+            .into());
+        }
+        Ok(None)
+    });
+}
+
 /// Builds the sandboxed engine with the policy helper functions registered.
 pub fn engine() -> Engine {
     let mut engine = Engine::new_raw();
@@ -82,19 +102,7 @@ pub fn engine() -> Engine {
         let late = DEADLINE.with(Cell::get).is_some_and(|d| Instant::now() > d);
         late.then(|| Dynamic::from(DEADLINE_TOKEN))
     });
-    #[allow(deprecated)] // the variable resolver API is marked volatile, not deprecated
-    engine.on_var(|name, _, context| {
-        if let Some(map) = context.scope().get(name).and_then(|v| v.read_lock::<Map>())
-            && map.len() > MAX_MAP_SIZE
-        {
-            return Err(EvalAltResult::ErrorDataTooLarge(
-                format!("object map `{name}` (more than {MAX_MAP_SIZE} entries)"),
-                rhai::Position::NONE,
-            )
-            .into());
-        }
-        Ok(None)
-    });
+    limit_maps_read(&mut engine, MAX_MAP_SIZE);
     engine
         .set_max_operations(MAX_OPERATIONS)
         .set_max_call_levels(MAX_CALL_LEVELS)

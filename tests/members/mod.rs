@@ -12,7 +12,8 @@ use doris_operator::fe::{FeClient, FeEndpoint};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::env::Env;
+use crate::env::{Env, eventually};
+use doris_operator::crd::DorisCluster;
 use crate::fesim::{FeSim, FeSimConfig, SimFrontend};
 
 pub const HEARTBEAT_PORT: u16 = 9050;
@@ -119,4 +120,21 @@ pub async fn simulated_fe(env: &mut Env, mut config: FeSimConfig, cluster: &str)
     let port = sim.addr().port();
     env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
     sim
+}
+
+/// The cluster once its status says the FE lists exactly its nodes, for
+/// its current generation.
+pub async fn members_synced(env: &Env, name: &str) -> DorisCluster {
+    eventually(&format!("{name} MembersSynced=True"), 30, || async {
+        let c = env.api::<DorisCluster>().get(name).await.ok()?;
+        let synced = c
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .any(|c| c.type_ == "MembersSynced" && c.status == "True");
+        (synced && c.status.as_ref()?.observed_generation == c.metadata.generation).then_some(c)
+    })
+    .await
 }
