@@ -174,7 +174,10 @@ async fn pod_names(env: &Env) -> Vec<String> {
         .items
         .iter()
         .filter(|p| {
-            p.labels().get("app.kubernetes.io/component").map(String::as_str) != Some("broker")
+            p.labels()
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                != Some("broker")
         })
         .map(|p| p.name_any())
         .collect();

@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::env::{Env, eventually};
-use doris_operator::crd::DorisCluster;
 use crate::fesim::{FeSim, FeSimConfig, SimFrontend};
+use doris_operator::crd::DorisCluster;
 
 pub const HEARTBEAT_PORT: u16 = 9050;
 pub const EDIT_LOG_PORT: u16 = 9010;
