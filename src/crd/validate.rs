@@ -80,7 +80,8 @@ pub fn from_value(value: Value) -> Result<DorisCluster, CrdError> {
         return Err(CrdError::WrongKind { api_version, kind });
     }
     let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
+    let mut note =
+        |path: serde_ignored::Path<'_>| unknown.push(crate::plan::objects::field_path(&path));
     let decoded = serde_path_to_error::deserialize::<_, DorisCluster>(
         serde_ignored::Deserializer::new(&value, &mut note),
     );
@@ -101,22 +102,6 @@ pub fn from_value(value: Value) -> Result<DorisCluster, CrdError> {
         Ok(cluster)
     } else {
         Err(CrdError::Invalid(unknown))
-    }
-}
-
-/// `spec.feSpec.persistentVolumes[0].name`, from serde_ignored's path.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        Path::Map { parent, key } => match field_path(parent) {
-            p if p.is_empty() => key.clone(),
-            p => format!("{p}.{key}"),
-        },
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 

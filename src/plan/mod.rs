@@ -18,7 +18,7 @@
 mod context;
 pub mod membership;
 pub mod mounts;
-mod objects;
+pub(crate) mod objects;
 pub mod restart;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -272,7 +272,7 @@ fn validate_as<T: DeserializeOwned>(value: &Value) -> Result<(), String> {
 }
 
 /// `spec.ports[0].targetPort`, from serde_ignored's path.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
+pub(crate) fn field_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
     match path {
         Path::Root => String::new(),
