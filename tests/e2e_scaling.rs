@@ -580,19 +580,25 @@ async fn the_fe_is_reached_over_tls_when_fe_conf_enables_it() {
     assert!(sim.tls_sessions() > 0, "the operator logged in over TLS");
     assert!(sim.tls_failures().is_empty(), "{:?}", sim.tls_failures());
 
-    // The key goes missing: the scale-down waits, and says why.
-    secrets
-        .replace("doris-fe-tls", &PostParams::default(), &{
-            let mut s = tls_secret(&pki, true);
+    // The Secret rewritten, with or without the client key.
+    let replace_tls_secret = |without_key: bool| {
+        let (secrets, pki) = (&secrets, &pki);
+        async move {
+            let mut s = tls_secret(pki, without_key);
             s.metadata.resource_version = secrets
                 .get("doris-fe-tls")
                 .await
                 .unwrap()
                 .resource_version();
-            s
-        })
-        .await
-        .unwrap();
+            secrets
+                .replace("doris-fe-tls", &PostParams::default(), &s)
+                .await
+                .unwrap();
+        }
+    };
+
+    // The key goes missing: the scale-down waits, and says why.
+    replace_tls_secret(true).await;
     set_replicas(&env, "be", 2).await;
     let waiting = eventually("the scale-down waits for the FE", 20, || async {
         member_nodes(&env)
@@ -609,18 +615,7 @@ async fn the_fe_is_reached_over_tls_when_fe_conf_enables_it() {
     assert_eq!(statefulset_replicas(&env, "doris-be").await, 3);
 
     // Fixed: the BE is decommissioned over TLS, then goes.
-    secrets
-        .replace("doris-fe-tls", &PostParams::default(), &{
-            let mut s = tls_secret(&pki, false);
-            s.metadata.resource_version = secrets
-                .get("doris-fe-tls")
-                .await
-                .unwrap()
-                .resource_version();
-            s
-        })
-        .await
-        .unwrap();
+    replace_tls_secret(false).await;
     members_synced(&env).await;
     assert_eq!(statefulset_replicas(&env, "doris-be").await, 2);
     assert!(
