@@ -48,7 +48,7 @@ fn main() {
 
     let bundle = ConventionBundle::embedded().expect("defaults compile");
     let input = read_input("sample", SAMPLE).expect("sample parses");
-    let cluster = &input.clusters[0];
+    let cluster = input.clusters[0].as_ref();
     let config_maps = BTreeMap::new();
     let (render, render_p90) = measure(500, || {
         let planned = plan(

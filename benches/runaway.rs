@@ -37,7 +37,7 @@ const LOOPS: &[(&str, &str)] = &[
 
 fn main() {
     let input = read_input("sample", SAMPLE).expect("sample parses");
-    let cluster = &input.clusters[0];
+    let cluster = input.clusters[0].as_ref();
     let config_maps = BTreeMap::new();
     for (file, function) in POLICIES {
         for (label, body) in LOOPS {

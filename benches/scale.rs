@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use doris_operator::cluster::Cluster;
 use doris_operator::conventions::ConventionBundle;
-use doris_operator::crd::DorisCluster;
 use doris_operator::plan::restart::{full_restart_candidates, plan_restart};
 use doris_operator::plan::{PlanInput, plan};
 use doris_operator::render::read_input;
@@ -17,7 +17,7 @@ use doris_operator::render::read_input;
 /// The largest ConfigMap the API server stores.
 const MIB: usize = 1 << 20;
 
-fn cluster(bes: usize, config_map: Option<&str>) -> DorisCluster {
+fn cluster(bes: usize, config_map: Option<&str>) -> Cluster {
     let conf = config_map
         .map(|name| format!("    configMapInfo:\n      configMapName: {name}\n"))
         .unwrap_or_default();
@@ -97,19 +97,19 @@ fn main() {
                 plan(
                     &bundle,
                     PlanInput {
-                        cluster: &c,
+                        cluster: c.as_ref(),
                         config_maps: &no_config_maps,
                         secret_keys: &Default::default(),
                     },
                 )
             },
         );
-        let candidates = full_restart_candidates(&c);
+        let candidates = full_restart_candidates(c.as_ref());
         report(
             &format!("restart plan 3 FE + {bes} BE"),
             50,
             Duration::from_secs(5),
-            || plan_restart(&bundle, &c, "preview", &candidates),
+            || plan_restart(&bundle, c.as_ref(), "preview", &candidates),
         );
     }
 
@@ -126,7 +126,7 @@ fn main() {
             plan(
                 &bundle,
                 PlanInput {
-                    cluster: &c,
+                    cluster: c.as_ref(),
                     config_maps: &config_maps,
                     secret_keys: &Default::default(),
                 },

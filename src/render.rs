@@ -7,14 +7,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::cluster::Cluster;
 use crate::conventions::{ConventionBundle, ConventionSources, SourceError};
-use crate::crd::DorisCluster;
 use crate::plan::{self, PlanInput, restart};
 
 /// The documents of an input file.
 #[derive(Debug, Default)]
 pub struct RenderInput {
-    pub clusters: Vec<DorisCluster>,
+    pub clusters: Vec<Cluster>,
     /// ConfigMap data by name, for the clusters' configuration.
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// The keys of each Secret, by name (their values are not kept).
@@ -57,7 +57,7 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
         match header.get("kind").and_then(Value::as_str) {
             Some("DorisCluster") => {
                 let cluster = crate::crd::parse_cluster(doc).map_err(|e| format!("{at}: {e}"))?;
-                input.clusters.push(cluster);
+                input.clusters.push(Cluster::Doris(Box::new(cluster)));
             }
             Some("ConfigMap") => {
                 let name = header["metadata"]["name"]
@@ -107,7 +107,8 @@ pub fn render(
     let mut objects = Vec::new();
     let mut notes = Vec::new();
     for cluster in &input.clusters {
-        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let cluster = cluster.as_ref();
+        let name = cluster.describe();
         let planned = plan::plan(
             bundle,
             PlanInput {
@@ -116,17 +117,17 @@ pub fn render(
                 secret_keys: &input.secret_keys,
             },
         )
-        .map_err(|e| format!("DorisCluster {name}: {e}"))?;
+        .map_err(|e| format!("{name}: {e}"))?;
         for cm in &planned.missing_config_maps {
             notes.push(format!(
-                "DorisCluster {name}: ConfigMap {cm} was not in the input; its configuration \
+                "{name}: ConfigMap {cm} was not in the input; its configuration \
                  was rendered from convention defaults (add the ConfigMap to the file to see \
                  the real result)"
             ));
         }
         for secret in &planned.unchecked_secrets {
             notes.push(format!(
-                "DorisCluster {name}: Secret {secret} was not in the input; it shares a \
+                "{name}: Secret {secret} was not in the input; it shares a \
                  directory with other files, and whether a file name of it collides with \
                  theirs was not checked (add the Secret to the file to check it)"
             ));
@@ -144,10 +145,11 @@ pub fn render_restart_plan(
 ) -> Result<String, String> {
     let mut plans = Vec::new();
     for cluster in &input.clusters {
-        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let cluster = cluster.as_ref();
+        let name = cluster.name();
         let candidates = restart::full_restart_candidates(cluster);
         let steps = restart::plan_restart(bundle, cluster, "preview", &candidates)
-            .map_err(|e| format!("DorisCluster {name}: {e}"))?;
+            .map_err(|e| format!("{}: {e}", cluster.describe()))?;
         let steps: Vec<Value> = steps
             .into_iter()
             .enumerate()
@@ -177,7 +179,8 @@ pub fn diff(
 ) -> Result<String, String> {
     let mut out = format!("# conventions {} -> {}\n", old.revision(), new.revision());
     for cluster in &input.clusters {
-        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let cluster = cluster.as_ref();
+        let name = cluster.describe();
         let plan_with = |bundle: &ConventionBundle| {
             plan::plan(
                 bundle,
@@ -188,10 +191,10 @@ pub fn diff(
                 },
             )
             .map(|p| index(p.objects))
-            .map_err(|e| format!("DorisCluster {name}: {e}"))
+            .map_err(|e| format!("{name}: {e}"))
         };
         let (before, after) = (plan_with(old)?, plan_with(new)?);
-        out.push_str(&format!("# DorisCluster {name}\n"));
+        out.push_str(&format!("# {name}\n"));
         let mut unchanged = 0;
         let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
         for key in keys {

@@ -30,10 +30,9 @@ pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
         render::render_restart_plan(bundle, &input, Format::Yaml)
             .map_err(|e| format!("{file}: {e}"))?;
         for cluster in &input.clusters {
-            crate::plan::membership::membership_policy(bundle, cluster).map_err(|e| {
-                let name = cluster.metadata.name.as_deref().unwrap_or_default();
-                format!("{file}: DorisCluster {name}: {e}")
-            })?;
+            let cluster = cluster.as_ref();
+            crate::plan::membership::membership_policy(bundle, cluster)
+                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
         }
     }
     Ok(SAMPLES.len())

@@ -600,7 +600,7 @@ mod checks {
         match plan(
             &bundle,
             PlanInput {
-                cluster: &input.clusters[0],
+                cluster: input.clusters[0].as_ref(),
                 config_maps: &config_maps,
                 secret_keys: &Default::default(),
             },
@@ -670,7 +670,7 @@ mod checks {
         )])
         .unwrap();
         let input = sample();
-        let err = membership::membership_policy(&bundle, &input.clusters[0])
+        let err = membership::membership_policy(&bundle, input.clusters[0].as_ref())
             .unwrap_err()
             .to_string();
         assert!(err.contains("no clock"), "{err}");
@@ -772,7 +772,7 @@ mod checks {
     #[test]
     fn a_bad_drain_annotation_names_the_annotation() {
         let bundle = ConventionBundle::embedded().unwrap();
-        let mut cluster = sample().clusters.remove(0);
+        let doris_operator::cluster::Cluster::Doris(mut cluster) = sample().clusters.remove(0);
         cluster.metadata.annotations = Some(
             [(
                 "doris.selectdb.com/drain-seconds".to_string(),
@@ -780,8 +780,9 @@ mod checks {
             )]
             .into(),
         );
-        let candidates = restart::full_restart_candidates(&cluster);
-        let err = restart::plan_restart(&bundle, &cluster, "test", &candidates).unwrap_err();
+        let cluster = doris_operator::cluster::ClusterRef::Doris(&cluster);
+        let candidates = restart::full_restart_candidates(cluster);
+        let err = restart::plan_restart(&bundle, cluster, "test", &candidates).unwrap_err();
         assert!(err.in_input, "{err}");
         let text = err.to_string();
         assert!(
@@ -814,7 +815,7 @@ mod checks {
         let planned = plan(
             &bundle,
             PlanInput {
-                cluster: &input.clusters[0],
+                cluster: input.clusters[0].as_ref(),
                 config_maps: &BTreeMap::new(),
                 secret_keys: &Default::default(),
             },
@@ -825,7 +826,7 @@ mod checks {
             .iter()
             .find(|o| o["kind"] == "PodDisruptionBudget")
             .expect("the PDB is planned");
-        let name = input.clusters[0].metadata.name.clone().unwrap();
+        let name = input.clusters[0].as_ref().name();
         assert_eq!(pdb["metadata"]["name"], format!("{name}-be-pdb"));
     }
 

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use doris_operator::cluster::ClusterRef;
 use doris_operator::conventions::{ConventionBundle, ConventionSources};
 use doris_operator::crd::{DorisCluster, parse_cluster};
 use doris_operator::plan::restart::{full_restart_candidates, plan_restart};
@@ -37,8 +38,9 @@ fn cluster(fes: usize, bes: usize, fe_config_map: Option<&str>) -> DorisCluster 
 fn a_5000_be_cluster_restarts_one_pod_at_a_time_bes_first_and_the_master_last() {
     let b = bundle();
     let c = cluster(5, 5_000, None);
-    let candidates = full_restart_candidates(&c);
-    let steps = plan_restart(&b, &c, "preview", &candidates).expect("restart plan");
+    let candidates = full_restart_candidates(ClusterRef::Doris(&c));
+    let steps =
+        plan_restart(&b, ClusterRef::Doris(&c), "preview", &candidates).expect("restart plan");
     assert_eq!(steps.len(), 5_005);
     assert!(steps.iter().all(|s| s.pods.len() == 1));
     let order: Vec<&str> = steps.iter().map(|s| s.pods[0].as_str()).collect();
@@ -69,9 +71,14 @@ fn a_policy_may_not_build_much_beyond_a_large_ctx() {
     );
     let b = ConventionBundle::compile(src).expect("compiles");
     let c = cluster(3, 5_000, None);
-    let err = plan_restart(&b, &c, "preview", &full_restart_candidates(&c))
-        .unwrap_err()
-        .to_string();
+    let err = plan_restart(
+        &b,
+        ClusterRef::Doris(&c),
+        "preview",
+        &full_restart_candidates(ClusterRef::Doris(&c)),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("my/restart.rhai: "), "{err}");
     assert!(err.contains("Size of array"), "{err}");
     assert!(
@@ -87,7 +94,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
     let big = plan(
         &b,
         PlanInput {
-            cluster: &cluster(3, 5_000, None),
+            cluster: ClusterRef::Doris(&cluster(3, 5_000, None)),
             config_maps: &none,
             secret_keys: &Default::default(),
         },
@@ -96,7 +103,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
     let small = plan(
         &b,
         PlanInput {
-            cluster: &cluster(3, 3, None),
+            cluster: ClusterRef::Doris(&cluster(3, 3, None)),
             config_maps: &none,
             secret_keys: &Default::default(),
         },
@@ -137,7 +144,7 @@ fn plan_with_fe_conf(text: String) -> Result<doris_operator::plan::Plan, PlanErr
     plan(
         &bundle(),
         PlanInput {
-            cluster: &cluster(3, 3, Some("fe-conf")),
+            cluster: ClusterRef::Doris(&cluster(3, 3, Some("fe-conf"))),
             config_maps: &config_maps,
             secret_keys: &Default::default(),
         },

@@ -23,6 +23,8 @@ use crate::conventions::reload::{
     ConfigMapLayer, DEFAULT_SET, Discovery, LiveCanary, LiveConventions, Outcome, SET_KEY, set_of,
 };
 use crate::crd::DorisCluster;
+
+use super::kinds::DorisResource;
 use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
 
@@ -108,16 +110,17 @@ pub fn live_canary(client: Client, clusters: Store<DorisCluster>) -> LiveCanary 
             })
             .collect();
         async move {
-            for cluster in clusters {
-                let namespace = cluster.namespace().unwrap_or_default();
-                let name = format!("DorisCluster {namespace}/{}", cluster.name_any());
-                let config_maps = super::user_config_maps(&client, &cluster, &namespace)
+            for object in clusters {
+                let cluster = object.cluster();
+                let namespace = cluster.namespace();
+                let name = format!("{} {namespace}/{}", cluster.kind(), cluster.name());
+                let config_maps = super::user_config_maps(&client, cluster)
                     .await
                     .map_err(|e| format!("{name}: reading its ConfigMaps: {e}"))?;
                 // Secret keys only decide whether the spec is valid, which
                 // is not what a canary checks.
                 let input = PlanInput {
-                    cluster: &cluster,
+                    cluster,
                     config_maps: &config_maps,
                     secret_keys: &Default::default(),
                 };
@@ -130,13 +133,13 @@ pub fn live_canary(client: Client, clusters: Store<DorisCluster>) -> LiveCanary 
                     Err(PlanError::InvalidSpec(_)) => continue,
                     Err(e) => return Err(format!("{name}: {e}")),
                 }
-                let candidates = plan::restart::full_restart_candidates(&cluster);
-                match plan::restart::plan_restart(&bundle, &cluster, "canary", &candidates) {
+                let candidates = plan::restart::full_restart_candidates(cluster);
+                match plan::restart::plan_restart(&bundle, cluster, "canary", &candidates) {
                     Ok(_) => {}
                     Err(e) if e.in_input => {}
                     Err(e) => return Err(format!("{name}: {e}")),
                 }
-                match plan::membership::membership_policy(&bundle, &cluster) {
+                match plan::membership::membership_policy(&bundle, cluster) {
                     Ok(_) => {}
                     Err(e) if e.in_input => {}
                     Err(e) => return Err(format!("{name}: {e}")),

@@ -14,18 +14,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::Api;
-use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
-use crate::crd::{ComponentKind, DorisCluster};
+use crate::crd::ComponentKind;
 use crate::fe::{FeClient, FeClientConfig, FeEndpoint, FeTls};
-use crate::plan::names;
 
 /// Replaces the address (not the credentials) of a cluster's FE: for tests,
 /// and for operators that reach FEs through something other than cluster DNS.
-pub type FeResolver = Arc<dyn Fn(&DorisCluster) -> Option<(String, u16)> + Send + Sync>;
+pub type FeResolver = Arc<dyn Fn(ClusterRef<'_>) -> Option<(String, u16)> + Send + Sync>;
 
 /// The FE's query port when the planned access Service names none.
 pub const DEFAULT_QUERY_PORT: u16 = 9030;
@@ -46,13 +46,13 @@ pub fn client_config() -> FeClientConfig {
 /// FE access Service gives the query port.
 pub async fn client(
     kube: &Client,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
     objects: &[Value],
     resolver: Option<&FeResolver>,
 ) -> Result<FeClient, String> {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
-    let service = names::access_service(&name, ComponentKind::Fe);
+    let namespace = cluster.namespace();
+    let fe = fe_part(cluster)?;
+    let service = fe.names.access_service.clone();
     let (host, port) = match resolver.and_then(|r| r(cluster)) {
         Some(addr) => addr,
         None => (
@@ -64,7 +64,7 @@ pub async fn client(
     let mut endpoint = FeEndpoint::new(host)
         .with_port(port)
         .with_credentials(user, password);
-    if let Some(files) = tls_files(cluster, objects)? {
+    if let Some(files) = tls_files(&fe, objects)? {
         endpoint = endpoint.with_tls(tls(kube, &namespace, &files).await?);
     }
     Ok(FeClient::with_config(endpoint, client_config()))
@@ -81,8 +81,17 @@ struct TlsFile {
 }
 
 /// The CA, certificate and key files, when the planned `fe.conf` enables TLS.
-fn tls_files(cluster: &DorisCluster, objects: &[Value]) -> Result<Option<[TlsFile; 3]>, String> {
-    let config_map = names::config_map(&cluster.name_any(), ComponentKind::Fe);
+/// The cluster's FE part.
+fn fe_part(cluster: ClusterRef<'_>) -> Result<Part<'_>, String> {
+    cluster
+        .parts()
+        .into_iter()
+        .find(|p| p.kind == ComponentKind::Fe)
+        .ok_or_else(|| "the cluster has no FE".to_string())
+}
+
+fn tls_files(fe: &Part<'_>, objects: &[Value]) -> Result<Option<[TlsFile; 3]>, String> {
+    let config_map = fe.names.config_map.clone();
     let Some(text) = objects
         .iter()
         .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == config_map.as_str())
@@ -97,11 +106,8 @@ fn tls_files(cluster: &DorisCluster, objects: &[Value]) -> Result<Option<[TlsFil
     {
         return Ok(None);
     }
-    let secrets = cluster
-        .spec
-        .component(ComponentKind::Fe)
-        .and_then(|fe| fe.base().secrets.clone())
-        .unwrap_or_default();
+    let secrets = fe.base.secrets.clone().unwrap_or_default();
+    let field = &fe.field;
     let file = |conf_key: &'static str| -> Result<TlsFile, String> {
         let path = conf
             .get(conf_key)
@@ -119,14 +125,14 @@ fn tls_files(cluster: &DorisCluster, objects: &[Value]) -> Result<Option<[TlsFil
         });
         let Some((i, mount)) = mounted else {
             return Err(format!(
-                "fe.conf {conf_key} = {path}: no spec.feSpec.secrets[] entry is mounted at {dir}"
+                "fe.conf {conf_key} = {path}: no {field}.secrets[] entry is mounted at {dir}"
             ));
         };
         let secret = mount
             .secret_name
             .clone()
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| format!("spec.feSpec.secrets[{i}] names no secretName"))?;
+            .ok_or_else(|| format!("{field}.secrets[{i}] names no secretName"))?;
         Ok(TlsFile {
             conf_key,
             path: path.to_string(),
@@ -214,15 +220,10 @@ fn query_port(objects: &[Value], service: &str) -> Option<u16> {
 /// The management user and password, as apache/doris-operator reads them.
 async fn credentials(
     kube: &Client,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
     namespace: &str,
 ) -> Result<(String, String), String> {
-    if let Some(secret) = cluster
-        .spec
-        .auth_secret
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(secret) = cluster.auth_secret().filter(|s| !s.is_empty()) {
         let api: Api<Secret> = Api::namespaced(kube.clone(), namespace);
         let found = api
             .get_opt(secret)
@@ -243,7 +244,7 @@ async fn credentials(
             field("password").unwrap_or_default(),
         ));
     }
-    if let Some(admin) = &cluster.spec.admin_user {
+    if let Some(admin) = cluster.admin_user() {
         return Ok((
             admin.name.clone().unwrap_or_else(|| "root".into()),
             admin.password.clone().unwrap_or_default(),
@@ -255,7 +256,12 @@ async fn credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::DorisCluster;
     use serde_json::json;
+
+    fn tls_of(cluster: &DorisCluster, objects: &[Value]) -> Result<Option<[TlsFile; 3]>, String> {
+        tls_files(&fe_part(ClusterRef::Doris(cluster)).unwrap(), objects)
+    }
 
     fn cluster_with_secrets(secrets: Value) -> DorisCluster {
         serde_json::from_value(json!({
@@ -281,7 +287,7 @@ mod tests {
             {"secretName": "other", "mountPath": "/etc/other"},
             {"secretName": "fe-tls", "mountPath": "/etc/tls/"},
         ]));
-        let files = tls_files(&cluster, &fe_conf(TLS_CONF)).unwrap().unwrap();
+        let files = tls_of(&cluster, &fe_conf(TLS_CONF)).unwrap().unwrap();
         let found: Vec<_> = files
             .iter()
             .map(|f| (f.secret.as_str(), f.key.as_str()))
@@ -296,22 +302,22 @@ mod tests {
         );
         // Without enable_tls, or with it false: plain MySQL.
         let plain = fe_conf("tls_ca_certificate_path = /etc/tls/ca.pem\n");
-        assert_eq!(tls_files(&cluster, &plain).unwrap(), None);
+        assert_eq!(tls_of(&cluster, &plain).unwrap(), None);
         let off = fe_conf(&TLS_CONF.replace("= true", "= false"));
-        assert_eq!(tls_files(&cluster, &off).unwrap(), None);
+        assert_eq!(tls_of(&cluster, &off).unwrap(), None);
     }
 
     #[test]
     fn tls_settings_that_lead_nowhere_are_errors_naming_what_is_missing() {
         let unmounted = cluster_with_secrets(json!([{"secretName": "x", "mountPath": "/etc/x"}]));
-        let e = tls_files(&unmounted, &fe_conf(TLS_CONF)).unwrap_err();
+        let e = tls_of(&unmounted, &fe_conf(TLS_CONF)).unwrap_err();
         assert_eq!(
             e,
             "fe.conf tls_ca_certificate_path = /etc/tls/ca.pem: no spec.feSpec.secrets[] entry is mounted at /etc/tls"
         );
         let mounted = cluster_with_secrets(json!([{"secretName": "t", "mountPath": "/etc/tls"}]));
         let no_key = fe_conf(&TLS_CONF.replace("tls_private_key_path", "# tls_private_key_path"));
-        let e = tls_files(&mounted, &no_key).unwrap_err();
+        let e = tls_of(&mounted, &no_key).unwrap_err();
         assert!(e.contains("sets no tls_private_key_path"), "{e}");
     }
 

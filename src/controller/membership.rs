@@ -28,12 +28,13 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use serde_json::Value;
 
-use crate::crd::{
-    ComponentKind, DorisCluster, DorisClusterStatus, FieldError, MemberNode, MembershipStatus,
-};
+use crate::cluster::ClusterRef;
+use crate::crd::{ComponentKind, FieldError, MemberNode, MembershipStatus};
 use crate::fe::{Backend, FeClient, FeError, Frontend, FrontendRole};
+use crate::plan::Plan;
 use crate::plan::membership::{MembershipPolicy, ordinal_of, pod_of_host};
-use crate::plan::{Plan, names};
+
+use super::status::Status;
 
 use super::Context;
 
@@ -62,6 +63,7 @@ pub struct Outcome {
 /// One component's replicas: planned, and what its StatefulSet has now.
 struct Scale {
     kind: ComponentKind,
+    part: String,
     statefulset: String,
     desired: i32,
     current: Option<i32>,
@@ -71,29 +73,26 @@ struct Scale {
 /// steps for `cluster`, planned as `planned`.
 pub async fn reconcile(
     ctx: &Context,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
+    status: &Status,
     planned: &Plan,
     policy: &MembershipPolicy,
     now: &Time,
 ) -> Outcome {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
+    let namespace = cluster.namespace();
+    let name = cluster.name();
     let scales = scales(ctx, cluster, planned);
     let signature = scales
         .iter()
-        .map(|s| format!("{}={}", s.kind.as_str(), s.desired))
+        .map(|s| format!("{}={}", s.part, s.desired))
         .collect::<Vec<_>>()
         .join(",");
-    let previous = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.membership.clone())
-        .unwrap_or_default();
+    let previous = status.membership.clone().unwrap_or_default();
     let shrinking = scales
         .iter()
         .any(|s| s.current.is_some_and(|c| c > s.desired));
     let recheck = Duration::from_secs(policy.recheck_seconds.unsigned_abs());
-    let uid = cluster.uid().unwrap_or_default();
+    let uid = cluster.meta().uid.clone().unwrap_or_default();
     let last = ctx.fe_checked.lock().expect("lock").get(&uid).copied();
     let settled = !shrinking
         && previous.nodes.is_empty()
@@ -119,14 +118,10 @@ pub async fn reconcile(
             .filter_map(|s| Some((s.statefulset.clone(), s.current.filter(|c| *c > s.desired)?)))
             .collect();
         // A change not yet checked: the previous "synced" no longer holds.
-        let was_synced = cluster
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "MembersSynced" && c.status == "True")
-            });
+        let was_synced = status.conditions.as_ref().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "MembersSynced" && c.status == "True")
+        });
         let condition = (!settled && was_synced).then(|| {
             (
                 "False",
@@ -152,7 +147,7 @@ pub async fn reconcile(
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
-        .cluster_pods(&namespace, &name)
+        .cluster_pods(&namespace, &cluster.statefulset_names())
         .iter()
         .map(|p| {
             let ip = p
@@ -198,10 +193,12 @@ pub async fn reconcile(
     };
     for scale in &scales {
         let result = match scale.kind {
-            ComponentKind::Be => step.backends(&fe, scale, &backends, false).await,
+            ComponentKind::Be | ComponentKind::Cg => {
+                step.backends(&fe, scale, &backends, false).await
+            }
             ComponentKind::Cn => step.backends(&fe, scale, &backends, true).await,
             ComponentKind::Fe => step.frontends(&fe, scale, &frontends).await,
-            ComponentKind::Broker => Ok(()),
+            ComponentKind::Broker | ComponentKind::Ms => Ok(()),
         };
         if let Err(e) = result {
             // A statement failed: hold what this component was about to do.
@@ -209,7 +206,7 @@ pub async fn reconcile(
                 step.out.hold.insert(scale.statefulset.clone(), current);
             }
             step.node(
-                scale.kind,
+                &scale.part,
                 &scale.statefulset,
                 "waitingForFe",
                 None,
@@ -270,12 +267,12 @@ pub fn election_change(
 /// fewer replicas than both the running ones and `electionNumber` would
 /// take away voting members and can lose the metadata quorum.
 pub fn follower_cut(
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
     live: Option<&k8s_openapi::api::apps::v1::StatefulSet>,
 ) -> Option<FieldError> {
-    let fe = cluster.spec.fe_spec.as_ref()?;
+    let desired = cluster.fe_replicas()?;
+    let election = cluster.election_number()?;
     let running = live?.spec.replicas.unwrap_or(1);
-    let (desired, election) = (fe.base.replicas(), fe.election_number());
     let floor = running.min(election);
     (desired < floor).then(|| FieldError {
         path: "spec.feSpec.replicas".into(),
@@ -290,21 +287,21 @@ pub fn follower_cut(
 /// Puts membership into the status: `status.membership`, the
 /// `MembersSynced` condition, and `Progressing` while a scale-down waits.
 pub fn fold_into_status(
-    cluster: &DorisCluster,
-    status: &mut DorisClusterStatus,
+    cluster: ClusterRef<'_>,
+    previous: &Status,
+    status: &mut Status,
     members: &Outcome,
     now: &Time,
 ) {
-    let previous = cluster.status.clone().unwrap_or_default();
     status.membership = members
         .status
         .clone()
         .filter(|m| m.confirmed.is_some() || !m.nodes.is_empty());
-    let generation = cluster.metadata.generation;
+    let generation = cluster.meta().generation;
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     let synced = match &members.condition {
         Some((state, reason, message)) => super::status::condition(
-            &previous,
+            previous,
             "MembersSynced",
             state,
             reason,
@@ -328,7 +325,7 @@ pub fn fold_into_status(
         let message =
             format!("scaling down: {sts} keeps {replicas} replicas until the FE lets its nodes go");
         let progressing = super::status::condition(
-            &previous,
+            previous,
             "Progressing",
             "True",
             "ScalingDown",
@@ -345,13 +342,20 @@ pub fn fold_into_status(
 }
 
 /// Each member component's planned replicas and its StatefulSet's now.
-fn scales(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> Vec<Scale> {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
-    [ComponentKind::Fe, ComponentKind::Be, ComponentKind::Cn]
-        .into_iter()
-        .filter_map(|kind| {
-            let statefulset = names::statefulset(&name, kind);
+fn scales(ctx: &Context, cluster: ClusterRef<'_>, planned: &Plan) -> Vec<Scale> {
+    let namespace = cluster.namespace();
+    planned
+        .components
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.kind,
+                ComponentKind::Fe | ComponentKind::Be | ComponentKind::Cn | ComponentKind::Cg
+            )
+        })
+        .filter_map(|c| {
+            let kind = c.kind;
+            let statefulset = c.names.statefulset.clone();
             let current = ctx
                 .stores
                 .statefulset(&namespace, &statefulset)
@@ -365,6 +369,7 @@ fn scales(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> Vec<Scale> {
             };
             Some(Scale {
                 kind,
+                part: c.part.clone(),
                 statefulset,
                 desired,
                 current,
@@ -375,7 +380,7 @@ fn scales(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> Vec<Scale> {
 
 /// Whether a StatefulSet is to shrink: membership must then decide before
 /// anything is applied.
-pub fn shrinking(ctx: &Context, cluster: &DorisCluster, planned: &Plan) -> bool {
+pub fn shrinking(ctx: &Context, cluster: ClusterRef<'_>, planned: &Plan) -> bool {
     scales(ctx, cluster, planned)
         .iter()
         .any(|s| s.current.is_some_and(|c| c > s.desired))
@@ -422,14 +427,7 @@ struct Step<'a> {
 impl Step<'_> {
     /// Records a node in flux, keeping when it entered its state, and
     /// telling users when it changed state.
-    fn node(
-        &mut self,
-        kind: ComponentKind,
-        pod: &str,
-        state: &str,
-        tablets: Option<i64>,
-        message: String,
-    ) {
+    fn node(&mut self, part: &str, pod: &str, state: &str, tablets: Option<i64>, message: String) {
         let before = self
             .previous
             .nodes
@@ -439,7 +437,7 @@ impl Step<'_> {
             .and_then(|n| n.since.clone())
             .unwrap_or_else(|| self.now.0.to_string());
         self.nodes.push(MemberNode {
-            component: kind.as_str().to_string(),
+            component: part.to_string(),
             pod: pod.to_string(),
             state: state.to_string(),
             tablets,
@@ -464,7 +462,7 @@ impl Step<'_> {
                 for ordinal in scale.desired..current {
                     let pod = format!("{}-{ordinal}", scale.statefulset);
                     self.node(
-                        scale.kind,
+                        &scale.part,
                         &pod,
                         "waitingForFe",
                         None,
@@ -525,7 +523,7 @@ impl Step<'_> {
             if decommission {
                 if !going && !self.policy.drop_stale && !b.decommissioned {
                     self.node(
-                        scale.kind,
+                        &scale.part,
                         pod,
                         "stale",
                         None,
@@ -547,7 +545,7 @@ impl Step<'_> {
                 draining |= going;
                 let tablets = i64::try_from(b.tablet_num).unwrap_or(i64::MAX);
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     pod,
                     "decommissioning",
                     Some(tablets),
@@ -555,7 +553,7 @@ impl Step<'_> {
                 );
             } else if self.pod_exists(pod) {
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     pod,
                     "dropping",
                     None,
@@ -601,7 +599,7 @@ impl Step<'_> {
             let going = scale.current.is_some_and(|c| ordinal < c);
             if f.role != FrontendRole::Observer {
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     &pod,
                     "stale",
                     None,
@@ -620,7 +618,7 @@ impl Step<'_> {
                     format!("{pod} dropped from the FE before its pod goes"),
                 );
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     &pod,
                     "dropping",
                     None,
@@ -628,7 +626,7 @@ impl Step<'_> {
                 );
             } else {
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     &pod,
                     "stale",
                     None,
@@ -658,7 +656,7 @@ impl Step<'_> {
             let ready = self.pods.iter().any(|(p, _, r)| *p == pod && *r);
             if !ready {
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     &pod,
                     "registering",
                     None,
@@ -678,7 +676,7 @@ impl Step<'_> {
                 .is_some_and(|s| self.now.0.duration_since(s).as_secs() >= timeout);
             if !overdue {
                 self.node(
-                    scale.kind,
+                    &scale.part,
                     &pod,
                     "awaitingFe",
                     None,
@@ -699,7 +697,7 @@ impl Step<'_> {
                 );
             }
             self.nodes.push(MemberNode {
-                component: scale.kind.as_str().into(),
+                component: scale.part.clone(),
                 pod,
                 state: "notRegistered".into(),
                 tablets: None,
@@ -775,7 +773,12 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::DorisCluster;
     use k8s_openapi::api::apps::v1::StatefulSet;
+
+    fn cut(cluster: &DorisCluster, live: Option<&StatefulSet>) -> Option<FieldError> {
+        follower_cut(ClusterRef::Doris(cluster), live)
+    }
 
     fn cluster(fe: Value) -> DorisCluster {
         serde_json::from_value(serde_json::json!({
@@ -797,15 +800,15 @@ mod tests {
     fn followers_are_never_scaled_away() {
         let one = cluster(serde_json::json!({"image": "fe", "replicas": 1}));
         // A new cluster may have fewer FEs than followers.
-        assert_eq!(follower_cut(&one, None), None);
+        assert_eq!(cut(&one, None), None);
         // So may a running one that had them from the start, and it can grow.
-        assert_eq!(follower_cut(&one, Some(&running(1))), None);
+        assert_eq!(cut(&one, Some(&running(1))), None);
         let three = cluster(serde_json::json!({"image": "fe", "replicas": 3}));
-        assert_eq!(follower_cut(&three, Some(&running(1))), None);
+        assert_eq!(cut(&three, Some(&running(1))), None);
         // Observers (beyond electionNumber) can go.
-        assert_eq!(follower_cut(&three, Some(&running(5))), None);
+        assert_eq!(cut(&three, Some(&running(5))), None);
         // Followers cannot.
-        let refused = follower_cut(&one, Some(&running(3))).unwrap();
+        let refused = cut(&one, Some(&running(3))).unwrap();
         assert_eq!(refused.path, "spec.feSpec.replicas");
         assert!(
             refused.message.contains("keep at least 3"),
@@ -813,7 +816,7 @@ mod tests {
             refused.message
         );
         let two = cluster(serde_json::json!({"image": "fe", "replicas": 1, "electionNumber": 3}));
-        let refused = follower_cut(&two, Some(&running(2))).unwrap();
+        let refused = cut(&two, Some(&running(2))).unwrap();
         assert!(
             refused.message.contains("keep at least 2"),
             "{}",

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::conventions::ConventionBundle;
-use crate::crd::DorisCluster;
+
 use crate::plan::Plan;
 use crate::plan::membership::MembershipPolicy;
 
@@ -38,11 +38,11 @@ pub type Fingerprint = [u8; 32];
 
 pub fn fingerprint(
     bundle: &Arc<ConventionBundle>,
-    cluster: &DorisCluster,
+    cluster: crate::cluster::ClusterRef<'_>,
     config_maps: &BTreeMap<String, BTreeMap<String, String>>,
     secret_keys: &BTreeMap<String, BTreeSet<String>>,
 ) -> Fingerprint {
-    let meta = &cluster.metadata;
+    let meta = cluster.meta();
     let mut hasher = Sha256::new();
     // The bundle by identity as well as content: a bundle compiled anew is
     // planned with anew.
@@ -58,7 +58,7 @@ pub fn fingerprint(
     part(&meta.uid);
     part(&meta.labels);
     part(&meta.annotations);
-    part(&cluster.spec);
+    part(&cluster.spec_json());
     part(config_maps);
     part(secret_keys);
     hasher.finalize().into()
@@ -162,6 +162,8 @@ impl StatusPace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::ClusterRef;
+    use crate::crd::DorisCluster;
     use serde_json::json;
 
     fn cluster(spec: serde_json::Value) -> DorisCluster {
@@ -179,45 +181,70 @@ mod tests {
         let spec = json!({"feSpec": {"image": "fe"}, "beSpec": {"image": "be"}});
         let base = cluster(spec.clone());
         let none = BTreeMap::new();
-        let key = fingerprint(&bundle, &base, &none, &BTreeMap::new());
+        let key = fingerprint(&bundle, ClusterRef::Doris(&base), &none, &BTreeMap::new());
 
         // Status and resourceVersion are not plan inputs.
         let mut other = base.clone();
         other.metadata.resource_version = Some("42".into());
         other.status = Some(Default::default());
-        assert_eq!(fingerprint(&bundle, &other, &none, &BTreeMap::new()), key);
+        assert_eq!(
+            fingerprint(&bundle, ClusterRef::Doris(&other), &none, &BTreeMap::new()),
+            key
+        );
 
         // The spec, annotations, labels and named ConfigMaps are.
         let bigger =
             cluster(json!({"feSpec": {"image": "fe", "replicas": 3}, "beSpec": {"image": "be"}}));
-        assert_ne!(fingerprint(&bundle, &bigger, &none, &BTreeMap::new()), key);
+        assert_ne!(
+            fingerprint(&bundle, ClusterRef::Doris(&bigger), &none, &BTreeMap::new()),
+            key
+        );
         let mut annotated = base.clone();
         annotated.metadata.annotations =
             Some([("doris.selectdb.com/drain-seconds".into(), "5".into())].into());
         assert_ne!(
-            fingerprint(&bundle, &annotated, &none, &BTreeMap::new()),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&annotated),
+                &none,
+                &BTreeMap::new()
+            ),
             key
         );
         let mut labelled = base.clone();
         labelled.metadata.labels = Some([("team".into(), "a".into())].into());
         assert_ne!(
-            fingerprint(&bundle, &labelled, &none, &BTreeMap::new()),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&labelled),
+                &none,
+                &BTreeMap::new()
+            ),
             key
         );
         let cms = BTreeMap::from([(
             "fe-conf".to_string(),
             BTreeMap::from([("fe.conf".to_string(), "a = 1".to_string())]),
         )]);
-        assert_ne!(fingerprint(&bundle, &base, &cms, &BTreeMap::new()), key);
+        assert_ne!(
+            fingerprint(&bundle, ClusterRef::Doris(&base), &cms, &BTreeMap::new()),
+            key
+        );
         let secret_keys = BTreeMap::from([(
             "shared".to_string(),
             BTreeSet::from(["fe.conf".to_string()]),
         )]);
-        assert_ne!(fingerprint(&bundle, &base, &none, &secret_keys), key);
+        assert_ne!(
+            fingerprint(&bundle, ClusterRef::Doris(&base), &none, &secret_keys),
+            key
+        );
 
         // Another bundle, even of the same files, is planned with anew.
         let again = Arc::new(ConventionBundle::embedded().unwrap());
-        assert_ne!(fingerprint(&again, &base, &none, &BTreeMap::new()), key);
+        assert_ne!(
+            fingerprint(&again, ClusterRef::Doris(&base), &none, &BTreeMap::new()),
+            key
+        );
     }
 
     #[test]
@@ -229,13 +256,14 @@ mod tests {
             plan: crate::plan::plan(
                 &bundle,
                 crate::plan::PlanInput {
-                    cluster: &base,
+                    cluster: ClusterRef::Doris(&base),
                     config_maps: &BTreeMap::new(),
                     secret_keys: &BTreeMap::new(),
                 },
             )
             .unwrap(),
-            policy: crate::plan::membership::membership_policy(&bundle, &base).unwrap(),
+            policy: crate::plan::membership::membership_policy(&bundle, ClusterRef::Doris(&base))
+                .unwrap(),
         });
         let live: HashSet<String> = (0..4).map(|i| format!("u{i}")).collect();
         for i in 0..100 {

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod conventions;
 pub mod fe_link;
+pub mod kinds;
 pub mod leader;
 pub mod membership;
 pub mod memo;
@@ -37,12 +38,15 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::cluster::ClusterRef;
+use crate::conventions::ConventionBundle;
 use crate::conventions::reload::LiveConventions;
 use crate::crd::{ComponentKind, DorisCluster};
 use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
 
 use apply::Resources;
+use kinds::DorisResource;
 use stores::Stores;
 
 /// What the operator is started with.
@@ -131,7 +135,7 @@ impl Context {
     /// A client of `cluster`'s FE; `objects` are its planned objects.
     pub async fn fe_client(
         &self,
-        cluster: &DorisCluster,
+        cluster: ClusterRef<'_>,
         objects: &[Value],
     ) -> Result<crate::fe::FeClient, String> {
         fe_link::client(&self.client, cluster, objects, self.fe_resolver.as_ref()).await
@@ -260,24 +264,41 @@ pub async fn run(
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
+    // Changes of the objects made for clusters, and of the user's
+    // ConfigMaps they name, wake the cluster they belong to, of whichever
+    // kind it is.
+    let (doris_tx, doris_rx) = futures::channel::mpsc::unbounded();
+    let triggers = Triggers {
+        doris: doris_tx,
+        clusters: clusters.clone(),
+    };
+    let children = futures::stream::select_all([
+        sts_stream
+            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .boxed(),
+        svc_stream
+            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .boxed(),
+        cm_stream
+            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .boxed(),
+        hpa_stream
+            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .boxed(),
+        pod_stream
+            .map(|r| r.map(|o| Touched::Pod(o.metadata)))
+            .boxed(),
+        user_cm_stream
+            .map(|r| r.map(|o| Touched::UserConfigMap(o.metadata)))
+            .boxed(),
+    ]);
+    let _router = AbortOnDrop(tokio::spawn(triggers.route(children)));
+
+    let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     controller
-        .owns_stream(sts_stream)
-        .owns_stream(svc_stream)
-        .owns_stream(cm_stream)
-        .owns_stream(hpa_stream)
-        .watches_stream(pod_stream, |pod: Pod| cluster_of_pod(&pod))
-        .watches_stream(user_cm_stream, move |cm| {
-            let namespace = cm.namespace();
-            let name = cm.name_any();
-            clusters
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace() == namespace && references_config_map(c, &name))
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(doris_rx)
         .reconcile_all_on(conventions_changed(settings.conventions.subscribe()))
-        .with_config(kube::runtime::controller::Config::default().concurrency(settings.concurrency))
+        .with_config(config)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -286,6 +307,82 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// A change the operator reconciles a cluster for.
+enum Touched {
+    /// An object made for a cluster (its controller owner).
+    Owned(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
+    /// A pod of a cluster's StatefulSet.
+    Pod(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
+    /// Any ConfigMap: a cluster may name it.
+    UserConfigMap(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
+}
+
+/// Sends each change to the controller of the cluster it belongs to.
+struct Triggers {
+    doris: futures::channel::mpsc::UnboundedSender<ObjectRef<DorisCluster>>,
+    clusters: reflector::Store<DorisCluster>,
+}
+
+impl Triggers {
+    async fn route(
+        self,
+        mut changes: impl futures::Stream<Item = Result<Touched, watcher::Error>> + Unpin,
+    ) {
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(Touched::Owned(meta)) => self.owned(&meta),
+                Ok(Touched::Pod(meta)) => self.pod(&meta),
+                Ok(Touched::UserConfigMap(meta)) => self.config_map(&meta),
+                Err(e) => tracing::debug!(error = %e, "watch failed; it is retried"),
+            }
+        }
+    }
+
+    fn owned(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        let Some(namespace) = meta.namespace.as_deref() else {
+            return;
+        };
+        for owner in meta.owner_references.iter().flatten() {
+            if owner.controller != Some(true) {
+                continue;
+            }
+            if owner.kind == "DorisCluster" {
+                let _ = self
+                    .doris
+                    .unbounded_send(ObjectRef::new(&owner.name).within(namespace));
+            }
+        }
+    }
+
+    /// The cluster of a pod, from its selector label `<cluster>-<component>`.
+    fn pod(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        let labels = meta.labels.as_ref();
+        let label = |key: &str| labels.and_then(|l| l.get(key));
+        let (Some(namespace), Some(owner), Some(component)) = (
+            meta.namespace.as_deref(),
+            label(stores::POD_SELECTOR),
+            label("app.kubernetes.io/component"),
+        ) else {
+            return;
+        };
+        if let Some(cluster) = owner.strip_suffix(&format!("-{component}")) {
+            let _ = self
+                .doris
+                .unbounded_send(ObjectRef::new(cluster).within(namespace));
+        }
+    }
+
+    fn config_map(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        for c in self.clusters.state() {
+            if references_config_map(c.cluster(), &namespace, &name) {
+                let _ = self.doris.unbounded_send(ObjectRef::from_obj(c.as_ref()));
+            }
+        }
+    }
 }
 
 /// Aborts a task when dropped.
@@ -307,110 +404,187 @@ fn conventions_changed(
     })
 }
 
-/// The cluster a pod belongs to, from its selector label `<cluster>-<component>`.
-fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<DorisCluster>> {
-    let owner = pod.labels().get(stores::POD_SELECTOR)?;
-    let component = pod.labels().get("app.kubernetes.io/component")?;
-    let cluster = owner.strip_suffix(&format!("-{component}"))?;
-    Some(ObjectRef::new(cluster).within(&pod.namespace()?))
+fn references_config_map(cluster: ClusterRef<'_>, namespace: &str, name: &str) -> bool {
+    config_map_names(cluster)
+        .iter()
+        .any(|(ns, n)| n == name && ns == namespace)
 }
 
-fn references_config_map(cluster: &DorisCluster, name: &str) -> bool {
-    ComponentKind::ALL.iter().any(|kind| {
-        cluster.spec.component(*kind).is_some_and(|view| {
-            view.base().config_map_info.as_ref().is_some_and(|info| {
-                info.config_map_name.as_deref() == Some(name)
-                    || info
-                        .config_maps
-                        .iter()
-                        .flatten()
-                        .any(|m| m.config_map_name.as_deref() == Some(name))
-            })
-        })
-    })
-}
-
-async fn reconcile(cluster: Arc<DorisCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile<K: DorisResource>(cluster: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_cluster(cluster, &ctx).await;
+    let result = reconcile_cluster(&*cluster, &ctx).await;
     ctx.metrics.observe_reconcile(started.elapsed());
     result
 }
 
-async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<Action, Error> {
-    if cluster.metadata.deletion_timestamp.is_some() {
-        if let Some(uid) = cluster.uid() {
+/// Why a reconcile stopped before its last step: status says so (Ready and
+/// Degraded false with this reason) and an Event tells it once.
+struct Stop {
+    reason: &'static str,
+    message: String,
+    /// The conventions revision status names.
+    revision: String,
+    /// Why the conventions are not live, when that is the stop.
+    conventions_failure: Option<String>,
+    /// When to look again (a change of the spec or the conventions
+    /// reconciles at once anyway).
+    requeue: Duration,
+}
+
+/// One reconcile of one cluster: a short list of steps, each of which may
+/// stop the flow with the reason status then shows.
+async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    if let Some(action) = step_lifecycle(object, ctx).await? {
+        return Ok(action);
+    }
+    let run = Run::new(object, ctx);
+    let flow = async {
+        let bundle = run.step_conventions()?;
+        let inputs = run.step_fetch_inputs(&bundle).await?;
+        let planned = run.step_plan(&bundle, &inputs)?;
+        run.step_inputs_present(&planned)?;
+        Ok::<_, Result<Stop, Error>>((bundle, planned))
+    };
+    let (bundle, memo) = match flow.await {
+        Ok(done) => done,
+        Err(Ok(stop)) => return run.stopped(stop).await,
+        Err(Err(e)) => return Err(e),
+    };
+    let mut planned = std::borrow::Cow::Borrowed(&memo.plan);
+    let mut members = run
+        .step_hold_for_membership(&mut planned, &memo.policy)
+        .await;
+    run.step_bring_up_in_order(&mut planned);
+    run.step_apply(&planned, &mut members).await?;
+    run.step_prune(&planned).await?;
+    let members = match members {
+        Some(decided) => decided,
+        None => run.step_membership(&planned, &memo.policy).await,
+    };
+    let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
+    run.step_status(&planned, &members, rollout).await
+}
+
+/// Deletion (PVCs kept unless asked) and the finalizer that asks for them.
+async fn step_lifecycle<K: DorisResource>(
+    object: &K,
+    ctx: &Context,
+) -> Result<Option<Action>, Error> {
+    if object.meta().deletion_timestamp.is_some() {
+        if let Some(uid) = object.uid() {
             ctx.fe_checked.lock().expect("lock").remove(&uid);
             ctx.plans.remove(&uid);
             ctx.status_pace.remove(&uid);
         }
         // Owned objects go with the cluster (ownerReferences); PVCs stay
         // unless the user asked for them to go too.
-        if retention::has_finalizer(&cluster) {
-            let Some(deleted) = retention::cleanup(&ctx.client, &cluster).await? else {
+        if retention::has_finalizer(object) {
+            let Some(deleted) = retention::cleanup(&ctx.client, object).await? else {
                 // Its StatefulSets are still going away.
-                return Ok(Action::requeue(Duration::from_secs(2)));
+                return Ok(Some(Action::requeue(Duration::from_secs(2))));
             };
             for pvc in &deleted {
                 ctx.metrics.count_write("PersistentVolumeClaim", "delete");
-                tracing::info!(cluster = %cluster.name_any(), %pvc, "deleted with the cluster, as asked");
+                tracing::info!(cluster = %object.name_any(), %pvc, "deleted with the cluster, as asked");
             }
         }
-        return Ok(Action::await_change());
+        return Ok(Some(Action::await_change()));
     }
-    if retention::sync_finalizer(&ctx.client, &cluster).await? {
-        ctx.metrics.count_write("DorisCluster", "patch");
+    if retention::sync_finalizer(&ctx.client, object).await? {
+        ctx.metrics.count_write(K::kind(&()).as_ref(), "patch");
         // The change wakes the next reconcile.
-        return Ok(Action::await_change());
+        return Ok(Some(Action::await_change()));
     }
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
+    Ok(None)
+}
 
-    let set = crate::conventions::reload::set_of(cluster.metadata.annotations.as_ref());
-    let conventions_failure = ctx.conventions.failure_for(set);
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let bundle = match ctx.conventions.bundle_for(set) {
-        Ok(bundle) => bundle,
-        Err(message) => {
-            // Nothing to plan with: leave every object as it is.
-            if !already_reported(&cluster, &message) {
-                tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
-                publish(
-                    ctx,
-                    &cluster,
-                    EventType::Warning,
-                    "ConventionsUnavailable",
-                    &message,
-                )
-                .await;
-            }
-            let previous = cluster
-                .status
-                .as_ref()
-                .and_then(|s| s.conventions_revision.clone())
-                .unwrap_or_default();
-            let status = status::compute(
-                &cluster,
-                &[],
-                &previous,
-                Some(&message),
-                Some(("ConventionsUnavailable", message.clone())),
-                &now,
-            );
-            write_status(ctx, &cluster, status).await?;
-            // A change of the conventions reconciles every cluster again.
-            return Ok(Action::requeue(Duration::from_secs(300)));
+/// What every step of one reconcile shares.
+struct Run<'a, K: DorisResource> {
+    object: &'a K,
+    cluster: ClusterRef<'a>,
+    ctx: &'a Context,
+    name: String,
+    namespace: String,
+    /// Status as the cluster has it now.
+    previous: status::Status,
+    now: Time,
+    conventions_failure: Option<String>,
+}
+
+impl<'a, K: DorisResource> Run<'a, K> {
+    fn new(object: &'a K, ctx: &'a Context) -> Self {
+        let cluster = object.cluster();
+        let set = crate::conventions::reload::set_of(object.meta().annotations.as_ref());
+        Run {
+            object,
+            cluster,
+            ctx,
+            name: cluster.name(),
+            namespace: cluster.namespace(),
+            previous: object.read_status(),
+            now: Time(k8s_openapi::jiff::Timestamp::now()),
+            conventions_failure: ctx.conventions.failure_for(set),
         }
-    };
-    let config_maps = user_config_maps(&ctx.client, &cluster, &namespace).await?;
-    let secret_keys = user_secret_keys(&ctx.client, &cluster, &namespace).await?;
-    let planned =
-        plan_once(ctx, &bundle, &cluster, &config_maps, &secret_keys).and_then(|planned| {
-            let fe = plan::names::statefulset(&name, ComponentKind::Fe);
-            let live_fe = ctx.stores.statefulset(&namespace, &fe);
+    }
+
+    /// The conventions the cluster is planned with.
+    fn step_conventions(&self) -> Result<Arc<ConventionBundle>, Result<Stop, Error>> {
+        let set = crate::conventions::reload::set_of(self.object.meta().annotations.as_ref());
+        self.ctx.conventions.bundle_for(set).map_err(|message| {
+            // Nothing to plan with: leave every object as it is.
+            Ok(Stop {
+                reason: "ConventionsUnavailable",
+                conventions_failure: Some(message.clone()),
+                message,
+                revision: self
+                    .previous
+                    .conventions_revision
+                    .clone()
+                    .unwrap_or_default(),
+                requeue: Duration::from_secs(300),
+            })
+        })
+    }
+
+    /// What the plan reads besides the cluster: the user's ConfigMaps and
+    /// the key names of Secrets that share a directory.
+    async fn step_fetch_inputs(
+        &self,
+        _bundle: &ConventionBundle,
+    ) -> Result<Inputs, Result<Stop, Error>> {
+        let config_maps = user_config_maps(&self.ctx.client, self.cluster)
+            .await
+            .map_err(Err)?;
+        let secret_keys = user_secret_keys(&self.ctx.client, self.cluster, &self.namespace)
+            .await
+            .map_err(Err)?;
+        Ok(Inputs {
+            config_maps,
+            secret_keys,
+        })
+    }
+
+    /// The plan (the last one, when nothing it reads changed), and what the
+    /// running cluster refuses of it.
+    fn step_plan(
+        &self,
+        bundle: &Arc<ConventionBundle>,
+        inputs: &Inputs,
+    ) -> Result<Arc<memo::Planned>, Result<Stop, Error>> {
+        let planned = plan_once(self.ctx, bundle, self.cluster, inputs).and_then(|planned| {
+            let live_fe = planned
+                .plan
+                .components
+                .iter()
+                .find(|c| c.kind == ComponentKind::Fe)
+                .and_then(|c| {
+                    self.ctx
+                        .stores
+                        .statefulset(&self.namespace, &c.names.statefulset)
+                });
             let refused: Vec<_> = [
                 membership::election_change(&planned.plan.objects, live_fe.clone()),
-                membership::follower_cut(&cluster, live_fe.as_deref()),
+                membership::follower_cut(self.cluster, live_fe.as_deref()),
             ]
             .into_iter()
             .flatten()
@@ -420,185 +594,287 @@ async fn reconcile_cluster(cluster: Arc<DorisCluster>, ctx: &Context) -> Result<
             }
             Ok(planned)
         });
-    let memo = match planned {
-        Ok(p) => p,
-        Err(e) => {
-            let reason = e.category();
+        planned.map_err(|e| {
             let message = match &e {
                 PlanError::InvalidSpec(_) => e.to_string(),
                 PlanError::Convention { .. } => format!("the conventions failed: {e}"),
             };
-            if !already_reported(&cluster, &message) {
-                tracing::warn!(cluster = %name, namespace = %namespace, "{message}");
-                publish(ctx, &cluster, EventType::Warning, reason, &message).await;
-            }
-            let status = status::compute(
-                &cluster,
-                &[],
-                bundle.revision(),
-                conventions_failure.as_deref(),
-                Some((reason, message)),
-                &now,
-            );
-            write_status(ctx, &cluster, status).await?;
             // Nothing changes until the spec or the conventions do.
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            Ok(Stop {
+                reason: e.category(),
+                message,
+                revision: bundle.revision().to_string(),
+                conventions_failure: None,
+                requeue: Duration::from_secs(300),
+            })
+        })
+    }
+
+    /// Every ConfigMap the spec names exists.
+    fn step_inputs_present(&self, planned: &memo::Planned) -> Result<(), Result<Stop, Error>> {
+        let missing = &planned.plan.missing_config_maps;
+        if missing.is_empty() {
+            return Ok(());
         }
-    };
-    let policy = &memo.policy;
-    let mut planned = std::borrow::Cow::Borrowed(&memo.plan);
-    if !planned.missing_config_maps.is_empty() {
-        let message = format!(
-            "waiting for ConfigMap {} named in the spec",
-            planned.missing_config_maps.join(", ")
+        Err(Ok(Stop {
+            reason: "ConfigMapMissing",
+            message: format!(
+                "waiting for ConfigMap {} named in the spec",
+                missing.join(", ")
+            ),
+            revision: planned.plan.revision.clone(),
+            conventions_failure: None,
+            requeue: Duration::from_secs(30),
+        }))
+    }
+
+    /// A StatefulSet shrinks only once the FE has let its nodes go: then
+    /// membership decides first. Otherwise it follows the apply, so that
+    /// nothing waits on the FE to be created or changed.
+    async fn step_hold_for_membership(
+        &self,
+        planned: &mut std::borrow::Cow<'_, plan::Plan>,
+        policy: &plan::membership::MembershipPolicy,
+    ) -> Option<membership::Outcome> {
+        if !membership::shrinking(self.ctx, self.cluster, planned) {
+            return None;
+        }
+        let decided = self.step_membership(planned, policy).await;
+        membership::apply_hold(&mut planned.to_mut().objects, &decided.hold);
+        Some(decided)
+    }
+
+    /// Parts come up in order: a part whose predecessor is not reachable yet
+    /// is not created (an existing one is left as it is).
+    fn step_bring_up_in_order(&self, _planned: &mut std::borrow::Cow<'_, plan::Plan>) {}
+
+    /// Server-side apply of what changed. A refusal by the API server is
+    /// said in status and once as an Event; the error makes the controller
+    /// retry later, as for any failed reconcile.
+    async fn step_apply(
+        &self,
+        planned: &plan::Plan,
+        members: &mut Option<membership::Outcome>,
+    ) -> Result<(), Error> {
+        let applied = match apply::apply_all(
+            &self.ctx.client,
+            &self.ctx.resources,
+            &self.ctx.stores,
+            &planned.objects,
+            &planned.autoscaled,
+        )
+        .await
+        {
+            Ok(applied) => applied,
+            Err(Error::ApplyRefused(refusal)) => {
+                let message = refusal.to_string();
+                if !self.already_reported(&message) {
+                    self.publish(EventType::Warning, "ApplyRefused", &message)
+                        .await;
+                }
+                let pods = self.pods();
+                let statefulsets = self.statefulsets(planned);
+                let observed = observe(planned, &statefulsets, &pods);
+                let mut status = status::compute(
+                    self.cluster,
+                    &self.previous,
+                    &observed,
+                    &planned.revision,
+                    self.conventions_failure.as_deref(),
+                    Some(("ApplyRefused", message)),
+                    &self.now,
+                );
+                status::keep_unobserved(&self.previous, &mut status);
+                if let Some(decided) = members.take() {
+                    // The FE was already asked this time: say what it answered.
+                    for (type_, reason, note) in &decided.events {
+                        self.publish(*type_, reason, note).await;
+                    }
+                    membership::fold_into_status(
+                        self.cluster,
+                        &self.previous,
+                        &mut status,
+                        &decided,
+                        &self.now,
+                    );
+                }
+                write_status(self.ctx, self.object, &status).await?;
+                return Err(Error::ApplyRefused(refusal));
+            }
+            Err(e) => return Err(e),
+        };
+        if !applied.written.is_empty() {
+            let note = format!("applied {}", applied.written.join(", "));
+            self.note_change(&planned.revision, &note).await;
+        }
+        Ok(())
+    }
+
+    /// Deletes what a removed part left.
+    async fn step_prune(&self, planned: &plan::Plan) -> Result<(), Error> {
+        let uid = self.object.uid().unwrap_or_default();
+        let pruned = apply::prune(
+            &self.ctx.client,
+            &self.ctx.resources,
+            &self.ctx.stores,
+            &uid,
+            &self.namespace,
+            &planned.objects,
+        )
+        .await?;
+        if !pruned.is_empty() {
+            let note = format!("deleted {}", pruned.join(", "));
+            self.note_change(&planned.revision, &note).await;
+        }
+        Ok(())
+    }
+
+    async fn note_change(&self, revision: &str, note: &str) {
+        tracing::info!(cluster = %self.name, namespace = %self.namespace, revision = %revision, "{note}");
+        self.publish(EventType::Normal, "Applied", note).await;
+    }
+
+    /// The FE's node list kept in step with the pods.
+    async fn step_membership(
+        &self,
+        planned: &plan::Plan,
+        policy: &plan::membership::MembershipPolicy,
+    ) -> membership::Outcome {
+        let decided = membership::reconcile(
+            self.ctx,
+            self.cluster,
+            &self.previous,
+            planned,
+            policy,
+            &self.now,
+        )
+        .await;
+        for (type_, reason, note) in &decided.events {
+            tracing::info!(cluster = %self.name, namespace = %self.namespace, reason, "{note}");
+            self.publish(*type_, reason, note).await;
+        }
+        decided
+    }
+
+    /// Status from what the caches show, and when to look again.
+    async fn step_status(
+        &self,
+        planned: &plan::Plan,
+        members: &membership::Outcome,
+        rollout: rollout::Outcome,
+    ) -> Result<Action, Error> {
+        let pods = self.pods();
+        let statefulsets = self.statefulsets(planned);
+        let observed = observe(planned, &statefulsets, &pods);
+        let mut new_status = status::compute(
+            self.cluster,
+            &self.previous,
+            &observed,
+            &planned.revision,
+            self.conventions_failure.as_deref(),
+            rollout.failure,
+            &self.now,
         );
-        if !already_reported(&cluster, &message) {
-            publish(
-                ctx,
-                &cluster,
-                EventType::Warning,
-                "ConfigMapMissing",
-                &message,
-            )
-            .await;
+        new_status.rollout = rollout.status;
+        membership::fold_into_status(
+            self.cluster,
+            &self.previous,
+            &mut new_status,
+            members,
+            &self.now,
+        );
+        let ready = new_status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let deferred =
+            write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?;
+        let next = if let Some(after) = rollout.requeue {
+            after
+        } else if ready {
+            // Watches bring every change; the timer only guards against drift.
+            Duration::from_secs(600)
+        } else {
+            Duration::from_secs(15)
+        };
+        let next = members.requeue.map_or(next, |m| m.min(next));
+        Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
+    }
+
+    /// A stopped reconcile: status says why, an Event once.
+    async fn stopped(&self, stop: Stop) -> Result<Action, Error> {
+        if !self.already_reported(&stop.message) {
+            tracing::warn!(cluster = %self.name, namespace = %self.namespace, "{}", stop.message);
+            self.publish(EventType::Warning, stop.reason, &stop.message)
+                .await;
         }
         let status = status::compute(
-            &cluster,
+            self.cluster,
+            &self.previous,
             &[],
-            bundle.revision(),
-            conventions_failure.as_deref(),
-            Some(("ConfigMapMissing", message)),
-            &now,
+            &stop.revision,
+            stop.conventions_failure
+                .as_deref()
+                .or(self.conventions_failure.as_deref()),
+            Some((stop.reason, stop.message)),
+            &self.now,
         );
-        write_status(ctx, &cluster, status).await?;
-        return Ok(Action::requeue(Duration::from_secs(30)));
+        write_status(self.ctx, self.object, &status).await?;
+        Ok(Action::requeue(stop.requeue))
     }
 
-    // A StatefulSet shrinks only once the FE has let its nodes go: then
-    // membership decides first. Otherwise it follows the apply, so that
-    // nothing waits on the FE to be created or changed.
-    let mut members = None;
-    if membership::shrinking(ctx, &cluster, &planned) {
-        let decided = membership::reconcile(ctx, &cluster, &planned, policy, &now).await;
-        membership::apply_hold(&mut planned.to_mut().objects, &decided.hold);
-        members = Some(decided);
+    /// The cluster's pods, as cached.
+    fn pods(&self) -> Vec<Arc<Pod>> {
+        self.ctx
+            .stores
+            .cluster_pods(&self.namespace, &self.cluster.statefulset_names())
     }
 
-    let applied = match apply::apply_all(
-        &ctx.client,
-        &ctx.resources,
-        &ctx.stores,
-        &planned.objects,
-        &planned.autoscaled,
-    )
-    .await
-    {
-        Ok(applied) => applied,
-        Err(Error::ApplyRefused(refusal)) => {
-            // Said in status and once as an Event; the error makes the
-            // controller retry later, as for any failed reconcile.
-            let message = refusal.to_string();
-            if !already_reported(&cluster, &message) {
-                publish(ctx, &cluster, EventType::Warning, "ApplyRefused", &message).await;
-            }
-            let (pods, statefulsets) = live_children(ctx, &planned, &namespace, &name);
-            let observed = observe(&planned, &statefulsets, &pods, &name);
-            let mut status = status::compute(
-                &cluster,
-                &observed,
-                &planned.revision,
-                conventions_failure.as_deref(),
-                Some(("ApplyRefused", message)),
-                &now,
-            );
-            status::keep_unobserved(&cluster, &mut status);
-            if let Some(decided) = &members {
-                // The FE was already asked this time: say what it answered.
-                for (type_, reason, note) in &decided.events {
-                    publish(ctx, &cluster, *type_, reason, note).await;
-                }
-                membership::fold_into_status(&cluster, &mut status, decided, &now);
-            }
-            write_status(ctx, &cluster, status).await?;
-            return Err(Error::ApplyRefused(refusal));
-        }
-        Err(e) => return Err(e),
-    };
-    let uid = cluster.uid().unwrap_or_default();
-    let pruned = apply::prune(
-        &ctx.client,
-        &ctx.resources,
-        &ctx.stores,
-        &uid,
-        &namespace,
-        &planned.objects,
-    )
-    .await?;
-    if !applied.written.is_empty() || !pruned.is_empty() {
-        let mut note = String::new();
-        if !applied.written.is_empty() {
-            note.push_str(&format!("applied {}", applied.written.join(", ")));
-        }
-        if !pruned.is_empty() {
-            if !note.is_empty() {
-                note.push_str("; ");
-            }
-            note.push_str(&format!("deleted {}", pruned.join(", ")));
-        }
-        tracing::info!(cluster = %name, namespace = %namespace, revision = %planned.revision, "{note}");
-        publish(ctx, &cluster, EventType::Normal, "Applied", &note).await;
+    /// Each planned part's StatefulSet, as cached.
+    fn statefulsets(&self, planned: &plan::Plan) -> Vec<Option<Arc<StatefulSet>>> {
+        planned
+            .components
+            .iter()
+            .map(|c| {
+                self.ctx
+                    .stores
+                    .statefulset(&self.namespace, &c.names.statefulset)
+            })
+            .collect()
     }
 
-    let (pods, statefulsets) = live_children(ctx, &planned, &namespace, &name);
-    let observed = observe(&planned, &statefulsets, &pods, &name);
-    let members = match members {
-        Some(decided) => decided,
-        None => membership::reconcile(ctx, &cluster, &planned, policy, &now).await,
-    };
-    for (type_, reason, note) in &members.events {
-        tracing::info!(cluster = %name, namespace = %namespace, reason, "{note}");
-        publish(ctx, &cluster, *type_, reason, note).await;
+    /// Whether status already says `message`: an Event is sent once per
+    /// problem, not once per retry.
+    fn already_reported(&self, message: &str) -> bool {
+        self.previous
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.message == message)
     }
-    let rollout = rollout::advance(ctx, &cluster, &bundle, &planned, &pods, &now).await?;
-    let mut new_status = status::compute(
-        &cluster,
-        &observed,
-        &planned.revision,
-        conventions_failure.as_deref(),
-        rollout.failure,
-        &now,
-    );
-    new_status.rollout = rollout.status;
-    membership::fold_into_status(&cluster, &mut new_status, &members, &now);
-    let ready = new_status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    let deferred = write_status_paced(ctx, &cluster, new_status).await?;
-    let next = if let Some(after) = rollout.requeue {
-        after
-    } else if ready {
-        // Watches bring every change; the timer only guards against drift.
-        Duration::from_secs(600)
-    } else {
-        Duration::from_secs(15)
-    };
-    let next = members.requeue.map_or(next, |m| m.min(next));
-    Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
+
+    async fn publish(&self, type_: EventType, reason: &str, note: &str) {
+        publish(self.ctx, &self.object.object_ref(&()), type_, reason, note).await;
+    }
+}
+
+/// What a plan reads besides the cluster.
+struct Inputs {
+    config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    secret_keys: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// The plan and membership rules of `cluster`: the last ones made, when
 /// nothing they are made from changed since; otherwise planned anew.
 fn plan_once(
     ctx: &Context,
-    bundle: &Arc<crate::conventions::ConventionBundle>,
-    cluster: &DorisCluster,
-    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
-    secret_keys: &BTreeMap<String, std::collections::BTreeSet<String>>,
+    bundle: &Arc<ConventionBundle>,
+    cluster: ClusterRef<'_>,
+    inputs: &Inputs,
 ) -> Result<Arc<memo::Planned>, PlanError> {
-    let uid = cluster.uid().unwrap_or_default();
-    let key = memo::fingerprint(bundle, cluster, config_maps, secret_keys);
+    let uid = cluster.meta().uid.clone().unwrap_or_default();
+    let key = memo::fingerprint(bundle, cluster, &inputs.config_maps, &inputs.secret_keys);
     if let Some(planned) = ctx.plans.get(&uid, &key) {
         return Ok(planned);
     }
@@ -606,8 +882,8 @@ fn plan_once(
         bundle,
         PlanInput {
             cluster,
-            config_maps,
-            secret_keys,
+            config_maps: &inputs.config_maps,
+            secret_keys: &inputs.secret_keys,
         },
     )?;
     let policy = plan::membership::membership_policy(bundle, cluster).map_err(|error| {
@@ -622,31 +898,11 @@ fn plan_once(
     Ok(planned)
 }
 
-/// The cluster's pods and each planned component's StatefulSet, as cached.
-fn live_children(
-    ctx: &Context,
-    planned: &plan::Plan,
-    namespace: &str,
-    name: &str,
-) -> (Vec<Arc<Pod>>, Vec<Option<Arc<StatefulSet>>>) {
-    let pods = ctx.stores.cluster_pods(namespace, name);
-    let statefulsets = planned
-        .components
-        .iter()
-        .map(|c| {
-            ctx.stores
-                .statefulset(namespace, &plan::names::statefulset(name, c.kind))
-        })
-        .collect();
-    (pods, statefulsets)
-}
-
-/// What the caches show of each planned component.
+/// What the caches show of each planned part.
 fn observe<'a>(
     planned: &'a plan::Plan,
     statefulsets: &'a [Option<Arc<StatefulSet>>],
     pods: &'a [Arc<Pod>],
-    name: &str,
 ) -> Vec<status::Observed<'a>> {
     planned
         .components
@@ -654,14 +910,16 @@ fn observe<'a>(
         .zip(statefulsets)
         .map(|(c, sts)| status::Observed {
             kind: c.kind,
+            part: &c.part,
+            names: &c.names,
             statefulset: sts.as_deref(),
-            pods: status::component_pods(pods, name, c.kind),
+            pods: status::component_pods(pods, &c.names),
             config_hash: &c.config_hash,
         })
         .collect()
 }
 
-fn error_policy(cluster: Arc<DorisCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy<K: DorisResource>(cluster: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.count_error(error.category());
     tracing::warn!(cluster = %cluster.name_any(), category = error.category(), "{error}");
     match error.category() {
@@ -688,44 +946,47 @@ fn clear_removed(old: &Value, new: &mut Value) {
     }
 }
 
-/// Whether status already says `message`: an Event is sent once per
-/// problem, not once per retry.
-fn already_reported(cluster: &DorisCluster, message: &str) -> bool {
-    cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.message == message))
-}
-
-/// The data of the ConfigMaps the cluster names (reads, never writes).
-async fn user_config_maps(
-    client: &Client,
-    cluster: &DorisCluster,
-    namespace: &str,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let mut out = BTreeMap::new();
-    for kind in ComponentKind::ALL {
-        let Some(view) = cluster.spec.component(kind) else {
+/// The names of the ConfigMaps a cluster reads: those its parts mount.
+fn config_map_names(cluster: ClusterRef<'_>) -> Vec<(String, String)> {
+    let namespace = cluster.namespace();
+    let mut names: Vec<(String, String)> = Vec::new();
+    for part in cluster.parts() {
+        let Some(info) = part.base.config_map_info.as_ref() else {
             continue;
         };
-        let Some(info) = view.base().config_map_info.as_ref() else {
-            continue;
-        };
-        let names = info.config_map_name.iter().chain(
+        let found = info.config_map_name.iter().chain(
             info.config_maps
                 .iter()
                 .flatten()
                 .filter_map(|m| m.config_map_name.as_ref()),
         );
-        for name in names {
-            if out.contains_key(name) || name.is_empty() {
-                continue;
+        for name in found {
+            if !name.is_empty() && !names.iter().any(|(_, n)| n == name) {
+                names.push((namespace.clone(), name.clone()));
             }
-            if let Some(cm) = api.get_opt(name).await.map_err(Error::Kube)? {
-                out.insert(name.clone(), cm.data.unwrap_or_default());
-            }
+        }
+    }
+    names.extend(cluster.external_config_maps());
+    names
+}
+
+/// The data of the ConfigMaps the cluster names (reads, never writes).
+/// One in another namespace is keyed `<namespace>/<name>`.
+async fn user_config_maps(
+    client: &Client,
+    cluster: ClusterRef<'_>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
+    let own = cluster.namespace();
+    let mut out = BTreeMap::new();
+    for (namespace, name) in config_map_names(cluster) {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        if let Some(cm) = api.get_opt(&name).await.map_err(Error::Kube)? {
+            let key = if namespace == own {
+                name
+            } else {
+                format!("{namespace}/{name}")
+            };
+            out.insert(key, cm.data.unwrap_or_default());
         }
     }
     Ok(out)
@@ -737,7 +998,7 @@ async fn user_config_maps(
 /// is left out: its pods wait for it, and it is checked once it exists.
 async fn user_secret_keys(
     client: &Client,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
     namespace: &str,
 ) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
     let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
@@ -767,12 +1028,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 /// caller looks again then, so the latest state is always written. A
 /// change of the headline, and any change of a converged cluster, is
 /// written at once.
-async fn write_status_paced(
+async fn write_status_paced<K: DorisResource>(
     ctx: &Context,
-    cluster: &DorisCluster,
-    status: crate::crd::DorisClusterStatus,
+    object: &K,
+    previous: &status::Status,
+    status: &status::Status,
 ) -> Result<Option<Duration>, Error> {
-    let uid = cluster.uid().unwrap_or_default();
+    let uid = object.uid().unwrap_or_default();
     let condition = |type_: &str| {
         status
             .conditions
@@ -784,49 +1046,53 @@ async fn write_status_paced(
     let converging = condition("Ready").is_none_or(|c| c.status != "True")
         || condition("MembersSynced").is_some_and(|c| c.reason == "Registering");
     if converging
-        && let Some(old) = &cluster.status
-        && *old != status
-        && status::headline(old) == status::headline(&status)
+        && !object.status_json().is_null()
+        && previous != status
+        && status::headline(previous) == status::headline(status)
         && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
     {
         return Ok(Some(wait));
     }
-    write_status(ctx, cluster, status).await?;
+    write_status(ctx, object, status).await?;
     Ok(None)
 }
 
 /// Writes status through the status subresource, only when it changed.
-async fn write_status(
+async fn write_status<K: DorisResource>(
     ctx: &Context,
-    cluster: &DorisCluster,
-    status: crate::crd::DorisClusterStatus,
+    object: &K,
+    status: &status::Status,
 ) -> Result<(), Error> {
-    let old = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
-    let mut new = serde_json::to_value(&status).unwrap_or(Value::Null);
+    let old = object.status_json();
+    let mut new = object.status_to_json(status);
     if !old.is_object() {
         // No status yet: the patch needs nothing cleared.
-        return patch_status(ctx, cluster, new).await;
+        return patch_status(ctx, object, new).await;
     }
     if old == new {
         return Ok(());
     }
     // A merge patch keeps keys it does not mention: clear the ones that went.
     clear_removed(&old, &mut new);
-    patch_status(ctx, cluster, new).await
+    patch_status(ctx, object, new).await
 }
 
-async fn patch_status(ctx: &Context, cluster: &DorisCluster, new: Value) -> Result<(), Error> {
-    let api: Api<DorisCluster> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+async fn patch_status<K: DorisResource>(
+    ctx: &Context,
+    object: &K,
+    new: Value,
+) -> Result<(), Error> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     api.patch_status(
-        &cluster.name_any(),
+        &object.name_any(),
         &PatchParams::default(),
         &Patch::Merge(json!({ "status": new })),
     )
     .await
     .map_err(Error::Kube)?;
-    ctx.metrics.count_write("DorisCluster", "patch-status");
-    if let Some(uid) = cluster.uid() {
+    ctx.metrics
+        .count_write(K::kind(&()).as_ref(), "patch-status");
+    if let Some(uid) = object.uid() {
         ctx.status_pace.written(&uid, || ctx.live_uids());
     }
     Ok(())
@@ -834,7 +1100,7 @@ async fn patch_status(ctx: &Context, cluster: &DorisCluster, new: Value) -> Resu
 
 async fn publish(
     ctx: &Context,
-    cluster: &DorisCluster,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
     type_: EventType,
     reason: &str,
     note: &str,
@@ -846,7 +1112,7 @@ async fn publish(
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
         tracing::debug!(error = %e, "could not publish an Event");
     }
 }

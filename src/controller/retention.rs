@@ -12,8 +12,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::Error;
-use crate::crd::{ComponentKind, DorisCluster};
-use crate::plan::names;
+use super::kinds::DorisResource;
 
 /// The annotation asking for the cluster's PVCs to be deleted with it.
 pub const DELETE_PVCS_ANNOTATION: &str = "doris.selectdb.com/delete-pvcs-on-delete";
@@ -21,19 +20,19 @@ pub const DELETE_PVCS_ANNOTATION: &str = "doris.selectdb.com/delete-pvcs-on-dele
 pub const FINALIZER: &str = "doris.selectdb.com/pvc-cleanup";
 
 /// Whether the user asked for the cluster's PVCs to go with it.
-pub fn wants_pvcs_deleted(cluster: &DorisCluster) -> bool {
+pub fn wants_pvcs_deleted<K: DorisResource>(cluster: &K) -> bool {
     cluster
         .annotations()
         .get(DELETE_PVCS_ANNOTATION)
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-pub fn has_finalizer(cluster: &DorisCluster) -> bool {
+pub fn has_finalizer<K: DorisResource>(cluster: &K) -> bool {
     cluster.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Adds or removes the finalizer to match the annotation.
-pub async fn sync_finalizer(client: &Client, cluster: &DorisCluster) -> Result<bool, Error> {
+pub async fn sync_finalizer<K: DorisResource>(client: &Client, cluster: &K) -> Result<bool, Error> {
     let wanted = wants_pvcs_deleted(cluster);
     if wanted == has_finalizer(cluster) {
         return Ok(false);
@@ -55,17 +54,13 @@ pub async fn sync_finalizer(client: &Client, cluster: &DorisCluster) -> Result<b
 /// recreates a claim for a pod it restarts), then deletes the claims of
 /// each (`<claim template>-<cluster>-<component>-<ordinal>`), then releases
 /// the cluster. Returns `None` while StatefulSets are still going away.
-pub async fn cleanup(
+pub async fn cleanup<K: DorisResource>(
     client: &Client,
-    cluster: &DorisCluster,
+    cluster: &K,
 ) -> Result<Option<Vec<String>>, Error> {
     let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
-    let statefulsets: Vec<String> = ComponentKind::ALL
-        .iter()
-        .map(|k| names::statefulset(&name, *k))
-        .collect();
+    let statefulsets = cluster.cluster().statefulset_names();
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
     let mut remaining = false;
     for sts in &statefulsets {
@@ -117,13 +112,12 @@ fn claim_of(pvc: &str, sts: &str) -> bool {
         && head.len() > sts.len() + 1
 }
 
-async fn patch_finalizers(
+async fn patch_finalizers<K: DorisResource>(
     client: &Client,
-    cluster: &DorisCluster,
+    cluster: &K,
     finalizers: Vec<String>,
 ) -> Result<(), Error> {
-    let api: Api<DorisCluster> =
-        Api::namespaced(client.clone(), &cluster.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(client.clone(), &cluster.namespace().unwrap_or_default());
     // The resourceVersion makes this fail on a concurrent change instead of
     // overwriting someone else's finalizer.
     let patch = json!({

@@ -33,12 +33,14 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use serde_json::json;
 
+use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
-use crate::crd::{ComponentKind, DorisCluster, RolloutStatus};
+use crate::crd::{ComponentKind, RolloutStatus};
 use crate::fe::{Backend, FeClient, FrontendRole};
 use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
-use crate::plan::{APPLIED_HASH_ANNOTATION, Plan, names};
+use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 
+use super::kinds::DorisResource;
 use super::{Context, Error, publish};
 
 /// `"true"` on a DorisCluster halts its rollouts before the next step.
@@ -71,6 +73,7 @@ pub struct Outcome {
 /// A component whose pods the operator restarts.
 struct Component<'a> {
     kind: ComponentKind,
+    part: &'a str,
     sts: std::sync::Arc<StatefulSet>,
     revision: String,
     replicas: i32,
@@ -95,7 +98,7 @@ impl Component<'_> {
 /// What the FE says, fetched at most once per reconcile.
 struct Fe<'a> {
     ctx: &'a Context,
-    cluster: &'a DorisCluster,
+    cluster: ClusterRef<'a>,
     plan: &'a Plan,
     client: Option<Result<FeClient, String>>,
     frontends: Option<Result<Vec<crate::fe::Frontend>, String>>,
@@ -155,13 +158,13 @@ impl Fe<'_> {
                 .await?
                 .iter()
                 .any(|f| first_label(&f.host) == pod && f.alive)),
-            ComponentKind::Be | ComponentKind::Cn => Ok(self
+            ComponentKind::Be | ComponentKind::Cn | ComponentKind::Cg => Ok(self
                 .backends()
                 .await?
                 .iter()
                 .any(|b| first_label(&b.host) == pod && b.alive)),
-            // Brokers are not checked through the FE.
-            ComponentKind::Broker => Ok(true),
+            // Brokers and meta services are not checked through the FE.
+            ComponentKind::Broker | ComponentKind::Ms => Ok(true),
         }
     }
 
@@ -204,7 +207,10 @@ pub fn is_ready(pod: &Pod) -> bool {
 }
 
 fn drains_backend(kind: ComponentKind) -> bool {
-    matches!(kind, ComponentKind::Be | ComponentKind::Cn)
+    matches!(
+        kind,
+        ComponentKind::Be | ComponentKind::Cn | ComponentKind::Cg
+    )
 }
 
 /// Why the candidates of `comp` restart: a changed image is an upgrade,
@@ -252,23 +258,22 @@ fn reason(comp: &Component<'_>) -> &'static str {
 }
 
 /// Moves the cluster's rollout on by at most one step and says where it is.
-pub async fn advance(
+pub async fn advance<K: DorisResource>(
     ctx: &Context,
-    cluster: &DorisCluster,
+    object: &K,
     bundle: &ConventionBundle,
     plan: &Plan,
     pods: &[std::sync::Arc<Pod>],
     now: &Time,
 ) -> Result<Outcome, Error> {
-    let namespace = cluster.namespace().unwrap_or_default();
-    let name = cluster.name_any();
+    let cluster = object.cluster();
+    let namespace = cluster.namespace();
+    let name = cluster.name();
+    let reference = object.object_ref(&());
     let mut components = Vec::new();
     let mut unsynced = false;
     for c in &plan.components {
-        let Some(sts) = ctx
-            .stores
-            .statefulset(&namespace, &names::statefulset(&name, c.kind))
-        else {
+        let Some(sts) = ctx.stores.statefulset(&namespace, &c.names.statefulset) else {
             unsynced = true;
             continue;
         };
@@ -313,13 +318,14 @@ pub async fn advance(
         }
         components.push(Component {
             kind: c.kind,
+            part: &c.part,
             replicas: sts.spec.replicas.unwrap_or(1),
             revision,
             sts,
-            pods: super::status::component_pods(pods, &name, c.kind),
+            pods: super::status::component_pods(pods, &c.names),
         });
     }
-    let cached = cluster.status.as_ref().and_then(|s| s.rollout.clone());
+    let cached = object.read_status().rollout;
     let any_candidate = components.iter().any(|c| c.candidates().next().is_some());
     if !any_candidate && cached.is_none() {
         return Ok(Outcome::default());
@@ -333,10 +339,10 @@ pub async fn advance(
         });
     }
     // The step in progress, as last written (the cache may lag a write).
-    let api: Api<DorisCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let fresh = api.get(&name).await.map_err(Error::Kube)?;
-    let previous = fresh.status.as_ref().and_then(|s| s.rollout.clone());
-    let annotations = fresh.metadata.annotations.clone().unwrap_or_default();
+    let previous = fresh.read_status().rollout;
+    let annotations = fresh.meta().annotations.clone().unwrap_or_default();
     let paused = annotations.get(PAUSED_ANNOTATION).map(String::as_str) == Some("true");
     let timeout = annotations
         .get(STEP_TIMEOUT_ANNOTATION)
@@ -376,7 +382,7 @@ pub async fn advance(
                   wait_for: &[String],
                   waiting: String| {
         RolloutStatus {
-            component: comp.kind.as_str().to_string(),
+            component: comp.part.to_string(),
             target_revision: comp.revision.clone(),
             reason: reason.to_string(),
             updated: comp.pods.iter().filter(|p| comp.updated(p)).count() as i32,
@@ -430,7 +436,7 @@ pub async fn advance(
                 if let Some(message) = &failure
                     && prev.waiting != *message
                 {
-                    publish(ctx, cluster, EventType::Warning, "RolloutStuck", message).await;
+                    publish(ctx, &reference, EventType::Warning, "RolloutStuck", message).await;
                 }
                 let what = failure
                     .clone()
@@ -474,7 +480,7 @@ pub async fn advance(
                 "every pod of the cluster runs its current template ({} finished)",
                 prev.reason
             );
-            publish(ctx, cluster, EventType::Normal, "RolloutComplete", &note).await;
+            publish(ctx, &reference, EventType::Normal, "RolloutComplete", &note).await;
         }
         return Ok(Outcome::default());
     }
@@ -490,6 +496,7 @@ pub async fn advance(
         };
         inputs.push(RestartCandidate {
             component: comp.kind.as_str().to_string(),
+            part: comp.part.to_string(),
             ordinal: ordinal(&pod_name).unwrap_or(0),
             pod: pod_name,
             role,
@@ -590,7 +597,8 @@ pub async fn advance(
     }
     let (what, after) = execute(
         ctx,
-        cluster,
+        &reference,
+        &namespace,
         &mut fe,
         comp,
         step,
@@ -611,7 +619,8 @@ pub async fn advance(
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     ctx: &Context,
-    cluster: &DorisCluster,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    namespace: &str,
     fe: &mut Fe<'_>,
     comp: &Component<'_>,
     step: &RestartStep,
@@ -638,8 +647,8 @@ async fn execute(
             }
         }
     }
-    let api: Api<Pod> =
-        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let cluster = reference.name.clone().unwrap_or_default();
     let stamp = now.0.to_string();
     let mut started = Vec::new();
     let mut began = false;
@@ -680,7 +689,7 @@ async fn execute(
             step.wait_for.join(", "),
             count - index - 1
         );
-        tracing::info!(cluster = %cluster.name_any(), "{note}");
+        tracing::info!(%cluster, "{note}");
         // Related to its first pod, so each step is an Event of its own.
         let event = KubeEvent {
             type_: EventType::Normal,
@@ -689,7 +698,7 @@ async fn execute(
             action: "Restart".into(),
             secondary: pods.first().map(|p| p.object_ref(&())),
         };
-        if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        if let Err(e) = ctx.recorder.publish(&event, reference).await {
             tracing::debug!(error = %e, "could not publish an Event");
         }
         // Status names the step before any pod goes.
@@ -714,7 +723,7 @@ async fn execute(
         match api.delete(&pod.name_any(), &params).await {
             Ok(_) => {
                 ctx.metrics.count_write("Pod", "delete");
-                tracing::info!(cluster = %cluster.name_any(), pod = %pod.name_any(), "restarted for the rollout");
+                tracing::info!(%cluster, pod = %pod.name_any(), "restarted for the rollout");
             }
             // Gone already, or replaced by a new pod: restarted either way.
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
@@ -757,6 +766,7 @@ mod tests {
     fn reason_of(sts: StatefulSet, pod: &Pod) -> &'static str {
         let comp = Component {
             kind: ComponentKind::Be,
+            part: "be",
             sts: std::sync::Arc::new(sts),
             revision: "d-be-2".into(),
             replicas: 1,

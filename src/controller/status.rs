@@ -9,11 +9,80 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::cluster::{ClusterRef, PartNames};
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler,
+    HorizontalScaler, MembershipStatus, RolloutStatus,
 };
-use crate::plan::names;
+
+/// The status of a cluster of either kind, as the operator computes it;
+/// each kind writes it in its own shape ([`Status::to_doris`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Status {
+    /// Each part's status, by part name.
+    pub parts: BTreeMap<String, ComponentStatus>,
+    pub observed_generation: Option<i64>,
+    pub conventions_revision: Option<String>,
+    pub conditions: Option<Vec<Condition>>,
+    pub membership: Option<MembershipStatus>,
+    pub rollout: Option<RolloutStatus>,
+}
+
+impl Status {
+    /// A DorisCluster's status as the operator reads it.
+    pub fn from_doris(status: &DorisClusterStatus) -> Status {
+        let mut parts = BTreeMap::new();
+        for (kind, component) in [
+            (ComponentKind::Fe, status.fe_status.as_ref()),
+            (ComponentKind::Be, status.be_status.as_ref()),
+            (
+                ComponentKind::Cn,
+                status.cn_status.as_ref().map(|c| &c.component),
+            ),
+            (ComponentKind::Broker, status.broker_status.as_ref()),
+        ] {
+            if let Some(component) = component {
+                parts.insert(kind.as_str().to_string(), component.clone());
+            }
+        }
+        Status {
+            parts,
+            observed_generation: status.observed_generation,
+            conventions_revision: status.conventions_revision.clone(),
+            conditions: status.conditions.clone(),
+            membership: status.membership.clone(),
+            rollout: status.rollout.clone(),
+        }
+    }
+
+    /// The status in a DorisCluster's shape.
+    pub fn to_doris(&self, cluster: &DorisCluster) -> DorisClusterStatus {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let part = |kind: ComponentKind| self.parts.get(kind.as_str()).cloned();
+        DorisClusterStatus {
+            fe_status: part(ComponentKind::Fe),
+            be_status: part(ComponentKind::Be),
+            cn_status: part(ComponentKind::Cn).map(|component| CnStatus {
+                component,
+                horizontal_scaler: cluster
+                    .spec
+                    .cn_spec
+                    .as_ref()
+                    .and_then(|cn| cn.auto_scaling_policy.as_ref())
+                    .map(|p| HorizontalScaler {
+                        name: Some(format!("{name}-cn-autoscaler")),
+                        version: p.version.as_ref().map(|v| format!("{v:?}").to_lowercase()),
+                    }),
+            }),
+            broker_status: part(ComponentKind::Broker),
+            observed_generation: self.observed_generation,
+            conventions_revision: self.conventions_revision.clone(),
+            conditions: self.conditions.clone(),
+            membership: self.membership.clone(),
+            rollout: self.rollout.clone(),
+        }
+    }
+}
 
 /// Component phases, as apache/doris-operator names them.
 pub mod phase {
@@ -25,9 +94,11 @@ pub mod phase {
     pub const HAVE_MEMBER_FAILED: &str = "haveMemberFailed";
 }
 
-/// What was observed for one component.
+/// What was observed for one part.
 pub struct Observed<'a> {
     pub kind: ComponentKind,
+    pub part: &'a str,
+    pub names: &'a PartNames,
     pub statefulset: Option<&'a StatefulSet>,
     pub pods: Vec<&'a Pod>,
     pub config_hash: &'a str,
@@ -36,69 +107,45 @@ pub struct Observed<'a> {
 /// The status a cluster should have now. `now` stamps transitions only;
 /// unchanged parts keep their previous timestamps.
 pub fn compute(
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
+    previous: &Status,
     observed: &[Observed<'_>],
     revision: &str,
     conventions_failure: Option<&str>,
     failure: Option<(&str, String)>,
     now: &Time,
-) -> DorisClusterStatus {
-    let previous = cluster.status.clone().unwrap_or_default();
-    let name = cluster.metadata.name.clone().unwrap_or_default();
-    let mut status = DorisClusterStatus {
-        observed_generation: cluster.metadata.generation,
+) -> Status {
+    let mut status = Status {
+        observed_generation: cluster.meta().generation,
         conventions_revision: Some(revision.to_string()),
         ..Default::default()
     };
     if observed.is_empty() {
         // Nothing was observed (the plan failed): keep what was known.
-        status.fe_status = previous.fe_status.clone();
-        status.be_status = previous.be_status.clone();
-        status.cn_status = previous.cn_status.clone();
-        status.broker_status = previous.broker_status.clone();
+        status.parts = previous.parts.clone();
         status.conventions_revision = previous.conventions_revision.clone();
     }
     let mut all_available = !observed.is_empty();
     let mut failed_components = Vec::new();
     let mut waiting = Vec::new();
     for obs in observed {
-        let prev = previous_component(&previous, obs.kind);
-        let component = component_status(&name, obs, prev.as_ref(), now);
+        let prev = previous.parts.get(obs.part);
+        let component = component_status(obs, prev, now);
         let phase = component.component_condition.phase.as_str();
         if phase != phase::AVAILABLE {
             all_available = false;
             waiting.push(format!(
                 "{} {}",
-                obs.kind.as_str(),
-                component.component_condition.message
+                obs.part, component.component_condition.message
             ));
         }
         if phase == phase::HAVE_MEMBER_FAILED {
-            failed_components.push(obs.kind.as_str());
+            failed_components.push(obs.part);
         }
-        match obs.kind {
-            ComponentKind::Fe => status.fe_status = Some(component),
-            ComponentKind::Be => status.be_status = Some(component),
-            ComponentKind::Broker => status.broker_status = Some(component),
-            ComponentKind::Cn => {
-                let scaler = cluster
-                    .spec
-                    .cn_spec
-                    .as_ref()
-                    .and_then(|cn| cn.auto_scaling_policy.as_ref())
-                    .map(|p| HorizontalScaler {
-                        name: Some(format!("{name}-cn-autoscaler")),
-                        version: p.version.as_ref().map(|v| format!("{v:?}").to_lowercase()),
-                    });
-                status.cn_status = Some(CnStatus {
-                    component,
-                    horizontal_scaler: scaler,
-                })
-            }
-        }
+        status.parts.insert(obs.part.to_string(), component);
     }
 
-    let generation = cluster.metadata.generation;
+    let generation = cluster.meta().generation;
     let mut conditions = Vec::new();
     let (ready, ready_reason, ready_message) = match &failure {
         Some((reason, message)) => ("False", reason.to_string(), message.clone()),
@@ -114,7 +161,7 @@ pub fn compute(
         ),
     };
     conditions.push(condition(
-        &previous,
+        previous,
         "Ready",
         ready,
         &ready_reason,
@@ -124,7 +171,7 @@ pub fn compute(
     ));
     let progressing = failure.is_none() && !all_available && failed_components.is_empty();
     conditions.push(condition(
-        &previous,
+        previous,
         "Progressing",
         if progressing { "True" } else { "False" },
         if progressing { "Rollout" } else { "Idle" },
@@ -143,7 +190,7 @@ pub fn compute(
         None => String::new(),
     };
     conditions.push(condition(
-        &previous,
+        previous,
         "Degraded",
         if degraded { "True" } else { "False" },
         match &failure {
@@ -166,7 +213,7 @@ pub fn compute(
         ),
     };
     conditions.push(condition(
-        &previous,
+        previous,
         "ConventionsReady",
         conv_status,
         conv_reason,
@@ -181,10 +228,7 @@ pub fn compute(
 /// Keeps what `compute` does not derive and this reconcile did not get to
 /// (rollout and membership progress, their conditions) as it was, for a
 /// reconcile that stopped early.
-pub fn keep_unobserved(cluster: &DorisCluster, status: &mut DorisClusterStatus) {
-    let Some(previous) = cluster.status.as_ref() else {
-        return;
-    };
+pub fn keep_unobserved(previous: &Status, status: &mut Status) {
     status.rollout = previous.rollout.clone();
     status.membership = previous.membership.clone();
     let conditions = status.conditions.get_or_insert_with(Vec::new);
@@ -195,20 +239,7 @@ pub fn keep_unobserved(cluster: &DorisCluster, status: &mut DorisClusterStatus) 
     }
 }
 
-fn previous_component(
-    previous: &DorisClusterStatus,
-    kind: ComponentKind,
-) -> Option<ComponentStatus> {
-    match kind {
-        ComponentKind::Fe => previous.fe_status.clone(),
-        ComponentKind::Be => previous.be_status.clone(),
-        ComponentKind::Cn => previous.cn_status.clone().map(|c| c.component),
-        ComponentKind::Broker => previous.broker_status.clone(),
-    }
-}
-
 fn component_status(
-    cluster: &str,
     obs: &Observed<'_>,
     previous: Option<&ComponentStatus>,
     now: &Time,
@@ -316,7 +347,7 @@ fn component_status(
     let or_none = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
     ComponentStatus {
         access_service: (obs.kind != ComponentKind::Broker)
-            .then(|| names::access_service(cluster, obs.kind)),
+            .then(|| obs.names.access_service.clone()),
         failed_instances: or_none(failed),
         creating_instances: or_none(creating),
         running_instances: or_none(running),
@@ -324,7 +355,7 @@ fn component_status(
         ready_replicas: Some(ready_pods),
         replicas: Some(desired),
         component_condition: ComponentCondition {
-            sub_resource_name: Some(names::statefulset(cluster, obs.kind)),
+            sub_resource_name: Some(obs.names.statefulset.clone()),
             phase: phase.to_string(),
             last_transition_time,
             reason: reason.to_string(),
@@ -336,7 +367,7 @@ fn component_status(
 /// A standard condition whose lastTransitionTime moves only when its status
 /// does.
 pub(crate) fn condition(
-    previous: &DorisClusterStatus,
+    previous: &Status,
     type_: &str,
     status: &str,
     reason: &str,
@@ -363,20 +394,16 @@ pub(crate) fn condition(
     }
 }
 
-/// Pods of a component, from the cluster's pods.
-pub fn component_pods<'a>(
-    pods: &'a [std::sync::Arc<Pod>],
-    cluster: &str,
-    kind: ComponentKind,
-) -> Vec<&'a Pod> {
-    let selector: BTreeMap<&str, String> = names::selector(cluster, kind).into_iter().collect();
+/// Pods of a part, from the cluster's pods.
+pub fn component_pods<'a>(pods: &'a [std::sync::Arc<Pod>], names: &PartNames) -> Vec<&'a Pod> {
     pods.iter()
         .map(|p| p.as_ref())
         .filter(|p| {
             let labels = p.metadata.labels.as_ref();
-            selector
+            names
+                .selector
                 .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(*k)) == Some(v))
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         })
         .collect()
 }
@@ -386,7 +413,7 @@ pub fn component_pods<'a>(
 /// the headline is written at once, progress alone at most once per
 /// interval while a cluster converges, so that bringing a cluster up does
 /// not write its status once per pod.
-pub fn headline(status: &DorisClusterStatus) -> serde_json::Value {
+pub fn headline(status: &Status) -> serde_json::Value {
     use serde_json::json;
     let component = |c: Option<&ComponentStatus>| {
         c.map(|c| {
@@ -437,11 +464,11 @@ pub fn headline(status: &DorisClusterStatus) -> serde_json::Value {
     json!({
         "observedGeneration": status.observed_generation,
         "conventionsRevision": status.conventions_revision,
-        "fe": component(status.fe_status.as_ref()),
-        "be": component(status.be_status.as_ref()),
-        "cn": component(status.cn_status.as_ref().map(|c| &c.component)),
-        "cnScaler": status.cn_status.as_ref().map(|c| &c.horizontal_scaler),
-        "broker": component(status.broker_status.as_ref()),
+        "parts": status
+            .parts
+            .iter()
+            .map(|(name, c)| (name.clone(), json!(component(Some(c)))))
+            .collect::<serde_json::Map<_, _>>(),
         "conditions": conditions,
         "nodes": nodes,
         "rollout": status.rollout,
@@ -453,7 +480,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn status(fe_ready: i32, ready: &str, reason: &str, message: &str) -> DorisClusterStatus {
+    fn status(fe_ready: i32, ready: &str, reason: &str, message: &str) -> Status {
         let phase = if fe_ready == 3 {
             "available"
         } else {
@@ -473,6 +500,7 @@ mod tests {
                  "lastTransitionTime": "2026-01-01T00:00:00Z"},
             ],
         }))
+        .map(|s: DorisClusterStatus| Status::from_doris(&s))
         .unwrap()
     }
 

@@ -90,12 +90,9 @@ impl Stores {
             .get(&ObjectRef::new(name).within(namespace))
     }
 
-    /// Pods of one cluster.
-    pub fn cluster_pods(&self, namespace: &str, cluster: &str) -> Vec<Arc<Pod>> {
-        let owners: Vec<String> = crate::crd::ComponentKind::ALL
-            .iter()
-            .map(|k| crate::plan::names::statefulset(cluster, *k))
-            .collect();
+    /// Pods of one cluster: those whose owner label names one of its
+    /// StatefulSets.
+    pub fn cluster_pods(&self, namespace: &str, owners: &[String]) -> Vec<Arc<Pod>> {
         let mut pods: Vec<_> = self
             .pods
             .state()

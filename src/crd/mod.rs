@@ -647,9 +647,15 @@ pub enum ComponentKind {
     Be,
     Cn,
     Broker,
+    /// The meta service of a storage-compute separated cluster.
+    Ms,
+    /// A compute group of a storage-compute separated cluster: BEs whose
+    /// data lives in object storage.
+    Cg,
 }
 
 impl ComponentKind {
+    /// The components of a `DorisCluster`, in the order they are planned.
     pub const ALL: [ComponentKind; 4] = [
         ComponentKind::Fe,
         ComponentKind::Be,
@@ -663,6 +669,8 @@ impl ComponentKind {
             ComponentKind::Be => "be",
             ComponentKind::Cn => "cn",
             ComponentKind::Broker => "broker",
+            ComponentKind::Ms => "ms",
+            ComponentKind::Cg => "cg",
         }
     }
 }
@@ -715,6 +723,7 @@ impl DorisClusterSpec {
             ComponentKind::Be => self.be_spec.as_ref().map(ComponentView::Be),
             ComponentKind::Cn => self.cn_spec.as_ref().map(ComponentView::Cn),
             ComponentKind::Broker => self.broker_spec.as_ref().map(ComponentView::Broker),
+            ComponentKind::Ms | ComponentKind::Cg => None,
         }
     }
 }

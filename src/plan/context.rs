@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{ComponentPlan, PlanInput};
 use super::{mounts, objects};
+use crate::cluster::Part;
 use crate::conf::ConfFile;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
@@ -53,6 +54,8 @@ pub fn conf_file_name(kind: ComponentKind) -> &'static str {
         ComponentKind::Fe => "fe.conf",
         ComponentKind::Be | ComponentKind::Cn => "be.conf",
         ComponentKind::Broker => "apache_hdfs_broker.conf",
+        ComponentKind::Ms => "doris_cloud.conf",
+        ComponentKind::Cg => "be.conf",
     }
 }
 
@@ -77,20 +80,20 @@ pub struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     pub fn new(bundle: &'a ConventionBundle, input: PlanInput<'a>) -> Self {
-        let meta = &input.cluster.metadata;
+        let meta = input.cluster.meta();
         let name = meta.name.clone().unwrap_or_default();
         let cluster = json!({
             "name": name,
             "namespace": meta.namespace.clone().unwrap_or_else(|| "default".into()),
             "labels": meta.labels.clone().unwrap_or_default(),
             "annotations": meta.annotations.clone().unwrap_or_default(),
-            "spec": serde_json::to_value(&input.cluster.spec).unwrap_or(Value::Null),
+            "spec": input.cluster.spec_json(),
         });
         // Without a uid (an offline render) there is nothing to own by.
         let owner = meta.uid.as_ref().map(|uid| {
             json!({
-                "apiVersion": "doris.selectdb.com/v1",
-                "kind": "DorisCluster",
+                "apiVersion": input.cluster.api_version(),
+                "kind": input.cluster.kind(),
                 "name": name,
                 "uid": uid,
                 "controller": true,
@@ -124,21 +127,11 @@ impl<'a> Planner<'a> {
         &self.field_errors
     }
 
-    /// Plans one component, or `None` when the cluster does not have it.
-    pub fn component(
-        &mut self,
-        kind: ComponentKind,
-    ) -> Option<Result<PlannedComponent, SourceError>> {
-        let view = self.input.cluster.spec.component(kind)?;
-        Some(self.run(kind, view.spec_json(), view.base()))
-    }
-
-    fn run(
-        &mut self,
-        kind: ComponentKind,
-        spec: Value,
-        base: &crate::crd::BaseSpec,
-    ) -> Result<PlannedComponent, SourceError> {
+    /// Plans one part.
+    pub fn component(&mut self, part: &Part<'_>) -> Result<PlannedComponent, SourceError> {
+        let kind = part.kind;
+        let base: &crate::crd::BaseSpec = &part.base;
+        let spec = part.spec.clone();
         let cluster_name = self.cluster["name"]
             .as_str()
             .unwrap_or_default()
@@ -165,25 +158,25 @@ impl<'a> Planner<'a> {
         let mounts = mounts::mounts(
             base,
             source.as_deref(),
-            &names::config_map(&cluster_name, kind),
+            &part.names.config_map,
             CONFIG_MOUNT_PATH,
         );
 
         let ctx_json = json!({
+            "kind": self.input.cluster.kind(),
             "cluster": self.cluster,
             "component": kind.as_str(),
+            "part": part.name,
             "spec": spec,
             "names": {
-                "statefulset": names::statefulset(&cluster_name, kind),
-                "internal_service": names::internal_service(&cluster_name, kind),
-                "access_service": names::access_service(&cluster_name, kind),
-                "config_map": names::config_map(&cluster_name, kind),
+                "statefulset": part.names.statefulset,
+                "internal_service": part.names.internal_service,
+                "access_service": part.names.access_service,
+                "config_map": part.names.config_map,
                 "fe_access_service": names::access_service(&cluster_name, ComponentKind::Fe),
                 "fe_internal_service": names::internal_service(&cluster_name, ComponentKind::Fe),
             },
-            "selector": names::selector(&cluster_name, kind)
-                .into_iter()
-                .collect::<BTreeMap<_, _>>(),
+            "selector": part.names.selector,
             "config": {
                 "file": conf_file,
                 "source": source,
@@ -221,7 +214,7 @@ impl<'a> Planner<'a> {
         let mut files = user_files;
         files.insert(conf_file.to_string(), rendered);
         let (errors, unchecked) = mounts::check(
-            kind,
+            &part.field,
             &mounts,
             &files.keys().cloned().collect(),
             &mounts::Known {
@@ -243,7 +236,7 @@ impl<'a> Planner<'a> {
                     "with {conf_file} as rendered, the configuration files come to {total} bytes, \
                      {} more than ConfigMap {} that carries them to the pods may hold (1 MiB)",
                     total - objects::MAX_CONFIG_MAP_BYTES,
-                    names::config_map(&cluster_name, kind)
+                    part.names.config_map
                 ),
             ));
         }
@@ -364,6 +357,8 @@ impl<'a> Planner<'a> {
             objects: out,
             plan: ComponentPlan {
                 kind,
+                part: part.name.clone(),
+                names: part.names.clone(),
                 config_hash,
                 files,
             },

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::cluster::ClusterRef;
 use crate::conventions::{ConventionBundle, SourceError};
-use crate::crd::DorisCluster;
 
 /// What the membership policy decided for a cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct MembershipPolicy {
 /// Asks `membership.rhai` for the cluster's membership rules.
 pub fn membership_policy(
     bundle: &ConventionBundle,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
 ) -> Result<MembershipPolicy, SourceError> {
     let ctx = json!({ "cluster": super::restart::cluster_ctx(cluster) });
     let value = bundle.call_json("membership.rhai", "membership", &ctx)?;
@@ -82,13 +82,13 @@ mod tests {
     #[test]
     fn the_default_policy_keeps_data_and_reads_the_stale_annotation() {
         let bundle = ConventionBundle::embedded().unwrap();
-        let mut cluster: DorisCluster = serde_json::from_value(json!({
+        let mut cluster: crate::crd::DorisCluster = serde_json::from_value(json!({
             "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
             "metadata": {"name": "d", "namespace": "n"},
             "spec": {"feSpec": {"image": "fe"}, "beSpec": {"image": "be"}}
         }))
         .unwrap();
-        let p = membership_policy(&bundle, &cluster).unwrap();
+        let p = membership_policy(&bundle, ClusterRef::Doris(&cluster)).unwrap();
         assert!(p.decommission_be);
         assert!(!p.drop_stale);
         assert_eq!(p.register_timeout_seconds, 300);
@@ -100,6 +100,10 @@ mod tests {
             )]
             .into(),
         );
-        assert!(membership_policy(&bundle, &cluster).unwrap().drop_stale);
+        assert!(
+            membership_policy(&bundle, ClusterRef::Doris(&cluster))
+                .unwrap()
+                .drop_stale
+        );
     }
 }

@@ -26,8 +26,9 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::cluster::{ClusterRef, PartNames};
 use crate::conventions::{ConventionBundle, SourceError};
-use crate::crd::{ComponentKind, DorisCluster, FieldError};
+use crate::crd::{ComponentKind, FieldError};
 
 pub use context::names;
 pub use objects::{
@@ -38,7 +39,7 @@ pub use objects::{
 /// What a plan is computed from.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanInput<'a> {
-    pub cluster: &'a DorisCluster,
+    pub cluster: ClusterRef<'a>,
     /// The data of the ConfigMaps the cluster references, by name. A
     /// referenced ConfigMap missing here is listed in [`Plan::missing_config_maps`].
     pub config_maps: &'a BTreeMap<String, BTreeMap<String, String>>,
@@ -47,10 +48,13 @@ pub struct PlanInput<'a> {
     pub secret_keys: &'a BTreeMap<String, BTreeSet<String>>,
 }
 
-/// What the conventions decided for one component.
+/// What the conventions decided for one part.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ComponentPlan {
     pub kind: ComponentKind,
+    /// The part's name, unique in the cluster (see [`crate::cluster::Part`]).
+    pub part: String,
+    pub names: PartNames,
     /// Hash of the configuration files the component's pods mount.
     pub config_hash: String,
     /// The rendered configuration files, by file name.
@@ -81,7 +85,7 @@ pub struct Plan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The cluster spec breaks a rule; every violation, by field path.
-    #[error("invalid DorisCluster:\n{}", list(.0))]
+    #[error("invalid spec:\n{}", list(.0))]
     InvalidSpec(Vec<FieldError>),
     /// A policy or template failed or returned something unusable.
     #[error("{component}: {error}")]
@@ -123,7 +127,7 @@ impl fmt::Display for Plan {
 
 /// Plans every object of a cluster. Pure: same input, same output.
 pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, PlanError> {
-    let violations = crate::crd::validate(input.cluster);
+    let violations = input.cluster.validate();
     if !violations.is_empty() {
         return Err(PlanError::InvalidSpec(violations));
     }
@@ -136,11 +140,9 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
         autoscaled: BTreeMap::new(),
     };
     let mut planner = context::Planner::new(bundle, input);
-    for kind in ComponentKind::ALL {
-        let Some(component) = planner.component(kind) else {
-            continue;
-        };
-        let component = component.map_err(|error| {
+    for part in input.cluster.parts() {
+        let kind = part.kind;
+        let component = planner.component(&part).map_err(|error| {
             if error.in_input {
                 // A policy found a mistake in the cluster, not in itself.
                 PlanError::InvalidSpec(vec![FieldError {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::crd::{BaseSpec, ComponentKind, FieldError};
+use crate::crd::{BaseSpec, FieldError};
 
 /// One ConfigMap or Secret mounted by a component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -141,12 +141,12 @@ pub fn shared_secrets(mounts: &[Mount]) -> BTreeSet<String> {
 }
 
 /// The Secrets of `cluster` whose keys a plan needs (see [`shared_secrets`]).
-pub fn secrets_to_read(cluster: &crate::crd::DorisCluster) -> BTreeSet<String> {
-    ComponentKind::ALL
+pub fn secrets_to_read(cluster: crate::cluster::ClusterRef<'_>) -> BTreeSet<String> {
+    cluster
+        .parts()
         .iter()
-        .filter_map(|kind| cluster.spec.component(*kind))
-        .flat_map(|view| {
-            let base = view.base();
+        .flat_map(|part| {
+            let base = &part.base;
             let primary = super::context::primary_config_map(base);
             shared_secrets(&mounts(
                 base,
@@ -163,12 +163,11 @@ pub fn secrets_to_read(cluster: &crate::crd::DorisCluster) -> BTreeSet<String> {
 /// `config_files` are the files of the configuration ConfigMap.
 /// Returns the errors and the shared Secrets whose keys were not known.
 pub fn check(
-    kind: ComponentKind,
+    spec_path: &str,
     mounts: &[Mount],
     config_files: &BTreeSet<String>,
     known: &Known<'_>,
 ) -> (Vec<FieldError>, BTreeSet<String>) {
-    let spec_path = format!("spec.{}Spec", kind.as_str());
     let mut errors = Vec::new();
     let mut unknown = BTreeSet::new();
     for mount in mounts.iter().filter(|m| m.sources.len() > 1) {
@@ -324,7 +323,7 @@ mod tests {
             secrets: &secrets,
         };
         let files = BTreeSet::from(["fe.conf".to_string()]);
-        let (errors, unknown) = check(ComponentKind::Fe, &m, &files, &known);
+        let (errors, unknown) = check("spec.feSpec", &m, &files, &known);
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,

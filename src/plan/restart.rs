@@ -8,15 +8,17 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::cluster::ClusterRef;
 use crate::conventions::{ConventionBundle, SourceError};
-use crate::crd::{ComponentKind, DorisCluster};
-
-use super::names;
+use crate::crd::ComponentKind;
 
 /// A pod that needs a restart, as the restart policy sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartCandidate {
     pub component: String,
+    /// The part the pod belongs to (its StatefulSet); the component's name
+    /// for a DorisCluster.
+    pub part: String,
     pub pod: String,
     pub ordinal: i64,
     /// FE role when known: `master`, `follower` or `observer`.
@@ -43,19 +45,21 @@ pub const WAIT_CONDITIONS: &[&str] = &["pod_ready", "fe_reports_alive"];
 
 /// A cluster as the restart and membership policies see it:
 /// `#{ name, namespace, annotations, spec }`.
-pub fn cluster_ctx(cluster: &DorisCluster) -> Value {
+pub fn cluster_ctx(cluster: ClusterRef<'_>) -> Value {
+    let meta = cluster.meta();
     json!({
-        "name": cluster.metadata.name,
-        "namespace": cluster.metadata.namespace,
-        "annotations": cluster.metadata.annotations.clone().unwrap_or_default(),
-        "spec": serde_json::to_value(&cluster.spec).unwrap_or(Value::Null),
+        "kind": cluster.kind(),
+        "name": meta.name,
+        "namespace": meta.namespace,
+        "annotations": meta.annotations.clone().unwrap_or_default(),
+        "spec": cluster.spec_json(),
     })
 }
 
 /// Asks `restart.rhai` for the order in which `candidates` restart.
 pub fn plan_restart(
     bundle: &ConventionBundle,
-    cluster: &DorisCluster,
+    cluster: ClusterRef<'_>,
     reason: &str,
     candidates: &[RestartCandidate],
 ) -> Result<Vec<RestartStep>, SourceError> {
@@ -75,7 +79,7 @@ pub fn plan_restart(
     };
     let component_of: HashMap<&str, &str> = candidates
         .iter()
-        .map(|c| (c.pod.as_str(), c.component.as_str()))
+        .map(|c| (c.pod.as_str(), c.part.as_str()))
         .collect();
     let mut seen = HashSet::new();
     let mut steps = Vec::new();
@@ -157,21 +161,13 @@ pub fn plan_restart(
 /// restart offline: FE roles follow `electionNumber` (the lowest ordinals
 /// are followers, and ordinal 0 is taken as the master, which is where a new
 /// cluster's master starts).
-pub fn full_restart_candidates(cluster: &DorisCluster) -> Vec<RestartCandidate> {
-    let name = cluster.metadata.name.clone().unwrap_or_default();
+pub fn full_restart_candidates(cluster: ClusterRef<'_>) -> Vec<RestartCandidate> {
     let mut out = Vec::new();
-    for kind in ComponentKind::ALL {
-        let Some(view) = cluster.spec.component(kind) else {
-            continue;
-        };
-        let replicas = view.base().replicas();
-        let sts = names::statefulset(&name, kind);
-        let followers = cluster
-            .spec
-            .fe_spec
-            .as_ref()
-            .map(|fe| fe.election_number())
-            .unwrap_or(3) as i64;
+    let followers = cluster.election_number().unwrap_or(3) as i64;
+    for part in cluster.parts() {
+        let kind = part.kind;
+        let replicas = part.base.replicas();
+        let sts = &part.names.statefulset;
         for ordinal in 0..replicas as i64 {
             let role = (kind == ComponentKind::Fe).then(|| {
                 match ordinal {
@@ -183,6 +179,7 @@ pub fn full_restart_candidates(cluster: &DorisCluster) -> Vec<RestartCandidate> 
             });
             out.push(RestartCandidate {
                 component: kind.as_str().to_string(),
+                part: part.name.clone(),
                 pod: format!("{sts}-{ordinal}"),
                 ordinal,
                 role,
