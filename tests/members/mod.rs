@@ -73,12 +73,12 @@ pub fn disaggregated_role(pod: &Pod) -> Option<Disaggregated> {
         return Some(Disaggregated::ComputeGroup(group));
     }
     let component = pod.labels().get("app.kubernetes.io/component").cloned();
-    if component.as_deref() == Some("ms") || container_env(pod, "FDB_ENDPOINT").is_some() {
-        return Some(Disaggregated::MetaService);
-    }
     if component.as_deref() == Some("fe") && container_env(pod, "MS_ENDPOINT").is_some() {
         let election_number = container_env(pod, "ELECT_NUMBER").and_then(|n| n.parse().ok());
         return Some(Disaggregated::Frontend { election_number });
+    }
+    if component.as_deref() == Some("ms") || container_env(pod, "FDB_ENDPOINT").is_some() {
+        return Some(Disaggregated::MetaService);
     }
     None
 }
@@ -265,9 +265,8 @@ async fn register_disaggregated(
         Ok(()) => true,
         // A pod that restarts finds itself registered.
         Err(e)
-            if e.server_message().is_some_and(|m| {
-                m.contains("already exists") || m.contains("frontend already exists")
-            }) =>
+            if e.server_message()
+                .is_some_and(|m| m.contains("already exists")) =>
         {
             true
         }
