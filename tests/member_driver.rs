@@ -232,3 +232,63 @@ async fn pods_of_a_doris_cluster_register_as_before() {
     assert_eq!(fes[1].role, "FOLLOWER");
     env.finish().await;
 }
+
+fn pod(component: &str, vars: &[(&str, &str)]) -> k8s_openapi::api::core::v1::Pod {
+    let vars: Vec<_> = vars
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": "x-0", "labels": {"app.kubernetes.io/component": component}},
+        "spec": {"containers": [
+            {"name": "sidecar", "image": PAUSE},
+            {"name": "main", "image": PAUSE, "env": vars},
+        ]},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn pods_are_told_apart_by_their_environment_and_component() {
+    use members::{Disaggregated, disaggregated_role};
+    // The group is read from whichever container carries it, whatever the
+    // component is called.
+    assert_eq!(
+        disaggregated_role(&pod("compute", &[("COMPUTE_GROUP_NAME", "cg1")])),
+        Some(Disaggregated::ComputeGroup("cg1".into()))
+    );
+    assert_eq!(
+        disaggregated_role(&pod(
+            "fe",
+            &[
+                ("MS_ENDPOINT", "ms:5000"),
+                ("FDB_ENDPOINT", "fdb:4500"),
+                ("ELECT_NUMBER", "3")
+            ]
+        )),
+        Some(Disaggregated::Frontend {
+            election_number: Some(3)
+        })
+    );
+    assert_eq!(
+        disaggregated_role(&pod("fe", &[("MS_ENDPOINT", "ms:5000")])),
+        Some(Disaggregated::Frontend {
+            election_number: None
+        })
+    );
+    assert_eq!(
+        disaggregated_role(&pod("ms", &[])),
+        Some(Disaggregated::MetaService)
+    );
+    assert_eq!(
+        disaggregated_role(&pod("metaservice", &[("FDB_ENDPOINT", "fdb:4500")])),
+        Some(Disaggregated::MetaService)
+    );
+    // A DorisCluster's pods, and an empty group name, are not.
+    assert_eq!(disaggregated_role(&pod("fe", &[])), None);
+    assert_eq!(disaggregated_role(&pod("be", &[])), None);
+    assert_eq!(
+        disaggregated_role(&pod("be", &[("COMPUTE_GROUP_NAME", "")])),
+        None
+    );
+}
