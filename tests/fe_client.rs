@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use doris_operator::fe::{
     FeClient, FeClientConfig, FeEndpoint, FeErrorKind, FrontendRole, NodeRole,
 };
-use fesim::{Columns, FeSim, FeSimConfig, SimFrontend};
+use fesim::{CloudTags, Columns, DEFAULT_COMPUTE_GROUP, FeSim, FeSimConfig, SimFrontend};
 
 const BE: &str = "127.0.0.1";
 
@@ -253,6 +253,278 @@ async fn drop_needs_dropp_as_in_doris() {
             "ALTER SYSTEM DROPP BACKEND \"127.0.0.1:9050\""
         ]
     );
+}
+
+/// The FE of a storage-compute separated cluster and a client of it.
+async fn start_cloud() -> (FeSim, FeClient) {
+    let sim = FeSim::start(FeSimConfig::cloud()).await;
+    let client = client_for(&sim);
+    (sim, client)
+}
+
+fn cg_host(group: &str, ordinal: u32) -> String {
+    format!("ddc-{group}-{ordinal}.ddc-{group}.default.svc.cluster.local")
+}
+
+#[tokio::test]
+async fn lists_backends_with_their_compute_groups() {
+    let (sim, client) = start_cloud().await;
+    sim.register_backend_in_group(&cg_host("cg1", 0), 9050, "cg1")
+        .unwrap();
+    sim.register_backend_in_group(&cg_host("cg1", 1), 9050, "cg1")
+        .unwrap();
+    sim.register_backend_in_group(&cg_host("cg2", 0), 9050, "cg2")
+        .unwrap();
+    sim.register_backend("be-loose.default.svc.cluster.local", 9050)
+        .unwrap();
+
+    let bes = client.show_backends().await.unwrap();
+    let groups: Vec<(&str, Option<&str>)> = bes
+        .iter()
+        .map(|b| (b.host.as_str(), b.compute_group_name()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (
+                "be-loose.default.svc.cluster.local",
+                Some(DEFAULT_COMPUTE_GROUP)
+            ),
+            (cg_host("cg1", 0).as_str(), Some("cg1")),
+            (cg_host("cg1", 1).as_str(), Some("cg1")),
+            (cg_host("cg2", 0).as_str(), Some("cg2")),
+        ]
+    );
+    // One id per group, the same for all its backends, as the simulator
+    // has it; distinct between groups.
+    let id = |host: &str| {
+        bes.iter()
+            .find(|b| b.host == host)
+            .and_then(|b| b.compute_group_id())
+            .map(str::to_string)
+    };
+    let cg1 = id(&cg_host("cg1", 0)).expect("cg1 has an id");
+    assert_eq!(id(&cg_host("cg1", 1)).as_ref(), Some(&cg1));
+    assert_eq!(sim.compute_group_id("cg1"), Some(cg1.clone()));
+    let cg2 = id(&cg_host("cg2", 0)).expect("cg2 has an id");
+    assert_ne!(cg1, cg2);
+    assert_eq!(cg1.len(), 8);
+    assert!(
+        bes.iter()
+            .all(|b| b.alive && b.query_disabled == Some(false))
+    );
+    assert_eq!(
+        sim.compute_group_sizes().into_iter().collect::<Vec<_>>(),
+        [
+            ("cg1".to_string(), 2),
+            ("cg2".to_string(), 1),
+            (DEFAULT_COMPUTE_GROUP.to_string(), 1)
+        ]
+    );
+
+    // The FE list reads as before.
+    let fes = client.show_frontends().await.unwrap();
+    assert_eq!(fes.len(), 1);
+    assert!(fes[0].is_master && fes[0].alive);
+    assert_eq!(fes[0].query_port, Some(sim.addr().port()));
+}
+
+#[tokio::test]
+async fn reads_compute_groups_of_doris_3_0_0() {
+    let sim = FeSim::start(FeSimConfig {
+        cloud: Some(CloudTags::CloudCluster),
+        ..FeSimConfig::cloud()
+    })
+    .await;
+    let client = client_for(&sim);
+    sim.register_backend_in_group(&cg_host("cg1", 0), 9050, "cg1")
+        .unwrap();
+    let be = &client.show_backends().await.unwrap()[0];
+    assert!(
+        be.tag
+            .as_deref()
+            .is_some_and(|t| t.contains("\"cloud_cluster_name\" : \"cg1\"")),
+        "{:?}",
+        be.tag
+    );
+    assert_eq!(be.compute_group_name(), Some("cg1"));
+    assert_eq!(
+        be.compute_group_id(),
+        sim.compute_group_id("cg1").as_deref()
+    );
+}
+
+#[tokio::test]
+async fn adds_a_backend_to_a_compute_group() {
+    let (sim, client) = start_cloud().await;
+    let host = cg_host("cg1", 0);
+    client
+        .add_backend_to_compute_group(&host, 9050, "cg1")
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.statements(),
+        [format!(
+            "ALTER SYSTEM ADD BACKEND \"{host}:9050\" PROPERTIES (\"tag.compute_group_name\" = \"cg1\")"
+        )]
+    );
+    let be = sim.backend(&host, 9050).expect("registered");
+    assert_eq!(be.compute_group.as_deref(), Some("cg1"));
+    assert!(be.alive);
+
+    // Once only, whichever group is asked for.
+    let err = client
+        .add_backend_to_compute_group(&host, 9050, "cg2")
+        .await
+        .unwrap_err();
+    assert!(
+        err.server_message()
+            .is_some_and(|m| m.contains("Same backend already exists")),
+        "{err}"
+    );
+    assert_eq!(sim.backends_in_group("cg1").len(), 1);
+    assert!(sim.backends_in_group("cg2").is_empty());
+
+    // A second backend joins the same group, with the same id.
+    client
+        .add_backend_to_compute_group(&cg_host("cg1", 1), 9050, "cg1")
+        .await
+        .unwrap();
+    // Without a group, a backend joins the default one.
+    client.add_backend(&cg_host("x", 0), 9050).await.unwrap();
+    let bes = client.show_backends().await.unwrap();
+    let cg1: Vec<_> = bes
+        .iter()
+        .filter(|b| b.compute_group_name() == Some("cg1"))
+        .collect();
+    assert_eq!(cg1.len(), 2);
+    assert_eq!(cg1[0].compute_group_id(), cg1[1].compute_group_id());
+    assert!(
+        bes.iter()
+            .any(|b| b.compute_group_name() == Some(DEFAULT_COMPUTE_GROUP))
+    );
+}
+
+#[tokio::test]
+async fn compute_groups_need_a_storage_compute_separated_fe() {
+    let (sim, client) = start().await;
+    let err = client
+        .add_backend_to_compute_group(BE, 9050, "cg1")
+        .await
+        .unwrap_err();
+    assert!(
+        err.server_message().is_some_and(
+            |m| m.contains("compute group cg1 needs a storage-compute separated cluster")
+        ),
+        "{err}"
+    );
+    assert!(sim.backends().is_empty());
+    // Backends of such an FE belong to no group.
+    client.add_backend(BE, 9050).await.unwrap();
+    let be = &client.show_backends().await.unwrap()[0];
+    assert_eq!(
+        (be.compute_group_name(), be.compute_group_id()),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn a_compute_group_backend_is_decommissioned_then_dropped() {
+    let (sim, client) = start_cloud().await;
+    sim.set_drain_rate(40.0);
+    let (a, b, other) = (cg_host("cg1", 0), cg_host("cg1", 1), cg_host("cg2", 0));
+    sim.register_backend_in_group(&a, 9050, "cg1").unwrap();
+    sim.register_backend_in_group(&b, 9050, "cg1").unwrap();
+    sim.register_backend_in_group(&other, 9050, "cg2").unwrap();
+    sim.set_tablets(&b, 9050, 8);
+    sim.set_tablets(&a, 9050, 1000);
+
+    // The highest ordinal drains and goes.
+    client.decommission_backend(&b, 9050).await.unwrap();
+    let be = client
+        .show_backends()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|x| x.host == b)
+        .expect("still draining");
+    assert!(be.decommissioned && be.tablet_num > 0);
+    assert_eq!(be.compute_group_name(), Some("cg1"));
+    let started = Instant::now();
+    while client
+        .show_backends()
+        .await
+        .unwrap()
+        .iter()
+        .any(|x| x.host == b)
+    {
+        assert!(started.elapsed() < Duration::from_secs(5), "never drained");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(sim.backends_in_group("cg1").len(), 1);
+
+    // The next one is decommissioned, then dropped before it has drained.
+    client.decommission_backend(&a, 9050).await.unwrap();
+    assert!(sim.backend(&a, 9050).is_some_and(|x| x.decommissioned));
+    let err = client.drop_backend(&a, 9050, false).await.unwrap_err();
+    assert!(
+        err.server_message()
+            .is_some_and(|m| m.contains("use DROPP instead of DROP")),
+        "{err}"
+    );
+    client.drop_backend(&a, 9050, true).await.unwrap();
+    assert!(sim.backends_in_group("cg1").is_empty());
+
+    // The other group is untouched.
+    let bes = client.show_backends().await.unwrap();
+    assert_eq!(bes.len(), 1);
+    assert_eq!(bes[0].compute_group_name(), Some("cg2"));
+    assert!(!bes[0].decommissioned);
+}
+
+#[tokio::test]
+async fn dropping_all_backends_of_a_compute_group() {
+    let (sim, client) = start_cloud().await;
+    for i in 0..3 {
+        sim.register_backend_in_group(&cg_host("cg1", i), 9050, "cg1")
+            .unwrap();
+    }
+    for i in 0..2 {
+        sim.register_backend_in_group(&cg_host("cg2", i), 9050, "cg2")
+            .unwrap();
+    }
+    let cg2_id = sim.compute_group_id("cg2").unwrap();
+
+    let cg2: Vec<_> = client
+        .show_backends()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.compute_group_name() == Some("cg2"))
+        .collect();
+    assert_eq!(cg2.len(), 2);
+    for be in &cg2 {
+        assert_eq!(be.compute_group_id(), Some(cg2_id.as_str()));
+        client
+            .drop_backend(&be.host, be.heartbeat_port, true)
+            .await
+            .unwrap();
+    }
+    let left = client.show_backends().await.unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|b| b.compute_group_name() == Some("cg1")));
+    assert_eq!(
+        sim.compute_group_sizes().into_iter().collect::<Vec<_>>(),
+        [("cg1".to_string(), 3)]
+    );
+
+    // A group coming back keeps its id.
+    client
+        .add_backend_to_compute_group(&cg_host("cg2", 0), 9050, "cg2")
+        .await
+        .unwrap();
+    let back = sim.backend(&cg_host("cg2", 0), 9050).unwrap();
+    assert_eq!(back.compute_group_id.as_deref(), Some(cg2_id.as_str()));
 }
 
 #[tokio::test]
@@ -652,6 +924,75 @@ async fn a_plain_mysql_client_can_talk_to_it() {
     let log = sim.statements();
     assert!(log[0].starts_with("SELECT @@"), "{log:?}");
     assert!(log.contains(&"SET NAMES utf8mb4".to_string()), "{log:?}");
+}
+
+#[tokio::test]
+async fn the_disaggregated_entrypoints_statements_are_understood() {
+    use mysql_async::prelude::Queryable;
+
+    let (sim, _) = start_cloud().await;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sim.addr().port())
+        .user(Some("root"));
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    // As the BE entrypoint of the storage-compute separated image words it.
+    let host = cg_host("cg1", 0);
+    conn.query_drop(format!(
+        "ALTER SYSTEM ADD BACKEND \"{host}:9050\" properties(\"tag.compute_group_name\"=\"cg1\");"
+    ))
+    .await
+    .unwrap();
+    // Doris 3.0.0 named the group a cloud cluster.
+    let old = cg_host("cg2", 0);
+    conn.query_drop(format!(
+        "ALTER SYSTEM ADD BACKEND '{old}:9050' PROPERTIES ('tag.cloud_cluster_name' = 'cg2')"
+    ))
+    .await
+    .unwrap();
+    let rows: Vec<(String, String)> = conn
+        .query("SHOW BACKENDS")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row: mysql_async::Row| {
+            (
+                row.get::<String, _>("Host").unwrap(),
+                row.get::<String, _>("Tag").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let cg1_id = sim.compute_group_id("cg1").unwrap();
+    assert_eq!(rows[0].0, host);
+    assert!(
+        rows[0].1.starts_with("{\"cloud_unique_id\" : \"1:"),
+        "{}",
+        rows[0].1
+    );
+    assert!(
+        rows[0].1.ends_with(&format!(
+            "\"compute_group_status\" : \"NORMAL\", \"private_endpoint\" : \"\", \"compute_group_name\" : \"cg1\", \"location\" : \"default\", \"public_endpoint\" : \"\", \"compute_group_id\" : \"{cg1_id}\"}}"
+        )),
+        "{}",
+        rows[0].1
+    );
+    assert_eq!(sim.backends_in_group("cg2").len(), 1);
+
+    let err = conn
+        .query_drop(
+            "ALTER SYSTEM ADD BACKEND \"h:9050\" PROPERTIES (\"tag.compute_group\" = \"x\")",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown properties"), "{err}");
+    let err = conn
+        .query_drop("ALTER SYSTEM ADD BACKEND \"h:9050\" PROPERTIES")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Syntax error"), "{err}");
+    assert_eq!(sim.backends().len(), 2);
+    conn.disconnect().await.unwrap();
 }
 
 /// A client of `sim` over TLS, trusting `ca` and presenting `client`'s

@@ -397,6 +397,13 @@ pub struct Backend {
     pub heartbeat_failure_counter: Option<u32>,
     /// `NodeRole`; Doris shows it only for a live backend.
     pub node_role: Option<NodeRole>,
+    /// The compute group the backend serves in a storage-compute separated
+    /// cluster, from `Tag`: `compute_group_name`, or `cloud_cluster_name`
+    /// before Doris 3.0.2. `None` in a cluster that keeps data on its BEs.
+    pub compute_group_name: Option<String>,
+    /// The FE's id of that compute group, from `Tag`: `compute_group_id`,
+    /// or `cloud_cluster_id` before Doris 3.0.2.
+    pub compute_group_id: Option<String>,
 }
 
 impl Backend {
@@ -408,6 +415,18 @@ impl Backend {
     /// `host:heartbeat_port`, as `ALTER SYSTEM` names a backend.
     pub fn host_port(&self) -> String {
         join_host_port(&self.host, self.heartbeat_port)
+    }
+
+    /// The name of the compute group the backend serves (storage-compute
+    /// separated clusters only).
+    pub fn compute_group_name(&self) -> Option<&str> {
+        self.compute_group_name.as_deref()
+    }
+
+    /// The FE's id of the backend's compute group (storage-compute
+    /// separated clusters only).
+    pub fn compute_group_id(&self) -> Option<&str> {
+        self.compute_group_id.as_deref()
     }
 }
 
@@ -542,6 +561,7 @@ impl Backend {
             Some(status) => parse_status(status)?,
             None => (None, None),
         };
+        let tag = parse_tag(c.get(&["Tag"]));
         Ok(Backend {
             id: c.required_number("BackendId")?,
             host: c.required(&["Host", "IP"])?.to_string(),
@@ -562,8 +582,36 @@ impl Backend {
             load_disabled,
             heartbeat_failure_counter: c.number("HeartbeatFailureCounter")?,
             node_role: c.get(&["NodeRole"]).and_then(NodeRole::parse),
+            compute_group_name: tag_value(&tag, &["compute_group_name", "cloud_cluster_name"]),
+            compute_group_id: tag_value(&tag, &["compute_group_id", "cloud_cluster_id"]),
         })
     }
+}
+
+/// A backend's `Tag` column as a JSON object; `None` when absent or not
+/// an object. Only compute groups are read from it, and a backend with
+/// an unreadable tag is still a backend, so this never fails.
+fn parse_tag(tag: Option<&str>) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str(tag?.trim()) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
+    }
+}
+
+/// The first of `keys` in the tag with a non-empty value, as text.
+fn tag_value(
+    tag: &Option<serde_json::Map<String, serde_json::Value>>,
+    keys: &[&str],
+) -> Option<String> {
+    let tag = tag.as_ref()?;
+    keys.iter().find_map(|k| {
+        let text = match tag.get(*k)? {
+            serde_json::Value::String(s) => s.trim().to_string(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        (!text.is_empty()).then_some(text)
+    })
 }
 
 /// `isQueryDisabled` and `isLoadDisabled` from a backend's `Status` JSON.
@@ -614,6 +662,20 @@ pub fn quote_string(s: &str) -> Result<String, String> {
         Some(c) => Err(format!("{s:?} contains {c:?}")),
         None => Ok(format!("\"{s}\"")),
     }
+}
+
+/// A compute group name, quoted: a letter, then letters, digits, `_` and
+/// `-`.
+fn quoted_compute_group(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(format!(
+            "compute group name {name:?} must be a letter followed by letters, digits, _ or -"
+        ));
+    }
+    quote_string(name)
 }
 
 /// `"host:port"`, quoted, for `ALTER SYSTEM`.
@@ -672,6 +734,27 @@ impl FeClient {
     pub async fn add_backend(&self, host: &str, heartbeat_port: u16) -> Result<(), FeError> {
         self.node_statement("ALTER SYSTEM ADD BACKEND", host, heartbeat_port)
             .await
+    }
+
+    /// `ALTER SYSTEM ADD BACKEND "host:heartbeat_port" PROPERTIES
+    /// ("tag.compute_group_name" = "<group>")`: registers a backend into a
+    /// compute group of a storage-compute separated cluster (Doris 3.0.2
+    /// and later; the group is created with its first backend). Doris
+    /// answers `Same backend already exists[...]` for a backend it has.
+    pub async fn add_backend_to_compute_group(
+        &self,
+        host: &str,
+        heartbeat_port: u16,
+        compute_group: &str,
+    ) -> Result<(), FeError> {
+        const VERB: &str = "ALTER SYSTEM ADD BACKEND";
+        let statement = quoted_host_port(host, heartbeat_port).and_then(|target| {
+            let group = quoted_compute_group(compute_group)?;
+            Ok(format!(
+                "{VERB} {target} PROPERTIES (\"tag.compute_group_name\" = {group})"
+            ))
+        });
+        self.write(statement, VERB).await
     }
 
     /// `ALTER SYSTEM DECOMMISSION BACKEND "host:heartbeat_port"`: Doris
@@ -1259,6 +1342,125 @@ mod tests {
         assert_eq!((be.be_port, be.version), (None, None));
     }
 
+    /// A Doris 3.0.x `SHOW BACKENDS` row of a storage-compute separated
+    /// cluster, with the given `Tag`.
+    fn cloud_backend_row(tag: &str) -> RawRow {
+        row(&[
+            ("BackendId", "10221"),
+            ("Host", "ddc-cg1-1.ddc-cg1.default.svc.cluster.local"),
+            ("HeartbeatPort", "9050"),
+            ("BePort", "9060"),
+            ("HttpPort", "8040"),
+            ("BrpcPort", "8060"),
+            ("ArrowFlightSqlPort", "-1"),
+            ("LastStartTime", "2025-02-28 02:56:30"),
+            ("LastHeartbeat", "2025-02-28 02:58:01"),
+            ("Alive", "true"),
+            ("SystemDecommissioned", "false"),
+            ("TabletNum", "12"),
+            ("DataUsedCapacity", "0.000 "),
+            ("TrashUsedCapacity", "0.000 "),
+            ("AvailCapacity", "1.000 B"),
+            ("TotalCapacity", "0.000 "),
+            ("UsedPct", "0.00 %"),
+            ("MaxDiskUsedPct", "0.00 %"),
+            ("RemoteUsedCapacity", "0.000 "),
+            ("Tag", tag),
+            ("ErrMsg", ""),
+            ("Version", "doris-3.0.4-rc02-62a58bff4c"),
+            (
+                "Status",
+                "{\"lastStreamLoadTime\":-1,\"isQueryDisabled\":false,\"isLoadDisabled\":false,\"isActive\":true,\"currentFragmentNum\":0,\"lastFragmentUpdateTime\":0}",
+            ),
+            ("HeartbeatFailureCounter", "0"),
+            ("NodeRole", "mix"),
+            ("CpuCores", "1"),
+            ("Memory", "0.00"),
+        ])
+    }
+
+    #[test]
+    fn backend_rows_name_their_compute_group() {
+        // Doris 3.0.2 and later.
+        let be = Backend::from_row(&cloud_backend_row(
+            "{\"cloud_unique_id\" : \"1:1751150972:t1Ws6Mrv\", \"compute_group_status\" : \"NORMAL\", \"private_endpoint\" : \"\", \"compute_group_name\" : \"cg1\", \"location\" : \"default\", \"public_endpoint\" : \"\", \"compute_group_id\" : \"ZNES_zRC\"}",
+        ))
+        .unwrap();
+        assert_eq!(be.compute_group_name(), Some("cg1"));
+        assert_eq!(be.compute_group_id(), Some("ZNES_zRC"));
+        assert_eq!(
+            be.host_port(),
+            "ddc-cg1-1.ddc-cg1.default.svc.cluster.local:9050"
+        );
+        assert_eq!(be.query_disabled, Some(false));
+
+        // Doris 3.0.0 and 3.0.1 called compute groups cloud clusters.
+        let be = Backend::from_row(&cloud_backend_row(
+            "{\"cloud_cluster_id\" : \"Ppt5BJ3g\", \"cloud_unique_id\" : \"1:1751150972:JxbgZEBP\", \"cloud_cluster_status\" : \"NORMAL\", \"cloud_cluster_name\" : \"cg2\", \"location\" : \"default\", \"cloud_cluster_private_endpoint\" : \"\", \"cloud_cluster_public_endpoint\" : \"\"}",
+        ))
+        .unwrap();
+        assert_eq!(be.compute_group_name(), Some("cg2"));
+        assert_eq!(be.compute_group_id(), Some("Ppt5BJ3g"));
+
+        // Key order and spacing do not matter.
+        let be = Backend::from_row(&cloud_backend_row(
+            "{\"compute_group_id\":\"id_9\",\"compute_group_name\":\"etl\"}",
+        ))
+        .unwrap();
+        assert_eq!(
+            (be.compute_group_name(), be.compute_group_id()),
+            (Some("etl"), Some("id_9"))
+        );
+    }
+
+    #[test]
+    fn backends_outside_compute_groups_have_none() {
+        // A cluster that keeps data on its BEs: only a location.
+        let be = Backend::from_row(&backend_row()).unwrap();
+        assert_eq!(
+            (be.compute_group_name(), be.compute_group_id()),
+            (None, None)
+        );
+
+        // No Tag column (Doris 1.2 without tags), a NULL tag, an unreadable
+        // one, empty values: no group, and the row still reads.
+        for tag in [
+            None,
+            Some("not json"),
+            Some("[\"cg1\"]"),
+            Some("{\"compute_group_name\" : \"\", \"compute_group_id\" : \"\"}"),
+            Some("{\"compute_group_name\" : null}"),
+        ] {
+            let mut r = cloud_backend_row("");
+            for (k, v) in r.iter_mut() {
+                if k == "Tag" {
+                    *v = tag.map(str::to_string);
+                }
+            }
+            let be = Backend::from_row(&r).unwrap();
+            assert_eq!(
+                (be.compute_group_name(), be.compute_group_id()),
+                (None, None),
+                "{tag:?}"
+            );
+        }
+        let mut r = cloud_backend_row("");
+        r.retain(|(k, _)| k != "Tag");
+        assert_eq!(Backend::from_row(&r).unwrap().compute_group_name(), None);
+    }
+
+    #[test]
+    fn compute_group_names_are_checked_before_quoting() {
+        assert_eq!(quoted_compute_group("cg1").unwrap(), "\"cg1\"");
+        assert_eq!(
+            quoted_compute_group("etl_group-2").unwrap(),
+            "\"etl_group-2\""
+        );
+        for bad in ["", "1cg", "_cg", "cg\"; DROP", "cg 1", "cg'1", "cg.1"] {
+            assert!(quoted_compute_group(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     #[test]
     fn backend_row_errors() {
         let mut r = backend_row();
@@ -1369,6 +1571,13 @@ mod tests {
         let client = FeClient::new(FeEndpoint::new("127.0.0.1").with_port(1));
         let err = client.add_backend("evil\"host", 9050).await.unwrap_err();
         assert!(matches!(err.kind, FeErrorKind::InvalidArgument(_)), "{err}");
+        assert_eq!(err.attempts, 0);
+        let err = client
+            .add_backend_to_compute_group("h", 9050, "cg\") --")
+            .await
+            .unwrap_err();
+        assert!(matches!(err.kind, FeErrorKind::InvalidArgument(_)), "{err}");
+        assert!(err.to_string().contains("compute group name"), "{err}");
         assert_eq!(err.attempts, 0);
         let err = client
             .set_backend_query_load("h'", 9050, true, true)

@@ -17,6 +17,13 @@
 //! The [`FeSim`] handle shows and changes the state directly, plays a
 //! backend that registers itself, and injects faults: refused connections,
 //! an FE that never answers, slow answers and SQL errors.
+//!
+//! With [`FeSimConfig::cloud`] it is the FE of a storage-compute separated
+//! cluster: every backend belongs to a compute group (the one named by
+//! `PROPERTIES ("tag.compute_group_name" = ...)` when it was added, else
+//! `default_compute_group`), each group gets an id when its first backend
+//! arrives, and `SHOW BACKENDS` carries both in the `Tag` JSON as Doris 3
+//! does.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -41,6 +48,22 @@ pub enum Columns {
     Doris12,
 }
 
+/// How a storage-compute separated FE names compute groups in a
+/// backend's `Tag`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloudTags {
+    /// Doris 3.0.2 and later: `compute_group_name`, `compute_group_id`,
+    /// `compute_group_status`, `public_endpoint`, `private_endpoint`.
+    ComputeGroup,
+    /// Doris 3.0.0 and 3.0.1: `cloud_cluster_name`, `cloud_cluster_id`,
+    /// `cloud_cluster_status`, `cloud_cluster_public_endpoint`, ...
+    CloudCluster,
+}
+
+/// The compute group of a backend added without naming one, as Doris
+/// names it.
+pub const DEFAULT_COMPUTE_GROUP: &str = "default_compute_group";
+
 /// How a simulator starts.
 #[derive(Clone, Debug)]
 pub struct FeSimConfig {
@@ -61,6 +84,21 @@ pub struct FeSimConfig {
     /// Serve TLS with this configuration, and refuse clients that do not
     /// ask for it. Plain MySQL when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Be the FE of a storage-compute separated cluster (`deploy_mode =
+    /// cloud`), naming compute groups in `Tag` this way. `None`: backends
+    /// keep data and belong to no compute group.
+    pub cloud: Option<CloudTags>,
+}
+
+impl FeSimConfig {
+    /// The FE of a storage-compute separated Doris 3 cluster.
+    pub fn cloud() -> Self {
+        FeSimConfig {
+            cloud: Some(CloudTags::ComputeGroup),
+            version: "doris-3.0.5-rc01-sim".to_string(),
+            ..FeSimConfig::default()
+        }
+    }
 }
 
 /// A CA, an FE server certificate (for 127.0.0.1 and localhost) and a
@@ -144,6 +182,7 @@ impl Default for FeSimConfig {
             columns: Columns::Doris3,
             version: "doris-2.1.7-rc03-sim".to_string(),
             tls: None,
+            cloud: None,
         }
     }
 }
@@ -192,6 +231,10 @@ pub struct SimBackend {
     pub load_disabled: bool,
     /// `mix` or `computation`.
     pub node_role: String,
+    /// The compute group it serves, in a storage-compute separated cluster.
+    pub compute_group: Option<String>,
+    /// The FE's id of that compute group.
+    pub compute_group_id: Option<String>,
     /// Tablets left while draining, with fractions.
     drain_left: f64,
 }
@@ -209,6 +252,9 @@ struct State {
     frontends: Vec<SimFrontend>,
     backends: Vec<SimBackend>,
     next_backend_id: i64,
+    /// Compute group name → id, kept for the simulator's life so that a
+    /// group's id never changes.
+    compute_groups: BTreeMap<String, String>,
     /// Every statement received after login, as sent.
     statements: Vec<String>,
     down: bool,
@@ -244,12 +290,46 @@ impl State {
             .find(|b| b.host == host && b.heartbeat_port == port)
     }
 
+    /// The compute group a new backend joins: the one asked for, else the
+    /// default group in a storage-compute separated cluster. An error when
+    /// a group is asked of a cluster that has none.
+    fn compute_group_for(&self, asked: Option<&str>) -> Result<Option<String>, String> {
+        match (self.config.cloud, asked) {
+            (Some(_), Some(group)) => Ok(Some(group.to_string())),
+            (Some(_), None) => Ok(Some(DEFAULT_COMPUTE_GROUP.to_string())),
+            (None, Some(group)) => Err(format!(
+                "compute group {group} needs a storage-compute separated cluster (deploy_mode = cloud)"
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The id of a compute group, made when it is first seen: eight
+    /// letters, digits or `_`, as Doris's meta service makes them, derived
+    /// from the name so that runs are alike.
+    fn compute_group_id(&mut self, name: &str) -> String {
+        if let Some(id) = self.compute_groups.get(name) {
+            return id.clone();
+        }
+        let mut salt = 0u64;
+        let id = loop {
+            let id = short_id(&format!("{name}/{salt}"));
+            if !self.compute_groups.values().any(|v| *v == id) {
+                break id;
+            }
+            salt += 1;
+        };
+        self.compute_groups.insert(name.to_string(), id.clone());
+        id
+    }
+
     fn add_backend(
         &mut self,
         host: &str,
         port: u16,
         alive: bool,
         tablets: u64,
+        compute_group: Option<&str>,
     ) -> Result<i64, String> {
         if self.backend_mut(host, port).is_some() {
             return Err(format!(
@@ -257,6 +337,8 @@ impl State {
                 host_port(host, port)
             ));
         }
+        let compute_group = self.compute_group_for(compute_group)?;
+        let compute_group_id = compute_group.as_deref().map(|g| self.compute_group_id(g));
         let id = self.next_backend_id;
         self.next_backend_id += 1;
         self.backends.push(SimBackend {
@@ -269,10 +351,29 @@ impl State {
             query_disabled: false,
             load_disabled: false,
             node_role: "mix".to_string(),
+            compute_group,
+            compute_group_id,
             drain_left: tablets as f64,
         });
         Ok(id)
     }
+}
+
+/// Eight characters of `[A-Za-z0-9_]` from a hash of `seed` (FNV-1a).
+fn short_id(seed: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (0..8)
+        .map(|_| {
+            let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+            h /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
 }
 
 /// A running simulator. Dropping it stops it listening.
@@ -311,6 +412,7 @@ impl FeSim {
             frontends,
             backends: Vec::new(),
             next_backend_id: 10002,
+            compute_groups: BTreeMap::new(),
             statements: Vec::new(),
             down: false,
             unresponsive: false,
@@ -366,19 +468,61 @@ impl FeSim {
 
     /// A backend process registering itself, as a BE entrypoint does with
     /// `ALTER SYSTEM ADD BACKEND`: it is alive at once. Returns its id, or
-    /// Doris's error if it is already there.
+    /// Doris's error if it is already there. In a storage-compute
+    /// separated cluster it joins the default compute group.
     pub fn register_backend(&self, host: &str, heartbeat_port: u16) -> Result<i64, String> {
         let mut st = self.lock();
         st.advance();
         let tablets = st.config.new_backend_tablets;
-        st.add_backend(host, heartbeat_port, true, tablets)
+        st.add_backend(host, heartbeat_port, true, tablets, None)
+    }
+
+    /// A backend of a storage-compute separated cluster registering itself
+    /// into `compute_group`, as the disaggregated BE entrypoint does with
+    /// `ALTER SYSTEM ADD BACKEND ... PROPERTIES ("tag.compute_group_name" =
+    /// ...)`: alive at once. An error when the simulator is not
+    /// [`FeSimConfig::cloud`].
+    pub fn register_backend_in_group(
+        &self,
+        host: &str,
+        heartbeat_port: u16,
+        compute_group: &str,
+    ) -> Result<i64, String> {
+        let mut st = self.lock();
+        st.advance();
+        let tablets = st.config.new_backend_tablets;
+        st.add_backend(host, heartbeat_port, true, tablets, Some(compute_group))
+    }
+
+    /// The id of a compute group that has had a backend, as `Tag` shows it.
+    pub fn compute_group_id(&self, compute_group: &str) -> Option<String> {
+        self.lock().compute_groups.get(compute_group).cloned()
+    }
+
+    /// The backends of a compute group as `SHOW BACKENDS` would list them
+    /// now.
+    pub fn backends_in_group(&self, compute_group: &str) -> Vec<SimBackend> {
+        self.backends()
+            .into_iter()
+            .filter(|b| b.compute_group.as_deref() == Some(compute_group))
+            .collect()
+    }
+
+    /// How many backends each compute group has now; groups left with none
+    /// are not listed.
+    pub fn compute_group_sizes(&self) -> BTreeMap<String, usize> {
+        let mut sizes = BTreeMap::new();
+        for group in self.backends().into_iter().filter_map(|b| b.compute_group) {
+            *sizes.entry(group).or_insert(0) += 1;
+        }
+        sizes
     }
 
     /// Registers a compute node (`NodeRole` `computation`, no tablets).
     pub fn register_compute_node(&self, host: &str, heartbeat_port: u16) -> Result<i64, String> {
         let mut st = self.lock();
         st.advance();
-        let id = st.add_backend(host, heartbeat_port, true, 0)?;
+        let id = st.add_backend(host, heartbeat_port, true, 0, None)?;
         if let Some(be) = st.backend_mut(host, heartbeat_port) {
             be.node_role = "computation".to_string();
         }
@@ -1192,9 +1336,7 @@ fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
             Some(Tok::Str(p)) if p.trim_end_matches('/') == "/backends" => Ok(show_backends(st)),
             _ => Err(format!("Proc path is not supported here: {sql}")),
         },
-        ["ALTER", "SYSTEM", "ADD", "BACKEND", ..] => {
-            with_targets(&toks[4..], sql, |t| add_backends(st, t))
-        }
+        ["ALTER", "SYSTEM", "ADD", "BACKEND", ..] => add_backends(st, &toks[4..], sql),
         ["ALTER", "SYSTEM", "DROP", "BACKEND", ..] => Err(
             "It is highly NOT RECOMMENDED to use DROP BACKEND stmt.It is not safe to directly drop a backend. All data on this backend will be discarded permanently. If you insist, use DROPP instead of DROP"
                 .to_string(),
@@ -1255,7 +1397,50 @@ fn existing_backends(st: &State, targets: &[Target]) -> Result<Vec<usize>, Strin
         .collect()
 }
 
-fn add_backends(st: &mut State, targets: &[Target]) -> Result<(), String> {
+/// `"host:port", ... [PROPERTIES ("tag.compute_group_name" = "cg1", ...)]`.
+fn add_backends(st: &mut State, toks: &[Tok], sql: &str) -> Result<Answer, String> {
+    let (targets, rest) = match targets(toks) {
+        Ok(t) => t,
+        Err(why) => return Ok(syntax_error(sql, &why)),
+    };
+    let props = match rest {
+        [] => BTreeMap::new(),
+        [Tok::Word(w), rest @ ..] if w.eq_ignore_ascii_case("PROPERTIES") => {
+            match properties(rest) {
+                Ok(p) => p,
+                Err(why) => return Ok(syntax_error(sql, &why)),
+            }
+        }
+        _ => return Ok(syntax_error(sql, "unexpected words after the node list")),
+    };
+    let unknown: Vec<&String> = props
+        .keys()
+        .filter(|k| {
+            !matches!(
+                k.as_str(),
+                "tag.location" | "tag.compute_group_name" | "tag.cloud_cluster_name"
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!("Unknown properties: {unknown:?}"));
+    }
+    // Doris 3.0.0 and 3.0.1 named the group with `tag.cloud_cluster_name`.
+    let group = props
+        .get("tag.compute_group_name")
+        .or_else(|| props.get("tag.cloud_cluster_name"));
+    if group.is_some_and(|g| g.is_empty()) {
+        return Err("compute group name is empty".to_string());
+    }
+    st.compute_group_for(group.map(String::as_str))?;
+    add_backend_targets(st, &targets, group.map(String::as_str)).map(|()| Answer::Ok)
+}
+
+fn add_backend_targets(
+    st: &mut State,
+    targets: &[Target],
+    compute_group: Option<&str>,
+) -> Result<(), String> {
     let mut hosts = Vec::new();
     for t in targets {
         match t {
@@ -1270,7 +1455,7 @@ fn add_backends(st: &mut State, targets: &[Target]) -> Result<(), String> {
     }
     let (alive, tablets) = (st.config.new_backends_alive, st.config.new_backend_tablets);
     for (h, p) in hosts {
-        st.add_backend(&h, p, alive, tablets)?;
+        st.add_backend(&h, p, alive, tablets, compute_group)?;
     }
     Ok(())
 }
@@ -1643,12 +1828,19 @@ fn show_backends(st: &State) -> Answer {
         .into_iter()
         .map(|be| {
             let up = be.alive;
-            let status = format!(
-                "{{\"lastSuccessReportTabletsTime\":\"{}\",\"lastStreamLoadTime\":-1,\"isQueryDisabled\":{},\"isLoadDisabled\":{}}}",
-                if up { SIM_TIME } else { "N/A" },
-                be.query_disabled,
-                be.load_disabled
-            );
+            let status = if st.config.cloud.is_some() {
+                format!(
+                    "{{\"lastStreamLoadTime\":-1,\"isQueryDisabled\":{},\"isLoadDisabled\":{},\"isActive\":{},\"currentFragmentNum\":0,\"lastFragmentUpdateTime\":0}}",
+                    be.query_disabled, be.load_disabled, up
+                )
+            } else {
+                format!(
+                    "{{\"lastSuccessReportTabletsTime\":\"{}\",\"lastStreamLoadTime\":-1,\"isQueryDisabled\":{},\"isLoadDisabled\":{}}}",
+                    if up { SIM_TIME } else { "N/A" },
+                    be.query_disabled,
+                    be.load_disabled
+                )
+            };
             let values: Vec<(&str, String)> = vec![
                 ("BackendId", be.id.to_string()),
                 ("Cluster", "default_cluster".to_string()),
@@ -1673,7 +1865,7 @@ fn show_backends(st: &State) -> Answer {
                 ("UsedPct", "0.00 %".to_string()),
                 ("MaxDiskUsedPct", "0.00 %".to_string()),
                 ("RemoteUsedCapacity", "0.000 ".to_string()),
-                ("Tag", "{\"location\" : \"default\"}".to_string()),
+                ("Tag", backend_tag(st.config.cloud, be)),
                 (
                     "ErrMsg",
                     if up { "" } else { "java.net.ConnectException: Connection refused" }.to_string(),
@@ -1694,6 +1886,48 @@ fn show_backends(st: &State) -> Answer {
         rows,
     }
 }
+
+/// A backend's `Tag` JSON, spaced and ordered as Doris prints it.
+fn backend_tag(cloud: Option<CloudTags>, be: &SimBackend) -> String {
+    let (Some(naming), Some(group), Some(group_id)) =
+        (cloud, &be.compute_group, &be.compute_group_id)
+    else {
+        return "{\"location\" : \"default\"}".to_string();
+    };
+    let unique_id = format!(
+        "1:{SIM_INSTANCE_ID}:{}",
+        short_id(&host_port(&be.host, be.heartbeat_port))
+    );
+    let pairs: Vec<(&str, &str)> = match naming {
+        CloudTags::ComputeGroup => vec![
+            ("cloud_unique_id", &unique_id),
+            ("compute_group_status", "NORMAL"),
+            ("private_endpoint", ""),
+            ("compute_group_name", group),
+            ("location", "default"),
+            ("public_endpoint", ""),
+            ("compute_group_id", group_id),
+        ],
+        CloudTags::CloudCluster => vec![
+            ("cloud_cluster_id", group_id),
+            ("cloud_unique_id", &unique_id),
+            ("cloud_cluster_status", "NORMAL"),
+            ("cloud_cluster_name", group),
+            ("location", "default"),
+            ("cloud_cluster_private_endpoint", ""),
+            ("cloud_cluster_public_endpoint", ""),
+        ],
+    };
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("\"{k}\" : {}", serde_json::Value::from(*v)))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+/// The instance id a storage-compute separated simulator reports in each
+/// backend's `cloud_unique_id`.
+const SIM_INSTANCE_ID: &str = "1751150972";
 
 /// The values of `columns`, in order; a NULL for one not in `values`.
 fn pick(columns: &[&str], values: &[(&str, String)]) -> Vec<Option<String>> {

@@ -1,6 +1,16 @@
 //! Doris nodes joining the FE as the images' entrypoints make them: a
 //! member driver registers each Ready pod's node with an FE simulator under
 //! its FQDN, and the operator is pointed at that simulator.
+//!
+//! Pods of a storage-compute separated cluster are told apart by what the
+//! disaggregated images read, never by their names: a compute group's pod
+//! has `COMPUTE_GROUP_NAME` in its container's environment and adds itself
+//! to that group with `ALTER SYSTEM ADD BACKEND ... PROPERTIES
+//! ("tag.compute_group_name" = ...)`, trying again until the FE takes it;
+//! an FE pod with `MS_ENDPOINT` joins as follower below `ELECT_NUMBER`,
+//! else as observer; a meta service pod (component `ms`, or
+//! `FDB_ENDPOINT`) registers nothing. Their FQDN goes through the Service
+//! their StatefulSet names.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -9,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use doris_operator::fe::{FeClient, FeEndpoint};
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube::{Api, ResourceExt};
 
 use crate::env::{Env, eventually};
 use crate::fesim::{FeSim, FeSimConfig, SimFrontend};
@@ -22,6 +33,54 @@ pub const EDIT_LOG_PORT: u16 = 9010;
 pub fn fqdn(env: &Env, pod: &str) -> String {
     let (sts, _) = pod.rsplit_once('-').unwrap();
     format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
+}
+
+/// A pod's FQDN through the headless Service `service`.
+pub fn fqdn_via(env: &Env, pod: &str, service: &str) -> String {
+    format!("{pod}.{service}.{}.svc.cluster.local", env.namespace)
+}
+
+/// The env var that names a compute group's pods' group.
+pub const COMPUTE_GROUP_NAME: &str = "COMPUTE_GROUP_NAME";
+
+/// What a pod of a storage-compute separated cluster does with the FE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disaggregated {
+    /// The meta service: nothing.
+    MetaService,
+    /// An FE: the first is the master, the others join, as followers
+    /// while fewer than the election number (`ELECT_NUMBER`, when set).
+    Frontend { election_number: Option<usize> },
+    /// A compute group's BE: adds itself to its group.
+    ComputeGroup(String),
+}
+
+/// The value of env var `name` in any of the pod's containers.
+fn container_env(pod: &Pod, name: &str) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| c.env.iter().flatten())
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// How a pod of a storage-compute separated cluster registers, or `None`
+/// for any other pod (a `DorisCluster`'s, say).
+pub fn disaggregated_role(pod: &Pod) -> Option<Disaggregated> {
+    if let Some(group) = container_env(pod, COMPUTE_GROUP_NAME).filter(|g| !g.is_empty()) {
+        return Some(Disaggregated::ComputeGroup(group));
+    }
+    let component = pod.labels().get("app.kubernetes.io/component").cloned();
+    if component.as_deref() == Some("fe") && container_env(pod, "MS_ENDPOINT").is_some() {
+        let election_number = container_env(pod, "ELECT_NUMBER").and_then(|n| n.parse().ok());
+        return Some(Disaggregated::Frontend { election_number });
+    }
+    if component.as_deref() == Some("ms") || container_env(pod, "FDB_ENDPOINT").is_some() {
+        return Some(Disaggregated::MetaService);
+    }
+    None
 }
 
 /// Registers each Ready pod's node with the FE simulator, as the Doris
@@ -55,10 +114,13 @@ impl MemberDriver {
         let (user, password) = (user.to_string(), password.to_string());
         let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
         let pods = env.api::<Pod>();
+        let statefulsets = env.api::<StatefulSet>();
         let namespace = env.namespace.clone();
         let skipped = skip.clone();
         let task = tokio::spawn(async move {
             let mut done = HashSet::new();
+            // Pods whose registration failed once, so that it is told once.
+            let mut failed = HashSet::new();
             loop {
                 let list = pods.list(&Default::default()).await.map(|l| l.items);
                 for pod in list.into_iter().flatten() {
@@ -66,6 +128,22 @@ impl MemberDriver {
                     let uid = pod.uid().unwrap_or_default();
                     let ready = doris_operator::controller::rollout::is_ready(&pod);
                     if !ready || done.contains(&uid) || skipped.lock().unwrap().contains(&name) {
+                        continue;
+                    }
+                    if let Some(role) = disaggregated_role(&pod) {
+                        let fe = fe_client(&sim, &user, &password, &tls);
+                        let registered = register_disaggregated(
+                            &pod,
+                            role,
+                            &statefulsets,
+                            &fe,
+                            election_number,
+                            &mut failed,
+                        )
+                        .await;
+                        if registered {
+                            done.insert(uid);
+                        }
                         continue;
                     }
                     let (sts, ordinal) = name.rsplit_once('-').unwrap();
@@ -108,14 +186,122 @@ impl MemberDriver {
     }
 }
 
+fn fe_client(
+    sim: &FeSim,
+    user: &str,
+    password: &str,
+    tls: &Option<doris_operator::fe::FeTls>,
+) -> FeClient {
+    let mut endpoint = FeEndpoint::new("127.0.0.1")
+        .with_port(sim.addr().port())
+        .with_credentials(user, password);
+    if let Some(tls) = tls {
+        endpoint = endpoint.with_tls(tls.clone());
+    }
+    FeClient::new(endpoint)
+}
+
+/// The FQDN of a StatefulSet's pod: through the Service the StatefulSet
+/// names, as the pod's hostname and subdomain are.
+async fn pod_fqdn(pod: &Pod, statefulsets: &Api<StatefulSet>) -> Option<String> {
+    let namespace = pod.namespace()?;
+    let service = match pod.spec.as_ref()?.subdomain.clone() {
+        Some(subdomain) => subdomain,
+        None => {
+            let owner = pod
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "StatefulSet")?
+                .name
+                .clone();
+            let sts = statefulsets.get(&owner).await.ok()?;
+            sts.spec.service_name.filter(|s| !s.is_empty())?
+        }
+    };
+    Some(format!(
+        "{}.{service}.{namespace}.svc.cluster.local",
+        pod.name_any()
+    ))
+}
+
+/// Registers a pod of a storage-compute separated cluster as its image's
+/// entrypoint does; false when it should be tried again.
+async fn register_disaggregated(
+    pod: &Pod,
+    role: Disaggregated,
+    statefulsets: &Api<StatefulSet>,
+    fe: &FeClient,
+    election_number: usize,
+    failed: &mut HashSet<String>,
+) -> bool {
+    let name = pod.name_any();
+    let ordinal: Option<usize> = name.rsplit_once('-').and_then(|(_, n)| n.parse().ok());
+    let result = match role {
+        Disaggregated::MetaService => return true,
+        // The first FE is the master the simulator starts with.
+        Disaggregated::Frontend { .. } if ordinal == Some(0) => return true,
+        Disaggregated::Frontend {
+            election_number: elect,
+        } => {
+            let Some(host) = pod_fqdn(pod, statefulsets).await else {
+                return false;
+            };
+            let ordinal = ordinal.unwrap_or(usize::MAX);
+            if ordinal < elect.unwrap_or(election_number) {
+                fe.add_follower(&host, EDIT_LOG_PORT).await
+            } else {
+                fe.add_observer(&host, EDIT_LOG_PORT).await
+            }
+        }
+        Disaggregated::ComputeGroup(group) => {
+            let Some(host) = pod_fqdn(pod, statefulsets).await else {
+                return false;
+            };
+            fe.add_backend_to_compute_group(&host, HEARTBEAT_PORT, &group)
+                .await
+        }
+    };
+    match result {
+        Ok(()) => true,
+        // A pod that restarts finds itself registered.
+        Err(e)
+            if e.server_message()
+                .is_some_and(|m| m.contains("already exists")) =>
+        {
+            true
+        }
+        Err(e) => {
+            if failed.insert(name.clone()) {
+                eprintln!("member driver: {name} not registered yet: {e}");
+            }
+            false
+        }
+    }
+}
+
 /// An FE simulator whose master is `<cluster>-fe-0`, and the operator
 /// (started later) pointed at it.
-pub async fn simulated_fe(env: &mut Env, mut config: FeSimConfig, cluster: &str) -> Arc<FeSim> {
-    config.frontends = vec![SimFrontend::new(
-        &fqdn(env, &format!("{cluster}-fe-0")),
-        EDIT_LOG_PORT,
-        "FOLLOWER",
-    )];
+pub async fn simulated_fe(env: &mut Env, config: FeSimConfig, cluster: &str) -> Arc<FeSim> {
+    let master = fqdn(env, &format!("{cluster}-fe-0"));
+    simulated_fe_at(env, config, &master).await
+}
+
+/// The FE of a storage-compute separated cluster ([`FeSimConfig::cloud`])
+/// whose master is pod `<fe_statefulset>-0` behind Service `fe_service`,
+/// and the operator (started later) pointed at it.
+pub async fn simulated_cloud_fe(
+    env: &mut Env,
+    fe_statefulset: &str,
+    fe_service: &str,
+) -> Arc<FeSim> {
+    let master = fqdn_via(env, &format!("{fe_statefulset}-0"), fe_service);
+    simulated_fe_at(env, FeSimConfig::cloud(), &master).await
+}
+
+/// An FE simulator whose master is the FE at `master` (an FQDN), and the
+/// operator (started later) pointed at it.
+pub async fn simulated_fe_at(env: &mut Env, mut config: FeSimConfig, master: &str) -> Arc<FeSim> {
+    config.frontends = vec![SimFrontend::new(master, EDIT_LOG_PORT, "FOLLOWER")];
     let sim = Arc::new(FeSim::start(config).await);
     let port = sim.addr().port();
     env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
