@@ -895,11 +895,11 @@ fn shape_disaggregated_fe_finds_the_meta_service_and_keeps_meta() {
     let b = bundle();
     let mut ctx = ddc_ctx(
         "fe",
-        json!({"image": "fe:3", "labels": {"team": "a"},
+        json!({"image": "fe:3", "labels": {"team": "a", "app.kubernetes.io/component": "x"},
                "envVars": [{"name": "ELECT_NUMBER", "value": "3"}, {"name": "TZ", "value": "UTC"}]}),
     );
-    ctx["config"]["values"] =
-        json!({"LOG_DIR": "${DORIS_HOME}/log", "meta_dir": "/data/doris-meta"});
+    // Keys as the ctx has them: lower-cased.
+    ctx["config"]["values"] = json!({"log_dir": "/var/log/doris/", "meta_dir": "/data/doris-meta"});
     ctx["cluster"]["spec"] = json!({"authSecret": "auth"});
     let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
     let sts = statefulset(&shape);
@@ -909,7 +909,13 @@ fn shape_disaggregated_fe_finds_the_meta_service_and_keeps_meta() {
     let labels = &sts["spec"]["template"]["metadata"]["labels"];
     assert_eq!(labels["team"], "a");
     assert_eq!(labels["app.doris.disaggregated.cluster"], "c");
+    // The selector's labels stay, whatever the user's labels say.
     assert_eq!(labels["app.kubernetes.io/component"], "fe");
+    // A configuration change restarts the FE.
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["annotations"]["doris.selectdb.com/config-hash"],
+        "h"
+    );
     let c = container(&shape);
     assert_eq!(c["name"], "fe");
     assert_eq!(
@@ -934,7 +940,7 @@ fn shape_disaggregated_fe_finds_the_meta_service_and_keeps_meta() {
     assert_eq!(c["startupProbe"]["failureThreshold"], 72);
     assert_eq!(pod_spec(&shape)["terminationGracePeriodSeconds"], 330);
     let m = mounts(&shape);
-    assert!(m.contains(&("fe-log".into(), "/opt/apache-doris/fe/log".into())));
+    assert!(m.contains(&("fe-log".into(), "/var/log/doris".into())));
     assert!(m.contains(&("fe-meta".into(), "/data/doris-meta".into())));
     assert!(m.contains(&("basic-auth".into(), "/etc/basic_auth".into())));
     assert!(claim_names(&shape).is_empty());
