@@ -1121,6 +1121,64 @@ fn shape_compute_group_registers_with_the_fe_and_caches_where_be_conf_says() {
 }
 
 #[test]
+fn shape_compute_group_takes_the_common_spec_fields() {
+    let b = bundle();
+    let spec = json!({
+        "uniqueId": "cg_b", "image": "be:3", "imagePullSecrets": [{"name": "pull"}],
+        "requests": {"cpu": 4, "memory": "8Gi"}, "limits": {"cpu": 8},
+        "annotations": {"note": "x"}, "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "hostAliases": [{"ip": "10.0.0.9", "hostnames": ["s3.local"]}],
+        "serviceAccount": "doris", "securityContext": {"runAsUser": 1000},
+        "containerSecurityContext": {"runAsNonRoot": true},
+        "startTimeout": 600, "liveTimeout": 30,
+        "readinessProbePolicy": {"timeoutSeconds": 9, "failureThreshold": 5},
+    });
+    let mut ctx = ddc_ctx("cg-b", spec);
+    ctx["host_init"] = json!([{"name": "default-init", "image": "be:3"}]);
+    // Without the compute group's name in ctx, the uniqueId gives it.
+    ctx["disaggregated"]
+        .as_object_mut()
+        .unwrap()
+        .remove("compute_group_name");
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let pod = pod_spec(&shape);
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "pull"}]));
+    assert_eq!(pod["nodeSelector"], json!({"disk": "ssd"}));
+    assert_eq!(pod["tolerations"][0]["key"], "k");
+    assert_eq!(pod["hostAliases"][0]["hostnames"][0], "s3.local");
+    assert_eq!(pod["serviceAccountName"], "doris");
+    assert_eq!(pod["securityContext"]["runAsUser"], 1000);
+    assert_eq!(
+        pod["initContainers"][0]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    assert_eq!(
+        statefulset(&shape)["spec"]["template"]["metadata"]["annotations"]["note"],
+        "x"
+    );
+    let c = container(&shape);
+    assert_eq!(c["resources"]["requests"]["memory"], "8Gi");
+    assert_eq!(c["resources"]["limits"]["cpu"], 8);
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["startupProbe"]["failureThreshold"], 120);
+    assert_eq!(c["livenessProbe"]["timeoutSeconds"], 30);
+    assert_eq!(c["readinessProbe"]["timeoutSeconds"], 9);
+    assert_eq!(c["readinessProbe"]["failureThreshold"], 5);
+    assert_eq!(env(c, "COMPUTE_GROUP_NAME").unwrap(), "cg_b");
+    // Spread over hosts by the group's own pods.
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["labelSelector"]["matchLabels"],
+        ctx["selector"]
+    );
+    // A compute group answers to the debug annotation by its name.
+    ctx["cluster"]["annotations"] = json!({"doris.selectdb.com/debug": "cg-b"});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(container(&shape)["command"][0], "/bin/sh");
+}
+
+#[test]
 fn a_file_cache_path_that_is_not_json_names_the_setting() {
     let b = bundle();
     let mut ctx = ddc_ctx("cg1", json!({"image": "be:3"}));
