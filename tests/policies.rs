@@ -692,7 +692,7 @@ fn services(b: &ConventionBundle, ctx: &Value, shape: &Value) -> Vec<Value> {
 }
 
 #[test]
-fn a_cluster_ctx_without_kind_is_a_dorisclusters() {
+fn a_ctx_without_kind_is_shaped_as_a_doriscluster() {
     let b = bundle();
     for component in ["fe", "be", "cn", "broker"] {
         let spec = json!({"image": "x", "persistentVolumes": [{"persistentVolumeClaimSpec": {}}]});
