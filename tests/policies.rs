@@ -558,6 +558,729 @@ fn the_drain_time_follows_the_cluster_annotation() {
     assert_eq!(drains, [5, 5, 0]);
 }
 
+// ------------------------------------------ DorisDisaggregatedCluster parts
+
+/// The ctx of one part of a DorisDisaggregatedCluster named `c` in `ns`, as
+/// the README documents it: `part` is "ms", "fe" or a compute group's name.
+fn ddc_ctx(part: &str, spec: Value) -> Value {
+    let component = match part {
+        "ms" | "fe" => part,
+        _ => "cg",
+    };
+    let (statefulset, internal, access) = match component {
+        "ms" => ("c-ms".to_string(), "c-ms".to_string(), "c-ms".to_string()),
+        "fe" => (
+            "c-fe".to_string(),
+            "c-fe-internal".to_string(),
+            "c-fe".to_string(),
+        ),
+        _ => (
+            format!("c-{part}"),
+            format!("c-{part}"),
+            format!("c-{part}-external"),
+        ),
+    };
+    let file = match component {
+        "ms" => "doris_cloud.conf",
+        "fe" => "fe.conf",
+        _ => "be.conf",
+    };
+    let mut disaggregated = json!({
+        "fdb_endpoint": "docker:docker@10.0.0.1:4500",
+        "ms_endpoint": "c-ms.ns:5000",
+        "cluster_id": "1234567890",
+        "fe_address": "c-fe.ns",
+        "fe_query_port": 9030,
+    });
+    if component == "cg" {
+        disaggregated["compute_group_name"] = json!(part.replace('-', "_"));
+        disaggregated["unique_id"] = json!(part.replace('-', "_"));
+    }
+    json!({
+        "kind": "DorisDisaggregatedCluster",
+        "component": component,
+        "part": part,
+        "spec": spec,
+        "cluster": {"name": "c", "namespace": "ns", "labels": {}, "annotations": {}, "spec": {}},
+        "names": {
+            "statefulset": statefulset,
+            "internal_service": internal,
+            "access_service": access,
+            "config_map": format!("{statefulset}-conf"),
+            "fe_access_service": "c-fe",
+            "fe_internal_service": "c-fe-internal",
+            "ms_service": "c-ms",
+        },
+        "selector": {
+            "app.doris.ownerreference/name": format!("c-{part}"),
+            "app.kubernetes.io/component": part,
+            "app.doris.disaggregated.cluster": "c",
+        },
+        "config": {"file": file, "source": null, "mount_path": "/etc/doris", "user": {},
+                   "values": {}, "files": {}, "hash": "h"},
+        "fe_config": {"query_port": "9030", "enable_fqdn_mode": "true"},
+        "host_init": [],
+        "mounts": [{"path": "/etc/doris", "sources": [
+            {"kind": "configMap", "name": format!("{statefulset}-conf"), "field": "configuration"}
+        ]}],
+        "disaggregated": disaggregated,
+    })
+}
+
+fn pod_spec(shape: &Value) -> &Value {
+    &statefulset(shape)["spec"]["template"]["spec"]
+}
+
+fn volume<'a>(shape: &'a Value, name: &str) -> Option<&'a Value> {
+    pod_spec(shape)["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+/// (volume name, mount path) of the main container's mounts.
+fn mounts(shape: &Value) -> Vec<(String, String)> {
+    container(shape)["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["mountPath"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn claim_names(shape: &Value) -> Vec<String> {
+    statefulset(shape)["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .map(|claims| {
+            claims
+                .iter()
+                .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn env_names(c: &Value) -> Vec<&str> {
+    c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect()
+}
+
+/// The Services services.yaml.j2 makes for a part, as JSON.
+fn services(b: &ConventionBundle, ctx: &Value, shape: &Value) -> Vec<Value> {
+    let mut tctx = ctx.clone();
+    tctx["values"] = shape["values"].clone();
+    let text = b
+        .render_template(
+            "services.yaml.j2",
+            &minijinja::Value::from(minijinja::value::Serde(&tctx)),
+        )
+        .unwrap();
+    text.split("\n---\n")
+        .filter(|doc| !doc.trim().is_empty())
+        .map(|doc| serde_norway::from_str::<Value>(doc).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_ctx_without_kind_is_shaped_as_a_doriscluster() {
+    let b = bundle();
+    for component in ["fe", "be", "cn", "broker"] {
+        let spec = json!({"image": "x", "persistentVolumes": [{"persistentVolumeClaimSpec": {}}]});
+        let without = base_ctx(component, spec);
+        let mut with = without.clone();
+        with["kind"] = json!("DorisCluster");
+        for (file, function) in [
+            ("config.rhai", "config"),
+            ("host_init.rhai", "host_init"),
+            ("shape.rhai", "shape"),
+        ] {
+            let a = b.call_json(file, function, &without).unwrap();
+            let b2 = b.call_json(file, function, &with).unwrap();
+            assert_eq!(a, b2, "{component} {file}");
+        }
+    }
+    // No kind: the DorisCluster shape (container named after the component).
+    let shape = b
+        .call_json(
+            "shape.rhai",
+            "shape",
+            &base_ctx("fe", json!({"image": "x"})),
+        )
+        .unwrap();
+    assert_eq!(container(&shape)["name"], "fe");
+    assert_eq!(
+        container(&shape)["command"][0],
+        "/opt/apache-doris/fe_entrypoint.sh"
+    );
+}
+
+#[test]
+fn config_of_disaggregated_parts_runs_in_cloud_mode() {
+    let b = bundle();
+    let ms = b
+        .call_json(
+            "config.rhai",
+            "config",
+            &ddc_ctx("ms", json!({"image": "ms:3"})),
+        )
+        .unwrap();
+    assert_eq!(ms["defaults"]["brpc_listen_port"], 5000);
+    assert_eq!(
+        ms["overrides"]["fdb_cluster"],
+        "docker:docker@10.0.0.1:4500"
+    );
+
+    let fe = b
+        .call_json(
+            "config.rhai",
+            "config",
+            &ddc_ctx("fe", json!({"image": "fe:3"})),
+        )
+        .unwrap();
+    assert_eq!(fe["defaults"]["query_port"], 9030);
+    assert_eq!(fe["defaults"]["enable_fqdn_mode"], true);
+    assert_eq!(fe["overrides"]["deploy_mode"], "cloud");
+    assert_eq!(fe["overrides"]["meta_service_endpoint"], "c-ms.ns:5000");
+    assert_eq!(fe["overrides"]["cluster_id"], "1234567890");
+    // The pod's variable wins, and so does the file that says what it runs with.
+    let fe = b
+        .call_json(
+            "config.rhai",
+            "config",
+            &ddc_ctx(
+                "fe",
+                json!({"image": "fe:3", "envVars": [{"name": "MS_ENDPOINT", "value": "other-ms:5000"}]}),
+            ),
+        )
+        .unwrap();
+    assert_eq!(fe["overrides"]["meta_service_endpoint"], "other-ms:5000");
+
+    let cg = b
+        .call_json(
+            "config.rhai",
+            "config",
+            &ddc_ctx("cg1", json!({"image": "be:3"})),
+        )
+        .unwrap();
+    assert_eq!(cg["overrides"]["deploy_mode"], "cloud");
+    assert_eq!(cg["defaults"]["heartbeat_service_port"], 9050);
+    let cache = cg["defaults"]["file_cache_path"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(cache).unwrap();
+    assert_eq!(parsed[0]["path"], "/opt/apache-doris/be/file_cache");
+    assert!(cg["defaults"].get("be_node_role").is_none());
+}
+
+#[test]
+fn host_init_tunes_compute_groups_like_bes() {
+    let b = bundle();
+    let cg = b
+        .call_json(
+            "host_init.rhai",
+            "host_init",
+            &ddc_ctx("cg1", json!({"image": "be:3"})),
+        )
+        .unwrap();
+    assert_eq!(cg[0]["name"], "default-init");
+    assert_eq!(cg[0]["image"], "be:3");
+    assert_eq!(cg[0]["securityContext"]["privileged"], true);
+    let skipped = b
+        .call_json(
+            "host_init.rhai",
+            "host_init",
+            &ddc_ctx(
+                "cg1",
+                json!({"image": "be:3", "skipDefaultSystemInit": true}),
+            ),
+        )
+        .unwrap();
+    assert_eq!(skipped, json!([]));
+    for part in ["ms", "fe"] {
+        let out = b
+            .call_json(
+                "host_init.rhai",
+                "host_init",
+                &ddc_ctx(part, json!({"image": "x"})),
+            )
+            .unwrap();
+        assert_eq!(out, json!([]), "{part}");
+        let out = b
+            .call_json(
+                "host_init.rhai",
+                "host_init",
+                &ddc_ctx(
+                    part,
+                    json!({"image": "x", "systemInitialization": {"args": ["a"]}}),
+                ),
+            )
+            .unwrap();
+        assert_eq!(out[0]["name"], "init", "{part}");
+    }
+}
+
+#[test]
+fn shape_meta_service_runs_the_disaggregated_image_with_one_service() {
+    let b = bundle();
+    let mut ctx = ddc_ctx(
+        "ms",
+        json!({"image": "ms:3", "service": {"type": "NodePort", "portMaps": [{"nodePort": 31500, "targetPort": 5001}]}}),
+    );
+    ctx["config"]["values"] = json!({"brpc_listen_port": "5001"});
+    ctx["cluster"]["spec"] = json!({"authSecret": "auth"});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let sts = statefulset(&shape);
+    assert_eq!(sts["metadata"]["name"], "c-ms");
+    assert_eq!(sts["spec"]["replicas"], 2);
+    assert_eq!(sts["spec"]["serviceName"], "c-ms");
+    assert_eq!(sts["spec"]["selector"]["matchLabels"], ctx["selector"]);
+    let c = container(&shape);
+    assert_eq!(c["name"], "metaservice");
+    assert_eq!(
+        c["command"],
+        json!(["/opt/apache-doris/ms_disaggregated_entrypoint.sh"])
+    );
+    assert!(c["args"].is_null());
+    assert_eq!(
+        c["lifecycle"]["preStop"]["exec"]["command"][0],
+        "/opt/apache-doris/ms_disaggregated_prestop.sh"
+    );
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "brpc-port", "containerPort": 5001, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        c["livenessProbe"]["exec"]["command"],
+        json!(["/opt/apache-doris/ms_disaggregated_probe.sh", "alive"])
+    );
+    assert_eq!(
+        c["readinessProbe"]["exec"]["command"],
+        json!(["/opt/apache-doris/ms_disaggregated_probe.sh", "ready"])
+    );
+    assert_eq!(
+        env(c, "FDB_ENDPOINT").unwrap(),
+        "docker:docker@10.0.0.1:4500"
+    );
+    assert_eq!(env(c, "CONFIGMAP_PATH").unwrap(), "/etc/doris");
+    assert!(env(c, "ENV_FE_ADDR").is_none());
+    // Logs in an emptyDir at the stock log_dir (./log/ under the home).
+    assert!(volume(&shape, "ms-log").unwrap()["emptyDir"].is_object());
+    assert!(mounts(&shape).contains(&("ms-log".into(), "/opt/apache-doris/ms/log".into())));
+    // The meta service reads no management account.
+    assert!(volume(&shape, "basic-auth").is_none());
+    assert!(pod_spec(&shape)["terminationGracePeriodSeconds"].is_null());
+
+    let svcs = services(&b, &ctx, &shape);
+    assert_eq!(svcs.len(), 1, "{svcs:?}");
+    assert_eq!(svcs[0]["metadata"]["name"], "c-ms");
+    assert_eq!(svcs[0]["spec"]["type"], "NodePort");
+    assert!(svcs[0]["spec"].get("clusterIP").is_none());
+    assert_eq!(svcs[0]["spec"]["selector"], ctx["selector"]);
+    assert_eq!(
+        svcs[0]["spec"]["ports"],
+        json!([{"name": "brpc-port", "port": 5001, "targetPort": 5001, "nodePort": 31500}])
+    );
+}
+
+#[test]
+fn shape_disaggregated_fe_finds_the_meta_service_and_keeps_meta() {
+    let b = bundle();
+    let mut ctx = ddc_ctx(
+        "fe",
+        json!({"image": "fe:3", "labels": {"team": "a", "app.kubernetes.io/component": "x"},
+               "envVars": [{"name": "ELECT_NUMBER", "value": "3"}, {"name": "TZ", "value": "UTC"}]}),
+    );
+    // Keys as the ctx has them: lower-cased.
+    ctx["config"]["values"] = json!({"log_dir": "/var/log/doris/", "meta_dir": "/data/doris-meta"});
+    ctx["cluster"]["spec"] = json!({"authSecret": "auth"});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let sts = statefulset(&shape);
+    assert_eq!(sts["spec"]["replicas"], 2);
+    assert_eq!(sts["spec"]["serviceName"], "c-fe-internal");
+    assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
+    let labels = &sts["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["team"], "a");
+    assert_eq!(labels["app.doris.disaggregated.cluster"], "c");
+    // The selector's labels stay, whatever the user's labels say.
+    assert_eq!(labels["app.kubernetes.io/component"], "fe");
+    // A configuration change restarts the FE.
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["annotations"]["doris.selectdb.com/config-hash"],
+        "h"
+    );
+    let c = container(&shape);
+    assert_eq!(c["name"], "fe");
+    assert_eq!(
+        c["command"],
+        json!(["/opt/apache-doris/fe_disaggregated_entrypoint.sh"])
+    );
+    assert_eq!(c["args"], json!(["$(ENV_FE_ADDR)"]));
+    assert_eq!(env(c, "MS_ENDPOINT").unwrap(), "c-ms.ns:5000");
+    assert_eq!(env(c, "CLUSTER_ID").unwrap(), "1234567890");
+    assert_eq!(env(c, "STATEFULSET_NAME").unwrap(), "c-fe");
+    assert_eq!(env(c, "ENV_FE_ADDR").unwrap(), "c-fe.ns");
+    assert_eq!(env(c, "FE_QUERY_PORT").unwrap(), "9030");
+    // The user's ELECT_NUMBER replaces the default (1) in place.
+    assert_eq!(env(c, "ELECT_NUMBER").unwrap(), "3");
+    let names = env_names(c);
+    assert_eq!(names.iter().filter(|n| **n == "ELECT_NUMBER").count(), 1);
+    assert_eq!(names.last(), Some(&"TZ"));
+    assert_eq!(
+        c["readinessProbe"]["exec"]["command"],
+        json!(["/opt/apache-doris/fe_disaggregated_probe.sh", "ready"])
+    );
+    assert_eq!(c["startupProbe"]["failureThreshold"], 72);
+    assert_eq!(pod_spec(&shape)["terminationGracePeriodSeconds"], 330);
+    let m = mounts(&shape);
+    assert!(m.contains(&("fe-log".into(), "/var/log/doris".into())));
+    assert!(m.contains(&("fe-meta".into(), "/data/doris-meta".into())));
+    assert!(m.contains(&("basic-auth".into(), "/etc/basic_auth".into())));
+    assert!(claim_names(&shape).is_empty());
+
+    let mut ctx = ddc_ctx("fe", json!({"image": "fe:3"}));
+    ctx["spec"]["electionNumber"] = json!(3);
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(env(container(&shape), "ELECT_NUMBER").unwrap(), "3");
+    let shape = b
+        .call_json(
+            "shape.rhai",
+            "shape",
+            &ddc_ctx("fe", json!({"image": "fe:3"})),
+        )
+        .unwrap();
+    assert_eq!(env(container(&shape), "ELECT_NUMBER").unwrap(), "1");
+
+    let svcs = services(&b, &ctx, &shape);
+    let names: Vec<_> = svcs
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c-fe-internal", "c-fe"]);
+    assert_eq!(svcs[0]["spec"]["clusterIP"], "None");
+    assert_eq!(svcs[0]["spec"]["ports"][0]["port"], 9030);
+    let ports: Vec<_> = svcs[1]["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [8030, 9020, 9030, 9010]);
+}
+
+#[test]
+fn shape_disaggregated_fe_persistent_volumes_cover_meta_and_logs() {
+    let b = bundle();
+    let template =
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}}});
+    let logs =
+        json!({"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "300Gi"}}});
+    let ctx = ddc_ctx(
+        "fe",
+        json!({"image": "fe:3", "persistentVolumes": [
+            {"mountPaths": ["/opt/apache-doris/fe/log"], "persistentVolumeClaimSpec": logs},
+            {"persistentVolumeClaimSpec": template, "provisioner": "operator", "annotations": {"a": "b"}},
+        ]}),
+    );
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(claim_names(&shape), ["log", "doris-meta"]);
+    let claims = statefulset(&shape)["spec"]["volumeClaimTemplates"].clone();
+    assert_eq!(claims[0]["spec"], logs);
+    assert!(claims[0]["metadata"]["annotations"].is_null());
+    assert_eq!(claims[1]["spec"], template);
+    assert_eq!(
+        claims[1]["metadata"]["annotations"],
+        json!({"apache.doris.org/pvc-manager": "operator", "a": "b"})
+    );
+    let m = mounts(&shape);
+    assert!(m.contains(&("log".into(), "/opt/apache-doris/fe/log".into())));
+    assert!(m.contains(&(
+        "doris-meta".into(),
+        "/opt/apache-doris/fe/doris-meta".into()
+    )));
+    assert!(volume(&shape, "fe-meta").is_none() && volume(&shape, "fe-log").is_none());
+
+    // logNotStore: the log gets no claim, only an emptyDir.
+    let ctx = ddc_ctx(
+        "fe",
+        json!({"image": "fe:3", "logNotStore": true, "persistentVolumes": [{"persistentVolumeClaimSpec": template}]}),
+    );
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(claim_names(&shape), ["doris-meta"]);
+    assert!(volume(&shape, "fe-log").unwrap()["emptyDir"].is_object());
+
+    // The deprecated single persistentVolume: claims named as apache/doris-operator names them.
+    let ctx = ddc_ctx(
+        "fe",
+        json!({"image": "fe:3", "persistentVolume": {"persistentVolumeClaimSpec": template}}),
+    );
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(claim_names(&shape), ["fe-log", "fe-meta"]);
+}
+
+#[test]
+fn shape_compute_group_registers_with_the_fe_and_caches_where_be_conf_says() {
+    let b = bundle();
+    let mut ctx = ddc_ctx(
+        "cg-a",
+        json!({"uniqueId": "cg_a", "image": "be:3", "replicas": 3, "enableWorkloadGroup": true,
+               "skipDefaultSystemInit": true, "autoResolveLimitCPU": true, "limits": {"cpu": 8},
+               "service": {"type": "NodePort", "portMaps": [{"nodePort": 31040, "targetPort": 8040}]}}),
+    );
+    ctx["config"]["values"] = json!({"file_cache_path":
+        r#"[{"path":"/data1/cache","total_size":1000},{"path":"/data2/cache","total_size":1000}]"#});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let sts = statefulset(&shape);
+    assert_eq!(sts["metadata"]["name"], "c-cg-a");
+    assert_eq!(sts["spec"]["replicas"], 3);
+    assert_eq!(sts["spec"]["serviceName"], "c-cg-a");
+    let c = container(&shape);
+    assert_eq!(c["name"], "compute");
+    assert_eq!(
+        c["command"],
+        json!(["/opt/apache-doris/be_disaggregated_entrypoint.sh"])
+    );
+    assert_eq!(c["args"], json!(["$(ENV_FE_ADDR)"]));
+    assert_eq!(env(c, "COMPUTE_GROUP_NAME").unwrap(), "cg_a");
+    assert_eq!(env(c, "STATEFULSET_NAME").unwrap(), "c-cg-a");
+    assert_eq!(env(c, "HOST_TYPE").unwrap(), "FQDN");
+    assert_eq!(env(c, "ENV_FE_ADDR").unwrap(), "c-fe.ns");
+    assert_eq!(env(c, "FE_QUERY_PORT").unwrap(), "9030");
+    assert_eq!(env(c, "ENABLE_WORKLOAD_GROUP").unwrap(), "true");
+    assert_eq!(env(c, "SKIP_CHECK_ULIMIT").unwrap(), "true");
+    assert_eq!(env(c, "BE_CPU_LIMIT").unwrap(), "8");
+    assert_eq!(c["securityContext"]["privileged"], true);
+    assert_eq!(
+        c["livenessProbe"]["exec"]["command"],
+        json!(["/opt/apache-doris/be_disaggregated_probe.sh", "alive"])
+    );
+    assert_eq!(pod_spec(&shape)["terminationGracePeriodSeconds"], 200);
+    let m = mounts(&shape);
+    assert!(m.contains(&("be-log".into(), "/opt/apache-doris/be/log".into())));
+    assert!(m.contains(&("be-storage0".into(), "/data1/cache".into())));
+    assert!(m.contains(&("be-storage1".into(), "/data2/cache".into())));
+    assert!(volume(&shape, "be-storage1").unwrap()["emptyDir"].is_object());
+
+    let svcs = services(&b, &ctx, &shape);
+    let names: Vec<_> = svcs
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c-cg-a", "c-cg-a-external"]);
+    assert_eq!(svcs[0]["spec"]["clusterIP"], "None");
+    assert_eq!(svcs[0]["spec"]["ports"][0]["name"], "heartbeat-port");
+    assert_eq!(svcs[1]["spec"]["type"], "NodePort");
+    let web = svcs[1]["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == 8040)
+        .unwrap();
+    assert_eq!(web["nodePort"], 31040);
+
+    // A template persistent volume: one claim per cache path and the log,
+    // named after the path (made unique with the parent directory).
+    ctx["spec"]["persistentVolumes"] =
+        json!([{"persistentVolumeClaimSpec": {"resources": {"requests": {"storage": "500Gi"}}}}]);
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(claim_names(&shape), ["log", "data2-cache", "cache"]);
+    let m = mounts(&shape);
+    assert!(m.contains(&("cache".into(), "/data1/cache".into())));
+    assert!(m.contains(&("data2-cache".into(), "/data2/cache".into())));
+    assert!(m.contains(&("log".into(), "/opt/apache-doris/be/log".into())));
+    assert!(volume(&shape, "be-storage0").is_none());
+
+    // Without a be.conf file_cache_path: the stock cache directory.
+    let shape = b
+        .call_json(
+            "shape.rhai",
+            "shape",
+            &ddc_ctx(
+                "cg1",
+                json!({"image": "be:3", "persistentVolume": {"mountPaths": ["/extra"]}}),
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        claim_names(&shape),
+        ["be-log", "be-storage0", "be-storage1"]
+    );
+    let m = mounts(&shape);
+    assert!(m.contains(&(
+        "be-storage0".into(),
+        "/opt/apache-doris/be/file_cache".into()
+    )));
+    assert!(m.contains(&("be-storage1".into(), "/extra".into())));
+}
+
+#[test]
+fn shape_compute_group_takes_the_common_spec_fields() {
+    let b = bundle();
+    let spec = json!({
+        "uniqueId": "cg_b", "image": "be:3", "imagePullSecrets": [{"name": "pull"}],
+        "requests": {"cpu": 4, "memory": "8Gi"}, "limits": {"cpu": 8},
+        "annotations": {"note": "x"}, "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "k", "operator": "Exists"}],
+        "hostAliases": [{"ip": "10.0.0.9", "hostnames": ["s3.local"]}],
+        "serviceAccount": "doris", "securityContext": {"runAsUser": 1000},
+        "containerSecurityContext": {"runAsNonRoot": true},
+        "startTimeout": 600, "liveTimeout": 30,
+        "readinessProbePolicy": {"timeoutSeconds": 9, "failureThreshold": 5},
+    });
+    let mut ctx = ddc_ctx("cg-b", spec);
+    ctx["host_init"] = json!([{"name": "default-init", "image": "be:3"}]);
+    // Without the compute group's name in ctx, the uniqueId gives it.
+    ctx["disaggregated"]
+        .as_object_mut()
+        .unwrap()
+        .remove("compute_group_name");
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    let pod = pod_spec(&shape);
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "pull"}]));
+    assert_eq!(pod["nodeSelector"], json!({"disk": "ssd"}));
+    assert_eq!(pod["tolerations"][0]["key"], "k");
+    assert_eq!(pod["hostAliases"][0]["hostnames"][0], "s3.local");
+    assert_eq!(pod["serviceAccountName"], "doris");
+    assert_eq!(pod["securityContext"]["runAsUser"], 1000);
+    assert_eq!(
+        pod["initContainers"][0]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    assert_eq!(
+        statefulset(&shape)["spec"]["template"]["metadata"]["annotations"]["note"],
+        "x"
+    );
+    let c = container(&shape);
+    assert_eq!(c["resources"]["requests"]["memory"], "8Gi");
+    assert_eq!(c["resources"]["limits"]["cpu"], 8);
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["startupProbe"]["failureThreshold"], 120);
+    assert_eq!(c["livenessProbe"]["timeoutSeconds"], 30);
+    assert_eq!(c["readinessProbe"]["timeoutSeconds"], 9);
+    assert_eq!(c["readinessProbe"]["failureThreshold"], 5);
+    assert_eq!(env(c, "COMPUTE_GROUP_NAME").unwrap(), "cg_b");
+    // Spread over hosts by the group's own pods.
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+            ["labelSelector"]["matchLabels"],
+        ctx["selector"]
+    );
+    // A compute group answers to the debug annotation by its name.
+    ctx["cluster"]["annotations"] = json!({"doris.selectdb.com/debug": "cg-b"});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(container(&shape)["command"][0], "/bin/sh");
+}
+
+#[test]
+fn a_file_cache_path_that_is_not_json_names_the_setting() {
+    let b = bundle();
+    let mut ctx = ddc_ctx("cg1", json!({"image": "be:3"}));
+    ctx["config"]["values"] = json!({"file_cache_path": "/data/cache"});
+    ctx["config"]["source"] = json!("be-conf");
+    let err = b.call_json("shape.rhai", "shape", &ctx).unwrap_err();
+    assert!(err.in_input, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("file_cache_path in be.conf of ConfigMap be-conf"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"/data/cache\" is not a JSON list"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shape_compute_group_registers_by_ip_when_the_fe_does_not_use_names() {
+    let b = bundle();
+    let mut ctx = ddc_ctx("cg1", json!({"image": "be:3"}));
+    ctx["fe_config"] = json!({"enable_fqdn_mode": "false"});
+    let shape = b.call_json("shape.rhai", "shape", &ctx).unwrap();
+    assert_eq!(env(container(&shape), "HOST_TYPE").unwrap(), "IP");
+}
+
+#[test]
+fn restart_order_of_a_disaggregated_cluster_is_ms_compute_groups_then_fe() {
+    let b = bundle();
+    let pod = |component: &str, part: &str, ordinal: i64, role: Option<&str>| {
+        json!({"component": component, "part": part, "pod": format!("c-{part}-{ordinal}"),
+               "ordinal": ordinal, "role": role, "ready": true})
+    };
+    let ctx = json!({
+        "reason": "upgrade",
+        "cluster": {"name": "c", "namespace": "ns", "annotations": {}, "spec": {}},
+        "pods": [
+            pod("fe", "fe", 0, Some("master")), pod("fe", "fe", 1, Some("follower")),
+            pod("fe", "fe", 2, Some("observer")),
+            pod("cg", "cg2", 0, None), pod("cg", "cg1", 0, None), pod("cg", "cg1", 1, None),
+            pod("ms", "ms", 0, None), pod("ms", "ms", 1, None),
+        ],
+    });
+    let steps = b.call_json("restart.rhai", "restart_order", &ctx).unwrap();
+    let steps = steps.as_array().unwrap();
+    let order: Vec<_> = steps
+        .iter()
+        .map(|s| s["pods"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "c-ms-1", "c-ms-0", "c-cg1-1", "c-cg1-0", "c-cg2-0", "c-fe-2", "c-fe-1", "c-fe-0"
+        ]
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["pods"].as_array().unwrap().len() == 1)
+    );
+    assert_eq!(steps[0]["wait_for"], json!(["pod_ready"]));
+    assert_eq!(steps[0]["drain_seconds"], 0);
+    assert_eq!(
+        steps[2]["wait_for"],
+        json!(["pod_ready", "fe_reports_alive"])
+    );
+    assert_eq!(steps[2]["drain_seconds"], 30);
+}
+
+#[test]
+fn membership_of_a_disaggregated_cluster_follows_enable_decommission() {
+    let b = bundle();
+    let ctx = |kind: Option<&str>, spec: Value| {
+        let mut ctx =
+            json!({"cluster": {"name": "c", "namespace": "ns", "annotations": {}, "spec": spec}});
+        if let Some(kind) = kind {
+            ctx["kind"] = json!(kind);
+        }
+        ctx
+    };
+    let decommission = |ctx: Value| {
+        b.call_json("membership.rhai", "membership", &ctx).unwrap()["decommission_be"].clone()
+    };
+    let ddc = Some("DorisDisaggregatedCluster");
+    assert_eq!(
+        decommission(ctx(ddc, json!({"enableDecommission": true}))),
+        true
+    );
+    assert_eq!(
+        decommission(ctx(ddc, json!({"enableDecommission": false}))),
+        false
+    );
+    assert_eq!(decommission(ctx(ddc, json!({}))), false);
+    // A DorisCluster always decommissions, with or without kind.
+    assert_eq!(decommission(ctx(Some("DorisCluster"), json!({}))), true);
+    assert_eq!(
+        decommission(ctx(None, json!({"enableDecommission": false}))),
+        true
+    );
+}
+
 // ------------------------------------------------ what every bundle is checked for
 
 mod checks {

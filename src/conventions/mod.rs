@@ -35,6 +35,7 @@ pub const REQUIRED_TEMPLATES: &[&str] = &[
     "be.conf.j2",
     "cn.conf.j2",
     "apache_hdfs_broker.conf.j2",
+    "doris_cloud.conf.j2",
 ];
 
 /// Templates with this suffix are manifest templates: rendered once per
@@ -112,6 +113,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     embedded!("templates", "be.conf.j2"),
     embedded!("templates", "cn.conf.j2"),
     embedded!("templates", "apache_hdfs_broker.conf.j2"),
+    embedded!("templates", "doris_cloud.conf.j2"),
     embedded!("templates", "configmap.yaml.j2"),
     embedded!("templates", "services.yaml.j2"),
 ];

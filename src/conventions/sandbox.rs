@@ -304,6 +304,16 @@ fn register_helpers(engine: &mut Engine) {
     engine.register_fn("is_absent", |value: &mut Dynamic| -> bool {
         is_absent(value)
     });
+    // json_value(text): what JSON text holds (null is ()), or () when the
+    // text is not JSON: configuration values such as be.conf
+    // file_cache_path are JSON, and a policy must be able to refuse a bad
+    // one on its setting rather than fail.
+    engine.register_fn("json_value", |text: ImmutableString| -> Dynamic {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| rhai::serde::to_dynamic(v).ok())
+            .unwrap_or(Dynamic::UNIT)
+    });
     // dns_label(text): lower-case, `_` and `.` to `-`, safe as an object name part.
     engine.register_fn("dns_label", |text: ImmutableString| -> String {
         text.to_ascii_lowercase()
