@@ -44,8 +44,12 @@ use super::{
     printcolumn = r#"{"name":"CG","type":"integer","jsonPath":".status.clusterHealth.cgCount","description":"Compute groups"}"#,
     printcolumn = r#"{"name":"CGAvailable","type":"integer","jsonPath":".status.clusterHealth.cgAvailableCount","description":"Compute groups with a ready pod"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = schema::disaggregated_root_rules()[0].clone(),
+    validation = schema::disaggregated_root_rules()[1].clone(),
+    validation = schema::disaggregated_root_rules()[2].clone()
 )]
+#[schemars(transform = schema::disaggregated_spec_rules)]
 #[serde(rename_all = "camelCase")]
 pub struct DorisDisaggregatedClusterSpec {
     /// The meta service, which keeps the cluster's metadata in FoundationDB.
@@ -57,6 +61,7 @@ pub struct DorisDisaggregatedClusterSpec {
     /// The compute groups: each a set of BEs that run queries on the shared
     /// data with a cache of their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "schema::compute_groups::<ComputeGroupSpec>")]
     pub compute_groups: Vec<ComputeGroupSpec>,
     /// Secret (type kubernetes.io/basic-auth; keys username, default root,
     /// and password) of the user the operator manages nodes with.
@@ -128,7 +133,7 @@ macro_rules! with_common_fields {
             /// claims; an entry without gives the claims of the directories the
             /// configuration names (FE meta, BE file cache, logs).
             #[serde(default)]
-            #[schemars(schema_with = "schema::bounded_list::<DisaggregatedPersistentVolume>")]
+            #[schemars(schema_with = "schema::disaggregated_volumes::<DisaggregatedPersistentVolume>")]
             pub persistent_volumes: Option<Vec<DisaggregatedPersistentVolume>>,
             /// Tolerations of the pods.
             #[serde(default)]
@@ -230,6 +235,7 @@ with_common_fields!(common_spec! {});
 
 with_common_fields!(part_spec! {
     /// The meta service.
+    #[schemars(transform = schema::meta_service_rules)]
     pub struct MetaServiceSpec read as MetaServiceSpecWire {
         /// The FoundationDB cluster the meta service keeps its data in.
         pub fdb: Option<Fdb>,
@@ -238,6 +244,7 @@ with_common_fields!(part_spec! {
 
 with_common_fields!(part_spec! {
     /// The frontends.
+    #[schemars(transform = schema::disaggregated_fe_rules)]
     pub struct DisaggregatedFeSpec read as DisaggregatedFeSpecWire {
         /// FEs that vote (followers); the other replicas are observers.
         /// Default 1; fixed once the cluster exists; at most replicas.
@@ -248,11 +255,13 @@ with_common_fields!(part_spec! {
 
 with_common_fields!(part_spec! {
     /// A compute group: BEs that run queries together.
+    #[schemars(transform = schema::compute_group_rules)]
     pub struct ComputeGroupSpec read as ComputeGroupSpecWire {
         /// The compute group's identifier: a letter, then letters, digits and
         /// single underscores. It is the compute group's name in Doris when
         /// first registered, and, lower-cased with '_' as '-', names its
         /// StatefulSet and Services (<cluster>-<uniqueId>).
+        #[schemars(schema_with = "schema::unique_id")]
         pub unique_id: String,
         /// Run the BEs privileged so workload groups can manage cgroups.
         /// Default false.
@@ -406,12 +415,14 @@ pub struct NamespacedName {
 pub struct DisaggregatedPersistentVolume {
     /// The claim of each pod (storage class, size, access modes).
     #[serde(default)]
-    #[schemars(schema_with = "schema::object")]
+    #[schemars(schema_with = "schema::claim_spec")]
     pub persistent_volume_claim_spec: Option<PersistentVolumeClaimSpec>,
     /// Absolute paths, each mounted from a claim of its own made from this
     /// template. Unset: the template of the directories the configuration
-    /// names (FE meta_dir, BE file_cache_path, logs).
+    /// names (FE meta_dir, BE file_cache_path, logs). A path given twice is
+    /// mounted once.
     #[serde(default)]
+    #[schemars(schema_with = "schema::volume_mount_paths")]
     pub mount_paths: Option<Vec<String>>,
     /// Deprecated: keep logs on the pod's own disk; use logNotStore of the part.
     pub log_not_store: Option<bool>,

@@ -32,7 +32,9 @@ pub use disaggregated::{
     MetaServiceStatus, NamespacedName, PortMap, compute_group_name, compute_group_object_name,
 };
 pub use validate::{
-    CrdError, FieldError, MAX_DEPTH, TooDeep, check_depth, parse_cluster, validate,
+    CrdError, FieldError, MAX_DEPTH, TooDeep, check_depth, disaggregated_admission,
+    disaggregated_from_value, parse_cluster, parse_disaggregated_cluster, validate,
+    validate_disaggregated,
 };
 
 /// The desired state of a Doris cluster.
