@@ -266,6 +266,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Crd => {
             print!("{}", doris_operator::crd::crd_yaml());
+            print!("{}", doris_operator::crd::disaggregated::crd_yaml());
             Ok(())
         }
         Command::Policy {

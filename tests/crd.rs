@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use doris_operator::crd::{self, parse_cluster};
+use doris_operator::crd::{self, disaggregated, parse_cluster, parse_disaggregated_cluster};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -15,10 +15,18 @@ const CRD_FILES: [&str; 2] = [
     "crds/doris.apache.com_dorisclusters.yaml",
 ];
 
+/// Where the DorisDisaggregatedCluster CRD is committed (the name
+/// apache/doris-operator gives it).
+const DISAGGREGATED_CRD_FILE: &str =
+    "crds/disaggregated.cluster.doris.com_dorisdisaggregatedclusters.yaml";
+
 #[test]
 fn committed_crds_match_the_types() {
-    let generated = crd::crd_yaml();
-    for file in CRD_FILES {
+    let files = CRD_FILES
+        .iter()
+        .map(|file| (*file, crd::crd_yaml()))
+        .chain([(DISAGGREGATED_CRD_FILE, disaggregated::crd_yaml())]);
+    for (file, generated) in files {
         let path = root().join(file);
         if std::env::var_os("UPDATE_CRDS").is_some() {
             std::fs::write(&path, &generated).unwrap();
@@ -33,24 +41,101 @@ fn committed_crds_match_the_types() {
 
 #[test]
 fn crd_fits_client_side_apply() {
-    let text = crd::crd_yaml();
-    // kubectl keeps the whole object as JSON in an annotation of at most 256 KiB.
-    let json = serde_json::to_string(&crd::crd()).unwrap();
-    assert!(
-        json.len() < 128 * 1024,
-        "CRD is {} bytes as JSON",
-        json.len()
+    for (text, crd) in [
+        (crd::crd_yaml(), crd::crd()),
+        (disaggregated::crd_yaml(), disaggregated::crd()),
+    ] {
+        let name = crd.metadata.name.clone().unwrap();
+        // kubectl keeps the whole object as JSON in an annotation of at most 256 KiB.
+        let json = serde_json::to_string(&crd).unwrap();
+        assert!(
+            json.len() < 128 * 1024,
+            "{name} is {} bytes as JSON",
+            json.len()
+        );
+        assert!(
+            text.len() < 200 * 1024,
+            "{name} is {} bytes as YAML",
+            text.len()
+        );
+        assert!(!text.contains("$ref"), "a CRD schema cannot hold $ref");
+        assert!(
+            !text.contains("allOf"),
+            "flattened fields must be plain properties"
+        );
+    }
+}
+
+#[test]
+fn crd_command_prints_both_crds() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_doris-operator"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("{}{}", crd::crd_yaml(), disaggregated::crd_yaml())
     );
-    assert!(
-        text.len() < 200 * 1024,
-        "CRD is {} bytes as YAML",
-        text.len()
+    let names: Vec<String> = serde_norway::Deserializer::from_str(&text)
+        .map(|doc| {
+            let crd = <serde_json::Value as serde::Deserialize>::deserialize(doc).unwrap();
+            crd["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "dorisclusters.doris.selectdb.com",
+            "dorisdisaggregatedclusters.disaggregated.cluster.doris.com"
+        ]
     );
-    assert!(!text.contains("$ref"), "a CRD schema cannot hold $ref");
-    assert!(
-        !text.contains("allOf"),
-        "flattened fields must be plain properties"
+}
+
+#[test]
+fn disaggregated_crd_names_and_columns() {
+    let crd = disaggregated::crd();
+    assert_eq!(
+        crd.metadata.name.as_deref(),
+        Some("dorisdisaggregatedclusters.disaggregated.cluster.doris.com")
     );
+    assert_eq!(crd.spec.names.short_names, Some(vec!["ddc".to_string()]));
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1");
+    assert!(version.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Health", ".status.clusterHealth.health"),
+            ("FE", ".status.clusterHealth.feAvailable"),
+            ("CG", ".status.clusterHealth.cgCount"),
+            ("CGAvailable", ".status.clusterHealth.cgAvailableCount"),
+            ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
+            ("Age", ".metadata.creationTimestamp"),
+        ]
+    );
+    // Only uniqueId is required, as in the peer's CRD.
+    let schema = serde_json::to_value(&crd).unwrap();
+    let spec = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(spec.get("required"), None);
+    let group = &spec["properties"]["computeGroups"];
+    assert_eq!(group["items"]["required"], serde_json::json!(["uniqueId"]));
+    assert_eq!(
+        group["x-kubernetes-list-map-keys"],
+        serde_json::json!(["uniqueId"])
+    );
+    for part in ["metaService", "feSpec"] {
+        assert_eq!(spec["properties"][part].get("required"), None, "{part}");
+    }
 }
 
 #[test]
@@ -317,6 +402,127 @@ fn a_large_cluster_reads_on_a_small_stack() {
     assert!(reader.join().expect("the cluster reads on a 256 KiB stack") > 1000);
 }
 
+/// A large disaggregated cluster as the API server returns it: the parts of
+/// [`large_cluster`]'s components in their disaggregated form, many compute
+/// groups, and status.
+fn large_disaggregated_cluster() -> serde_json::Value {
+    use serde_json::json;
+    let doris = large_cluster();
+    let part = |component: &str| {
+        let mut part = doris["spec"][component].clone();
+        let fields = part.as_object_mut().unwrap();
+        let volumes: Vec<serde_json::Value> = fields["persistentVolumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                json!({
+                    "mountPaths": [v["mountPath"]],
+                    "annotations": v["annotations"],
+                    "provisioner": "operator",
+                    "persistentVolumeClaimSpec": v["persistentVolumeClaimSpec"]
+                })
+            })
+            .collect();
+        fields.insert("persistentVolume".into(), volumes[0].clone());
+        fields.insert("persistentVolumes".into(), volumes.into());
+        fields.insert("labels".into(), fields["podLabels"].clone());
+        fields.insert(
+            "configMaps".into(),
+            json!([{"name": "conf", "mountPath": "/etc/doris"}]),
+        );
+        fields.insert(
+            "service".into(),
+            json!({"type": "NodePort", "annotations": {"a": "b"}, "portMaps": [{"nodePort": 31030, "targetPort": 9030}]}),
+        );
+        fields.insert(
+            "systemInitialization".into(),
+            json!({"initImage": "alpine", "command": ["sysctl"], "requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}}),
+        );
+        for gone in [
+            "podLabels",
+            "configMapInfo",
+            "electionNumber",
+            "autoScalingPolicy",
+        ] {
+            fields.remove(gone);
+        }
+        part
+    };
+    let mut fe = part("feSpec");
+    fe["electionNumber"] = 3.into();
+    let groups: Vec<serde_json::Value> = (0..16)
+        .map(|i| {
+            let mut group = part("beSpec");
+            group["uniqueId"] = format!("cg_{i}").into();
+            group["enableWorkloadGroup"] = true.into();
+            group["autoResolveLimitCPU"] = true.into();
+            group
+        })
+        .collect();
+    let mut meta = part("brokerSpec");
+    meta["fdb"] = json!({"configMapNamespaceName": {"namespace": "fdb", "name": "fdb-config"}});
+    json!({
+        "apiVersion": "disaggregated.cluster.doris.com/v1",
+        "kind": "DorisDisaggregatedCluster",
+        "metadata": doris["metadata"],
+        "spec": {
+            "authSecret": "auth",
+            "enableDecommission": true,
+            "kerberosInfo": {"krb5ConfigMap": "krb5", "keytabSecretName": "keytab"},
+            "metaService": meta,
+            "feSpec": fe,
+            "computeGroups": groups
+        },
+        "status": {
+            "instanceId": "ddc-1",
+            "metaServiceStatus": {"phase": "Ready", "availableStatus": "Available", "metaServiceEndpoint": "ddc-ms.doris:5000", "msToken": "t", "replicas": 2, "readyReplicas": 2},
+            "feStatus": {"phase": "Ready", "availableStatus": "Available", "clusterId": "1714413046", "replicas": 3, "readyReplicas": 3},
+            "clusterHealth": {"health": "green", "feAvailable": true, "cgCount": 16, "cgAvailableCount": 16, "cgFullAvailableCount": 16},
+            "computeGroupStatuses": (0..16).map(|i| json!({
+                "phase": "Ready", "statefulsetName": format!("ddc-cg-{i}"), "serviceName": format!("ddc-cg-{i}"),
+                "uniqueId": format!("cg_{i}"), "computeGroupId": format!("{i}"), "availableStatus": "Available",
+                "replicas": 3, "availableReplicas": 3, "gracefulAction": {"type": "RollingUpdate"}
+            })).collect::<Vec<_>>(),
+            "observedGeneration": 3,
+            "conditions": doris["status"]["conditions"],
+            "conventionsRevision": "abc"
+        }
+    })
+}
+
+/// The large disaggregated cluster is what the API server accepts, and
+/// reads on a small stack as a DorisCluster does.
+#[test]
+fn a_large_disaggregated_cluster_reads_on_a_small_stack() {
+    let cluster = large_disaggregated_cluster();
+    let mut spec_only = cluster.clone();
+    spec_only.as_object_mut().unwrap().remove("status");
+    let text = serde_norway::to_string(&spec_only).unwrap();
+    if let Err(e) = parse_disaggregated_cluster(&text) {
+        panic!("{e}");
+    }
+    let bytes = serde_json::to_vec(&cluster).unwrap();
+    let reader = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let cluster: crd::DorisDisaggregatedCluster = serde_json::from_slice(&bytes).unwrap();
+            let group = &cluster.spec.compute_groups[15];
+            assert_eq!(group.unique_id, "cg_15");
+            let claim = group.common.persistent_volumes.as_ref().unwrap()[3]
+                .persistent_volume_claim_spec
+                .as_ref()
+                .unwrap();
+            assert_eq!(claim.storage_class_name.as_deref(), Some("fast-ssd"));
+            assert_eq!(cluster.spec.fe_spec.election_number(), 3);
+            let status = cluster.status.as_ref().unwrap();
+            assert_eq!(status.compute_group_statuses.as_ref().unwrap().len(), 16);
+            serde_json::to_vec(&cluster).unwrap().len()
+        })
+        .unwrap();
+    assert!(reader.join().expect("the cluster reads on a 256 KiB stack") > 1000);
+}
+
 /// Every node of the CRD schema that has `x-kubernetes-validations`, with
 /// its path.
 fn rule_nodes<'a>(
@@ -339,21 +545,43 @@ fn rule_nodes<'a>(
     }
 }
 
-fn openapi_schema() -> serde_json::Value {
-    let crd = serde_json::to_value(crd::crd()).unwrap();
+fn openapi_schema(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> serde_json::Value {
+    let crd = serde_json::to_value(crd).unwrap();
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
-/// The API server accepts only rules that compile, whose estimated cost is
-/// bounded, and that read only declared fields (the objects kept with
-/// `x-kubernetes-preserve-unknown-fields` hide the others from CEL).
-#[test]
-fn crd_rules_compile_are_bounded_and_read_declared_fields() {
+/// The schema a chain of field names reads, from `schema`: a declared
+/// property, or any key of a map.
+fn resolve<'a>(
+    mut schema: &'a serde_json::Value,
+    fields: &[&str],
+) -> Option<&'a serde_json::Value> {
+    for field in fields {
+        schema = match schema["properties"].get(*field) {
+            Some(child) => child,
+            None => schema
+                .get("additionalProperties")
+                .filter(|a| a.is_object())?,
+        };
+    }
+    Some(schema)
+}
+
+/// Checks the rules of a CRD schema as the API server would at install:
+/// each compiles, its estimated cost is bounded, it reads only declared
+/// fields (the objects kept with `x-kubernetes-preserve-unknown-fields`
+/// hide the others from CEL), and every list around it has a maxItems (the
+/// API server multiplies a rule's cost by how many times it can run).
+/// Returns how many rules there are.
+fn check_rules(schema: &serde_json::Value) -> usize {
     use kube::core::cel::{compile_schema, estimate_rule_cost};
-    let schema = openapi_schema();
     let mut nodes = Vec::new();
-    rule_nodes(&schema, String::new(), &mut nodes);
-    let field = regex::Regex::new(r"\b(self|oldSelf|a|b)\.([A-Za-z]+)\b(\.([A-Za-z]+))?").unwrap();
+    rule_nodes(schema, String::new(), &mut nodes);
+    // Variables: self and oldSelf; a, b, p and q over the node's items; g
+    // over the compute groups.
+    let chain = regex::Regex::new(r"\b(self|oldSelf|a|b|p|q|g)((?:\.[A-Za-z_]+)+)").unwrap();
     let mut rules = 0;
     for (path, node) in nodes {
         let compiled = compile_schema(node);
@@ -364,28 +592,73 @@ fn crd_rules_compile_are_bounded_and_read_declared_fields() {
             // undeclared ones, so only its cost estimate is used.)
             let warnings = estimate_rule_cost(text, &compiled);
             assert!(warnings.is_empty(), "{path}: {text}: {warnings:?}");
-            for found in field.captures_iter(text) {
-                let (var, name) = (&found[1], &found[2]);
-                if text[found.get(2).unwrap().end()..].starts_with('(') {
-                    continue; // a method
+            for found in chain.captures_iter(text) {
+                let var = &found[1];
+                let mut fields: Vec<&str> = found[2].trim_start_matches('.').split('.').collect();
+                if text[found.get(0).unwrap().end()..].starts_with('(') {
+                    fields.pop(); // a method
                 }
-                let declared = match var {
-                    "self" | "oldSelf" if path.is_empty() && name == "metadata" => {
-                        assert_eq!(found.get(4).map(|m| m.as_str()), Some("name"), "{text}");
-                        true
-                    }
-                    "self" | "oldSelf" => node["properties"].get(name).is_some(),
-                    _ => node["items"]["properties"].get(name).is_some(),
+                if path.is_empty() && fields.first() == Some(&"metadata") {
+                    assert_eq!(fields, ["metadata", "name"], "{text}");
+                    continue;
+                }
+                let base = match var {
+                    "self" | "oldSelf" => Some(node),
+                    "a" | "b" | "p" | "q" => node.get("items"),
+                    _ => resolve(node, &["spec", "computeGroups"]).and_then(|v| v.get("items")),
                 };
                 assert!(
-                    declared,
-                    "{path}: {text} reads {var}.{name}, which is not declared"
+                    base.and_then(|b| resolve(b, &fields)).is_some(),
+                    "{path}: {text} reads {var}.{}, which is not declared",
+                    fields.join(".")
                 );
             }
             rules += 1;
         }
     }
+    rules
+}
+
+#[test]
+fn crd_rules_compile_are_bounded_and_read_declared_fields() {
+    let rules = check_rules(&openapi_schema(crd::crd()));
     assert!(rules >= 30, "only {rules} rules");
+}
+
+#[test]
+fn disaggregated_crd_rules_compile_are_bounded_and_read_declared_fields() {
+    let rules = check_rules(&openapi_schema(disaggregated::crd()));
+    assert!(rules >= 40, "only {rules} rules");
+}
+
+/// Every list around a rule has a maxItems.
+#[test]
+fn rules_run_a_bounded_number_of_times() {
+    fn walk(schema: &serde_json::Value, path: String, times: u64, out: &mut Vec<(String, u64)>) {
+        if schema.get("x-kubernetes-validations").is_some() {
+            out.push((path.clone(), times));
+        }
+        if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+            for (name, child) in properties {
+                walk(child, format!("{path}.{name}"), times, out);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            let bound = schema["maxItems"].as_u64();
+            let times = bound.map_or(u64::MAX, |b| times.saturating_mul(b));
+            walk(items, format!("{path}[]"), times, out);
+        }
+        if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+            walk(values, format!("{path}{{}}"), times, out);
+        }
+    }
+    for crd in [crd::crd(), disaggregated::crd()] {
+        let mut nodes = Vec::new();
+        walk(&openapi_schema(crd), String::new(), 1, &mut nodes);
+        for (path, times) in nodes {
+            assert!(times < 1_000_000, "{path}: rules run up to {times} times");
+        }
+    }
 }
 
 /// What `render` says of a bad document is what `kubectl apply` would say:

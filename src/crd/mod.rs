@@ -7,6 +7,7 @@
 //! stays far below kubectl's 256 KiB client-side apply limit; their content
 //! is still checked when the operator reads the cluster.
 
+pub mod disaggregated;
 mod schema;
 mod validate;
 
@@ -23,8 +24,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
+pub use disaggregated::{
+    ClusterHealth, CommonSpec, ComputeGroupSpec, ComputeGroupStatus, ConfigMapMount,
+    DisaggregatedFeSpec, DisaggregatedFeStatus, DisaggregatedPersistentVolume,
+    DisaggregatedService, DisaggregatedSystemInitialization, DorisDisaggregatedCluster,
+    DorisDisaggregatedClusterSpec, DorisDisaggregatedClusterStatus, Fdb, MetaServiceSpec,
+    MetaServiceStatus, NamespacedName, PortMap, compute_group_name, compute_group_object_name,
+};
 pub use validate::{
-    CrdError, FieldError, MAX_DEPTH, TooDeep, check_depth, parse_cluster, validate,
+    CrdError, FieldError, MAX_DEPTH, TooDeep, check_depth, disaggregated_admission,
+    disaggregated_from_value, parse_cluster, parse_disaggregated_cluster, validate,
+    validate_disaggregated,
 };
 
 /// The desired state of a Doris cluster.

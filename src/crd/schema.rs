@@ -238,3 +238,363 @@ pub fn date_time(_: &mut SchemaGenerator) -> Schema {
         "format": "date-time"
     })
 }
+
+// ------------------------------------------------- DorisDisaggregatedCluster
+//
+// The API server also bounds the whole CRD: the sum over its rules of each
+// rule's estimated cost times the most items it can run for (the product of
+// the `maxItems` of the lists around it) must stay under 10^8. A part (meta
+// service, FE, compute group) costs about 2·10^6 (its envVars names, the
+// mount paths of its configMaps and secrets, its volume rules); the compute
+// groups are bounded so that the 22 parts together (about 4.5·10^7) stay
+// well under the limit.
+
+/// The most compute groups a cluster has.
+pub const MAX_COMPUTE_GROUPS: usize = 20;
+/// The most persistentVolumes entries of a part.
+const MAX_DISAGGREGATED_VOLUMES: usize = 8;
+/// The most mountPaths of a persistentVolumes entry.
+const MAX_VOLUME_PATHS: usize = 16;
+
+/// The longest disaggregated cluster name: the FE StatefulSet
+/// `<name>-fe` must leave room for its pods' revision label.
+pub const MAX_DISAGGREGATED_NAME: usize = 52 - "-fe".len();
+/// The longest `<name>` plus `<uniqueId>`: the StatefulSet
+/// `<name>-<uniqueId>` is at most 52 characters (its pods' revision label
+/// `<statefulset>-<hash>` is at most 63), and the Service
+/// `<name>-<uniqueId>-external` at most 63.
+pub const MAX_NAME_AND_UNIQUE_ID: usize = 52 - 1;
+
+/// A compute group's uniqueId: a letter, then letters and digits, single
+/// underscores between them.
+pub const UNIQUE_ID_PATTERN: &str = "^[a-zA-Z](_?[0-9a-zA-Z])*$";
+
+/// The rules on the whole disaggregated cluster: its name, and the names of
+/// the compute groups' objects.
+pub fn disaggregated_root_rules() -> Vec<kube::core::Rule> {
+    use kube::core::{Message, Rule};
+    vec![
+        root_rules().swap_remove(0),
+        Rule::new(format!(
+            "!has(self.metadata.name) || size(self.metadata.name) <= {MAX_DISAGGREGATED_NAME}"
+        ))
+        .message(Message::Message(format!(
+            "metadata.name must be at most {MAX_DISAGGREGATED_NAME} characters: the StatefulSet \
+             <name>-fe and its pods' revision label <statefulset>-<hash> must fit in 63 characters"
+        ))),
+        Rule::new(format!(
+            "!has(self.metadata.name) || !has(self.spec) || !has(self.spec.computeGroups) || \
+             self.spec.computeGroups.all(g, size(self.metadata.name) + size(g.uniqueId) <= \
+             {MAX_NAME_AND_UNIQUE_ID})"
+        ))
+        .message(Message::Message(format!(
+            "metadata.name and each spec.computeGroups[].uniqueId must together be at most \
+             {MAX_NAME_AND_UNIQUE_ID} characters: the StatefulSet <name>-<uniqueId> and its \
+             pods' revision label <statefulset>-<hash> must fit in 63 characters"
+        ))),
+    ]
+}
+
+/// The rules of a disaggregated cluster's spec: a FoundationDB to keep the
+/// metadata in, and FE followers fixed once the cluster exists.
+pub fn disaggregated_spec_rules(schema: &mut Schema) {
+    let fdb = "self.metaService.fdb";
+    let config_map = format!("{fdb}.configMapNamespaceName");
+    schema.insert(
+        "x-kubernetes-validations".into(),
+        json!([
+            {
+                "rule": format!(
+                    "has(self.metaService) && has({fdb}) && \
+                     ((has({fdb}.address) && {fdb}.address != '') || \
+                     (has({config_map}) && has({config_map}.name) && {config_map}.name != ''))"
+                ),
+                "message": "must give address (the FoundationDB connection string) or \
+                            configMapNamespaceName with a name (the ConfigMap \
+                            fdb-kubernetes-operator writes, key cluster-file)",
+                "fieldPath": ".metaService.fdb"
+            },
+            {
+                "rule": "(has(self.feSpec) && has(self.feSpec.electionNumber) ? \
+                         self.feSpec.electionNumber : 1) == \
+                         (has(oldSelf.feSpec) && has(oldSelf.feSpec.electionNumber) ? \
+                         oldSelf.feSpec.electionNumber : 1)",
+                "message": "cannot change on an existing cluster: the FE followers hold the \
+                            metadata quorum (unset means 1); add observers with replicas instead",
+                "fieldPath": ".feSpec.electionNumber"
+            }
+        ]),
+    );
+}
+
+/// The FEs: at least as many as vote, and their volumes fixed once they
+/// exist.
+pub fn disaggregated_fe_rules(schema: &mut Schema) {
+    let mut rules = vec![json!({
+        "rule": "!has(self.replicas) || self.replicas >= \
+                 (has(self.electionNumber) ? self.electionNumber : 1)",
+        "message": "must be at least electionNumber (unset means 1): the first \
+                    electionNumber FEs are the followers, the others observers",
+        "fieldPath": ".replicas"
+    })];
+    rules.extend(volume_rules(""));
+    push_rules(schema, rules);
+}
+
+/// A compute group's uniqueId.
+pub fn unique_id(_: &mut SchemaGenerator) -> Schema {
+    Schema::try_from(json!({
+        "type": "string",
+        "maxLength": MAX_NAME_AND_UNIQUE_ID - 1,
+        "x-kubernetes-validations": [rule(
+            &format!("self.matches('{UNIQUE_ID_PATTERN}')"),
+            "must start with a letter and hold letters, digits and single '_' between them \
+             (it is the compute group's name in Doris and, lower-cased with '_' as '-', \
+             part of its objects' names)",
+        )]
+    }))
+    .expect("a string schema")
+}
+
+/// The compute groups: a list keyed by uniqueId (so the API server matches
+/// a group with its old self by uniqueId), no two naming the same objects.
+pub fn compute_groups<T: schemars::JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = generator.subschema_for::<Vec<T>>();
+    let object = schema.ensure_object();
+    object.insert("maxItems".into(), MAX_COMPUTE_GROUPS.into());
+    object.insert("x-kubernetes-list-type".into(), "map".into());
+    object.insert("x-kubernetes-list-map-keys".into(), json!(["uniqueId"]));
+    object.insert(
+        "x-kubernetes-validations".into(),
+        json!([
+            rule(
+                "self.all(a, self.exists_one(b, b.uniqueId == a.uniqueId))",
+                "two compute groups have the same uniqueId",
+            ),
+            rule(
+                "self.all(a, self.all(b, a.uniqueId == b.uniqueId || \
+                 a.uniqueId.lowerAscii() != b.uniqueId.lowerAscii()))",
+                "two compute groups have uniqueIds that differ only in case: they would name \
+                 the same StatefulSet and Services (<name>-<uniqueId lower-cased, '_' as '-'>)",
+            ),
+        ]),
+    );
+    schema
+}
+
+/// `has(...)` of every step of a path below `var`.
+fn has_path(var: &str, path: &[&str]) -> String {
+    (1..=path.len())
+        .map(|n| format!("has({var}.{})", path[..n].join(".")))
+        .collect::<Vec<_>>()
+        .join(" && ")
+}
+
+/// A persistentVolumes entry's claim field `path` (under
+/// persistentVolumeClaimSpec), or `default`.
+fn claim_field(var: &str, path: &[&str], default: &str) -> String {
+    let mut full = vec!["persistentVolumeClaimSpec"];
+    full.extend_from_slice(path);
+    format!(
+        "({} ? {var}.{} : {default})",
+        has_path(var, &full),
+        full.join(".")
+    )
+}
+
+/// An entry's field, or `default`.
+fn field_or(var: &str, field: &str, default: &str) -> String {
+    format!("(has({var}.{field}) ? {var}.{field} : {default})")
+}
+
+/// What of a volume a StatefulSet's claim template fixes, besides the size:
+/// as one comparable list of lists of strings.
+fn volume_shape(var: &str) -> String {
+    format!(
+        "[{paths}, [{class}], {modes}, [{mode}], [{provisioner}], [{log} ? 'true' : 'false']]",
+        paths = field_or(var, "mountPaths", "[]"),
+        class = claim_field(var, &["storageClassName"], "''"),
+        modes = claim_field(var, &["accessModes"], "[]"),
+        mode = claim_field(var, &["volumeMode"], "''"),
+        provisioner = field_or(var, "provisioner", "''"),
+        log = field_or(var, "logNotStore", "false"),
+    )
+}
+
+/// Whether volume `new`'s requested storage is not below `old`'s.
+fn storage_kept_or_grown(new: &str, old: &str) -> String {
+    let path = [
+        "persistentVolumeClaimSpec",
+        "resources",
+        "requests",
+        "storage",
+    ];
+    let quantity = |var: &str| format!("string({var}.{})", path.join("."));
+    format!(
+        "!({has_old}) || ({has_new} && (!isQuantity({q_new}) || !isQuantity({q_old}) || \
+         !quantity({q_new}).isLessThan(quantity({q_old}))))",
+        has_old = has_path(old, &path),
+        has_new = has_path(new, &path),
+        q_new = quantity(new),
+        q_old = quantity(old),
+    )
+}
+
+/// Appends rules to a schema's `x-kubernetes-validations`.
+fn push_rules(schema: &mut Schema, rules: Vec<Value>) {
+    let object = schema.ensure_object();
+    let list = object
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut() {
+        list.extend(rules);
+    }
+}
+
+/// Why a part's volumes are fixed.
+const TEMPLATES_FIXED: &str = "they make its StatefulSet's volume claim templates, which \
+                               cannot change once it exists";
+
+/// The rules of a part (meta service, FE, compute group) on its volumes
+/// once it exists: the volume claim templates of a StatefulSet cannot
+/// change, so neither can what makes them but for the storage requested
+/// growing. `guard` makes a rule hold for another part (a compute group
+/// faced with another, in an evaluator that pairs list items by position
+/// rather than by key). The claim fields the CRD does not declare are left
+/// to the operator.
+fn volume_rules(guard: &str) -> Vec<Value> {
+    let volumes = |var: &str| field_or(var, "persistentVolumes", "[]");
+    vec![
+        json!({
+            "rule": format!(
+                "{guard}size({new}) == size({old})",
+                new = volumes("self"),
+                old = volumes("oldSelf")
+            ),
+            "message": format!(
+                "the number of entries cannot change on an existing part: {TEMPLATES_FIXED}"
+            ),
+            "fieldPath": ".persistentVolumes"
+        }),
+        json!({
+            "rule": format!(
+                "{guard}has(self.persistentVolume) == has(oldSelf.persistentVolume) && \
+                 (!has(self.persistentVolume) || \
+                 ({shape_new} == {shape_old} && ({grows})))",
+                shape_new = volume_shape("self.persistentVolume"),
+                shape_old = volume_shape("oldSelf.persistentVolume"),
+                grows = storage_kept_or_grown("self.persistentVolume", "oldSelf.persistentVolume"),
+            ),
+            "message": format!(
+                "cannot change on an existing part but for \
+                 persistentVolumeClaimSpec.resources.requests.storage growing: {TEMPLATES_FIXED}"
+            ),
+            "fieldPath": ".persistentVolume"
+        }),
+        json!({
+            "rule": format!(
+                "{guard}(!has(self.persistentVolume) && size({new}) == 0) || \
+                 {log_new} == {log_old}",
+                new = volumes("self"),
+                log_new = field_or("self", "logNotStore", "false"),
+                log_old = field_or("oldSelf", "logNotStore", "false"),
+            ),
+            "message": format!(
+                "cannot change on an existing part with persistent volumes: the log volume is \
+                 one of them, and {TEMPLATES_FIXED}"
+            ),
+            "fieldPath": ".logNotStore"
+        }),
+    ]
+}
+
+/// The meta service: its volumes are fixed once it exists.
+pub fn meta_service_rules(schema: &mut Schema) {
+    push_rules(schema, volume_rules(""));
+}
+
+/// A compute group: its volumes are fixed once it exists.
+pub fn compute_group_rules(schema: &mut Schema) {
+    push_rules(
+        schema,
+        volume_rules("self.uniqueId != oldSelf.uniqueId || "),
+    );
+}
+
+/// A part's persistent volumes, bounded, fixed once the part exists but
+/// for the storage they request growing.
+pub fn disaggregated_volumes<T: schemars::JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = generator.subschema_for::<Option<Vec<T>>>();
+    schema
+        .ensure_object()
+        .insert("maxItems".into(), MAX_DISAGGREGATED_VOLUMES.into());
+    push_rules(
+        &mut schema,
+        vec![
+            json!({
+                "rule": format!(
+                    "self.map(p, {shape_p}) == oldSelf.map(q, {shape_q})",
+                    shape_p = volume_shape("p"),
+                    shape_q = volume_shape("q"),
+                ),
+                "message": format!(
+                    "cannot change on an existing part but for \
+                     persistentVolumeClaimSpec.resources.requests.storage growing: the \
+                     entries' mountPaths, storageClassName, accessModes, volumeMode, \
+                     provisioner and logNotStore are fixed, as {TEMPLATES_FIXED}"
+                )
+            }),
+            json!({
+                "rule": format!(
+                    "self.all(p, !oldSelf.exists(q, {paths_p} == {paths_q}) || \
+                     oldSelf.exists(q, {paths_p} == {paths_q} && ({grows})))",
+                    paths_p = field_or("p", "mountPaths", "[]"),
+                    paths_q = field_or("q", "mountPaths", "[]"),
+                    grows = storage_kept_or_grown("p", "q"),
+                ),
+                "message": "persistentVolumeClaimSpec.resources.requests.storage of an existing \
+                            part can grow, not shrink"
+            }),
+        ],
+    );
+    schema
+}
+
+/// The absolute paths a volume template is mounted at.
+pub fn volume_mount_paths(_: &mut SchemaGenerator) -> Schema {
+    Schema::try_from(json!({
+        "type": "array",
+        "nullable": true,
+        "maxItems": MAX_VOLUME_PATHS,
+        "items": {
+            "type": "string",
+            "maxLength": MAX_PATH,
+            "x-kubernetes-validations": [rule("self.startsWith('/')", "must be an absolute path")]
+        }
+    }))
+    .expect("an array schema")
+}
+
+/// A volume claim spec: kept as given, with the fields the rules on
+/// volumes compare declared.
+pub fn claim_spec(_: &mut SchemaGenerator) -> Schema {
+    Schema::try_from(json!({
+        "type": "object",
+        "properties": {
+            "accessModes": {
+                "type": "array",
+                "maxItems": 4,
+                "items": {"type": "string", "maxLength": 64}
+            },
+            "storageClassName": {"type": "string", "maxLength": 253},
+            "volumeMode": {"type": "string", "maxLength": 64},
+            "resources": {
+                "type": "object",
+                "properties": {"requests": quantity_map(), "limits": quantity_map()},
+                "x-kubernetes-preserve-unknown-fields": true
+            }
+        },
+        "x-kubernetes-preserve-unknown-fields": true
+    }))
+    .expect("an object schema")
+}

@@ -1,11 +1,12 @@
-//! Reading a `DorisCluster` from YAML with errors that name the field, and
-//! the rules the types alone cannot express.
+//! Reading a `DorisCluster` or a `DorisDisaggregatedCluster` from YAML with
+//! errors that name the field, and the rules the types alone cannot express.
 
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{ComponentKind, DorisCluster};
+use super::{ComponentKind, DorisCluster, DorisDisaggregatedCluster};
 
 /// A rule a cluster breaks, at a field path (`spec.feSpec.replicas`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,32 +26,75 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Why a document is not a usable DorisCluster.
+/// Why a document is not a usable cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
     #[error("{0}")]
     TooDeep(TooDeep),
-    #[error(
-        "expected apiVersion doris.selectdb.com/v1 and kind DorisCluster, got {api_version} {kind}"
-    )]
-    WrongKind { api_version: String, kind: String },
+    #[error("expected {expected}, got {api_version} {kind}")]
+    WrongKind {
+        /// `apiVersion doris.selectdb.com/v1 and kind DorisCluster`.
+        expected: &'static str,
+        api_version: String,
+        kind: String,
+    },
     #[error("{path}: {message}")]
     Field { path: String, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
 }
 
+impl CrdError {
+    /// The error as field errors: one per field for a decoding error or
+    /// broken rules, one without a path for a document that is not a
+    /// cluster at all.
+    pub fn into_field_errors(self) -> Vec<FieldError> {
+        match self {
+            CrdError::Invalid(errors) => errors,
+            CrdError::Field { path, message } => vec![FieldError { path, message }],
+            other => vec![FieldError {
+                path: String::new(),
+                message: other.to_string(),
+            }],
+        }
+    }
+}
+
 /// Parses one YAML document as a DorisCluster and checks it as the API
 /// server would (unknown fields, the CRD's bounds, patterns and CEL rules),
 /// then the rules the CRD cannot express.
 pub fn parse_cluster(yaml: &str) -> Result<DorisCluster, CrdError> {
-    check_depth(yaml).map_err(CrdError::TooDeep)?;
-    let value: Value = serde_norway::from_str(yaml).map_err(|e| CrdError::Yaml(e.to_string()))?;
+    let value = read_yaml(yaml)?;
     let cluster = from_value(value.clone())?;
-    let mut errors = admission(&value, None);
-    for error in validate(&cluster) {
+    let errors = admission(&value, None);
+    finish(cluster, errors, validate)
+}
+
+/// Parses one YAML document as a DorisDisaggregatedCluster and checks it as
+/// the API server would (unknown fields, the CRD's bounds, patterns and CEL
+/// rules), then the rules the CRD cannot express.
+pub fn parse_disaggregated_cluster(yaml: &str) -> Result<DorisDisaggregatedCluster, CrdError> {
+    let value = read_yaml(yaml)?;
+    let cluster = disaggregated_from_value(value.clone())?;
+    let errors = disaggregated_admission(&value, None);
+    finish(cluster, errors, validate_disaggregated)
+}
+
+fn read_yaml(yaml: &str) -> Result<Value, CrdError> {
+    check_depth(yaml).map_err(CrdError::TooDeep)?;
+    serde_norway::from_str(yaml).map_err(|e| CrdError::Yaml(e.to_string()))
+}
+
+/// The cluster, or every error: the API server's first, then those of
+/// `rules` at fields the API server found nothing wrong with.
+fn finish<K>(
+    cluster: K,
+    mut errors: Vec<FieldError>,
+    rules: fn(&K) -> Vec<FieldError>,
+) -> Result<K, CrdError> {
+    for error in rules(&cluster) {
         if !errors.iter().any(|e| e.path == error.path) {
             errors.push(error);
         }
@@ -68,6 +112,30 @@ pub fn parse_cluster(yaml: &str) -> Result<DorisCluster, CrdError> {
 /// claims …). The operator itself reads clusters tolerantly: the API server
 /// has already pruned what it does not know.
 pub fn from_value(value: Value) -> Result<DorisCluster, CrdError> {
+    strict(
+        value,
+        "doris.selectdb.com/v1",
+        "DorisCluster",
+        "apiVersion doris.selectdb.com/v1 and kind DorisCluster",
+    )
+}
+
+/// Reads a DorisDisaggregatedCluster from JSON strictly, as [`from_value`].
+pub fn disaggregated_from_value(value: Value) -> Result<DorisDisaggregatedCluster, CrdError> {
+    strict(
+        value,
+        "disaggregated.cluster.doris.com/v1",
+        "DorisDisaggregatedCluster",
+        "apiVersion disaggregated.cluster.doris.com/v1 and kind DorisDisaggregatedCluster",
+    )
+}
+
+fn strict<K: DeserializeOwned>(
+    value: Value,
+    want_api_version: &str,
+    want_kind: &str,
+    expected: &'static str,
+) -> Result<K, CrdError> {
     let field = |name: &str| {
         value
             .get(name)
@@ -76,15 +144,19 @@ pub fn from_value(value: Value) -> Result<DorisCluster, CrdError> {
             .to_string()
     };
     let (api_version, kind) = (field("apiVersion"), field("kind"));
-    if api_version != "doris.selectdb.com/v1" || kind != "DorisCluster" {
-        return Err(CrdError::WrongKind { api_version, kind });
+    if api_version != want_api_version || kind != want_kind {
+        return Err(CrdError::WrongKind {
+            expected,
+            api_version,
+            kind,
+        });
     }
     let mut unknown = Vec::new();
     let mut note =
         |path: serde_ignored::Path<'_>| unknown.push(crate::plan::objects::field_path(&path));
-    let decoded = serde_path_to_error::deserialize::<_, DorisCluster>(
-        serde_ignored::Deserializer::new(&value, &mut note),
-    );
+    let decoded = serde_path_to_error::deserialize::<_, K>(serde_ignored::Deserializer::new(
+        &value, &mut note,
+    ));
     let cluster = decoded.map_err(|err| CrdError::Field {
         path: err.path().to_string(),
         message: err.inner().to_string(),
@@ -110,9 +182,48 @@ pub fn from_value(value: Value) -> Result<DorisCluster, CrdError> {
 /// its `x-kubernetes-validations` rules, each at the field it is declared
 /// on. Transition rules (`oldSelf`) run only on updates.
 pub fn admission(value: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    let schema = &*SCHEMA;
-    let value = strip_nulls(value.clone());
     let old = old.map(|o| strip_nulls(o.clone()));
+    admit(&SCHEMA, strip_nulls(value.clone()), old)
+}
+
+/// What the API server refuses when a disaggregated cluster is created
+/// (`old` is `None`) or updated from `old`, as [`admission`].
+pub fn disaggregated_admission(value: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let value = strip_nulls(value.clone());
+    let old = old.map(|o| pair_compute_groups(&value, strip_nulls(o.clone())));
+    admit(&DISAGGREGATED_SCHEMA, value, old)
+}
+
+/// `old` with its compute groups in the order of those of `value`, a new
+/// group facing a placeholder whose uniqueId no group can have. The API
+/// server pairs a compute group with its old self by uniqueId (the list is
+/// keyed by it); the evaluator here pairs list items by position.
+fn pair_compute_groups(value: &Value, mut old: Value) -> Value {
+    let groups = |v: &Value| {
+        v.pointer("/spec/computeGroups")
+            .and_then(Value::as_array)
+            .cloned()
+    };
+    let (Some(new_groups), Some(old_groups)) = (groups(value), groups(&old)) else {
+        return old;
+    };
+    let paired: Vec<Value> = new_groups
+        .iter()
+        .map(|group| {
+            old_groups
+                .iter()
+                .find(|o| o.get("uniqueId") == group.get("uniqueId"))
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"uniqueId": "-"}))
+        })
+        .collect();
+    if let Some(slot) = old.pointer_mut("/spec/computeGroups") {
+        *slot = Value::Array(paired);
+    }
+    old
+}
+
+fn admit(schema: &Value, value: Value, old: Option<Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
     bounds(schema, &value, "", &mut errors);
     let validator = kube::core::cel::Validator::new();
@@ -127,9 +238,17 @@ pub fn admission(value: &Value, old: Option<&Value>) -> Vec<FieldError> {
     errors
 }
 
-/// The CRD's `openAPIV3Schema`.
-static SCHEMA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
-    let crd = super::crd();
+/// The DorisCluster CRD's `openAPIV3Schema`.
+static SCHEMA: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| openapi_schema(super::crd()));
+
+/// The DorisDisaggregatedCluster CRD's `openAPIV3Schema`.
+static DISAGGREGATED_SCHEMA: std::sync::LazyLock<Value> =
+    std::sync::LazyLock::new(|| openapi_schema(super::disaggregated::crd()));
+
+fn openapi_schema(
+    crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
     serde_json::to_value(
         crd.spec.versions[0]
             .schema
@@ -138,7 +257,7 @@ static SCHEMA: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
             .expect("the CRD has a schema"),
     )
     .expect("the schema serializes")
-});
+}
 
 /// The value checks of an OpenAPI schema that the types do not make:
 /// `minimum`, `maximum`, `maxLength`, `maxItems`, `maxProperties` and
@@ -271,6 +390,41 @@ pub fn validate(cluster: &DorisCluster) -> Vec<FieldError> {
             fail(
                 "spec.feSpec.electionNumber".into(),
                 format!("must be 1 or more, got {election}"),
+            );
+        }
+    }
+    errors
+}
+
+/// Every rule a disaggregated cluster breaks that its CRD does not check.
+pub fn validate_disaggregated(cluster: &DorisDisaggregatedCluster) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut fail = |path: String, message: String| errors.push(FieldError { path, message });
+    if cluster.metadata.name.as_deref().unwrap_or("").is_empty() {
+        fail("metadata.name".into(), "is required".into());
+    }
+    let spec = &cluster.spec;
+    if spec.admin_user.as_ref().and_then(|u| u.name.as_deref()) == Some("admin") {
+        fail(
+            "spec.adminUser.name".into(),
+            "must not be `admin`: Doris reserves that account; use root or a user of your own"
+                .into(),
+        );
+    }
+    let parts = [
+        ("spec.metaService".to_string(), &spec.meta_service.common),
+        ("spec.feSpec".to_string(), &spec.fe_spec.common),
+    ];
+    let groups = spec
+        .compute_groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (format!("spec.computeGroups[{i}]"), &g.common));
+    for (at, common) in parts.into_iter().chain(groups) {
+        if let Some(r) = common.replicas.filter(|r| *r < 0) {
+            fail(
+                format!("{at}.replicas"),
+                format!("must be 0 or more, got {r}"),
             );
         }
     }
@@ -686,5 +840,476 @@ mod tests {
         // Syntax errors are left to the decoder.
         assert_eq!(check_depth("a: [1\n"), Ok(()));
         assert!(serde_norway::from_str::<Value>("a: [1\n").is_err());
+    }
+
+    // ------------------------------------------- DorisDisaggregatedCluster
+
+    /// A disaggregated cluster named `name` with `spec` (YAML under `spec:`,
+    /// indented by 2).
+    fn ddc(name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: disaggregated.cluster.doris.com/v1\nkind: DorisDisaggregatedCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+        )
+    }
+
+    const META: &str =
+        "  metaService:\n    image: ms\n    fdb:\n      address: \"doris:abc@10.0.0.1:4500\"\n";
+
+    fn ddc_errors(spec: &str) -> Vec<String> {
+        ddc_errors_named("ddc", spec)
+    }
+
+    fn ddc_errors_named(name: &str, spec: &str) -> Vec<String> {
+        match parse_disaggregated_cluster(&ddc(name, spec)) {
+            Ok(_) => Vec::new(),
+            Err(err) => err
+                .into_field_errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }
+    }
+
+    fn assert_ddc_refused(spec: &str, expected: &str) {
+        let errors = ddc_errors(spec);
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "expected `{expected}` for\n{spec}\ngot {errors:?}"
+        );
+    }
+
+    fn groups(ids: &[&str]) -> String {
+        let mut text = String::from("  computeGroups:\n");
+        for id in ids {
+            text.push_str(&format!(
+                "  - uniqueId: {id}\n    image: be\n    replicas: 2\n"
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn a_good_disaggregated_cluster_passes() {
+        let spec = format!(
+            "{META}  feSpec:\n    image: fe\n    replicas: 3\n    electionNumber: 3\n{}",
+            groups(&["cg1", "Cg_2", "etl_group_7"])
+        );
+        assert_eq!(ddc_errors(&spec), Vec::<String>::new());
+        let cluster = parse_disaggregated_cluster(&ddc("ddc", &spec)).unwrap();
+        assert_eq!(cluster.spec.compute_groups[1].object_name(), "cg-2");
+        assert_eq!(cluster.spec.fe_spec.election_number(), 3);
+        // fdb from the ConfigMap fdb-kubernetes-operator writes.
+        let spec = format!(
+            "  metaService:\n    fdb:\n      configMapNamespaceName: {{namespace: fdb, name: fdb-config}}\n{}",
+            groups(&["cg1"])
+        );
+        assert_eq!(ddc_errors(&spec), Vec::<String>::new());
+    }
+
+    #[test]
+    fn duplicate_unique_ids_are_refused() {
+        assert_ddc_refused(
+            &format!("{META}{}", groups(&["cg1", "cg2", "cg1"])),
+            "spec.computeGroups: two compute groups have the same uniqueId",
+        );
+        // The same objects: <name>-cg1.
+        let errors = ddc_errors(&format!("{META}{}", groups(&["cg1", "CG1"])));
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "spec.computeGroups: two compute groups have uniqueIds that differ only in case"
+            )),
+            "{errors:?}"
+        );
+        assert!(
+            !errors.iter().any(|e| e.contains("the same uniqueId")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_unique_ids_are_refused() {
+        for bad in ["cg-1", "1cg", "cg__1", "cg_", "_cg", "\"\"", "\"cg 1\""] {
+            assert_ddc_refused(
+                &format!("{META}{}", groups(&["cg0", bad])),
+                "spec.computeGroups[1].uniqueId: must start with a letter",
+            );
+        }
+        assert_ddc_refused(
+            &format!("{META}  computeGroups:\n  - image: be\n"),
+            "spec.computeGroups[0]: missing field `uniqueId`",
+        );
+    }
+
+    #[test]
+    fn a_meta_service_needs_a_foundationdb() {
+        let fdb = "spec.metaService.fdb: must give address";
+        assert_ddc_refused(&groups(&["cg1"]), fdb);
+        assert_ddc_refused("  metaService:\n    image: ms\n", fdb);
+        assert_ddc_refused("  metaService:\n    fdb:\n      address: \"\"\n", fdb);
+        assert_ddc_refused(
+            "  metaService:\n    fdb:\n      configMapNamespaceName: {namespace: fdb}\n",
+            fdb,
+        );
+    }
+
+    #[test]
+    fn fewer_fe_replicas_than_followers_are_refused() {
+        assert_ddc_refused(
+            &format!("{META}  feSpec:\n    replicas: 2\n    electionNumber: 3\n"),
+            "spec.feSpec.replicas: must be at least electionNumber",
+        );
+        assert_ddc_refused(
+            &format!("{META}  feSpec:\n    replicas: 0\n"),
+            "spec.feSpec.replicas: must be at least electionNumber (unset means 1)",
+        );
+        assert_ddc_refused(
+            &format!("{META}  feSpec:\n    electionNumber: 0\n"),
+            "spec.feSpec.electionNumber: should be greater than or equal to 1",
+        );
+        assert_eq!(
+            ddc_errors(&format!("{META}  feSpec:\n    replicas: 1\n")),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn unknown_disaggregated_fields_are_named_by_path() {
+        assert_ddc_refused(
+            &format!("{META}{}    replica: 3\n", groups(&["cg1"])),
+            "spec.computeGroups[0].replica: unknown field",
+        );
+        assert_ddc_refused(
+            "  metaService:\n    fdb:\n      adress: x\n",
+            "spec.metaService.fdb.adress: unknown field",
+        );
+        assert_ddc_refused(
+            &format!(
+                "{META}{}    persistentVolumes:\n    - persistentVolumeClaimSpec:\n        storageClass: ssd\n",
+                groups(&["cg1"])
+            ),
+            "spec.computeGroups[0].persistentVolumes[0].persistentVolumeClaimSpec.storageClass: unknown field",
+        );
+        // DorisCluster's names are not this kind's.
+        assert_ddc_refused(
+            &format!("{META}  feSpec:\n    podLabels: {{a: b}}\n"),
+            "spec.feSpec.podLabels: unknown field",
+        );
+        let err = parse_disaggregated_cluster(&format!("{HEAD}spec: {{}}\n")).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "expected apiVersion disaggregated.cluster.doris.com/v1 and kind DorisDisaggregatedCluster, got doris.selectdb.com/v1 DorisCluster"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn common_fields_are_checked_in_every_part() {
+        let group = groups(&["cg1"]);
+        assert_ddc_refused(
+            &format!("{META}{group}    requests: {{cpu: lots}}\n"),
+            "spec.computeGroups[0].requests.cpu: \"lots\" should match",
+        );
+        assert_ddc_refused(
+            &format!(
+                "{META}{group}    persistentVolumes:\n    - mountPaths: [/opt/cache, cache2]\n"
+            ),
+            "spec.computeGroups[0].persistentVolumes[0].mountPaths[1]: must be an absolute path",
+        );
+        assert_ddc_refused(
+            &format!(
+                "{META}{group}    configMaps:\n    - {{name: a, mountPath: /etc/doris}}\n    - {{name: b, mountPath: /etc/doris}}\n"
+            ),
+            "spec.computeGroups[0].configMaps: two entries have the same mountPath",
+        );
+        assert_ddc_refused(
+            &format!("{META}  feSpec:\n    envVars:\n    - name: 1A\n"),
+            "spec.feSpec.envVars[0].name: must be an environment variable name",
+        );
+        assert_ddc_refused(
+            &format!("{META}{group}    systemInitialization:\n      limits: {{memory: 1GB}}\n"),
+            "spec.computeGroups[0].systemInitialization.limits.memory",
+        );
+        assert_ddc_refused(
+            &format!(
+                "{META}  feSpec:\n    service:\n      type: NodePort\n      portMaps: [{{nodePort: 31030, targetPort: 9030}}, {{nodePort: 31031, targetPort: 9030}}]\n"
+            ),
+            "spec.feSpec.service.portMaps: two entries have the same targetPort",
+        );
+        assert_ddc_refused(
+            &format!("{META}  adminUser: {{name: admin, password: x}}\n"),
+            "spec.adminUser.name: must not be `admin`",
+        );
+    }
+
+    #[test]
+    fn names_leave_room_for_compute_group_objects() {
+        use crate::crd::schema::{MAX_DISAGGREGATED_NAME, MAX_NAME_AND_UNIQUE_ID};
+        let longest = "d".repeat(MAX_DISAGGREGATED_NAME);
+        assert_eq!(ddc_errors_named(&longest, META), Vec::<String>::new());
+        assert!(
+            ddc_errors_named(&format!("{longest}d"), META)
+                .iter()
+                .any(|e| e.starts_with("metadata.name must be at most 49 characters")),
+        );
+        // `<name>-<uniqueId>` is 52 characters at most.
+        let name = "d".repeat(20);
+        let id = "c".repeat(MAX_NAME_AND_UNIQUE_ID - 20);
+        let spec = format!("{META}{}", groups(&[&id]));
+        assert_eq!(ddc_errors_named(&name, &spec), Vec::<String>::new());
+        let spec = format!("{META}{}", groups(&[&format!("{id}c")]));
+        let refused = ddc_errors_named(&name, &spec);
+        assert!(
+            refused.iter().any(|e| e.starts_with(
+                "metadata.name and each spec.computeGroups[].uniqueId must together be at most 51"
+            )),
+            "{refused:?}"
+        );
+    }
+
+    /// A disaggregated cluster as JSON, with `groups` as its computeGroups.
+    fn ddc_json(fe: Value, groups: Value) -> Value {
+        serde_json::json!({
+            "apiVersion": "disaggregated.cluster.doris.com/v1",
+            "kind": "DorisDisaggregatedCluster",
+            "metadata": {"name": "ddc"},
+            "spec": {
+                "metaService": {"fdb": {"address": "doris:abc@10.0.0.1:4500"}},
+                "feSpec": fe,
+                "computeGroups": groups
+            }
+        })
+    }
+
+    fn update_errors(new: &Value, old: &Value) -> Vec<String> {
+        disaggregated_admission(new, Some(old))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn election_number_is_fixed_once_the_disaggregated_cluster_exists() {
+        let fe = |e: Option<i32>| match e {
+            Some(e) => serde_json::json!({"replicas": 3, "electionNumber": e}),
+            None => serde_json::json!({"replicas": 3}),
+        };
+        let at = |e| ddc_json(fe(e), serde_json::json!([]));
+        assert!(disaggregated_admission(&at(Some(3)), None).is_empty());
+        assert_eq!(update_errors(&at(Some(1)), &at(None)), Vec::<String>::new());
+        for (new, old) in [(Some(3), None), (None, Some(3)), (Some(2), Some(3))] {
+            let errors = update_errors(&at(new), &at(old));
+            assert!(
+                errors.iter().any(|e| e.starts_with(
+                    "spec.feSpec.electionNumber: cannot change on an existing cluster"
+                )),
+                "{new:?} from {old:?}: {errors:?}"
+            );
+        }
+    }
+
+    fn volume(paths: &[&str], class: &str, storage: Value) -> Value {
+        serde_json::json!({
+            "mountPaths": paths,
+            "persistentVolumeClaimSpec": {
+                "storageClassName": class,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": storage}}
+            }
+        })
+    }
+
+    fn group(id: &str, volumes: Value) -> Value {
+        serde_json::json!({"uniqueId": id, "image": "be", "persistentVolumes": volumes})
+    }
+
+    #[test]
+    fn compute_group_volumes_only_grow() {
+        let fe = serde_json::json!({});
+        let with = |cache: Value| {
+            ddc_json(
+                fe.clone(),
+                serde_json::json!([
+                    group(
+                        "cg1",
+                        serde_json::json!([volume(&[], "ssd", "100Gi".into())])
+                    ),
+                    group("cg2", serde_json::json!([cache]))
+                ]),
+            )
+        };
+        let old = with(volume(&["/opt/cache"], "ssd", "500Gi".into()));
+        let growth = with(volume(&["/opt/cache"], "ssd", "1Ti".into()));
+        assert_eq!(update_errors(&growth, &old), Vec::<String>::new());
+        // An integer quantity is bytes.
+        let bytes = with(volume(&["/opt/cache"], "ssd", 600_000_000_000u64.into()));
+        assert_eq!(update_errors(&bytes, &old), Vec::<String>::new());
+        let at = "spec.computeGroups[1].persistentVolumes: ";
+        let cases = [
+            (
+                volume(&["/opt/cache"], "ssd", "100Gi".into()),
+                "persistentVolumeClaimSpec.resources.requests.storage of an existing part can grow, not shrink",
+            ),
+            (
+                volume(&["/opt/cache"], "hdd", "500Gi".into()),
+                "cannot change on an existing part",
+            ),
+            (
+                volume(&["/opt/cache2"], "ssd", "500Gi".into()),
+                "cannot change on an existing part",
+            ),
+            (
+                volume(&["/opt/cache", "/opt/more"], "ssd", "500Gi".into()),
+                "cannot change on an existing part",
+            ),
+        ];
+        for (changed, message) in cases {
+            let errors = update_errors(&with(changed.clone()), &old);
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| *e == format!("{at}{message}")
+                        || e.starts_with(&format!("{at}{message}"))),
+                "{changed}: {errors:?}"
+            );
+        }
+        // One more volume.
+        let more = ddc_json(
+            fe.clone(),
+            serde_json::json!([
+                group(
+                    "cg1",
+                    serde_json::json!([volume(&[], "ssd", "100Gi".into())])
+                ),
+                group(
+                    "cg2",
+                    serde_json::json!([
+                        volume(&["/opt/cache"], "ssd", "500Gi".into()),
+                        volume(&["/opt/more"], "ssd", "500Gi".into())
+                    ])
+                )
+            ]),
+        );
+        let errors = update_errors(&more, &old);
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "spec.computeGroups[1].persistentVolumes: the number of entries cannot change on an existing part"
+            )),
+            "{errors:?}"
+        );
+        // The other group, unchanged, is fine; so is a new group and a
+        // reordered list (groups are matched by uniqueId).
+        let reordered = ddc_json(
+            fe.clone(),
+            serde_json::json!([
+                group(
+                    "cg0",
+                    serde_json::json!([volume(&["/opt/cache"], "hdd", "1Gi".into())])
+                ),
+                group(
+                    "cg2",
+                    serde_json::json!([volume(&["/opt/cache"], "ssd", "500Gi".into())])
+                ),
+                group(
+                    "cg1",
+                    serde_json::json!([volume(&[], "ssd", "100Gi".into())])
+                )
+            ]),
+        );
+        assert_eq!(update_errors(&reordered, &old), Vec::<String>::new());
+        let shrunk_and_moved = ddc_json(
+            fe,
+            serde_json::json!([
+                group(
+                    "cg2",
+                    serde_json::json!([volume(&["/opt/cache"], "ssd", "500Gi".into())])
+                ),
+                group(
+                    "cg1",
+                    serde_json::json!([volume(&[], "ssd", "50Gi".into())])
+                )
+            ]),
+        );
+        let errors = update_errors(&shrunk_and_moved, &old);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("spec.computeGroups[1].persistentVolumes: persistentVolumeClaimSpec.resources.requests.storage")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn fe_and_meta_service_volumes_only_grow() {
+        let fe = |size: &str| serde_json::json!({"persistentVolumes": [volume(&[], "ssd", size.into())]});
+        let old = ddc_json(fe("100Gi"), serde_json::json!([]));
+        assert_eq!(
+            update_errors(&ddc_json(fe("200Gi"), serde_json::json!([])), &old),
+            Vec::<String>::new()
+        );
+        let errors = update_errors(&ddc_json(fe("50Gi"), serde_json::json!([])), &old);
+        assert!(
+            errors.iter().any(|e| e.starts_with("spec.feSpec.persistentVolumes: persistentVolumeClaimSpec.resources.requests.storage of an existing part can grow, not shrink")),
+            "{errors:?}"
+        );
+        let mut with_meta_volume = old.clone();
+        with_meta_volume["spec"]["metaService"]["persistentVolume"] =
+            volume(&[], "ssd", "10Gi".into());
+        let errors = update_errors(&with_meta_volume, &old);
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "spec.metaService.persistentVolume: cannot change on an existing part"
+            )),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn compute_group_log_volume_and_deprecated_volume_are_fixed() {
+        let fe = serde_json::json!({});
+        let with = |g: Value| ddc_json(fe.clone(), serde_json::json!([g]));
+        let mut stored = group(
+            "cg1",
+            serde_json::json!([volume(&[], "ssd", "100Gi".into())]),
+        );
+        let old = with(stored.clone());
+        stored["logNotStore"] = true.into();
+        let errors = update_errors(&with(stored), &old);
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "spec.computeGroups[0].logNotStore: cannot change on an existing part"
+            )),
+            "{errors:?}"
+        );
+        // Without volumes the logs are on the pod's disk either way.
+        let bare = serde_json::json!({"uniqueId": "cg1", "image": "be"});
+        let mut no_log = bare.clone();
+        no_log["logNotStore"] = true.into();
+        assert_eq!(
+            update_errors(&with(no_log), &with(bare.clone())),
+            Vec::<String>::new()
+        );
+        let single = |size: &str| {
+            let mut g = bare.clone();
+            g["persistentVolume"] = volume(&[], "ssd", size.into());
+            g
+        };
+        assert_eq!(
+            update_errors(&with(single("2Ti")), &with(single("1Ti"))),
+            Vec::<String>::new()
+        );
+        for (new, old) in [
+            (single("1Gi"), single("1Ti")),
+            (bare.clone(), single("1Ti")),
+            (single("1Ti"), bare),
+        ] {
+            let errors = update_errors(&with(new), &with(old));
+            assert!(
+                errors.iter().any(|e| e.starts_with(
+                    "spec.computeGroups[0].persistentVolume: cannot change on an existing part"
+                )),
+                "{errors:?}"
+            );
+        }
     }
 }
