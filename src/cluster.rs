@@ -12,19 +12,25 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::crd::{BaseSpec, ComponentKind, DorisCluster, FieldError};
+use crate::crd::disaggregated::{self as ddc, CommonSpec};
+use crate::crd::{
+    BaseSpec, ComponentKind, ConfigMapInfo, DorisCluster, DorisDisaggregatedCluster, FieldError,
+    MountConfigMapInfo,
+};
 use crate::plan::names;
 
 /// A cluster of either kind, owned (as `render` reads them).
 #[derive(Clone, Debug)]
 pub enum Cluster {
     Doris(Box<DorisCluster>),
+    Disaggregated(Box<DorisDisaggregatedCluster>),
 }
 
 impl Cluster {
     pub fn as_ref(&self) -> ClusterRef<'_> {
         match self {
             Cluster::Doris(c) => ClusterRef::Doris(c),
+            Cluster::Disaggregated(c) => ClusterRef::Disaggregated(c),
         }
     }
 }
@@ -33,6 +39,7 @@ impl Cluster {
 #[derive(Clone, Copy, Debug)]
 pub enum ClusterRef<'a> {
     Doris(&'a DorisCluster),
+    Disaggregated(&'a DorisDisaggregatedCluster),
 }
 
 /// The fixed names of one part's objects.
@@ -69,6 +76,7 @@ impl<'a> ClusterRef<'a> {
     pub fn meta(&self) -> &'a ObjectMeta {
         match self {
             ClusterRef::Doris(c) => &c.metadata,
+            ClusterRef::Disaggregated(c) => &c.metadata,
         }
     }
 
@@ -89,12 +97,14 @@ impl<'a> ClusterRef<'a> {
     pub fn kind(&self) -> &'static str {
         match self {
             ClusterRef::Doris(_) => "DorisCluster",
+            ClusterRef::Disaggregated(_) => "DorisDisaggregatedCluster",
         }
     }
 
     pub fn api_version(&self) -> &'static str {
         match self {
             ClusterRef::Doris(_) => "doris.selectdb.com/v1",
+            ClusterRef::Disaggregated(_) => "disaggregated.cluster.doris.com/v1",
         }
     }
 
@@ -102,6 +112,7 @@ impl<'a> ClusterRef<'a> {
     pub fn spec_json(&self) -> Value {
         match self {
             ClusterRef::Doris(c) => serde_json::to_value(&c.spec).unwrap_or(Value::Null),
+            ClusterRef::Disaggregated(c) => serde_json::to_value(&c.spec).unwrap_or(Value::Null),
         }
     }
 
@@ -125,6 +136,47 @@ impl<'a> ClusterRef<'a> {
                     })
                     .collect()
             }
+            ClusterRef::Disaggregated(c) => {
+                let name = c.metadata.name.as_deref().unwrap_or_default();
+                let spec = &c.spec;
+                let json = |v: &dyn erased::Json| v.json();
+                let mut parts = vec![
+                    Part {
+                        kind: ComponentKind::Ms,
+                        name: "ms".into(),
+                        field: "spec.metaService".into(),
+                        base: Cow::Owned(common_base(
+                            &spec.meta_service.common,
+                            spec.meta_service.replicas(),
+                        )),
+                        spec: json(&spec.meta_service),
+                        names: disaggregated_names(name, "ms"),
+                    },
+                    Part {
+                        kind: ComponentKind::Fe,
+                        name: "fe".into(),
+                        field: "spec.feSpec".into(),
+                        base: Cow::Owned(common_base(
+                            &spec.fe_spec.common,
+                            spec.fe_spec.replicas(),
+                        )),
+                        spec: json(&spec.fe_spec),
+                        names: disaggregated_names(name, "fe"),
+                    },
+                ];
+                for (i, group) in spec.compute_groups.iter().enumerate() {
+                    let part = group.object_name();
+                    parts.push(Part {
+                        kind: ComponentKind::Cg,
+                        names: disaggregated_names(name, &part),
+                        name: part,
+                        field: format!("spec.computeGroups[{i}]"),
+                        base: Cow::Owned(common_base(&group.common, group.replicas())),
+                        spec: json(group),
+                    });
+                }
+                parts
+            }
         }
     }
 
@@ -139,6 +191,11 @@ impl<'a> ClusterRef<'a> {
                     .map(|k| names::statefulset(name, *k))
                     .collect()
             }
+            ClusterRef::Disaggregated(_) => self
+                .parts()
+                .into_iter()
+                .map(|p| p.names.statefulset)
+                .collect(),
         }
     }
 
@@ -146,6 +203,14 @@ impl<'a> ClusterRef<'a> {
     pub fn external_config_maps(&self) -> Vec<(String, String)> {
         match self {
             ClusterRef::Doris(_) => Vec::new(),
+            ClusterRef::Disaggregated(c) => {
+                let own = self.namespace();
+                let fdb = c.spec.meta_service.fdb.as_ref();
+                fdb.and_then(|f| f.config_map(&own))
+                    .map(|(ns, name)| (ns.to_string(), name.to_string()))
+                    .into_iter()
+                    .collect()
+            }
         }
     }
 
@@ -153,6 +218,7 @@ impl<'a> ClusterRef<'a> {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
             ClusterRef::Doris(c) => crate::crd::validate(c),
+            ClusterRef::Disaggregated(c) => crate::crd::validate_disaggregated(c),
         }
     }
 
@@ -160,12 +226,14 @@ impl<'a> ClusterRef<'a> {
     pub fn admin_user(&self) -> Option<&'a crate::crd::AdminUser> {
         match self {
             ClusterRef::Doris(c) => c.spec.admin_user.as_ref(),
+            ClusterRef::Disaggregated(c) => c.spec.admin_user.as_ref(),
         }
     }
 
     pub fn auth_secret(&self) -> Option<&'a str> {
         match self {
             ClusterRef::Doris(c) => c.spec.auth_secret.as_deref(),
+            ClusterRef::Disaggregated(c) => c.spec.auth_secret.as_deref(),
         }
     }
 
@@ -173,6 +241,7 @@ impl<'a> ClusterRef<'a> {
     pub fn election_number(&self) -> Option<i32> {
         match self {
             ClusterRef::Doris(c) => c.spec.fe_spec.as_ref().map(|fe| fe.election_number()),
+            ClusterRef::Disaggregated(c) => Some(c.spec.fe_spec.election_number()),
         }
     }
 
@@ -196,5 +265,103 @@ fn doris_names(cluster: &str, kind: ComponentKind) -> PartNames {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+    }
+}
+
+/// The names of a storage-compute separated cluster's part, as the peer
+/// names them: `<cluster>-ms` (one Service), `<cluster>-fe` with
+/// `<cluster>-fe-internal`, and per compute group `<cluster>-<group>` (the
+/// headless Service too) with `<cluster>-<group>-external`.
+fn disaggregated_names(cluster: &str, part: &str) -> PartNames {
+    let base = format!("{cluster}-{part}");
+    let (internal, access) = match part {
+        "ms" => (base.clone(), base.clone()),
+        "fe" => (format!("{base}-internal"), base.clone()),
+        _ => (base.clone(), format!("{base}-external")),
+    };
+    PartNames {
+        statefulset: base.clone(),
+        internal_service: internal,
+        access_service: access,
+        config_map: format!("{base}-conf"),
+        selector: BTreeMap::from([
+            ("app.doris.ownerreference/name".to_string(), base),
+            ("app.kubernetes.io/component".to_string(), part.to_string()),
+            (DISAGGREGATED_CLUSTER_LABEL.to_string(), cluster.to_string()),
+        ]),
+    }
+}
+
+/// On every pod of a storage-compute separated cluster: the cluster's name.
+pub const DISAGGREGATED_CLUSTER_LABEL: &str = "app.doris.disaggregated.cluster";
+
+/// What the Rust side reads of a part's spec, in the common form: the
+/// ConfigMaps (the one at /etc/doris holds the configuration file) and
+/// Secrets it mounts, and its replicas.
+fn common_base(common: &CommonSpec, replicas: i32) -> BaseSpec {
+    let config_maps = common.config_maps.as_ref().map(|maps| {
+        maps.iter()
+            .map(|m| MountConfigMapInfo {
+                config_map_name: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+            })
+            .collect()
+    });
+    BaseSpec {
+        image: common.image.clone().unwrap_or_default(),
+        replicas: Some(replicas),
+        config_map_info: config_maps.map(|config_maps| ConfigMapInfo {
+            config_maps: Some(config_maps),
+            ..Default::default()
+        }),
+        secrets: common.secrets.clone(),
+        ..Default::default()
+    }
+}
+
+/// The FoundationDB connection string of a storage-compute separated
+/// cluster: its address, or the `cluster-file` of the ConfigMap it names
+/// (keyed `<namespace>/<name>` in `config_maps` when in another namespace).
+pub fn fdb_endpoint(
+    cluster: &DorisDisaggregatedCluster,
+    config_maps: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Option<String> {
+    let fdb = cluster.spec.meta_service.fdb.as_ref()?;
+    if let Some(address) = fdb.address() {
+        return Some(address.to_string());
+    }
+    let own = cluster.metadata.namespace.clone().unwrap_or_default();
+    let (namespace, name) = fdb.config_map(&own)?;
+    let key = if namespace == own {
+        name.to_string()
+    } else {
+        format!("{namespace}/{name}")
+    };
+    config_maps
+        .get(&key)?
+        .get("cluster-file")
+        .map(|s| s.trim().to_string())
+}
+
+/// The compute group name Doris knows a part by.
+pub fn compute_group_name(cluster: &DorisDisaggregatedCluster, part: &str) -> Option<String> {
+    cluster
+        .spec
+        .compute_groups
+        .iter()
+        .find(|g| g.object_name() == part)
+        .map(|g| ddc::compute_group_name(&g.unique_id))
+}
+
+mod erased {
+    /// Serializes to JSON; lets differently typed specs share one closure.
+    pub trait Json {
+        fn json(&self) -> serde_json::Value;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
     }
 }

@@ -59,6 +59,13 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
                 let cluster = crate::crd::parse_cluster(doc).map_err(|e| format!("{at}: {e}"))?;
                 input.clusters.push(Cluster::Doris(Box::new(cluster)));
             }
+            Some("DorisDisaggregatedCluster") => {
+                let cluster = crate::crd::parse_disaggregated_cluster(doc)
+                    .map_err(|e| format!("{at}: {e}"))?;
+                input
+                    .clusters
+                    .push(Cluster::Disaggregated(Box::new(cluster)));
+            }
             Some("ConfigMap") => {
                 let name = header["metadata"]["name"]
                     .as_str()
@@ -69,6 +76,13 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
                     Some(d) => serde_json::from_value(d.clone())
                         .map_err(|e| format!("{at}: ConfigMap {name}: data: {e}"))?,
                 };
+                // One in a namespace of its own is also found as
+                // `<namespace>/<name>` (a cluster may name one elsewhere).
+                if let Some(namespace) = header["metadata"]["namespace"].as_str() {
+                    input
+                        .config_maps
+                        .insert(format!("{namespace}/{name}"), data.clone());
+                }
                 input.config_maps.insert(name, data);
             }
             Some("Secret") => {
@@ -92,7 +106,9 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
         }
     }
     if input.clusters.is_empty() {
-        return Err(format!("{file}: no DorisCluster document found"));
+        return Err(format!(
+            "{file}: no DorisCluster or DorisDisaggregatedCluster document found"
+        ));
     }
     Ok(input)
 }

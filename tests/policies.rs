@@ -1495,7 +1495,10 @@ mod checks {
     #[test]
     fn a_bad_drain_annotation_names_the_annotation() {
         let bundle = ConventionBundle::embedded().unwrap();
-        let doris_operator::cluster::Cluster::Doris(mut cluster) = sample().clusters.remove(0);
+        let doris_operator::cluster::Cluster::Doris(mut cluster) = sample().clusters.remove(0)
+        else {
+            panic!("the sample is a DorisCluster")
+        };
         cluster.metadata.annotations = Some(
             [(
                 "doris.selectdb.com/drain-seconds".to_string(),

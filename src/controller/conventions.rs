@@ -19,12 +19,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use crate::cluster::Cluster;
 use crate::conventions::reload::{
     ConfigMapLayer, DEFAULT_SET, Discovery, LiveCanary, LiveConventions, Outcome, SET_KEY, set_of,
 };
-use crate::crd::DorisCluster;
+use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
 
-use super::kinds::DorisResource;
 use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
 
@@ -96,22 +96,36 @@ fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
 /// is the cluster's problem, not the candidate's, and does not count. The
 /// operator must also be allowed to write every kind of object the
 /// candidate plans (see [`Permissions`]).
-pub fn live_canary(client: Client, clusters: Store<DorisCluster>) -> LiveCanary {
+pub fn live_canary(
+    client: Client,
+    clusters: Store<DorisCluster>,
+    disaggregated: Option<Store<DorisDisaggregatedCluster>>,
+) -> LiveCanary {
     let permissions = Arc::new(Permissions::default());
     Arc::new(move |set, bundle| {
         let client = client.clone();
         let permissions = permissions.clone();
-        let clusters: Vec<_> = clusters
+        let live = |meta: &kube::core::ObjectMeta| {
+            meta.deletion_timestamp.is_none() && set_of(meta.annotations.as_ref()) == set
+        };
+        let mut all: Vec<Cluster> = clusters
             .state()
             .into_iter()
-            .filter(|c| {
-                c.metadata.deletion_timestamp.is_none()
-                    && set_of(c.metadata.annotations.as_ref()) == set
-            })
+            .filter(|c| live(&c.metadata))
+            .map(|c| Cluster::Doris(Box::new((*c).clone())))
             .collect();
+        if let Some(store) = &disaggregated {
+            all.extend(
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| live(&c.metadata))
+                    .map(|c| Cluster::Disaggregated(Box::new((*c).clone()))),
+            );
+        }
         async move {
-            for object in clusters {
-                let cluster = object.cluster();
+            for object in &all {
+                let cluster = object.as_ref();
                 let namespace = cluster.namespace();
                 let name = format!("{} {namespace}/{}", cluster.kind(), cluster.name());
                 let config_maps = super::user_config_maps(&client, cluster)

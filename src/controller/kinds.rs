@@ -7,7 +7,7 @@ use kube::Resource;
 use serde_json::Value;
 
 use crate::cluster::ClusterRef;
-use crate::crd::DorisCluster;
+use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
 
 use super::status::Status;
 
@@ -50,5 +50,26 @@ impl DorisResource for DorisCluster {
 
     fn status_to_json(&self, status: &Status) -> Value {
         serde_json::to_value(status.to_doris(self)).unwrap_or(Value::Null)
+    }
+}
+
+impl DorisResource for DorisDisaggregatedCluster {
+    fn cluster(&self) -> ClusterRef<'_> {
+        ClusterRef::Disaggregated(self)
+    }
+
+    fn read_status(&self) -> Status {
+        self.status
+            .as_ref()
+            .map(|s| Status::from_disaggregated(self, s))
+            .unwrap_or_default()
+    }
+
+    fn status_json(&self) -> Value {
+        serde_json::to_value(&self.status).unwrap_or(Value::Null)
+    }
+
+    fn status_to_json(&self, status: &Status) -> Value {
+        serde_json::to_value(status.to_disaggregated(self)).unwrap_or(Value::Null)
     }
 }

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
 use crate::conventions::reload::LiveConventions;
-use crate::crd::{ComponentKind, DorisCluster};
+use crate::crd::{ComponentKind, DorisCluster, DorisDisaggregatedCluster};
 use crate::metrics::Metrics;
 use crate::plan::{self, PlanError, PlanInput};
 
@@ -114,8 +114,9 @@ pub struct Context {
     resources: Resources,
     recorder: Recorder,
     metrics: Arc<Metrics>,
-    /// The clusters, as the controller sees them.
+    /// The clusters, as the controllers see them.
     clusters: reflector::Store<DorisCluster>,
+    disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
     status_pace: memo::StatusPace,
 }
@@ -123,11 +124,16 @@ pub struct Context {
 impl Context {
     /// The uids of the clusters that exist.
     fn live_uids(&self) -> std::collections::HashSet<String> {
-        self.clusters
+        let mut uids: std::collections::HashSet<String> = self
+            .clusters
             .state()
             .iter()
             .filter_map(|c| c.uid())
-            .collect()
+            .collect();
+        if let Some(store) = &self.disaggregated {
+            uids.extend(store.state().iter().filter_map(|c| c.uid()));
+        }
+        uids
     }
 }
 
@@ -215,6 +221,24 @@ pub async fn run(
     };
     let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
     let clusters = controller.store();
+    // Storage-compute separated clusters, when their CRD is installed.
+    let disaggregated_controller = match api::<DorisDisaggregatedCluster>(&client, ns)
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            tracing::info!(
+                "DorisDisaggregatedCluster is not served (its CRD is not installed): \
+                 not watching storage-compute separated clusters"
+            );
+            None
+        }
+        _ => Some(Controller::new(
+            api::<DorisDisaggregatedCluster>(&client, ns),
+            watcher::Config::default(),
+        )),
+    };
+    let disaggregated = disaggregated_controller.as_ref().map(|c| c.store());
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
@@ -225,6 +249,7 @@ pub async fn run(
         resources: Resources::default(),
         metrics: settings.metrics.clone(),
         clusters: clusters.clone(),
+        disaggregated: disaggregated.clone(),
         plans: Default::default(),
         status_pace: Default::default(),
     });
@@ -232,7 +257,11 @@ pub async fn run(
     // Conventions from ConfigMaps: read once before the first reconcile, so
     // no cluster is ever planned with conventions about to be replaced.
     let conventions = settings.conventions.clone();
-    conventions.set_canary(conventions::live_canary(client.clone(), clusters.clone()));
+    conventions.set_canary(conventions::live_canary(
+        client.clone(),
+        clusters.clone(),
+        disaggregated.clone(),
+    ));
     conventions.set_discovery(conventions::served_kinds(client.clone()));
     let (convention_cms, convention_cms_writer) = reflector::store::<ConfigMap>();
     let _reporter = AbortOnDrop(tokio::spawn(conventions::report_outcomes(
@@ -268,9 +297,11 @@ pub async fn run(
     // ConfigMaps they name, wake the cluster they belong to, of whichever
     // kind it is.
     let (doris_tx, doris_rx) = futures::channel::mpsc::unbounded();
+    let (ddc_tx, ddc_rx) = futures::channel::mpsc::unbounded();
     let triggers = Triggers {
         doris: doris_tx,
         clusters: clusters.clone(),
+        disaggregated: disaggregated.clone().map(|store| (ddc_tx, store)),
     };
     let children = futures::stream::select_all([
         sts_stream
@@ -295,18 +326,33 @@ pub async fn run(
     let _router = AbortOnDrop(tokio::spawn(triggers.route(children)));
 
     let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
-    controller
+    let shutdown = shutdown.shared();
+    let doris = controller
         .reconcile_on(doris_rx)
         .reconcile_all_on(conventions_changed(settings.conventions.subscribe()))
-        .with_config(config)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile did not complete");
-            }
-        })
-        .await;
+        .with_config(config.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(log_outcome);
+    let disaggregated = async move {
+        if let Some(controller) = disaggregated_controller {
+            controller
+                .reconcile_on(ddc_rx)
+                .reconcile_all_on(conventions_changed(settings.conventions.subscribe()))
+                .with_config(config)
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, ctx)
+                .for_each(log_outcome)
+                .await;
+        }
+    };
+    futures::join!(doris, disaggregated);
+}
+
+async fn log_outcome<T, E: std::fmt::Display>(result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "reconcile did not complete");
+    }
 }
 
 /// A change the operator reconciles a cluster for.
@@ -323,6 +369,10 @@ enum Touched {
 struct Triggers {
     doris: futures::channel::mpsc::UnboundedSender<ObjectRef<DorisCluster>>,
     clusters: reflector::Store<DorisCluster>,
+    disaggregated: Option<(
+        futures::channel::mpsc::UnboundedSender<ObjectRef<DorisDisaggregatedCluster>>,
+        reflector::Store<DorisDisaggregatedCluster>,
+    )>,
 }
 
 impl Triggers {
@@ -348,10 +398,18 @@ impl Triggers {
             if owner.controller != Some(true) {
                 continue;
             }
-            if owner.kind == "DorisCluster" {
-                let _ = self
-                    .doris
-                    .unbounded_send(ObjectRef::new(&owner.name).within(namespace));
+            match owner.kind.as_str() {
+                "DorisCluster" => {
+                    let _ = self
+                        .doris
+                        .unbounded_send(ObjectRef::new(&owner.name).within(namespace));
+                }
+                "DorisDisaggregatedCluster" => {
+                    if let Some((tx, _)) = &self.disaggregated {
+                        let _ = tx.unbounded_send(ObjectRef::new(&owner.name).within(namespace));
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -360,6 +418,14 @@ impl Triggers {
     fn pod(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
         let labels = meta.labels.as_ref();
         let label = |key: &str| labels.and_then(|l| l.get(key));
+        if let Some(cluster) = label(crate::cluster::DISAGGREGATED_CLUSTER_LABEL) {
+            if let (Some((tx, _)), Some(namespace)) =
+                (&self.disaggregated, meta.namespace.as_deref())
+            {
+                let _ = tx.unbounded_send(ObjectRef::new(cluster).within(namespace));
+            }
+            return;
+        }
         let (Some(namespace), Some(owner), Some(component)) = (
             meta.namespace.as_deref(),
             label(stores::POD_SELECTOR),
@@ -380,6 +446,13 @@ impl Triggers {
         for c in self.clusters.state() {
             if references_config_map(c.cluster(), &namespace, &name) {
                 let _ = self.doris.unbounded_send(ObjectRef::from_obj(c.as_ref()));
+            }
+        }
+        if let Some((tx, store)) = &self.disaggregated {
+            for c in store.state() {
+                if references_config_map(c.cluster(), &namespace, &name) {
+                    let _ = tx.unbounded_send(ObjectRef::from_obj(c.as_ref()));
+                }
             }
         }
     }

@@ -10,10 +10,15 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::cluster::{ClusterRef, PartNames};
+use crate::crd::disaggregated::{
+    ClusterHealth, ComputeGroupStatus as DdcGroupStatus, DisaggregatedFeStatus as DdcFeStatus,
+    MetaServiceStatus as DdcMsStatus,
+};
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
     HorizontalScaler, MembershipStatus, RolloutStatus,
 };
+use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
 /// The status of a cluster of either kind, as the operator computes it;
 /// each kind writes it in its own shape ([`Status::to_doris`]).
@@ -26,6 +31,8 @@ pub struct Status {
     pub conditions: Option<Vec<Condition>>,
     pub membership: Option<MembershipStatus>,
     pub rollout: Option<RolloutStatus>,
+    /// The id the FE gave each compute group, by part name.
+    pub compute_group_ids: BTreeMap<String, String>,
 }
 
 impl Status {
@@ -52,6 +59,138 @@ impl Status {
             conditions: status.conditions.clone(),
             membership: status.membership.clone(),
             rollout: status.rollout.clone(),
+            compute_group_ids: BTreeMap::new(),
+        }
+    }
+
+    /// A DorisDisaggregatedCluster's status as the operator reads it.
+    pub fn from_disaggregated(
+        cluster: &DorisDisaggregatedCluster,
+        status: &DorisDisaggregatedClusterStatus,
+    ) -> Status {
+        let compute_group_ids = status
+            .compute_group_statuses
+            .iter()
+            .flatten()
+            .filter_map(|g| {
+                let id = g.compute_group_id.clone().filter(|id| !id.is_empty())?;
+                let unique_id = g.unique_id.as_deref()?;
+                let group = cluster.spec.compute_group(unique_id)?;
+                Some((group.object_name(), id))
+            })
+            .collect();
+        Status {
+            parts: status.components.clone().unwrap_or_default(),
+            observed_generation: status.observed_generation,
+            conventions_revision: status.conventions_revision.clone(),
+            conditions: status.conditions.clone(),
+            membership: status.membership.clone(),
+            rollout: status.rollout.clone(),
+            compute_group_ids,
+        }
+    }
+
+    /// The status in a DorisDisaggregatedCluster's shape: the peer's
+    /// summary (meta service, FE, compute groups, cluster health) besides
+    /// each part's detail.
+    pub fn to_disaggregated(
+        &self,
+        cluster: &DorisDisaggregatedCluster,
+    ) -> DorisDisaggregatedClusterStatus {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
+        let part = |p: &str| self.parts.get(p);
+        let ready = |c: Option<&ComponentStatus>| c.and_then(|c| c.ready_replicas).unwrap_or(0);
+        let available = |c: Option<&ComponentStatus>| ready(c) > 0;
+        let availability = |up: bool| if up { "Available" } else { "UnAvailable" }.to_string();
+        let peer_phase = |c: Option<&ComponentStatus>| {
+            c.map(|c| {
+                match c.component_condition.phase.as_str() {
+                    phase::AVAILABLE => "Ready",
+                    phase::UPGRADING => "Upgrading",
+                    phase::SCALING => "Scaling",
+                    phase::HAVE_MEMBER_FAILED => "Failed",
+                    _ => "Reconciling",
+                }
+                .to_string()
+            })
+        };
+        let ms = part("ms");
+        let fe = part("fe");
+        let mut groups = Vec::new();
+        let (mut cg_available, mut cg_full) = (0, 0);
+        for group in &cluster.spec.compute_groups {
+            let object = group.object_name();
+            let status = part(&object);
+            let replicas = status.and_then(|c| c.replicas).unwrap_or(group.replicas());
+            let ready_pods = ready(status);
+            if ready_pods > 0 {
+                cg_available += 1;
+            }
+            if ready_pods >= replicas
+                && status.is_some_and(|c| c.component_condition.phase == phase::AVAILABLE)
+            {
+                cg_full += 1;
+            }
+            groups.push(DdcGroupStatus {
+                phase: peer_phase(status),
+                statefulset_name: Some(format!("{name}-{object}")),
+                service_name: Some(format!("{name}-{object}-external")),
+                unique_id: Some(group.unique_id.clone()),
+                compute_group_id: self.compute_group_ids.get(&object).cloned(),
+                available_status: Some(availability(ready_pods > 0)),
+                replicas: Some(replicas),
+                available_replicas: Some(ready_pods),
+                ..Default::default()
+            });
+        }
+        let count = groups.len() as i32;
+        let all_available = self
+            .parts
+            .values()
+            .all(|c| c.component_condition.phase == phase::AVAILABLE)
+            && cg_full == count;
+        let health = if !available(ms) || !available(fe) || (count > 0 && cg_available <= count / 2)
+        {
+            "red"
+        } else if all_available {
+            "green"
+        } else {
+            "yellow"
+        };
+        DorisDisaggregatedClusterStatus {
+            meta_service_status: Some(DdcMsStatus {
+                phase: peer_phase(ms),
+                available_status: Some(availability(available(ms))),
+                meta_service_endpoint: Some(format!("{name}-ms.{namespace}")),
+                replicas: ms.and_then(|c| c.replicas),
+                ready_replicas: ms.and_then(|c| c.ready_replicas),
+                ..Default::default()
+            }),
+            fe_status: Some(DdcFeStatus {
+                phase: peer_phase(fe),
+                available_status: Some(availability(available(fe))),
+                cluster_id: Some(
+                    crate::crd::disaggregated::cluster_id(&namespace, &name).to_string(),
+                ),
+                replicas: fe.and_then(|c| c.replicas),
+                ready_replicas: fe.and_then(|c| c.ready_replicas),
+            }),
+            cluster_health: Some(ClusterHealth {
+                health: Some(health.to_string()),
+                fe_available: Some(available(fe)),
+                cg_count: Some(count),
+                cg_available_count: Some(cg_available),
+                cg_full_available_count: Some(cg_full),
+            }),
+            compute_group_statuses: Some(groups),
+            components: Some(self.parts.clone()),
+            observed_generation: self.observed_generation,
+            conventions_revision: self.conventions_revision.clone(),
+            conditions: self.conditions.clone(),
+            membership: self.membership.clone(),
+            rollout: self.rollout.clone(),
+            ..Default::default()
         }
     }
 

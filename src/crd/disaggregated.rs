@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::{
-    AdminUser, KerberosInfo, MembershipStatus, ReadinessProbePolicy, RolloutStatus, SecretMount,
-    ServiceType, schema,
+    AdminUser, ComponentStatus, KerberosInfo, MembershipStatus, ReadinessProbePolicy,
+    RolloutStatus, SecretMount, ServiceType, schema,
 };
 
 /// The desired state of a storage-compute separated Doris cluster.
@@ -557,6 +557,9 @@ pub struct DorisDisaggregatedClusterStatus {
     pub membership: Option<MembershipStatus>,
     /// The restart in progress, when pods run an outdated pod template.
     pub rollout: Option<RolloutStatus>,
+    /// Each part's pods and phase, by part name (`ms`, `fe`, and each
+    /// compute group's object name).
+    pub components: Option<BTreeMap<String, ComponentStatus>>,
 }
 
 /// The meta service's state.

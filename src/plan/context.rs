@@ -8,10 +8,11 @@ use sha2::{Digest, Sha256};
 
 use super::{ComponentPlan, PlanInput};
 use super::{mounts, objects};
-use crate::cluster::Part;
+use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
+use crate::crd::DorisDisaggregatedCluster;
 
 /// Where the operator mounts a component's configuration (the Doris images'
 /// entrypoints read it from `CONFIGMAP_MOUNT_PATH`).
@@ -71,6 +72,9 @@ pub struct Planner<'a> {
     cluster: Value,
     owner: Option<Value>,
     fe_config: Value,
+    /// The meta service's final configuration values (storage-compute
+    /// separation), planned before the parts that reach it.
+    ms_config: Value,
     missing: BTreeSet<String>,
     /// Secrets sharing a directory whose keys were not known.
     unchecked: BTreeSet<String>,
@@ -106,6 +110,7 @@ impl<'a> Planner<'a> {
             cluster,
             owner,
             fe_config: json!({}),
+            ms_config: json!({}),
             missing: BTreeSet::new(),
             unchecked: BTreeSet::new(),
             field_errors: Vec::new(),
@@ -125,6 +130,50 @@ impl<'a> Planner<'a> {
     /// What the spec asks that cannot be mounted, by field.
     pub fn field_errors(&self) -> &[crate::crd::FieldError] {
         &self.field_errors
+    }
+
+    /// What the parts of a storage-compute separated cluster need to reach
+    /// each other (`ctx.disaggregated`). A FoundationDB ConfigMap the spec
+    /// names and that was not supplied is listed as missing.
+    fn disaggregated(&mut self, cluster: &DorisDisaggregatedCluster, part: &Part<'_>) -> Value {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        let namespace = cluster
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let fdb = crate::cluster::fdb_endpoint(cluster, self.input.config_maps);
+        if fdb.is_none() {
+            for (ns, cm) in self.input.cluster.external_config_maps() {
+                self.missing.insert(if ns == namespace {
+                    cm
+                } else {
+                    format!("{ns}/{cm}")
+                });
+            }
+        }
+        let port = |conf: &Value, key: &str, default: u64| {
+            conf[key]
+                .as_str()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let ms_port = port(&self.ms_config, "brpc_listen_port", 5000);
+        let unique_id = cluster
+            .spec
+            .compute_groups
+            .iter()
+            .find(|g| g.object_name() == part.name)
+            .map(|g| g.unique_id.clone());
+        json!({
+            "fdb_endpoint": fdb,
+            "ms_endpoint": format!("{name}-ms.{namespace}:{ms_port}"),
+            "cluster_id": crate::crd::disaggregated::cluster_id(&namespace, &name).to_string(),
+            "fe_address": format!("{name}-fe.{namespace}"),
+            "fe_query_port": port(&self.fe_config, "query_port", 9030),
+            "compute_group_name": unique_id.as_deref().map(crate::crd::disaggregated::compute_group_name),
+            "unique_id": unique_id,
+        })
     }
 
     /// Plans one part.
@@ -162,7 +211,7 @@ impl<'a> Planner<'a> {
             CONFIG_MOUNT_PATH,
         );
 
-        let ctx_json = json!({
+        let mut ctx_json = json!({
             "kind": self.input.cluster.kind(),
             "cluster": self.cluster,
             "component": kind.as_str(),
@@ -186,6 +235,11 @@ impl<'a> Planner<'a> {
             "fe_config": self.fe_config,
             "mounts": mounts,
         });
+        if let ClusterRef::Disaggregated(cluster) = self.input.cluster {
+            ctx_json["names"]["ms_service"] = json!(format!("{cluster_name}-ms"));
+            ctx_json["names"]["fe_access_service"] = json!(format!("{cluster_name}-fe"));
+            ctx_json["disaggregated"] = self.disaggregated(cluster, part);
+        }
         // Policies and templates share one ctx, converted once and grown as
         // each step adds what it decided.
         let mut ctx = dynamic(&ctx_json);
@@ -222,7 +276,14 @@ impl<'a> Planner<'a> {
                 secrets: self.input.secret_keys,
             },
         );
-        self.field_errors.extend(errors);
+        let disaggregated = matches!(self.input.cluster, ClusterRef::Disaggregated(_));
+        self.field_errors.extend(errors.into_iter().map(|mut e| {
+            if disaggregated {
+                // A DorisDisaggregatedCluster lists ConfigMaps as configMaps[].
+                e.path = e.path.replace(".configMapInfo.configMaps[", ".configMaps[");
+            }
+            e
+        }));
         self.unchecked.extend(unchecked);
         let total: usize = files.values().map(String::len).sum();
         if total > objects::MAX_CONFIG_MAP_BYTES {
@@ -247,6 +308,9 @@ impl<'a> Planner<'a> {
         if kind == ComponentKind::Fe {
             self.fe_config = json!(final_conf);
             insert(&mut ctx, &["fe_config"], dynamic(&final_conf));
+        }
+        if kind == ComponentKind::Ms {
+            self.ms_config = json!(final_conf);
         }
 
         // 3. Host initialisation.
