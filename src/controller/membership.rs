@@ -58,6 +58,8 @@ pub struct Outcome {
     pub events: Vec<(EventType, &'static str, String)>,
     /// Come back this soon while something is in flux.
     pub requeue: Option<Duration>,
+    /// The id the FE gave each compute group, by part, when it was asked.
+    pub compute_group_ids: BTreeMap<String, String>,
 }
 
 /// One component's replicas: planned, and what its StatefulSet has now.
@@ -214,6 +216,11 @@ pub async fn reconcile(
             );
         }
     }
+    if let ClusterRef::Disaggregated(ddc) = cluster {
+        if let Err(e) = step.compute_groups(&fe, ddc, &backends).await {
+            step.node("cg", "compute groups", "waitingForFe", None, e.to_string());
+        }
+    }
     let confirmed = if step.nodes.is_empty() {
         Some(signature.clone())
     } else {
@@ -297,6 +304,10 @@ pub fn fold_into_status(
         .status
         .clone()
         .filter(|m| m.confirmed.is_some() || !m.nodes.is_empty());
+    status.compute_group_ids = previous.compute_group_ids.clone();
+    status
+        .compute_group_ids
+        .extend(members.compute_group_ids.clone());
     let generation = cluster.meta().generation;
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     let synced = match &members.condition {
@@ -575,6 +586,58 @@ impl Step<'_> {
         }
         let listed: Vec<&str> = ours.iter().map(|(_, pod, _)| pod.as_str()).collect();
         self.registration(scale, &listed);
+        Ok(())
+    }
+
+    /// The compute groups the FE knows: their ids, and the BEs of a group
+    /// that left the spec, which are dropped (their data lives in object
+    /// storage; their pods are gone with the group's StatefulSet).
+    async fn compute_groups(
+        &mut self,
+        fe: &FeClient,
+        cluster: &crate::crd::DorisDisaggregatedCluster,
+        backends: &[Backend],
+    ) -> Result<(), FeError> {
+        let parts: BTreeMap<String, String> = cluster
+            .spec
+            .compute_groups
+            .iter()
+            .map(|g| {
+                (
+                    crate::crd::disaggregated::compute_group_name(&g.unique_id),
+                    g.object_name(),
+                )
+            })
+            .collect();
+        for b in backends {
+            let Some(group) = b.compute_group_name() else {
+                continue;
+            };
+            if let Some(part) = parts.get(group) {
+                if let Some(id) = b.compute_group_id() {
+                    self.out
+                        .compute_group_ids
+                        .insert(part.clone(), id.to_string());
+                }
+                continue;
+            }
+            fe.drop_backend(&b.host, b.heartbeat_port, true).await?;
+            self.out.events.push((
+                EventType::Normal,
+                "ComputeGroupNodeDropped",
+                format!(
+                    "dropped BE {} from the FE: its compute group {group} is no longer in the spec",
+                    b.host_port()
+                ),
+            ));
+            self.node(
+                group,
+                &b.host,
+                "dropping",
+                None,
+                format!("compute group {group} left the spec"),
+            );
+        }
         Ok(())
     }
 

@@ -527,7 +527,7 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
     let mut members = run
         .step_hold_for_membership(&mut planned, &memo.policy)
         .await;
-    run.step_bring_up_in_order(&mut planned);
+    let waiting = run.step_bring_up_in_order(&mut planned);
     run.step_apply(&planned, &mut members).await?;
     run.step_prune(&planned).await?;
     let members = match members {
@@ -535,7 +535,7 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         None => run.step_membership(&planned, &memo.policy).await,
     };
     let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
-    run.step_status(&planned, &members, rollout).await
+    run.step_status(&planned, &members, rollout, &waiting).await
 }
 
 /// Deletion (PVCs kept unless asked) and the finalizer that asks for them.
@@ -717,9 +717,62 @@ impl<'a, K: DorisResource> Run<'a, K> {
         Some(decided)
     }
 
-    /// Parts come up in order: a part whose predecessor is not reachable yet
-    /// is not created (an existing one is left as it is).
-    fn step_bring_up_in_order(&self, _planned: &mut std::borrow::Cow<'_, plan::Plan>) {}
+    /// Parts come up in order: in a storage-compute separated cluster the
+    /// FEs once a meta service pod is Ready, the compute groups once an FE
+    /// pod is. A part waiting for its predecessor is not created (one that
+    /// exists is left as it is). Returns what each waiting part waits for.
+    fn step_bring_up_in_order(
+        &self,
+        planned: &mut std::borrow::Cow<'_, plan::Plan>,
+    ) -> BTreeMap<String, String> {
+        let mut waiting = BTreeMap::new();
+        if !matches!(self.cluster, ClusterRef::Disaggregated(_)) {
+            return waiting;
+        }
+        let pods = self.pods();
+        // Whether a part of this kind has a Ready pod, and its StatefulSet.
+        let reachable = |kind: ComponentKind| {
+            planned.components.iter().find(|c| c.kind == kind).map(|c| {
+                let up = status::component_pods(&pods, &c.names)
+                    .iter()
+                    .any(|p| rollout::is_ready(p));
+                (up, c.names.statefulset.clone())
+            })
+        };
+        let before = |kind: ComponentKind| match kind {
+            ComponentKind::Fe => Some((ComponentKind::Ms, "the meta service")),
+            ComponentKind::Cg => Some((ComponentKind::Fe, "the FE")),
+            _ => None,
+        };
+        let mut held = Vec::new();
+        for c in &planned.components {
+            let Some((kind, what)) = before(c.kind) else {
+                continue;
+            };
+            let exists = self
+                .ctx
+                .stores
+                .statefulset(&self.namespace, &c.names.statefulset)
+                .is_some();
+            if exists {
+                continue;
+            }
+            if let Some((false, sts)) = reachable(kind) {
+                waiting.insert(
+                    c.part.clone(),
+                    format!("{what} to be reachable (a Ready pod of StatefulSet {sts})"),
+                );
+                held.push(c.names.statefulset.clone());
+            }
+        }
+        if !held.is_empty() {
+            planned.to_mut().objects.retain(|o| {
+                o["kind"] != "StatefulSet"
+                    || !held.iter().any(|h| o["metadata"]["name"] == h.as_str())
+            });
+        }
+        waiting
+    }
 
     /// Server-side apply of what changed. A refusal by the API server is
     /// said in status and once as an Event; the error makes the controller
@@ -747,7 +800,8 @@ impl<'a, K: DorisResource> Run<'a, K> {
                 }
                 let pods = self.pods();
                 let statefulsets = self.statefulsets(planned);
-                let observed = observe(planned, &statefulsets, &pods);
+                let none = BTreeMap::new();
+                let observed = observe(planned, &statefulsets, &pods, &none);
                 let mut status = status::compute(
                     self.cluster,
                     &self.previous,
@@ -835,10 +889,11 @@ impl<'a, K: DorisResource> Run<'a, K> {
         planned: &plan::Plan,
         members: &membership::Outcome,
         rollout: rollout::Outcome,
+        waiting: &BTreeMap<String, String>,
     ) -> Result<Action, Error> {
         let pods = self.pods();
         let statefulsets = self.statefulsets(planned);
-        let observed = observe(planned, &statefulsets, &pods);
+        let observed = observe(planned, &statefulsets, &pods, waiting);
         let mut new_status = status::compute(
             self.cluster,
             &self.previous,
@@ -976,6 +1031,7 @@ fn observe<'a>(
     planned: &'a plan::Plan,
     statefulsets: &'a [Option<Arc<StatefulSet>>],
     pods: &'a [Arc<Pod>],
+    waiting: &'a BTreeMap<String, String>,
 ) -> Vec<status::Observed<'a>> {
     planned
         .components
@@ -988,6 +1044,7 @@ fn observe<'a>(
             statefulset: sts.as_deref(),
             pods: status::component_pods(pods, &c.names),
             config_hash: &c.config_hash,
+            waiting: waiting.get(&c.part).map(String::as_str),
         })
         .collect()
 }

@@ -241,6 +241,8 @@ pub struct Observed<'a> {
     pub statefulset: Option<&'a StatefulSet>,
     pub pods: Vec<&'a Pod>,
     pub config_hash: &'a str,
+    /// What the part waits for before its StatefulSet is made.
+    pub waiting: Option<&'a str>,
 }
 
 /// The status a cluster should have now. `now` stamps transitions only;
@@ -257,6 +259,7 @@ pub fn compute(
     let mut status = Status {
         observed_generation: cluster.meta().generation,
         conventions_revision: Some(revision.to_string()),
+        compute_group_ids: previous.compute_group_ids.clone(),
         ..Default::default()
     };
     if observed.is_empty() {
@@ -428,7 +431,13 @@ fn component_status(
     });
     let ready_pods = running.len() as i32;
 
-    let (phase, reason, message) = if sts.is_none() {
+    let (phase, reason, message) = if let (None, Some(what)) = (sts, obs.waiting) {
+        (
+            phase::INITIALIZING,
+            "Waiting",
+            format!("waiting for {what}"),
+        )
+    } else if sts.is_none() {
         (
             phase::INITIALIZING,
             "Creating",
