@@ -20,7 +20,10 @@ pub fn membership_policy(
     bundle: &ConventionBundle,
     cluster: ClusterRef<'_>,
 ) -> Result<MembershipPolicy, SourceError> {
-    let ctx = json!({ "cluster": super::restart::cluster_ctx(cluster) });
+    let ctx = json!({
+        "kind": cluster.kind(),
+        "cluster": super::restart::cluster_ctx(cluster),
+    });
     let value = bundle.call_json("membership.rhai", "membership", &ctx)?;
     let err = |m: &str| SourceError::new(bundle.origin("membership.rhai"), m);
     let flag = |key: &str| match value.get(key) {
@@ -105,5 +108,32 @@ mod tests {
                 .unwrap()
                 .drop_stale
         );
+    }
+
+    #[test]
+    fn a_disaggregated_cluster_decommissions_only_when_it_asks_to() {
+        let bundle = ConventionBundle::embedded().unwrap();
+        let cluster = |spec: serde_json::Value| -> crate::crd::DorisDisaggregatedCluster {
+            let mut spec = spec;
+            spec["metaService"] = json!({"image": "ms", "fdb": {"address": "a:b@c:1"}});
+            spec["feSpec"] = json!({"image": "fe"});
+            serde_json::from_value(json!({
+                "apiVersion": "disaggregated.cluster.doris.com/v1",
+                "kind": "DorisDisaggregatedCluster",
+                "metadata": {"name": "d", "namespace": "n"},
+                "spec": spec,
+            }))
+            .unwrap()
+        };
+        let decommission = |c: &crate::crd::DorisDisaggregatedCluster| {
+            membership_policy(&bundle, ClusterRef::Disaggregated(c))
+                .unwrap()
+                .decommission_be
+        };
+        assert!(!decommission(&cluster(json!({}))));
+        assert!(!decommission(&cluster(
+            json!({"enableDecommission": false})
+        )));
+        assert!(decommission(&cluster(json!({"enableDecommission": true}))));
     }
 }
