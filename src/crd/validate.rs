@@ -428,6 +428,16 @@ pub fn validate_disaggregated(cluster: &DorisDisaggregatedCluster) -> Vec<FieldE
             );
         }
     }
+    // What the CRD's rules refuse at creation (uniqueId format and
+    // uniqueness, fdb, FE replicas against electionNumber): an API server
+    // that did not evaluate them let the cluster in, so it is said here.
+    if let Ok(value) = serde_json::to_value(cluster) {
+        for error in disaggregated_admission(&value, None) {
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+    }
     errors
 }
 
@@ -1086,6 +1096,32 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn a_cluster_the_api_server_let_in_is_checked_against_the_crd_rules() {
+        // Read tolerantly, as the operator reads what the API server stored.
+        let cluster: DorisDisaggregatedCluster = serde_json::from_value(ddc_json(
+            serde_json::json!({"replicas": 1}),
+            serde_json::json!([{"uniqueId": "cg1"}, {"uniqueId": "cg1"}, {"uniqueId": "1bad"}]),
+        ))
+        .unwrap();
+        let errors: Vec<String> = validate_disaggregated(&cluster)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("spec.computeGroups: two compute groups have the same")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("spec.computeGroups[2].uniqueId:")),
+            "{errors:?}"
+        );
     }
 
     #[test]
