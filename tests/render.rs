@@ -25,11 +25,11 @@ fn example_files() -> Vec<PathBuf> {
         for p in entries {
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "yaml")
-                && std::fs::read_to_string(&p)
-                    .unwrap()
-                    .contains("kind: DorisCluster")
-            {
+            } else if p.extension().is_some_and(|e| e == "yaml") && {
+                let text = std::fs::read_to_string(&p).unwrap();
+                text.contains("kind: DorisCluster")
+                    || text.contains("kind: DorisDisaggregatedCluster")
+            } {
                 out.push(p);
             }
         }
@@ -37,7 +37,7 @@ fn example_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(&root().join("examples"), &mut out);
     assert!(
-        out.len() >= 8,
+        out.len() >= 20,
         "expected our samples and the peer's, found {out:?}"
     );
     out
@@ -51,15 +51,25 @@ fn snapshot_name(path: &Path) -> String {
         .replace('/', "__")
 }
 
-fn render_file(path: &Path, conventions: Option<&Path>) -> String {
+/// A sample's text, with the `{placeholder}`s some of the peer's samples
+/// leave for the user filled in with their names.
+fn sample_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
+    regex::Regex::new(r"\{([a-z_]+)\}")
+        .unwrap()
+        .replace_all(&text, "$1")
+        .into_owned()
+}
+
+fn render_file(path: &Path, conventions: Option<&Path>) -> String {
+    let text = sample_text(path);
     let input = render::read_input(&path.display().to_string(), &text).unwrap();
     let bundle = render::load_bundle(conventions).unwrap();
     render::render(&bundle, &input, Format::Yaml).unwrap().0
 }
 
 fn plan_file(path: &Path, conventions: Option<&Path>) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = sample_text(path);
     let input = render::read_input(&path.display().to_string(), &text).unwrap();
     let bundle = render::load_bundle(conventions).unwrap();
     render::render_restart_plan(&bundle, &input, Format::Yaml).unwrap()
