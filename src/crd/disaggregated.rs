@@ -368,6 +368,7 @@ pub fn cluster_id(namespace: &str, name: &str) -> i64 {
 pub struct Fdb {
     /// The cluster file's connection string (as in /etc/foundationdb/fdb.cluster,
     /// `description:id@host:port,...`), for a FoundationDB outside Kubernetes.
+    #[schemars(length(max = 4096))]
     pub address: Option<String>,
     /// The ConfigMap with the connection string under the key `cluster-file`,
     /// as fdb-kubernetes-operator writes it for an FoundationDBCluster.
@@ -403,8 +404,10 @@ impl Fdb {
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedName {
     /// Its namespace; default the cluster's.
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
     /// Its name.
+    #[schemars(length(max = 253))]
     pub name: Option<String>,
 }
 
@@ -432,6 +435,7 @@ pub struct DisaggregatedPersistentVolume {
     /// Who makes the claims: `operator` (the operator makes them and grows
     /// them when the requested storage grows); otherwise (default) the
     /// StatefulSet does.
+    #[schemars(length(max = 64))]
     pub provisioner: Option<String>,
 }
 
