@@ -551,13 +551,23 @@ pub fn claim_spec(_: &mut SchemaGenerator) -> Schema {
         "type": "object",
         "properties": {
             "accessModes": {
+                "description": "ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod.",
                 "type": "array",
                 "maxItems": 4,
                 "items": {"type": "string", "maxLength": 64}
             },
-            "storageClassName": {"type": "string", "maxLength": 253},
-            "volumeMode": {"type": "string", "maxLength": 64},
+            "storageClassName": {
+                "description": "The StorageClass; unset: the cluster's default.",
+                "type": "string",
+                "maxLength": 253
+            },
+            "volumeMode": {
+                "description": "Filesystem (default) or Block.",
+                "type": "string",
+                "maxLength": 64
+            },
             "resources": {
+                "description": "The storage requested (requests.storage, e.g. 200Gi) and its limit.",
                 "type": "object",
                 "properties": {"requests": quantity_map(), "limits": quantity_map()},
                 "x-kubernetes-preserve-unknown-fields": true
