@@ -18,6 +18,10 @@ pub const SAMPLES: &[(&str, &str)] = &[
         "examples/doriscluster-broker.yaml",
         include_str!("../examples/doriscluster-broker.yaml"),
     ),
+    (
+        "examples/ddc-sample.yaml",
+        include_str!("../examples/ddc-sample.yaml"),
+    ),
 ];
 
 /// Renders every sample with `bundle`, plans its full restart and asks for

@@ -570,10 +570,9 @@ fn resolve<'a>(
 }
 
 /// Checks the rules of a CRD schema as the API server would at install:
-/// each compiles, its estimated cost is bounded, it reads only declared
+/// each compiles, its estimated cost is bounded, and it reads only declared
 /// fields (the objects kept with `x-kubernetes-preserve-unknown-fields`
-/// hide the others from CEL), and every list around it has a maxItems (the
-/// API server multiplies a rule's cost by how many times it can run).
+/// hide the others from CEL), each bounded in size.
 /// Returns how many rules there are.
 fn check_rules(schema: &serde_json::Value) -> usize {
     use kube::core::cel::{compile_schema, estimate_rule_cost};
@@ -607,11 +606,29 @@ fn check_rules(schema: &serde_json::Value) -> usize {
                     "a" | "b" | "p" | "q" => node.get("items"),
                     _ => resolve(node, &["spec", "computeGroups"]).and_then(|v| v.get("items")),
                 };
+                let read = base.and_then(|b| resolve(b, &fields));
+                let field = fields.join(".");
+                let Some(read) = read else {
+                    panic!("{path}: {text} reads {var}.{field}, which is not declared");
+                };
+                // The API server sizes what a rule reads from the schema:
+                // unbounded strings and lists, and any int-or-string, as a
+                // whole request (3 MB).
                 assert!(
-                    base.and_then(|b| resolve(b, &fields)).is_some(),
-                    "{path}: {text} reads {var}.{}, which is not declared",
-                    fields.join(".")
+                    read.get("x-kubernetes-int-or-string").is_none(),
+                    "{path}: {text} reads {var}.{field}, an int-or-string"
                 );
+                match read["type"].as_str() {
+                    Some("string") => assert!(
+                        read.get("maxLength").is_some(),
+                        "{path}: {text} reads {var}.{field}, a string without maxLength"
+                    ),
+                    Some("array") => assert!(
+                        read.get("maxItems").is_some(),
+                        "{path}: {text} reads {var}.{field}, a list without maxItems"
+                    ),
+                    _ => {}
+                }
             }
             rules += 1;
         }

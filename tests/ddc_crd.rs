@@ -85,3 +85,96 @@ fn every_disaggregated_example_is_accepted_and_round_trips() {
     let peer = seen.iter().filter(|f| f.starts_with(&peer_dir)).count();
     assert_eq!(peer, peer_files.len(), "every one of the peer's samples");
 }
+
+/// Every spec field apache/doris-operator's DorisDisaggregatedCluster has,
+/// under its JSON name: read strictly and written back, nothing is lost or
+/// renamed.
+#[test]
+fn every_peer_field_keeps_its_json_name() {
+    use serde_json::json;
+    let common = |image: &str| {
+        json!({
+            "replicas": 2,
+            "image": image,
+            "imagePullSecrets": [{"name": "registry"}],
+            "startTimeout": 600,
+            "liveTimeout": 180,
+            "readinessProbePolicy": {"timeoutSeconds": 3, "failureThreshold": 5, "periodSeconds": 10},
+            "requests": {"cpu": "4", "memory": "8Gi"},
+            "limits": {"cpu": "4", "memory": "8Gi"},
+            "claims": [{"name": "gpu"}],
+            "labels": {"team": "data"},
+            "annotations": {"a": "b"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]}]}}},
+            "persistentVolume": {
+                "persistentVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "100Gi"}}},
+                "mountPaths": ["/opt/old"],
+                "logNotStore": true,
+                "annotations": {"pv": "x"},
+                "provisioner": "operator"
+            },
+            "logNotStore": false,
+            "persistentVolumes": [{
+                "persistentVolumeClaimSpec": {"storageClassName": "ssd", "resources": {"requests": {"storage": "200Gi"}}},
+                "mountPaths": ["/opt/cache1", "/opt/cache2"],
+                "logNotStore": false,
+                "annotations": {"pv": "y"},
+                "provisioner": "operator"
+            }],
+            "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+            "service": {"type": "NodePort", "annotations": {"lb": "x"}, "portMaps": [{"nodePort": 31030, "targetPort": 9030}]},
+            "configMaps": [{"name": "conf", "mountPath": "/etc/doris"}],
+            "nodeSelector": {"disk": "ssd"},
+            "serviceAccount": "doris",
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["s3.local"]}],
+            "securityContext": {"fsGroup": 1000},
+            "containerSecurityContext": {"privileged": false},
+            "envVars": [{"name": "TZ", "value": "UTC"}],
+            "systemInitialization": {
+                "initImage": "alpine", "command": ["sysctl"], "args": ["-w", "vm.max_map_count=2000000"],
+                "requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}, "claims": [{"name": "init"}]
+            },
+            "secrets": [{"secretName": "s3", "mountPath": "/etc/s3"}]
+        })
+    };
+    let mut meta = common("apache/doris:ms-3.0.3");
+    meta["fdb"] = json!({"address": "doris:id@10.0.0.1:4500",
+        "configMapNamespaceName": {"namespace": "fdb", "name": "fdb-config"}});
+    let mut fe = common("apache/doris:fe-3.0.3");
+    fe["electionNumber"] = 1.into();
+    let mut group = common("apache/doris:be-3.0.3");
+    for (field, value) in [
+        ("uniqueId", json!("cg1")),
+        ("enableWorkloadGroup", json!(true)),
+        ("skipDefaultSystemInit", json!(true)),
+        ("autoResolveLimitCPU", json!(true)),
+    ] {
+        group[field] = value;
+    }
+    let spec = json!({
+        "metaService": meta,
+        "feSpec": fe,
+        "computeGroups": [group],
+        "authSecret": "auth",
+        "adminUser": {"name": "root", "password": "x"},
+        "enableDecommission": true,
+        "kerberosInfo": {"krb5ConfigMap": "krb5", "keytabSecretName": "keytab", "keytabPath": "/etc/keytab"}
+    });
+    let doc = json!({
+        "apiVersion": "disaggregated.cluster.doris.com/v1",
+        "kind": "DorisDisaggregatedCluster",
+        "metadata": {"name": "ddc"},
+        "spec": spec
+    });
+    let cluster = parse_disaggregated_cluster(&serde_norway::to_string(&doc).unwrap())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(serde_json::to_value(&cluster.spec).unwrap(), spec);
+    let group = &cluster.spec.compute_groups[0];
+    assert_eq!(group.auto_resolve_limit_cpu, Some(true));
+    assert_eq!(group.object_name(), "cg1");
+    assert_eq!(
+        cluster.spec.meta_service.fdb.as_ref().unwrap().address(),
+        Some("doris:id@10.0.0.1:4500")
+    );
+}

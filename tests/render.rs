@@ -14,17 +14,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The peer's samples that hold `{placeholder}` maps the user fills in
-/// first: read as written, they are refused (see
-/// examples/peer-disaggregated/SOURCE.md), so they have no snapshot.
-const PLACEHOLDER_SAMPLES: [&str; 3] = [
-    "peer-disaggregated/ddc-affinity.yaml",
-    "peer-disaggregated/ddc-pwd.yaml",
-    "peer-disaggregated/ddc-pwd-secret.yaml",
-];
-
-/// Every example file holding a DorisCluster or a DorisDisaggregatedCluster
-/// that can be rendered as written.
+/// Every example file holding a DorisCluster, relative to the repository.
 fn example_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -35,43 +25,22 @@ fn example_files() -> Vec<PathBuf> {
         for p in entries {
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "yaml") {
+            } else if p.extension().is_some_and(|e| e == "yaml") && {
                 let text = std::fs::read_to_string(&p).unwrap();
-                let placeholder = PLACEHOLDER_SAMPLES
-                    .iter()
-                    .any(|s| p.ends_with(Path::new(s)));
-                if (text.contains("kind: DorisCluster")
-                    || text.contains("kind: DorisDisaggregatedCluster"))
-                    && !placeholder
-                {
-                    out.push(p);
-                }
+                text.contains("kind: DorisCluster")
+                    || text.contains("kind: DorisDisaggregatedCluster")
+            } {
+                out.push(p);
             }
         }
     }
     let mut out = Vec::new();
     walk(&root().join("examples"), &mut out);
     assert!(
-        out.len() >= 8 + 15,
-        "expected our samples and the peer's, of both kinds, found {out:?}"
+        out.len() >= 20,
+        "expected our samples and the peer's, found {out:?}"
     );
     out
-}
-
-#[test]
-fn samples_with_placeholders_are_refused_naming_the_field() {
-    for sample in PLACEHOLDER_SAMPLES {
-        let path = root().join("examples").join(sample);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let err = render::read_input(&path.display().to_string(), &text)
-            .err()
-            .unwrap_or_else(|| panic!("{sample} is read as written"))
-            .to_string();
-        assert!(
-            err.contains(sample) && err.contains("spec."),
-            "{sample}: {err}"
-        );
-    }
 }
 
 fn snapshot_name(path: &Path) -> String {
@@ -82,15 +51,25 @@ fn snapshot_name(path: &Path) -> String {
         .replace('/', "__")
 }
 
-fn render_file(path: &Path, conventions: Option<&Path>) -> String {
+/// A sample's text, with the `{placeholder}`s some of the peer's samples
+/// leave for the user filled in with their names.
+fn sample_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
+    regex::Regex::new(r"\{([a-z_]+)\}")
+        .unwrap()
+        .replace_all(&text, "$1")
+        .into_owned()
+}
+
+fn render_file(path: &Path, conventions: Option<&Path>) -> String {
+    let text = sample_text(path);
     let input = render::read_input(&path.display().to_string(), &text).unwrap();
     let bundle = render::load_bundle(conventions).unwrap();
     render::render(&bundle, &input, Format::Yaml).unwrap().0
 }
 
 fn plan_file(path: &Path, conventions: Option<&Path>) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = sample_text(path);
     let input = render::read_input(&path.display().to_string(), &text).unwrap();
     let bundle = render::load_bundle(conventions).unwrap();
     render::render_restart_plan(&bundle, &input, Format::Yaml).unwrap()

@@ -216,10 +216,10 @@ pub async fn reconcile(
             );
         }
     }
-    if let ClusterRef::Disaggregated(ddc) = cluster {
-        if let Err(e) = step.compute_groups(&fe, ddc, &backends).await {
-            step.node("cg", "compute groups", "waitingForFe", None, e.to_string());
-        }
+    if let ClusterRef::Disaggregated(ddc) = cluster
+        && let Err(e) = step.compute_groups(&fe, ddc, &backends).await
+    {
+        step.node("cg", "compute groups", "waitingForFe", None, e.to_string());
     }
     let confirmed = if step.nodes.is_empty() {
         Some(signature.clone())

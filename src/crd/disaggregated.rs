@@ -368,6 +368,7 @@ pub fn cluster_id(namespace: &str, name: &str) -> i64 {
 pub struct Fdb {
     /// The cluster file's connection string (as in /etc/foundationdb/fdb.cluster,
     /// `description:id@host:port,...`), for a FoundationDB outside Kubernetes.
+    #[schemars(length(max = 4096))]
     pub address: Option<String>,
     /// The ConfigMap with the connection string under the key `cluster-file`,
     /// as fdb-kubernetes-operator writes it for an FoundationDBCluster.
@@ -403,8 +404,10 @@ impl Fdb {
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedName {
     /// Its namespace; default the cluster's.
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
     /// Its name.
+    #[schemars(length(max = 253))]
     pub name: Option<String>,
 }
 
@@ -432,6 +435,7 @@ pub struct DisaggregatedPersistentVolume {
     /// Who makes the claims: `operator` (the operator makes them and grows
     /// them when the requested storage grows); otherwise (default) the
     /// StatefulSet does.
+    #[schemars(length(max = 64))]
     pub provisioner: Option<String>,
 }
 
@@ -666,7 +670,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_id_is_stable_and_in_range() {
+    fn cluster_id_is_derived_as_the_peer_derives_it() {
         // SHA-256("default-test-disaggregated-cluster") mod 10^9 + 10^9,
         // worked out independently with Python's int.from_bytes.
         assert_eq!(
@@ -692,5 +696,29 @@ mod tests {
             ..both
         };
         assert_eq!(map.config_map("doris"), Some(("doris", "fdb-config")));
+    }
+
+    #[test]
+    fn a_status_written_by_the_peer_reads() {
+        let peer = serde_json::json!({
+            "metaServiceStatus": {"phase": "Ready", "availableStatus": "Available",
+                "metaServiceEndpoint": "ddc-ms.doris:5000", "msToken": "token"},
+            "feStatus": {"phase": "GracefulRolling", "availableStatus": "UnAvailable", "clusterId": "1714413046"},
+            "clusterHealth": {"health": "yellow", "feAvailable": true, "cgCount": 2,
+                "cgAvailableCount": 1, "cgFullAvailableCount": 1},
+            "computeGroupStatuses": [{"phase": "SomePhaseOfLater", "statefulsetName": "ddc-cg1",
+                "serviceName": "ddc-cg1", "uniqueId": "cg1", "computeGroupId": "9",
+                "availableStatus": "Available", "suspendReplicas": 3, "replicas": 3,
+                "availableReplicas": 2}],
+            "observedGeneration": 4
+        });
+        let status: DorisDisaggregatedClusterStatus = serde_json::from_value(peer.clone()).unwrap();
+        assert_eq!(
+            status.fe_status.as_ref().unwrap().phase.as_deref(),
+            Some("GracefulRolling")
+        );
+        let health = status.cluster_health.as_ref().unwrap();
+        assert_eq!(health.health.as_deref(), Some(health::YELLOW));
+        assert_eq!(serde_json::to_value(&status).unwrap(), peer);
     }
 }

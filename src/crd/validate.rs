@@ -1160,7 +1160,7 @@ mod tests {
     }
 
     #[test]
-    fn compute_group_volumes_only_grow() {
+    fn compute_group_volumes_are_fixed_but_for_their_size() {
         let fe = serde_json::json!({});
         let with = |cache: Value| {
             ddc_json(
@@ -1175,17 +1175,19 @@ mod tests {
             )
         };
         let old = with(volume(&["/opt/cache"], "ssd", "500Gi".into()));
-        let growth = with(volume(&["/opt/cache"], "ssd", "1Ti".into()));
-        assert_eq!(update_errors(&growth, &old), Vec::<String>::new());
-        // An integer quantity is bytes.
-        let bytes = with(volume(&["/opt/cache"], "ssd", 600_000_000_000u64.into()));
-        assert_eq!(update_errors(&bytes, &old), Vec::<String>::new());
+        // The size may change (the operator grows claims and reports a
+        // shrink); an integer quantity is bytes.
+        let sizes: [Value; 3] = ["1Ti".into(), "100Gi".into(), 600_000_000_000u64.into()];
+        for size in sizes {
+            let resized = with(volume(&["/opt/cache"], "ssd", size.clone()));
+            assert_eq!(
+                update_errors(&resized, &old),
+                Vec::<String>::new(),
+                "{size}"
+            );
+        }
         let at = "spec.computeGroups[1].persistentVolumes: ";
         let cases = [
-            (
-                volume(&["/opt/cache"], "ssd", "100Gi".into()),
-                "persistentVolumeClaimSpec.resources.requests.storage of an existing part can grow, not shrink",
-            ),
             (
                 volume(&["/opt/cache"], "hdd", "500Gi".into()),
                 "cannot change on an existing part",
@@ -1253,7 +1255,7 @@ mod tests {
             ]),
         );
         assert_eq!(update_errors(&reordered, &old), Vec::<String>::new());
-        let shrunk_and_moved = ddc_json(
+        let changed_and_moved = ddc_json(
             fe,
             serde_json::json!([
                 group(
@@ -1262,30 +1264,32 @@ mod tests {
                 ),
                 group(
                     "cg1",
-                    serde_json::json!([volume(&[], "ssd", "50Gi".into())])
+                    serde_json::json!([volume(&[], "hdd", "100Gi".into())])
                 )
             ]),
         );
-        let errors = update_errors(&shrunk_and_moved, &old);
+        let errors = update_errors(&changed_and_moved, &old);
+        assert_eq!(errors.len(), 1, "only cg1 changed, now second: {errors:?}");
         assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with("spec.computeGroups[1].persistentVolumes: persistentVolumeClaimSpec.resources.requests.storage")),
+            errors[0].starts_with(
+                "spec.computeGroups[1].persistentVolumes: cannot change on an existing part"
+            ),
             "{errors:?}"
         );
     }
 
     #[test]
-    fn fe_and_meta_service_volumes_only_grow() {
-        let fe = |size: &str| serde_json::json!({"persistentVolumes": [volume(&[], "ssd", size.into())]});
-        let old = ddc_json(fe("100Gi"), serde_json::json!([]));
+    fn fe_and_meta_service_volumes_are_fixed_but_for_their_size() {
+        let fe = |class: &str, size: &str| serde_json::json!({"persistentVolumes": [volume(&[], class, size.into())]});
+        let old = ddc_json(fe("ssd", "100Gi"), serde_json::json!([]));
         assert_eq!(
-            update_errors(&ddc_json(fe("200Gi"), serde_json::json!([])), &old),
+            update_errors(&ddc_json(fe("ssd", "200Gi"), serde_json::json!([])), &old),
             Vec::<String>::new()
         );
-        let errors = update_errors(&ddc_json(fe("50Gi"), serde_json::json!([])), &old);
+        let errors = update_errors(&ddc_json(fe("hdd", "100Gi"), serde_json::json!([])), &old);
         assert!(
-            errors.iter().any(|e| e.starts_with("spec.feSpec.persistentVolumes: persistentVolumeClaimSpec.resources.requests.storage of an existing part can grow, not shrink")),
+            errors.iter().any(|e| e
+                .starts_with("spec.feSpec.persistentVolumes: cannot change on an existing part")),
             "{errors:?}"
         );
         let mut with_meta_volume = old.clone();
@@ -1334,8 +1338,11 @@ mod tests {
             update_errors(&with(single("2Ti")), &with(single("1Ti"))),
             Vec::<String>::new()
         );
+        let mut other_class = single("1Ti");
+        other_class["persistentVolume"]["persistentVolumeClaimSpec"]["storageClassName"] =
+            "hdd".into();
         for (new, old) in [
-            (single("1Gi"), single("1Ti")),
+            (other_class, single("1Ti")),
             (bare.clone(), single("1Ti")),
             (single("1Ti"), bare),
         ] {
