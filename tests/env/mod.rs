@@ -12,7 +12,7 @@ use crate::apiserver::Emulator;
 use crate::apiserver::driver::PodDriver;
 use doris_operator::conventions::ConventionBundle;
 use doris_operator::conventions::reload::LiveConventions;
-use doris_operator::crd::DorisCluster;
+use doris_operator::crd::{DorisCluster, DorisDisaggregatedCluster};
 use doris_operator::metrics::Metrics;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
@@ -136,6 +136,24 @@ impl Env {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    /// Creates the storage-compute separated cluster `yaml` describes; the
+    /// API server's refusal, if it refuses it.
+    pub async fn try_create_ddc(
+        &self,
+        yaml: &str,
+    ) -> Result<DorisDisaggregatedCluster, kube::Error> {
+        let mut cluster: DorisDisaggregatedCluster =
+            serde_norway::from_str(yaml).expect("test cluster parses");
+        cluster.metadata.namespace = Some(self.namespace.clone());
+        self.api::<DorisDisaggregatedCluster>()
+            .create(&PostParams::default(), &cluster)
+            .await
+    }
+
+    pub async fn create_ddc(&self, yaml: &str) -> DorisDisaggregatedCluster {
+        self.try_create_ddc(yaml).await.expect("cluster created")
+    }
+
     pub async fn create_cluster(&self, yaml: &str) -> DorisCluster {
         let mut cluster: DorisCluster = serde_norway::from_str(yaml).expect("test cluster parses");
         cluster.metadata.namespace = Some(self.namespace.clone());
@@ -176,6 +194,13 @@ pub async fn install_crd(client: &Client) {
     )
     .await
     .expect("CRD applied");
+    crds.patch(
+        "dorisdisaggregatedclusters.disaggregated.cluster.doris.com",
+        &PatchParams::apply("doris-operator-e2e").force(),
+        &Patch::Apply(doris_operator::crd::disaggregated::crd()),
+    )
+    .await
+    .expect("DorisDisaggregatedCluster CRD applied");
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
@@ -206,6 +231,33 @@ pub fn condition(cluster: &DorisCluster, type_: &str) -> Option<String> {
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| c.status.clone())
+}
+
+/// The status of condition `type_` of a storage-compute separated cluster.
+pub fn ddc_condition(
+    cluster: &DorisDisaggregatedCluster,
+    type_: &str,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// The storage-compute separated cluster once Ready for its generation.
+pub async fn wait_ddc_ready(env: &Env, name: &str) -> DorisDisaggregatedCluster {
+    let api = env.api::<DorisDisaggregatedCluster>();
+    eventually(&format!("{name} Ready"), 60, || async {
+        let c = api.get(name).await.ok()?;
+        (ddc_condition(&c, "Ready")?.status == "True"
+            && c.status.as_ref()?.observed_generation == c.metadata.generation)
+            .then_some(c)
+    })
+    .await
 }
 
 pub async fn wait_ready(env: &Env, name: &str) -> DorisCluster {
