@@ -209,6 +209,8 @@ struct Log {
     listed_when_deleted: BTreeMap<String, bool>,
     /// Whether the BE had queries and loads stopped when its pod went.
     drained_when_deleted: BTreeMap<String, Vec<bool>>,
+    /// The watches that listed what exists already (2 when both did).
+    listed: usize,
 }
 
 impl Log {
@@ -276,6 +278,9 @@ impl Watch {
                     {
                         log.entries.push(("ready", p.name_any()));
                     }
+                    Seen::Sts(watcher::Event::InitDone) | Seen::Pod(watcher::Event::InitDone) => {
+                        log.listed += 1;
+                    }
                     Seen::Pod(watcher::Event::Delete(p)) => {
                         let name = p.name_any();
                         let host_prefix = format!("{name}.");
@@ -306,6 +311,16 @@ impl Watch {
         Watch { log, task }
     }
 
+    /// Once both watches have listed what exists: what follows is seen in
+    /// the order it happens.
+    async fn synced(self) -> Watch {
+        eventually("the watches listed", 30, || async {
+            (self.log.lock().unwrap().listed >= 2).then_some(())
+        })
+        .await;
+        self
+    }
+
     fn log(&self) -> Log {
         self.log.lock().unwrap().clone()
     }
@@ -315,7 +330,7 @@ impl Watch {
 async fn a_new_cluster_comes_up_in_order_and_becomes_ready() {
     let s = setup("ddc-create", FeSimConfig::cloud()).await;
     let env = &s.env;
-    let watch = Watch::start(env, s.sim.clone());
+    let watch = Watch::start(env, s.sim.clone()).synced().await;
     env.create_ddc(DDC).await;
     let cluster = members_synced(env).await;
 
@@ -469,7 +484,7 @@ async fn a_compute_group_scale_down_with_decommission_waits_for_the_fe() {
     let env = &s.env;
     env.create_ddc(&three_etl(Some(true))).await;
     members_synced(env).await;
-    let watch = Watch::start(env, s.sim.clone());
+    let watch = Watch::start(env, s.sim.clone()).synced().await;
     assert_eq!(
         group_pods(&s.sim, "cg_etl"),
         ["ddc-cg-etl-0", "ddc-cg-etl-1", "ddc-cg-etl-2"]
@@ -759,7 +774,7 @@ async fn fe_observers_leave_the_fe_before_their_pods_and_too_few_fes_are_refused
             ("ddc-fe-2".to_string(), "OBSERVER".to_string()),
         ]
     );
-    let watch = Watch::start(env, s.sim.clone());
+    let watch = Watch::start(env, s.sim.clone()).synced().await;
 
     patch(env, json!({"spec": {"feSpec": {"replicas": 1}}}))
         .await
@@ -849,7 +864,7 @@ async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_o
     let mut s = setup("ddc-rollout", FeSimConfig::cloud()).await;
     s.env.create_ddc(&three_etl(None)).await;
     members_synced(&s.env).await;
-    let watch = Watch::start(&s.env, s.sim.clone());
+    let watch = Watch::start(&s.env, s.sim.clone()).synced().await;
 
     let groups = compute_groups_of(|g| {
         g[0]["replicas"] = json!(3);
@@ -862,7 +877,14 @@ async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_o
     })
     .await;
     s.env.stop_operator().await;
+    let stopped_after = watch.log().deletions();
+    assert!(
+        stopped_after.len() < 3,
+        "stopped mid-rollout: {stopped_after:?}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Nothing moves while no operator runs.
+    assert_eq!(watch.log().deletions(), stopped_after);
     s.env.start_operator();
 
     let env = &s.env;
