@@ -43,7 +43,7 @@ impl Outcome {
 /// Claims already seen at (at least) a size, so a converged cluster whose
 /// volumes grew once is not read again on every reconcile.
 #[derive(Default)]
-pub struct Resized(Mutex<HashSet<(String, String)>>);
+pub struct Resized(Mutex<HashSet<(String, String, i32)>>);
 
 /// Resizes the claims of every planned StatefulSet whose claim templates ask
 /// for more storage than the live ones, and says which planned templates
@@ -124,7 +124,8 @@ pub async fn reconcile(
                 ));
                 continue;
             }
-            let key = (format!("{namespace}/{name}/{vct}"), new.clone());
+            // Checked again when pods (and so claims) are added.
+            let key = (format!("{namespace}/{name}/{vct}"), new.clone(), replicas);
             if resized.0.lock().expect("lock").contains(&key) {
                 continue;
             }
