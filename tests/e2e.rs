@@ -286,6 +286,123 @@ async fn data_volumes_go_with_the_cluster_only_when_asked() {
     env.finish().await;
 }
 
+/// A claim template's request grows: the claims grow with it (the
+/// StatefulSet, whose claim templates cannot change, keeps its own); a
+/// smaller request is refused on the field. On a cluster whose storage
+/// cannot expand these claims, the refusal is what status shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_volumes_grow_and_never_shrink() {
+    let env = Env::start("pvc-grow").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    let pvcs = env.api::<PersistentVolumeClaim>();
+    let sizes = || async {
+        let mut sizes: Vec<(String, String)> = pvcs
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .map(|p| {
+                let size = p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+                    .0
+                    .clone();
+                (p.metadata.name.unwrap(), size)
+            })
+            .collect();
+        sizes.sort();
+        Some(sizes)
+    };
+    eventually("BE data volumes", 20, || async {
+        (sizes().await?.len() == 3).then_some(())
+    })
+    .await;
+
+    let clusters = env.api::<DorisCluster>();
+    let grow = SAMPLE.replace("storage: 10Gi", "storage: 20Gi");
+    clusters
+        .patch(
+            "doris",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(serde_norway::from_str::<serde_json::Value>(&grow).unwrap()),
+        )
+        .await
+        .unwrap();
+    let outcome = eventually("claims resized, or the resize refused", 30, || async {
+        let sizes = sizes().await?;
+        if sizes.iter().all(|(_, s)| s == "20Gi") {
+            return Some(Ok(sizes));
+        }
+        let c = clusters.get("doris").await.ok()?;
+        let refused = c
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeExpansionRefused")?;
+        Some(Err(refused.message))
+    })
+    .await;
+    match outcome {
+        Ok(sizes) => assert_eq!(
+            sizes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
+        ),
+        Err(message) => assert!(
+            message.contains("spec.beSpec.persistentVolumes") && message.contains("20Gi"),
+            "{message}"
+        ),
+    }
+    // The StatefulSet was not refused: it keeps its claim template.
+    let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
+    let template = &sts.spec.volume_claim_templates.unwrap()[0];
+    assert_eq!(
+        template
+            .spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "10Gi"
+    );
+    assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
+
+    let shrink = SAMPLE.replace("storage: 10Gi", "storage: 5Gi");
+    clusters
+        .patch(
+            "doris",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(serde_norway::from_str::<serde_json::Value>(&shrink).unwrap()),
+        )
+        .await
+        .unwrap();
+    let refused = eventually("the shrink refused", 30, || async {
+        let c = clusters.get("doris").await.ok()?;
+        c.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeShrinkRefused")
+    })
+    .await;
+    assert!(
+        refused
+            .message
+            .starts_with("spec.beSpec.persistentVolumes:")
+            && refused.message.contains("cannot shrink to 5Gi"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        sizes().await.unwrap().iter().all(|(_, s)| s != "5Gi"),
+        "no claim shrank"
+    );
+    env.finish().await;
+}
+
 /// Fault injection needs the emulator; on a real cluster this test only
 /// checks recovery from nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

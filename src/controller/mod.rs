@@ -18,6 +18,7 @@ pub mod retention;
 pub mod rollout;
 pub mod status;
 pub mod stores;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -119,6 +120,7 @@ pub struct Context {
     disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
     status_pace: memo::StatusPace,
+    resized: volumes::Resized,
 }
 
 impl Context {
@@ -252,6 +254,7 @@ pub async fn run(
         disaggregated: disaggregated.clone(),
         plans: Default::default(),
         status_pace: Default::default(),
+        resized: Default::default(),
     });
 
     // Conventions from ConfigMaps: read once before the first reconcile, so
@@ -528,6 +531,7 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         .step_hold_for_membership(&mut planned, &memo.policy)
         .await;
     let waiting = run.step_bring_up_in_order(&mut planned);
+    let volumes = run.step_volumes(&mut planned).await;
     run.step_apply(&planned, &mut members).await?;
     run.step_prune(&planned).await?;
     let members = match members {
@@ -535,7 +539,8 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         None => run.step_membership(&planned, &memo.policy).await,
     };
     let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
-    run.step_status(&planned, &members, rollout, &waiting).await
+    run.step_status(&planned, &members, rollout, volumes, &waiting)
+        .await
 }
 
 /// Deletion (PVCs kept unless asked) and the finalizer that asks for them.
@@ -774,6 +779,45 @@ impl<'a, K: DorisResource> Run<'a, K> {
         waiting
     }
 
+    /// Claims grow when their template's request does (the StatefulSet
+    /// keeps its templates); a smaller request is refused.
+    async fn step_volumes(
+        &self,
+        planned: &mut std::borrow::Cow<'_, plan::Plan>,
+    ) -> volumes::Outcome {
+        let fields = planned
+            .components
+            .iter()
+            .map(|c| {
+                (
+                    c.names.statefulset.clone(),
+                    format!("{}.persistentVolumes", c.field),
+                )
+            })
+            .collect();
+        let out = volumes::reconcile(
+            &self.ctx.client,
+            &self.ctx.stores,
+            &self.ctx.metrics,
+            &self.ctx.resized,
+            &planned.objects,
+            &fields,
+        )
+        .await;
+        if !out.keep.is_empty() {
+            out.keep_live_templates(&mut planned.to_mut().objects);
+        }
+        for (type_, reason, note) in &out.events {
+            self.publish(*type_, reason, note).await;
+        }
+        if let Some((reason, message)) = &out.failure
+            && !self.already_reported(message)
+        {
+            self.publish(EventType::Warning, reason, message).await;
+        }
+        out
+    }
+
     /// Server-side apply of what changed. A refusal by the API server is
     /// said in status and once as an Event; the error makes the controller
     /// retry later, as for any failed reconcile.
@@ -889,6 +933,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         planned: &plan::Plan,
         members: &membership::Outcome,
         rollout: rollout::Outcome,
+        volumes: volumes::Outcome,
         waiting: &BTreeMap<String, String>,
     ) -> Result<Action, Error> {
         let pods = self.pods();
@@ -900,7 +945,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &observed,
             &planned.revision,
             self.conventions_failure.as_deref(),
-            rollout.failure,
+            rollout.failure.or(volumes.failure),
             &self.now,
         );
         new_status.rollout = rollout.status;

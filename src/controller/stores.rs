@@ -202,9 +202,30 @@ pub fn slim_statefulset(sts: &mut StatefulSet) {
             .map(|s| std::mem::take(&mut s.containers))
             .unwrap_or_default();
         containers.iter_mut().for_each(|c| slim_container(c, true));
+        // Of the claim templates, the names and storage requests (volume
+        // growth compares them).
+        let claim_templates = spec.volume_claim_templates.take().map(|templates| {
+            templates
+                .into_iter()
+                .map(|t| k8s_openapi::api::core::v1::PersistentVolumeClaim {
+                    metadata: ObjectMeta {
+                        name: t.metadata.name,
+                        ..Default::default()
+                    },
+                    spec: t
+                        .spec
+                        .map(|s| k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                            resources: s.resources,
+                            ..Default::default()
+                        }),
+                    status: None,
+                })
+                .collect()
+        });
         *spec = StatefulSetSpec {
             replicas: spec.replicas,
             update_strategy: spec.update_strategy.take(),
+            volume_claim_templates: claim_templates,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     annotations: template_annotations,
@@ -345,7 +366,9 @@ mod tests {
                         "initContainers": [{"name": "init", "image": "busybox"}],
                     }
                 },
-                "volumeClaimTemplates": [{"metadata": {"name": "meta"}}],
+                "volumeClaimTemplates": [{"metadata": {"name": "meta", "labels": {"a": "b"}},
+                    "spec": {"accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": "10Gi"}}}}],
             },
             "status": {"replicas": 3, "readyReplicas": 2, "updateRevision": "d-fe-2",
                        "currentRevision": "d-fe-1", "observedGeneration": 3}
@@ -365,7 +388,16 @@ mod tests {
         assert_eq!(sts.metadata.generation, Some(3));
         assert_eq!(sts.spec.replicas, Some(3));
         assert_eq!(sts.spec.update_strategy, before.spec.update_strategy);
-        assert!(sts.spec.volume_claim_templates.is_none());
+        // Of the claim templates, names and storage requests only.
+        let claims = sts.spec.volume_claim_templates.as_ref().unwrap();
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("meta"));
+        assert!(claims[0].metadata.labels.is_none());
+        let claim = claims[0].spec.as_ref().unwrap();
+        assert!(claim.access_modes.is_none());
+        assert_eq!(
+            claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+            "10Gi"
+        );
         let template = &sts.spec.template;
         assert_eq!(
             template.metadata.as_ref().unwrap().annotations,

@@ -422,6 +422,7 @@ impl<'a> Planner<'a> {
             plan: ComponentPlan {
                 kind,
                 part: part.name.clone(),
+                field: part.field.clone(),
                 names: part.names.clone(),
                 config_hash,
                 files,

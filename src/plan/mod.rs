@@ -54,6 +54,8 @@ pub struct ComponentPlan {
     pub kind: ComponentKind,
     /// The part's name, unique in the cluster (see [`crate::cluster::Part`]).
     pub part: String,
+    /// Where its spec is in the CR (`spec.feSpec`, `spec.computeGroups[1]`).
+    pub field: String,
     pub names: PartNames,
     /// Hash of the configuration files the component's pods mount.
     pub config_hash: String,
