@@ -67,7 +67,8 @@ pub struct Part<'a> {
     pub field: String,
     /// Its spec, in the common form the Rust side reads.
     pub base: Cow<'a, BaseSpec>,
-    /// Its spec as the user wrote it, for the conventions.
+    /// Its spec as the user wrote it, for the conventions (null unless
+    /// asked for with [`ClusterRef::parts_with_specs`]).
     pub spec: Value,
     pub names: PartNames,
 }
@@ -116,8 +117,19 @@ impl<'a> ClusterRef<'a> {
         }
     }
 
-    /// The parts, in the order they are planned and brought up.
+    /// The parts, in the order they are planned and brought up, without
+    /// their specs as JSON (`Part::spec` is null): what every step but the
+    /// plan reads.
     pub fn parts(&self) -> Vec<Part<'a>> {
+        self.parts_with(false)
+    }
+
+    /// The parts with their specs as the user wrote them, for the plan.
+    pub fn parts_with_specs(&self) -> Vec<Part<'a>> {
+        self.parts_with(true)
+    }
+
+    fn parts_with(&self, specs: bool) -> Vec<Part<'a>> {
         match self {
             ClusterRef::Doris(c) => {
                 let name = c.metadata.name.as_deref().unwrap_or_default();
@@ -130,7 +142,7 @@ impl<'a> ClusterRef<'a> {
                             name: kind.as_str().to_string(),
                             field: format!("spec.{}Spec", kind.as_str()),
                             base: Cow::Borrowed(view.base()),
-                            spec: view.spec_json(),
+                            spec: if specs { view.spec_json() } else { Value::Null },
                             names: doris_names(name, kind),
                         })
                     })
@@ -139,7 +151,7 @@ impl<'a> ClusterRef<'a> {
             ClusterRef::Disaggregated(c) => {
                 let name = c.metadata.name.as_deref().unwrap_or_default();
                 let spec = &c.spec;
-                let json = |v: &dyn erased::Json| v.json();
+                let json = |v: &dyn erased::Json| if specs { v.json() } else { Value::Null };
                 let mut parts = vec![
                     Part {
                         kind: ComponentKind::Ms,
