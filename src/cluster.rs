@@ -151,41 +151,50 @@ impl<'a> ClusterRef<'a> {
             ClusterRef::Disaggregated(c) => {
                 let name = c.metadata.name.as_deref().unwrap_or_default();
                 let spec = &c.spec;
-                let json = |v: &dyn erased::Json| if specs { v.json() } else { Value::Null };
-                let mut parts = vec![
+                let part = |kind,
+                            part: String,
+                            field: String,
+                            common,
+                            replicas,
+                            wire: &dyn erased::Json| {
                     Part {
-                        kind: ComponentKind::Ms,
-                        name: "ms".into(),
-                        field: "spec.metaService".into(),
-                        base: Cow::Owned(common_base(
-                            &spec.meta_service.common,
-                            spec.meta_service.replicas(),
-                        )),
-                        spec: json(&spec.meta_service),
-                        names: disaggregated_names(name, "ms"),
-                    },
-                    Part {
-                        kind: ComponentKind::Fe,
-                        name: "fe".into(),
-                        field: "spec.feSpec".into(),
-                        base: Cow::Owned(common_base(
-                            &spec.fe_spec.common,
-                            spec.fe_spec.replicas(),
-                        )),
-                        spec: json(&spec.fe_spec),
-                        names: disaggregated_names(name, "fe"),
-                    },
-                ];
-                for (i, group) in spec.compute_groups.iter().enumerate() {
-                    let part = group.object_name();
-                    parts.push(Part {
-                        kind: ComponentKind::Cg,
+                        kind,
                         names: disaggregated_names(name, &part),
                         name: part,
-                        field: format!("spec.computeGroups[{i}]"),
-                        base: Cow::Owned(common_base(&group.common, group.replicas())),
-                        spec: json(group),
-                    });
+                        field,
+                        base: Cow::Owned(common_base(common, replicas)),
+                        spec: if specs { wire.json() } else { Value::Null },
+                    }
+                };
+                let ms = &spec.meta_service;
+                let fe = &spec.fe_spec;
+                let mut parts = vec![
+                    part(
+                        ComponentKind::Ms,
+                        "ms".into(),
+                        "spec.metaService".into(),
+                        &ms.common,
+                        ms.replicas(),
+                        ms,
+                    ),
+                    part(
+                        ComponentKind::Fe,
+                        "fe".into(),
+                        "spec.feSpec".into(),
+                        &fe.common,
+                        fe.replicas(),
+                        fe,
+                    ),
+                ];
+                for (i, group) in spec.compute_groups.iter().enumerate() {
+                    parts.push(part(
+                        ComponentKind::Cg,
+                        group.object_name(),
+                        format!("spec.computeGroups[{i}]"),
+                        &group.common,
+                        group.replicas(),
+                        group,
+                    ));
                 }
                 parts
             }
