@@ -67,7 +67,8 @@ pub struct Part<'a> {
     pub field: String,
     /// Its spec, in the common form the Rust side reads.
     pub base: Cow<'a, BaseSpec>,
-    /// Its spec as the user wrote it, for the conventions.
+    /// Its spec as the user wrote it, for the conventions (null unless
+    /// asked for with [`ClusterRef::parts_with_specs`]).
     pub spec: Value,
     pub names: PartNames,
 }
@@ -116,8 +117,19 @@ impl<'a> ClusterRef<'a> {
         }
     }
 
-    /// The parts, in the order they are planned and brought up.
+    /// The parts, in the order they are planned and brought up, without
+    /// their specs as JSON (`Part::spec` is null): what every step but the
+    /// plan reads.
     pub fn parts(&self) -> Vec<Part<'a>> {
+        self.parts_with(false)
+    }
+
+    /// The parts with their specs as the user wrote them, for the plan.
+    pub fn parts_with_specs(&self) -> Vec<Part<'a>> {
+        self.parts_with(true)
+    }
+
+    fn parts_with(&self, specs: bool) -> Vec<Part<'a>> {
         match self {
             ClusterRef::Doris(c) => {
                 let name = c.metadata.name.as_deref().unwrap_or_default();
@@ -130,7 +142,7 @@ impl<'a> ClusterRef<'a> {
                             name: kind.as_str().to_string(),
                             field: format!("spec.{}Spec", kind.as_str()),
                             base: Cow::Borrowed(view.base()),
-                            spec: view.spec_json(),
+                            spec: if specs { view.spec_json() } else { Value::Null },
                             names: doris_names(name, kind),
                         })
                     })
@@ -139,41 +151,50 @@ impl<'a> ClusterRef<'a> {
             ClusterRef::Disaggregated(c) => {
                 let name = c.metadata.name.as_deref().unwrap_or_default();
                 let spec = &c.spec;
-                let json = |v: &dyn erased::Json| v.json();
-                let mut parts = vec![
+                let part = |kind,
+                            part: String,
+                            field: String,
+                            common,
+                            replicas,
+                            wire: &dyn erased::Json| {
                     Part {
-                        kind: ComponentKind::Ms,
-                        name: "ms".into(),
-                        field: "spec.metaService".into(),
-                        base: Cow::Owned(common_base(
-                            &spec.meta_service.common,
-                            spec.meta_service.replicas(),
-                        )),
-                        spec: json(&spec.meta_service),
-                        names: disaggregated_names(name, "ms"),
-                    },
-                    Part {
-                        kind: ComponentKind::Fe,
-                        name: "fe".into(),
-                        field: "spec.feSpec".into(),
-                        base: Cow::Owned(common_base(
-                            &spec.fe_spec.common,
-                            spec.fe_spec.replicas(),
-                        )),
-                        spec: json(&spec.fe_spec),
-                        names: disaggregated_names(name, "fe"),
-                    },
-                ];
-                for (i, group) in spec.compute_groups.iter().enumerate() {
-                    let part = group.object_name();
-                    parts.push(Part {
-                        kind: ComponentKind::Cg,
+                        kind,
                         names: disaggregated_names(name, &part),
                         name: part,
-                        field: format!("spec.computeGroups[{i}]"),
-                        base: Cow::Owned(common_base(&group.common, group.replicas())),
-                        spec: json(group),
-                    });
+                        field,
+                        base: Cow::Owned(common_base(common, replicas)),
+                        spec: if specs { wire.json() } else { Value::Null },
+                    }
+                };
+                let ms = &spec.meta_service;
+                let fe = &spec.fe_spec;
+                let mut parts = vec![
+                    part(
+                        ComponentKind::Ms,
+                        "ms".into(),
+                        "spec.metaService".into(),
+                        &ms.common,
+                        ms.replicas(),
+                        ms,
+                    ),
+                    part(
+                        ComponentKind::Fe,
+                        "fe".into(),
+                        "spec.feSpec".into(),
+                        &fe.common,
+                        fe.replicas(),
+                        fe,
+                    ),
+                ];
+                for (i, group) in spec.compute_groups.iter().enumerate() {
+                    parts.push(part(
+                        ComponentKind::Cg,
+                        group.object_name(),
+                        format!("spec.computeGroups[{i}]"),
+                        &group.common,
+                        group.replicas(),
+                        group,
+                    ));
                 }
                 parts
             }

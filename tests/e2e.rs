@@ -318,6 +318,7 @@ async fn data_volumes_grow_and_never_shrink() {
     })
     .await;
 
+    let pods_before = be_pods(&env).await;
     let clusters = env.api::<DorisCluster>();
     let grow = SAMPLE.replace("storage: 10Gi", "storage: 20Gi");
     clusters
@@ -342,21 +343,8 @@ async fn data_volumes_grow_and_never_shrink() {
         Some(Err(refused.message))
     })
     .await;
-    match outcome {
-        Ok(sizes) => assert_eq!(
-            sizes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
-        ),
-        Err(message) => assert!(
-            message.contains("spec.beSpec.persistentVolumes") && message.contains("20Gi"),
-            "{message}"
-        ),
-    }
-    // The StatefulSet was not refused: it keeps its claim template.
-    let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
-    let template = &sts.spec.volume_claim_templates.unwrap()[0];
-    assert_eq!(
-        template
+    let storage_of = |sts: StatefulSet| {
+        sts.spec.volume_claim_templates.unwrap()[0]
             .spec
             .as_ref()
             .unwrap()
@@ -366,9 +354,42 @@ async fn data_volumes_grow_and_never_shrink() {
             .requests
             .as_ref()
             .unwrap()["storage"]
-            .0,
-        "10Gi"
-    );
+            .0
+            .clone()
+    };
+    match outcome {
+        Ok(sizes) => {
+            assert_eq!(
+                sizes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
+            );
+            // The StatefulSet is made again with the new claim template,
+            // and its pods were not restarted.
+            eventually(
+                "the StatefulSet carries the new claim template",
+                30,
+                || async {
+                    let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
+                    (storage_of(sts) == "20Gi").then_some(())
+                },
+            )
+            .await;
+            wait_ready(&env, "doris").await;
+            assert_eq!(be_pods(&env).await, pods_before, "no BE pod restarted");
+        }
+        Err(message) => {
+            assert!(
+                message.contains("spec.beSpec.persistentVolumes") && message.contains("20Gi"),
+                "{message}"
+            );
+            let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
+            assert_eq!(
+                storage_of(sts),
+                "10Gi",
+                "the StatefulSet keeps its template"
+            );
+        }
+    }
     assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
 
     let shrink = SAMPLE.replace("storage: 10Gi", "storage: 5Gi");
@@ -401,6 +422,19 @@ async fn data_volumes_grow_and_never_shrink() {
         "no claim shrank"
     );
     env.finish().await;
+}
+
+/// The BE pods, by name, with their uids.
+async fn be_pods(env: &Env) -> BTreeMap<String, String> {
+    env.api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.name_any().starts_with("doris-be-"))
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect()
 }
 
 /// Fault injection needs the emulator; on a real cluster this test only

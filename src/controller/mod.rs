@@ -532,7 +532,8 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         .await;
     let waiting = run.step_bring_up_in_order(&mut planned);
     let volumes = run.step_volumes(&mut planned).await;
-    run.step_apply(&planned, &mut members).await?;
+    run.step_apply(&planned, &volumes.recreated, &mut members)
+        .await?;
     run.step_prune(&planned).await?;
     let members = match members {
         Some(decided) => decided,
@@ -824,13 +825,32 @@ impl<'a, K: DorisResource> Run<'a, K> {
     async fn step_apply(
         &self,
         planned: &plan::Plan,
+        recreated: &[String],
         members: &mut Option<membership::Outcome>,
     ) -> Result<(), Error> {
+        // A StatefulSet being made again waits until the old one is gone.
+        let objects: std::borrow::Cow<'_, [Value]> = if recreated.is_empty() {
+            std::borrow::Cow::Borrowed(&planned.objects)
+        } else {
+            std::borrow::Cow::Owned(
+                planned
+                    .objects
+                    .iter()
+                    .filter(|o| {
+                        o["kind"] != "StatefulSet"
+                            || !recreated
+                                .iter()
+                                .any(|r| o["metadata"]["name"] == r.as_str())
+                    })
+                    .cloned()
+                    .collect(),
+            )
+        };
         let applied = match apply::apply_all(
             &self.ctx.client,
             &self.ctx.resources,
             &self.ctx.stores,
-            &planned.objects,
+            &objects,
             &planned.autoscaled,
         )
         .await

@@ -28,6 +28,9 @@ pub struct Outcome {
     /// (object, claim template, storage) to put back into the planned
     /// StatefulSets: the live templates' requests.
     pub keep: Vec<(usize, usize, String)>,
+    /// StatefulSets deleted (pods kept) to be made again: not applied
+    /// until they are gone.
+    pub recreated: Vec<String>,
 }
 
 impl Outcome {
@@ -70,11 +73,15 @@ pub async fn reconcile(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let Some(live) = stores.statefulset(&namespace, &name) else {
+        let Some(live_sts) = stores.statefulset(&namespace, &name) else {
             continue;
         };
-        let live_templates = live.spec.volume_claim_templates.clone().unwrap_or_default();
-        let replicas = live.spec.replicas.unwrap_or(1);
+        let live_templates = live_sts
+            .spec
+            .volume_claim_templates
+            .clone()
+            .unwrap_or_default();
+        let replicas = live_sts.spec.replicas.unwrap_or(1);
         if live_templates.is_empty() {
             continue;
         }
@@ -139,6 +146,26 @@ pub async fn reconcile(
                         ));
                     }
                     resized.0.lock().expect("lock").insert(key);
+                    // Every claim asks for the new size: the StatefulSet is
+                    // made again with the new template, so that claims of
+                    // pods added later start at it. Its pods keep running
+                    // and are adopted by the new one.
+                    match recreate(client, metrics, &live_sts).await {
+                        Ok(()) => out.recreated.push(name.clone()),
+                        Err(message) => {
+                            out.failure = Some(("VolumeExpansionRefused", message));
+                        }
+                    }
+                    if out.recreated.contains(&name) {
+                        out.events.push((
+                            EventType::Normal,
+                            "StatefulSetRecreated",
+                            format!(
+                                "StatefulSet {name} deleted, its pods kept, to be made again \
+                                 with claim template {vct} at {new}"
+                            ),
+                        ));
+                    }
                 }
                 Err(message) => {
                     out.failure = Some((
@@ -150,6 +177,38 @@ pub async fn reconcile(
         }
     }
     out
+}
+
+/// Deletes a StatefulSet and leaves its pods (orphan propagation), so that
+/// the next apply makes it again with the templates planned.
+async fn recreate(
+    client: &Client,
+    metrics: &Metrics,
+    live: &k8s_openapi::api::apps::v1::StatefulSet,
+) -> Result<(), String> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
+    let name = live.metadata.name.clone().unwrap_or_default();
+    let namespace = live.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        preconditions: Some(Preconditions {
+            uid: live.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&name, &params).await {
+        Ok(_) => {
+            metrics.count_write("StatefulSet", "delete");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(format!(
+            "deleting StatefulSet {name} to carry the new claim template: {e}"
+        )),
+    }
 }
 
 /// Sets the storage request of each claim `<vct>-<sts>-<ordinal>` that asks

@@ -607,8 +607,9 @@ pub struct DisaggregatedFeStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterHealth {
-    /// green: all available; yellow: FEs and some compute group available;
-    /// red: FEs or every compute group unavailable.
+    /// green: every part has all its pods ready; red: the meta service or
+    /// the FE has no ready pod, or at most half the compute groups have one;
+    /// yellow otherwise.
     pub health: Option<String>,
     /// Whether the FEs answer.
     pub fe_available: Option<bool>,

@@ -142,7 +142,7 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
         autoscaled: BTreeMap::new(),
     };
     let mut planner = context::Planner::new(bundle, input);
-    for part in input.cluster.parts() {
+    for part in input.cluster.parts_with_specs() {
         let kind = part.kind;
         let component = planner.component(&part).map_err(|error| {
             if error.in_input {

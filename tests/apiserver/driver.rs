@@ -192,6 +192,30 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
                 );
             }
         }
+        // As the StatefulSet controller does, a pod of this name that no
+        // controller owns and that the selector matches is adopted (the
+        // pods of a StatefulSet deleted with orphan propagation, when it is
+        // made again).
+        if !by_name.contains_key(&pod_name)
+            && let Some(mut orphan) = emulator.get(PODS, ns, &pod_name)
+        {
+            let owned = orphan["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["controller"] == true));
+            let selected = sts["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .is_some_and(|m| {
+                    m.iter()
+                        .all(|(k, v)| orphan["metadata"]["labels"][k.as_str()] == *v)
+                });
+            if !owned && selected {
+                orphan["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+                    "kind": "StatefulSet", "name": name, "uid": uid, "controller": true,
+                    "blockOwnerDeletion": true}]);
+                emulator.put(PODS, orphan);
+            }
+            continue;
+        }
         if !by_name.contains_key(&pod_name) {
             let mut labels = template["metadata"]["labels"].clone();
             if !labels.is_object() {
