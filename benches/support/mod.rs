@@ -14,6 +14,10 @@ use crate::fesim::{FeSim, FeSimConfig};
 
 pub const NAMESPACE: &str = "bench";
 pub const CLUSTER_RESOURCE: &str = "doris.selectdb.com/v1/dorisclusters";
+pub const DDC_RESOURCE: &str = "disaggregated.cluster.doris.com/v1/dorisdisaggregatedclusters";
+
+/// The compute groups of [`sized_ddc`], as their `uniqueId`s.
+pub const COMPUTE_GROUPS: [&str; 2] = ["cg_etl", "cg_query"];
 
 pub fn cluster(name: &str) -> serde_json::Value {
     sized_cluster(name, 1, 1)
@@ -31,15 +35,58 @@ pub fn sized_cluster(name: &str, fe: u32, be: u32) -> serde_json::Value {
     })
 }
 
+/// A storage-compute separated cluster: one meta service pod, `fe` FEs
+/// and the [`COMPUTE_GROUPS`] of `be` BEs each.
+pub fn sized_ddc(name: &str, fe: u32, be: u32) -> serde_json::Value {
+    let groups: Vec<serde_json::Value> = COMPUTE_GROUPS
+        .iter()
+        .map(|id| json!({"uniqueId": id, "replicas": be, "image": "apache/doris:be-3.0.3"}))
+        .collect();
+    json!({
+        "apiVersion": "disaggregated.cluster.doris.com/v1", "kind": "DorisDisaggregatedCluster",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "metaService": {
+                "replicas": 1,
+                "image": "apache/doris:ms-3.0.3",
+                "fdb": {"address": "doris:fdbclusterid@10.0.0.11:4500"},
+            },
+            "feSpec": {"replicas": fe, "image": "apache/doris:fe-3.0.3"},
+            "computeGroups": groups,
+        }
+    })
+}
+
+/// The pods of a [`sized_ddc`] cluster.
+pub fn ddc_pods(name: &str, fe: u32, be: u32) -> Vec<String> {
+    let mut pods = vec![format!("{name}-ms-0")];
+    pods.extend((0..fe).map(|i| format!("{name}-fe-{i}")));
+    for id in COMPUTE_GROUPS {
+        let sts = format!("{name}-{}", id.replace('_', "-"));
+        pods.extend((0..be).map(|i| format!("{sts}-{i}")));
+    }
+    pods
+}
+
 pub fn is_ready(emulator: &Emulator, name: &str) -> bool {
     emulator
         .get(CLUSTER_RESOURCE, NAMESPACE, name)
-        .is_some_and(|c| {
-            c["status"]["observedGeneration"] == c["metadata"]["generation"]
-                && c["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                })
+        .is_some_and(|c| ready_condition(&c))
+}
+
+/// A storage-compute separated cluster Ready for its generation, its
+/// health green.
+pub fn ddc_is_ready(emulator: &Emulator, name: &str) -> bool {
+    emulator
+        .get(DDC_RESOURCE, NAMESPACE, name)
+        .is_some_and(|c| ready_condition(&c) && c["status"]["clusterHealth"]["health"] == "green")
+}
+
+fn ready_condition(c: &serde_json::Value) -> bool {
+    c["status"]["observedGeneration"] == c["metadata"]["generation"]
+        && c["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
 }
 
@@ -217,7 +264,12 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 
 /// One Doris FE (the simulator) shared by every cluster of a benchmark, and
 /// the Doris entrypoints' part: each pod that becomes Ready registers its
-/// node with it, so membership settles as it would on a real cluster.
+/// node with it, so membership settles as it would on a real cluster. It is
+/// the FE of a storage-compute separated cluster too: a compute group's pod
+/// (env `COMPUTE_GROUP_NAME`) adds itself to its group, a meta service pod
+/// registers nothing, an FE pod joins as a follower. A shared-nothing
+/// cluster's BEs belong to no compute group, so that the compute groups of
+/// the separated clusters are the only ones this FE has.
 pub struct DorisFe {
     pub sim: std::sync::Arc<FeSim>,
     task: tokio::task::JoinHandle<()>,
@@ -229,9 +281,23 @@ impl Drop for DorisFe {
     }
 }
 
+/// The value of env var `name` in any of a pod's containers.
+fn container_env<'a>(pod: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    pod["spec"]["containers"]
+        .as_array()?
+        .iter()
+        .flat_map(|c| c["env"].as_array().into_iter().flatten())
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
 impl DorisFe {
     pub async fn start(emulator: std::sync::Arc<Emulator>) -> DorisFe {
-        let sim = std::sync::Arc::new(FeSim::start(FeSimConfig::default()).await);
+        let config = FeSimConfig {
+            cloud: FeSimConfig::cloud().cloud,
+            ..FeSimConfig::default()
+        };
+        let sim = std::sync::Arc::new(FeSim::start(config).await);
         let registering = sim.clone();
         let task = tokio::spawn(async move {
             let mut done = std::collections::HashSet::new();
@@ -250,16 +316,29 @@ impl DorisFe {
                     if !ready {
                         continue;
                     }
+                    // The pod's FQDN goes through the Service its
+                    // StatefulSet names.
                     let sts = name.rsplit_once('-').map(|(s, _)| s).unwrap_or_default();
-                    let host = format!("{name}.{sts}-internal.{ns}.svc.cluster.local");
-                    match pod["metadata"]["labels"]["app.kubernetes.io/component"].as_str() {
-                        Some("be") => {
-                            let _ = registering.register_backend(&host, 9050);
+                    let service = emulator
+                        .get("apps/v1/statefulsets", &ns, sts)
+                        .and_then(|s| s["spec"]["serviceName"].as_str().map(str::to_string))
+                        .unwrap_or_else(|| format!("{sts}-internal"));
+                    let host = format!("{name}.{service}.{ns}.svc.cluster.local");
+                    let group = container_env(&pod, "COMPUTE_GROUP_NAME").filter(|g| !g.is_empty());
+                    match (
+                        group,
+                        pod["metadata"]["labels"]["app.kubernetes.io/component"].as_str(),
+                    ) {
+                        (Some(group), _) => {
+                            let _ = registering.register_backend_in_group(&host, 9050, group);
                         }
-                        Some("cn") => {
+                        (None, Some("be")) => {
+                            let _ = registering.register_backend_outside_groups(&host, 9050);
+                        }
+                        (None, Some("cn")) => {
                             let _ = registering.register_compute_node(&host, 9050);
                         }
-                        Some("fe") => {
+                        (None, Some("fe")) => {
                             let fe = doris_operator::fe::FeClient::new(
                                 doris_operator::fe::FeEndpoint::new("127.0.0.1")
                                     .with_port(registering.addr().port()),

@@ -477,6 +477,26 @@ impl FeSim {
         st.add_backend(host, heartbeat_port, true, tablets, None)
     }
 
+    /// A backend registering itself as [`FeSim::register_backend`] does,
+    /// but in no compute group even when the simulator is
+    /// [`FeSimConfig::cloud`]: a shared-nothing cluster's BE, when one
+    /// simulator stands for the FEs of clusters of both kinds at once.
+    pub fn register_backend_outside_groups(
+        &self,
+        host: &str,
+        heartbeat_port: u16,
+    ) -> Result<i64, String> {
+        let mut st = self.lock();
+        st.advance();
+        let tablets = st.config.new_backend_tablets;
+        let id = st.add_backend(host, heartbeat_port, true, tablets, None)?;
+        if let Some(be) = st.backend_mut(host, heartbeat_port) {
+            be.compute_group = None;
+            be.compute_group_id = None;
+        }
+        Ok(id)
+    }
+
     /// A backend of a storage-compute separated cluster registering itself
     /// into `compute_group`, as the disaggregated BE entrypoint does with
     /// `ALTER SYSTEM ADD BACKEND ... PROPERTIES ("tag.compute_group_name" =
