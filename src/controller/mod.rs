@@ -221,7 +221,7 @@ pub async fn run(
         controller: "doris-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let controller = Controller::new(api::<DorisCluster>(&client, ns), watcher::Config::default());
+    let controller = slim_controller(api::<DorisCluster>(&client, ns));
     let clusters = controller.store();
     // Storage-compute separated clusters, when their CRD is installed.
     let disaggregated_controller = match api::<DorisDisaggregatedCluster>(&client, ns)
@@ -235,10 +235,7 @@ pub async fn run(
             );
             None
         }
-        _ => Some(Controller::new(
-            api::<DorisDisaggregatedCluster>(&client, ns),
-            watcher::Config::default(),
-        )),
+        _ => Some(slim_controller(api::<DorisDisaggregatedCluster>(&client, ns))),
     };
     let disaggregated = disaggregated_controller.as_ref().map(|c| c.store());
     let ctx = Arc::new(Context {
@@ -459,6 +456,18 @@ impl Triggers {
             }
         }
     }
+}
+
+/// A controller of the clusters of one kind whose cache keeps them without
+/// `managedFields` (often the largest part of an object, and never read).
+fn slim_controller<K: DorisResource>(api: Api<K>) -> Controller<K> {
+    let (reader, writer) = reflector::store::<K>();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|cluster: &mut K| cluster.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, reader)
 }
 
 /// Aborts a task when dropped.
