@@ -235,7 +235,9 @@ pub async fn run(
             );
             None
         }
-        _ => Some(slim_controller(api::<DorisDisaggregatedCluster>(&client, ns))),
+        _ => Some(slim_controller(api::<DorisDisaggregatedCluster>(
+            &client, ns,
+        ))),
     };
     let disaggregated = disaggregated_controller.as_ref().map(|c| c.store());
     let ctx = Arc::new(Context {
