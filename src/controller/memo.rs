@@ -25,11 +25,41 @@ use crate::conventions::ConventionBundle;
 use crate::plan::Plan;
 use crate::plan::membership::MembershipPolicy;
 
-/// A plan and the membership rules, as the conventions decided them.
+/// A plan and the membership rules, as the conventions decided them, kept
+/// compact: the planned objects as one JSON text (as `serde_json::Value`s
+/// they take about ten times the room), parsed again by [`Planned::expand`]
+/// for each reconcile that uses them.
 #[derive(Debug)]
 pub struct Planned {
+    /// The plan without its objects and rendered files.
     pub plan: Plan,
+    objects: Box<str>,
     pub policy: MembershipPolicy,
+}
+
+impl Planned {
+    pub fn new(mut plan: Plan, policy: MembershipPolicy) -> Planned {
+        let objects = std::mem::take(&mut plan.objects);
+        let objects = serde_json::to_string(&objects)
+            .expect("planned objects serialize")
+            .into_boxed_str();
+        // The files are in the planned ConfigMaps; nothing else reads them.
+        for component in &mut plan.components {
+            component.files.clear();
+        }
+        Planned {
+            plan,
+            objects,
+            policy,
+        }
+    }
+
+    /// The whole plan.
+    pub fn expand(&self) -> Plan {
+        let mut plan = self.plan.clone();
+        plan.objects = serde_json::from_str(&self.objects).expect("planned objects parse");
+        plan
+    }
 }
 
 /// Digest of everything [`crate::plan::plan`] and
@@ -252,19 +282,22 @@ mod tests {
         let plans = Plans::default();
         let bundle = ConventionBundle::embedded().unwrap();
         let base = cluster(json!({"feSpec": {"image": "fe"}}));
-        let planned = Arc::new(Planned {
-            plan: crate::plan::plan(
-                &bundle,
-                crate::plan::PlanInput {
-                    cluster: ClusterRef::Doris(&base),
-                    config_maps: &BTreeMap::new(),
-                    secret_keys: &BTreeMap::new(),
-                },
-            )
-            .unwrap(),
-            policy: crate::plan::membership::membership_policy(&bundle, ClusterRef::Doris(&base))
-                .unwrap(),
-        });
+        let plan = crate::plan::plan(
+            &bundle,
+            crate::plan::PlanInput {
+                cluster: ClusterRef::Doris(&base),
+                config_maps: &BTreeMap::new(),
+                secret_keys: &BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        let policy =
+            crate::plan::membership::membership_policy(&bundle, ClusterRef::Doris(&base)).unwrap();
+        let planned = Arc::new(Planned::new(plan.clone(), policy));
+        // Kept compact, given back whole but for the rendered files.
+        let expanded = planned.expand();
+        assert_eq!(expanded.objects, plan.objects);
+        assert!(expanded.components.iter().all(|c| c.files.is_empty()));
         let live: HashSet<String> = (0..4).map(|i| format!("u{i}")).collect();
         for i in 0..100 {
             plans.insert(&format!("u{i}"), [0; 32], planned.clone(), || live.clone());

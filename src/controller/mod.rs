@@ -529,15 +529,15 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         let bundle = run.step_conventions()?;
         let inputs = run.step_fetch_inputs(&bundle).await?;
         let planned = run.step_plan(&bundle, &inputs)?;
-        run.step_inputs_present(&planned)?;
+        run.step_inputs_present(&planned.0)?;
         Ok::<_, Result<Stop, Error>>((bundle, planned))
     };
-    let (bundle, memo) = match flow.await {
+    let (bundle, (memo, plan)) = match flow.await {
         Ok(done) => done,
         Err(Ok(stop)) => return run.stopped(stop).await,
         Err(Err(e)) => return Err(e),
     };
-    let mut planned = std::borrow::Cow::Borrowed(&memo.plan);
+    let mut planned = std::borrow::Cow::<plan::Plan>::Owned(plan);
     let mut members = run
         .step_hold_for_membership(&mut planned, &memo.policy)
         .await;
@@ -660,10 +660,10 @@ impl<'a, K: DorisResource> Run<'a, K> {
         &self,
         bundle: &Arc<ConventionBundle>,
         inputs: &Inputs,
-    ) -> Result<Arc<memo::Planned>, Result<Stop, Error>> {
-        let planned = plan_once(self.ctx, bundle, self.cluster, inputs).and_then(|planned| {
+    ) -> Result<(Arc<memo::Planned>, plan::Plan), Result<Stop, Error>> {
+        let planned = plan_once(self.ctx, bundle, self.cluster, inputs).and_then(|memo| {
+            let planned = memo.expand();
             let live_fe = planned
-                .plan
                 .components
                 .iter()
                 .find(|c| c.kind == ComponentKind::Fe)
@@ -673,7 +673,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
                         .statefulset(&self.namespace, &c.names.statefulset)
                 });
             let refused: Vec<_> = [
-                membership::election_change(&planned.plan.objects, live_fe.clone()),
+                membership::election_change(&planned.objects, live_fe.clone()),
                 membership::follower_cut(self.cluster, live_fe.as_deref()),
             ]
             .into_iter()
@@ -682,7 +682,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             if !refused.is_empty() {
                 return Err(PlanError::InvalidSpec(refused));
             }
-            Ok(planned)
+            Ok((memo, planned))
         });
         planned.map_err(|e| {
             let message = match &e {
@@ -1096,7 +1096,7 @@ fn plan_once(
             error,
         }
     })?;
-    let planned = Arc::new(memo::Planned { plan, policy });
+    let planned = Arc::new(memo::Planned::new(plan, policy));
     ctx.plans
         .insert(&uid, key, planned.clone(), || ctx.live_uids());
     Ok(planned)
