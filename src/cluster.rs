@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use crate::crd::disaggregated::{self as ddc, CommonSpec};
+use crate::crd::disaggregated::CommonSpec;
 use crate::crd::{
     BaseSpec, ComponentKind, ConfigMapInfo, DorisCluster, DorisDisaggregatedCluster, FieldError,
     MountConfigMapInfo,
@@ -293,7 +293,7 @@ fn doris_names(cluster: &str, kind: ComponentKind) -> PartNames {
 /// names them: `<cluster>-ms` (one Service), `<cluster>-fe` with
 /// `<cluster>-fe-internal`, and per compute group `<cluster>-<group>` (the
 /// headless Service too) with `<cluster>-<group>-external`.
-fn disaggregated_names(cluster: &str, part: &str) -> PartNames {
+pub fn disaggregated_names(cluster: &str, part: &str) -> PartNames {
     let base = format!("{cluster}-{part}");
     let (internal, access) = match part {
         "ms" => (base.clone(), base.clone()),
@@ -362,16 +362,6 @@ pub fn fdb_endpoint(
         .get(&key)?
         .get("cluster-file")
         .map(|s| s.trim().to_string())
-}
-
-/// The compute group name Doris knows a part by.
-pub fn compute_group_name(cluster: &DorisDisaggregatedCluster, part: &str) -> Option<String> {
-    cluster
-        .spec
-        .compute_groups
-        .iter()
-        .find(|g| g.object_name() == part)
-        .map(|g| ddc::compute_group_name(&g.unique_id))
 }
 
 mod erased {

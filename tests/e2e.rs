@@ -321,14 +321,7 @@ async fn data_volumes_grow_and_never_shrink() {
     let pods_before = be_pods(&env).await;
     let clusters = env.api::<DorisCluster>();
     let grow = SAMPLE.replace("storage: 10Gi", "storage: 20Gi");
-    clusters
-        .patch(
-            "doris",
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(serde_norway::from_str::<serde_json::Value>(&grow).unwrap()),
-        )
-        .await
-        .unwrap();
+    apply_cluster(&env, &grow).await;
     let outcome = eventually("claims resized, or the resize refused", 30, || async {
         let sizes = sizes().await?;
         if sizes.iter().all(|(_, s)| s == "20Gi") {
@@ -393,14 +386,7 @@ async fn data_volumes_grow_and_never_shrink() {
     assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
 
     let shrink = SAMPLE.replace("storage: 10Gi", "storage: 5Gi");
-    clusters
-        .patch(
-            "doris",
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(serde_norway::from_str::<serde_json::Value>(&shrink).unwrap()),
-        )
-        .await
-        .unwrap();
+    apply_cluster(&env, &shrink).await;
     let refused = eventually("the shrink refused", 30, || async {
         let c = clusters.get("doris").await.ok()?;
         c.status?
@@ -422,6 +408,20 @@ async fn data_volumes_grow_and_never_shrink() {
         "no claim shrank"
     );
     env.finish().await;
+}
+
+/// Applies a DorisCluster as a user's `kubectl apply --server-side` would.
+async fn apply_cluster(env: &Env, yaml: &str) {
+    let cluster: serde_json::Value = serde_norway::from_str(yaml).unwrap();
+    let name = cluster["metadata"]["name"].as_str().unwrap().to_string();
+    env.api::<DorisCluster>()
+        .patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(cluster),
+        )
+        .await
+        .unwrap();
 }
 
 /// The BE pods, by name, with their uids.

@@ -797,23 +797,13 @@ impl<'a, K: DorisResource> Run<'a, K> {
         &self,
         planned: &mut std::borrow::Cow<'_, plan::Plan>,
     ) -> volumes::Outcome {
-        let fields = planned
-            .components
-            .iter()
-            .map(|c| {
-                (
-                    c.names.statefulset.clone(),
-                    format!("{}.persistentVolumes", c.field),
-                )
-            })
-            .collect();
         let out = volumes::reconcile(
             &self.ctx.client,
             &self.ctx.stores,
             &self.ctx.metrics,
             &self.ctx.resized,
             &planned.objects,
-            &fields,
+            &planned.components,
         )
         .await;
         if !out.keep.is_empty() {

@@ -121,6 +121,7 @@ impl Status {
         let (mut cg_available, mut cg_full) = (0, 0);
         for group in &cluster.spec.compute_groups {
             let object = group.object_name();
+            let names = crate::cluster::disaggregated_names(&name, &object);
             let status = part(&object);
             let replicas = status.and_then(|c| c.replicas).unwrap_or(group.replicas());
             let ready_pods = ready(status);
@@ -134,8 +135,8 @@ impl Status {
             }
             groups.push(DdcGroupStatus {
                 phase: peer_phase(status),
-                statefulset_name: Some(format!("{name}-{object}")),
-                service_name: Some(format!("{name}-{object}-external")),
+                statefulset_name: Some(names.statefulset),
+                service_name: Some(names.access_service),
                 unique_id: Some(group.unique_id.clone()),
                 compute_group_id: self.compute_group_ids.get(&object).cloned(),
                 available_status: Some(availability(ready_pods > 0)),

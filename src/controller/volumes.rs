@@ -7,7 +7,7 @@
 //! claim template is touched here; the API server refuses other changes,
 //! and the refusal is shown in status.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::stores::Stores;
 use crate::metrics::Metrics;
+use crate::plan::ComponentPlan;
 
 /// What this reconcile did about volumes.
 #[derive(Debug, Default)]
@@ -50,15 +51,15 @@ pub struct Resized(Mutex<HashSet<(String, String, i32)>>);
 
 /// Resizes the claims of every planned StatefulSet whose claim templates ask
 /// for more storage than the live ones, and says which planned templates
-/// must keep the live request. `field` names the part's spec, by
-/// StatefulSet, for messages.
+/// must keep the live request. `parts` say where each StatefulSet's spec
+/// is in the CR, for messages.
 pub async fn reconcile(
     client: &Client,
     stores: &Stores,
     metrics: &Metrics,
     resized: &Resized,
     objects: &[Value],
-    field: &HashMap<String, String>,
+    parts: &[ComponentPlan],
 ) -> Outcome {
     let mut out = Outcome::default();
     for (index, object) in objects.iter().enumerate() {
@@ -120,7 +121,13 @@ pub async fn reconcile(
             }
             // The StatefulSet keeps the template it has.
             out.keep.push((index, position, old.clone()));
-            let part = field.get(&name).cloned().unwrap_or_else(|| name.clone());
+            let part = parts
+                .iter()
+                .find(|c| c.names.statefulset == name)
+                .map_or_else(
+                    || name.clone(),
+                    |c| format!("{}.persistentVolumes", c.field),
+                );
             if new_bytes < old_bytes {
                 out.failure = Some((
                     "VolumeShrinkRefused",
