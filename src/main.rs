@@ -197,13 +197,31 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             init_logging(log_format);
             let bundle = render::load_bundle(conventions_dir.as_deref()).map_err(errors)?;
-            doris_operator::samples::canary(&bundle)?;
-            tracing::info!(revision = bundle.revision(), "conventions loaded");
+            // A template making a kind the operator cannot check passes once
+            // the API server says it serves that kind (asked below).
+            let ask_discovery = match doris_operator::samples::canary(&bundle) {
+                Ok(_) => false,
+                Err(e) if e.contains(doris_operator::plan::UNSERVED_KIND) => true,
+                Err(e) => return Err(e),
+            };
             let conventions = std::sync::Arc::new(
                 doris_operator::conventions::reload::LiveConventions::new(bundle),
             );
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
+                let config = kube::Config::infer()
+                    .await
+                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+                let client = doris_operator::controller::kube_client(config)
+                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+                if ask_discovery {
+                    doris_operator::controller::conventions::served_kinds(client.clone())().await;
+                    doris_operator::samples::canary(&conventions.current())?;
+                }
+                tracing::info!(
+                    revision = conventions.current().revision(),
+                    "conventions loaded"
+                );
                 let _watch = match &conventions_dir {
                     Some(dir) => Some(doris_operator::conventions::reload::watch_dir(
                         dir.clone(),
@@ -211,11 +229,6 @@ fn run(cli: Cli) -> Result<(), String> {
                     )?),
                     None => None,
                 };
-                let config = kube::Config::infer()
-                    .await
-                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
-                let client = doris_operator::controller::kube_client(config)
-                    .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
                 let metrics = std::sync::Arc::new(doris_operator::metrics::Metrics::default());
                 let server = tokio::spawn(doris_operator::metrics::serve(
                     metrics_addr,

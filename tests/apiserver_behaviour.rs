@@ -229,3 +229,381 @@ async fn injected_faults_fail_then_recover() {
         .unwrap();
     assert_eq!(emulator.count_writes(), 2);
 }
+
+// ------------------------------------------------------ server-side apply
+
+/// The managedFields entry of `manager` and `operation`, as FieldsV1.
+fn owned(cm: &ConfigMap, manager: &str, operation: &str) -> Option<serde_json::Value> {
+    cm.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.manager.as_deref() == Some(manager) && m.operation.as_deref() == Some(operation)
+        })
+        .and_then(|m| m.fields_v1.as_ref())
+        .map(|f| f.0.clone())
+}
+
+fn applied_cm(data: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": data})
+}
+
+#[tokio::test]
+async fn writes_record_their_field_managers() {
+    let (_e, _c, api) = setup().await;
+    let created = api
+        .create(
+            &PostParams {
+                field_manager: Some("creator".into()),
+                ..Default::default()
+            },
+            &cm("a", json!({"app": "x"})),
+        )
+        .await
+        .unwrap();
+    let entry = &created.metadata.managed_fields.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            entry.manager.as_deref(),
+            entry.operation.as_deref(),
+            entry.api_version.as_deref(),
+            entry.fields_type.as_deref()
+        ),
+        (
+            Some("creator"),
+            Some("Update"),
+            Some("v1"),
+            Some("FieldsV1")
+        )
+    );
+    assert_eq!(
+        entry.fields_v1.as_ref().unwrap().0,
+        json!({"f:data": {"f:k": {}}, "f:metadata": {"f:labels": {"f:app": {}}}})
+    );
+
+    // Without fieldManager, the manager is the User-Agent's product.
+    let agent = kube::Client::try_from({
+        let mut config = _e.config();
+        config.headers.push((
+            hyper::header::USER_AGENT,
+            hyper::header::HeaderValue::from_static("kubectl/v1.33.0 (linux/amd64)"),
+        ));
+        config
+    })
+    .unwrap();
+    let by_kubectl: Api<ConfigMap> = Api::namespaced(agent, "ns");
+    let patched = by_kubectl
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k2": "v2"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        owned(&patched, "kubectl", "Update"),
+        Some(json!({"f:data": {"f:k2": {}}}))
+    );
+    // The creator keeps what it set and nobody changed.
+    assert!(owned(&patched, "creator", "Update").is_some());
+}
+
+#[tokio::test]
+async fn apply_removes_the_fields_its_manager_no_longer_applies() {
+    let (_e, _c, api) = setup().await;
+    let params = PatchParams::apply("applier");
+    api.patch(
+        "a",
+        &params,
+        &Patch::Apply(applied_cm(json!({"one": "1", "two": "2"}))),
+    )
+    .await
+    .unwrap();
+    // Another manager adds a key of its own.
+    api.patch(
+        "a",
+        &PatchParams {
+            field_manager: Some("other".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"data": {"three": "3"}})),
+    )
+    .await
+    .unwrap();
+    let after = api
+        .patch("a", &params, &Patch::Apply(applied_cm(json!({"one": "1"}))))
+        .await
+        .unwrap();
+    let data = after.data.clone().unwrap();
+    assert_eq!(
+        data.keys().collect::<Vec<_>>(),
+        ["one", "three"],
+        "`two` goes with its only manager; `three` is another manager's"
+    );
+    assert_eq!(
+        owned(&after, "applier", "Apply"),
+        Some(json!({"f:data": {"f:one": {}}}))
+    );
+}
+
+#[tokio::test]
+async fn apply_conflicts_with_another_managers_field_unless_forced() {
+    let (_e, _c, api) = setup().await;
+    api.patch(
+        "a",
+        &PatchParams::apply("first"),
+        &Patch::Apply(applied_cm(json!({"k": "1"}))),
+    )
+    .await
+    .unwrap();
+    // The same value is shared, not a conflict.
+    let shared = api
+        .patch(
+            "a",
+            &PatchParams::apply("second"),
+            &Patch::Apply(applied_cm(json!({"k": "1"}))),
+        )
+        .await
+        .unwrap();
+    assert!(owned(&shared, "first", "Apply").is_some());
+    assert!(owned(&shared, "second", "Apply").is_some());
+
+    let err = api
+        .patch(
+            "a",
+            &PatchParams::apply("third"),
+            &Patch::Apply(applied_cm(json!({"k": "2"}))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("{err}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert!(
+        status.message.starts_with(
+            "Apply failed with 2 conflicts: conflict with \"first\" using v1: .data.k"
+        ),
+        "{}",
+        status.message
+    );
+    assert_eq!(api.get("a").await.unwrap().data.unwrap()["k"], "1");
+
+    // Forced, the field changes hands.
+    let forced = api
+        .patch(
+            "a",
+            &PatchParams::apply("third").force(),
+            &Patch::Apply(applied_cm(json!({"k": "2"}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.clone().unwrap()["k"], "2");
+    assert_eq!(
+        owned(&forced, "third", "Apply"),
+        Some(json!({"f:data": {"f:k": {}}}))
+    );
+    assert!(owned(&forced, "first", "Apply").is_none());
+    assert!(owned(&forced, "second", "Apply").is_none());
+    // An update takes over what it changes, without conflicts.
+    let updated = api
+        .patch(
+            "a",
+            &PatchParams {
+                field_manager: Some("editor".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"data": {"k": "3"}})),
+        )
+        .await
+        .unwrap();
+    assert!(owned(&updated, "third", "Apply").is_none());
+    assert_eq!(
+        owned(&updated, "editor", "Update"),
+        Some(json!({"f:data": {"f:k": {}}}))
+    );
+}
+
+#[tokio::test]
+async fn apply_merges_keyed_lists_by_their_keys() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (_e, client, _api) = setup().await;
+    let api: Api<StatefulSet> = Api::namespaced(client, "ns");
+    let sts = |containers: serde_json::Value, tolerations: serde_json::Value| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"selector": {"matchLabels": {"app": "s"}}, "serviceName": "s",
+                     "template": {"metadata": {"labels": {"app": "s"}},
+                                  "spec": {"containers": containers, "tolerations": tolerations}}}
+        })
+    };
+    api.patch(
+        "s",
+        &PatchParams::apply("operator"),
+        &Patch::Apply(sts(
+            json!([{"name": "fe", "image": "fe:1", "env": [{"name": "A", "value": "1"}],
+                    "ports": [{"containerPort": 9030}]}]),
+            json!([{"key": "a", "operator": "Exists"}]),
+        )),
+    )
+    .await
+    .unwrap();
+    // A sidecar added by someone else stays through the operator's applies.
+    api.patch(
+        "s",
+        &PatchParams::apply("injector"),
+        &Patch::Apply(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "s"},
+            "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "sc:1"}]}}}
+        })),
+    )
+    .await
+    .unwrap();
+    let after = api
+        .patch(
+            "s",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(sts(
+                json!([{"name": "fe", "image": "fe:2", "env": [{"name": "B", "value": "2"}],
+                        "ports": [{"containerPort": 9030, "protocol": "TCP"}]}]),
+                json!([{"key": "b", "operator": "Exists"}]),
+            )),
+        )
+        .await
+        .unwrap();
+    let spec = after.spec.clone();
+    let pod = spec.template.spec.unwrap();
+    let containers: Vec<_> = pod
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(containers, [("fe", "fe:2"), ("sidecar", "sc:1")]);
+    let fe = &pod.containers[0];
+    let env: Vec<_> = fe.env.iter().flatten().map(|e| e.name.as_str()).collect();
+    assert_eq!(env, ["B"], "env merges by name; A was only the operator's");
+    assert_eq!(fe.ports.as_ref().unwrap().len(), 1, "the same port, by key");
+    let tolerations: Vec<_> = pod
+        .tolerations
+        .iter()
+        .flatten()
+        .map(|t| t.key.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(tolerations, ["b"], "tolerations are atomic");
+    // Not applied, defaulted by the server, and owned by nobody.
+    assert_eq!(spec.replicas, Some(1));
+    let fields = after.metadata.managed_fields.as_ref().unwrap();
+    let operator = fields
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("operator"))
+        .unwrap();
+    let owned = &operator.fields_v1.as_ref().unwrap().0;
+    assert!(owned.pointer("/f:spec/f:replicas").is_none());
+    assert!(
+        owned
+            .pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"fe\"}/f:image")
+            .is_some(),
+        "{owned}"
+    );
+
+    // The autoscaler's way: the scale subresource, as its own manager.
+    let mut scale = api.get_scale("s").await.unwrap();
+    scale.spec.as_mut().unwrap().replicas = Some(4);
+    api.replace_scale(
+        "s",
+        &PostParams {
+            field_manager: Some("kube-controller-manager".into()),
+            ..Default::default()
+        },
+        &scale,
+    )
+    .await
+    .unwrap();
+    let scaled = api.get("s").await.unwrap();
+    assert_eq!(scaled.spec.replicas, Some(4));
+    let entry = scaled
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some("kube-controller-manager"))
+        .unwrap();
+    assert_eq!(entry.subresource.as_deref(), Some("scale"));
+    assert_eq!(
+        entry.fields_v1.unwrap().0,
+        json!({"f:spec": {"f:replicas": {}}})
+    );
+}
+
+// ----------------------------------------------------------------- discovery
+
+#[tokio::test]
+async fn discovery_lists_built_in_kinds_and_those_of_installed_crds() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::discovery::{Discovery, pinned_kind};
+    let (_e, client, _api) = setup().await;
+    let kinds = |d: &Discovery| -> Vec<(String, String)> {
+        d.groups()
+            .flat_map(|g| {
+                g.versions()
+                    .flat_map(|v| g.versioned_resources(v))
+                    .map(|(r, _)| (r.api_version, r.kind))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let widget = ("example.com/v1".to_string(), "Widget".to_string());
+    let found = kinds(&Discovery::new(client.clone()).run().await.unwrap());
+    for built_in in [
+        ("v1", "ConfigMap"),
+        ("apps/v1", "StatefulSet"),
+        ("policy/v1", "PodDisruptionBudget"),
+    ] {
+        assert!(
+            found.contains(&(built_in.0.to_string(), built_in.1.to_string())),
+            "{built_in:?} in {found:?}"
+        );
+    }
+    assert!(!found.contains(&widget));
+    let gvk = kube::core::GroupVersionKind::gvk("example.com", "v1", "Widget");
+    assert!(pinned_kind(&client, &gvk).await.is_err());
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object"}},
+                                   "subresources": {"status": {}}}]}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let found = kinds(&Discovery::new(client.clone()).run().await.unwrap());
+    assert!(found.contains(&widget));
+    let (resource, caps) = pinned_kind(&client, &gvk).await.unwrap();
+    assert_eq!(resource.plural, "widgets");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert_eq!(caps.subresources.len(), 1, "status");
+    // The aggregated form, as kubectl asks for it, says the same.
+    let aggregated = kinds(
+        &Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .unwrap(),
+    );
+    assert!(aggregated.contains(&widget));
+    assert!(aggregated.contains(&("apps/v1".to_string(), "StatefulSet".to_string())));
+
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let found = kinds(&Discovery::new(client).run().await.unwrap());
+    assert!(!found.contains(&widget), "served only while its CRD exists");
+}

@@ -14,14 +14,22 @@
 //! everything is allowed (the test client is an administrator) except what a
 //! test denies with [`Emulator::deny`].
 //!
-//! Known differences from a real API server: server-side apply merges the
-//! applied object like a JSON merge patch (no field ownership), there is
-//! no admission or schema validation beyond label values, and lists are
-//! never paginated.
+//! Every write records field ownership in `metadata.managedFields` and
+//! server-side apply merges by it (see [`fields`]); API discovery serves
+//! the built-in kinds and those of stored CustomResourceDefinitions (see
+//! [`discovery`]); the `scale` subresource reads and writes `spec.replicas`.
+//!
+//! Known differences from a real API server: there is no admission or
+//! schema validation beyond label values, defaulting covers only a
+//! StatefulSet's `replicas`, lists merge by key only for the lists objects
+//! commonly hold, resources are served whether or not their CRD exists,
+//! and lists are never paginated.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod discovery;
 pub mod driver;
+pub mod fields;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -92,6 +100,22 @@ struct Shared {
     bookmark_every: Duration,
     /// (group, resource, verb) that SelfSubjectAccessReviews deny.
     denied: Mutex<Vec<(String, String, String)>>,
+    /// `host:port`, as discovery tells clients.
+    address: String,
+}
+
+impl Shared {
+    /// The stored CustomResourceDefinitions.
+    fn crds(&self) -> Vec<Value> {
+        let store = self.store.lock().unwrap();
+        let start = (discovery::CRDS.to_string(), String::new(), String::new());
+        store
+            .objects
+            .range(start..)
+            .take_while(|((r, _, _), _)| r == discovery::CRDS)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 }
 
 /// The emulated API server; stops when dropped.
@@ -109,6 +133,10 @@ impl Drop for Emulator {
 
 const HISTORY: usize = 20_000;
 
+/// The field manager of what the server's own controllers write
+/// ([`Emulator::put`]).
+pub const CONTROLLERS: &str = "kube-controller-manager";
+
 impl Emulator {
     pub async fn start() -> Emulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -125,6 +153,7 @@ impl Emulator {
             latency: Mutex::default(),
             bookmark_every: Duration::from_millis(500),
             denied: Mutex::default(),
+            address: addr.to_string(),
         });
         let serving = shared.clone();
         let server = tokio::spawn(async move {
@@ -233,9 +262,26 @@ impl Emulator {
             .to_string();
         let mut store = self.shared.store.lock().unwrap();
         let key = (resource.to_string(), ns, name);
+        let writer = fields::Writer {
+            manager: CONTROLLERS.to_string(),
+            subresource: None,
+            api_version: object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            time: now(),
+        };
         let result = match store.objects.get(&key).cloned() {
-            Some(old) => update(&self.shared, &mut store, &key, old, object, Part::All),
-            None => create(&self.shared, &mut store, key, object, false),
+            Some(old) => update(
+                &self.shared,
+                &mut store,
+                &key,
+                old,
+                object,
+                Part::All,
+                Some(&writer),
+            ),
+            None => create(&self.shared, &mut store, key, object, false, Some(&writer)),
         };
         result.expect("in-process write");
     }
@@ -373,6 +419,8 @@ struct Route {
     namespace: Option<String>,
     name: Option<String>,
     status: bool,
+    /// The `scale` subresource.
+    scale: bool,
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -386,10 +434,10 @@ fn route(path: &str) -> Option<Route> {
         ["namespaces", ns, tail @ ..] if !tail.is_empty() => (Some(ns.to_string()), tail),
         other => (None, other),
     };
-    let (plural, name, status) = match rest {
-        [plural] => (*plural, None, false),
-        [plural, name] => (*plural, Some(name.to_string()), false),
-        [plural, name, "status"] => (*plural, Some(name.to_string()), true),
+    let (plural, name, sub) = match rest {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(name.to_string()), None),
+        [plural, name, sub @ ("status" | "scale")] => (*plural, Some(name.to_string()), Some(*sub)),
         _ => return None,
     };
     Some(Route {
@@ -397,7 +445,8 @@ fn route(path: &str) -> Option<Route> {
         plural: plural.to_string(),
         namespace,
         name,
-        status,
+        status: sub == Some("status"),
+        scale: sub == Some("scale"),
     })
 }
 
@@ -470,6 +519,32 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         );
     }
     let Some(route) = route(&path) else {
+        if req.method() == Method::GET {
+            let accept = req
+                .headers()
+                .get("accept")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let crds = shared.crds();
+            match discovery::answer(&discovery::served(&crds), &path, accept, &shared.address) {
+                Some(Some((document, aggregated))) => {
+                    let mut r = respond(StatusCode::OK, &document);
+                    if aggregated {
+                        r.headers_mut()
+                            .insert("content-type", discovery::AGGREGATED.parse().unwrap());
+                    }
+                    return r;
+                }
+                Some(None) => {
+                    return error(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    );
+                }
+                None => {}
+            }
+        }
         return error(404, "NotFound", &format!("no route {path}"));
     };
     let q = query(&req);
@@ -493,7 +568,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         method: method.to_string(),
         path: path.clone(),
         verb,
-        user_agent,
+        user_agent: user_agent.clone(),
     });
     {
         let mut faults = shared.faults.lock().unwrap();
@@ -542,6 +617,28 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
     if verb == "create" && route.resource == "authorization.k8s.io/v1/selfsubjectaccessreviews" {
         return access_review(&shared, body);
     }
+    let writer = fields::Writer {
+        manager: q
+            .get("fieldManager")
+            .cloned()
+            .unwrap_or_else(|| fields::manager_from_user_agent(user_agent.as_deref())),
+        subresource: if route.status {
+            Some("status".into())
+        } else if route.scale {
+            Some("scale".into())
+        } else {
+            None
+        },
+        api_version: route
+            .resource
+            .rsplit_once('/')
+            .map(|(gv, _)| gv.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        time: now(),
+    };
+    if route.scale {
+        return scale(&shared, &route, verb, &content_type, body, &writer);
+    }
     match verb {
         "watch" => watch(shared, route, q),
         "list" => list(&shared, &route, &q),
@@ -578,7 +675,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                     &format!("{} {} already exists", route.plural, key.2),
                 );
             }
-            match create(&shared, &mut store, key, body, dry_run) {
+            match create(&shared, &mut store, key, body, dry_run, Some(&writer)) {
                 Ok(o) => respond(StatusCode::CREATED, &o),
                 Err(r) => *r,
             }
@@ -602,7 +699,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             } else {
                 Part::Main
             };
-            match update(&shared, &mut store, &key, old, body, part) {
+            match update(&shared, &mut store, &key, old, body, part, Some(&writer)) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -620,30 +717,33 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 if !q.contains_key("fieldManager") {
                     return error(400, "BadRequest", "fieldManager is required for apply");
                 }
-                let mut body = body;
-                body["metadata"]["managedFields"] = json!([{
-                    "manager": q["fieldManager"], "operation": "Apply",
-                    "apiVersion": body["apiVersion"],
-                }]);
+                if existing.is_none() && route.status {
+                    return not_found(&route);
+                }
+                let force = q.get("force").is_some_and(|f| f == "true");
+                let (mut merged, owners) =
+                    match fields::apply(existing.as_ref(), &body, &writer, force) {
+                        Ok(applied) => applied,
+                        Err(conflicts) => {
+                            return respond(StatusCode::CONFLICT, &conflicts.status());
+                        }
+                    };
+                merged["metadata"]["managedFields"] = fields::to_managed_fields(&owners);
                 return match existing {
-                    None if route.status => not_found(&route),
                     None => {
                         if let Some(ns) = &route.namespace {
-                            body["metadata"]["namespace"] = json!(ns);
+                            merged["metadata"]["namespace"] = json!(ns);
                         }
-                        match create(&shared, &mut store, key, body, q.contains_key("dryRun")) {
+                        let dry_run = q.contains_key("dryRun");
+                        match create(&shared, &mut store, key, merged, dry_run, None) {
                             Ok(o) => respond(StatusCode::CREATED, &o),
                             Err(r) => *r,
                         }
                     }
-                    Some(old) => {
-                        let mut merged = old.clone();
-                        apply_merge(&mut merged, &body);
-                        match update(&shared, &mut store, &key, old, merged, part) {
-                            Ok(o) => respond(StatusCode::OK, &o),
-                            Err(r) => *r,
-                        }
-                    }
+                    Some(old) => match update(&shared, &mut store, &key, old, merged, part, None) {
+                        Ok(o) => respond(StatusCode::OK, &o),
+                        Err(r) => *r,
+                    },
                 };
             }
             let Some(old) = existing else {
@@ -671,7 +771,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 }
                 json_patch::merge(&mut patched, &body);
             }
-            match update(&shared, &mut store, &key, old, patched, part) {
+            match update(&shared, &mut store, &key, old, patched, part, Some(&writer)) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -753,6 +853,7 @@ fn create(
     key: (Resource, String, String),
     mut object: Value,
     dry_run: bool,
+    writer: Option<&fields::Writer>,
 ) -> Result<Value, Box<Response<Body>>> {
     if key.2.is_empty() {
         return Err(Box::new(error(422, "Invalid", "metadata.name is required")));
@@ -783,6 +884,12 @@ fn create(
     meta.insert("creationTimestamp".into(), json!(now()));
     meta.insert("generation".into(), json!(1));
     meta.remove("deletionTimestamp");
+    set_defaults(&mut object);
+    if let Some(writer) = writer {
+        let owners = fields::after_update(None, &object, &[], writer);
+        object["metadata"]["managedFields"] = fields::to_managed_fields(&owners);
+    }
+    drop_empty_managed_fields(&mut object);
     if dry_run {
         return Ok(object);
     }
@@ -872,11 +979,20 @@ fn update(
     old: Value,
     new: Value,
     part: Part,
+    writer: Option<&fields::Writer>,
 ) -> Result<Value, Box<Response<Body>>> {
+    // The ownership the write starts from: the request's managedFields
+    // when it sets them (a client may reset them), else the stored ones.
+    let sent_owners = new["metadata"].get("managedFields").cloned();
     let mut next = match part {
         Part::Status => {
             let mut o = old.clone();
             o["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            if writer.is_none()
+                && let Some(owners) = &sent_owners
+            {
+                o["metadata"]["managedFields"] = owners.clone();
+            }
             o
         }
         Part::Main => {
@@ -917,6 +1033,18 @@ fn update(
             }
         }
     }
+    set_defaults(&mut next);
+    if let Some(writer) = writer {
+        let base = match &sent_owners {
+            Some(sent) if part != Part::Status => {
+                fields::entries(&json!({"metadata": {"managedFields": sent}}))
+            }
+            _ => fields::entries(&old),
+        };
+        let owners = fields::after_update(Some(&old), &next, &base, writer);
+        next["metadata"]["managedFields"] = fields::to_managed_fields(&owners);
+    }
+    drop_empty_managed_fields(&mut next);
     if next == old {
         return Ok(old);
     }
@@ -999,7 +1127,7 @@ fn delete(
                 refs.retain(|r| r["uid"] != uid);
             }
             let old = store.objects[&k].clone();
-            let _ = update(shared, store, &k, old, o, Part::All);
+            let _ = update(shared, store, &k, old, o, Part::All, None);
         }
     } else {
         collect_garbage(shared, store, &object);
@@ -1027,23 +1155,119 @@ fn collect_garbage(shared: &Shared, store: &mut Store, removed: &Value) {
     }
 }
 
-/// Server-side apply, approximated: maps merge, lists and scalars are
-/// replaced, and metadata the server owns is kept.
-fn apply_merge(target: &mut Value, applied: &Value) {
-    match (target, applied) {
-        (Value::Object(t), Value::Object(a)) => {
-            for (k, v) in a {
-                match t.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => {
-                        apply_merge(existing, v)
-                    }
-                    _ => {
-                        t.insert(k.clone(), v.clone());
-                    }
-                }
+/// The defaults the API server fills in that the operator's objects rely
+/// on: a StatefulSet's (or Deployment's) `replicas` is 1 when not given.
+fn set_defaults(object: &mut Value) {
+    if matches!(object["kind"].as_str(), Some("StatefulSet" | "Deployment"))
+        && let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.entry("replicas").or_insert(json!(1));
+    }
+}
+
+/// An object nobody owns a field of lists no managedFields.
+fn drop_empty_managed_fields(object: &mut Value) {
+    if let Some(meta) = object["metadata"].as_object_mut()
+        && meta
+            .get("managedFields")
+            .is_some_and(|m| m.as_array().is_none_or(Vec::is_empty))
+    {
+        meta.remove("managedFields");
+    }
+}
+
+/// The `scale` subresource of a StatefulSet (or anything with
+/// `spec.replicas`): read and written as an `autoscaling/v1` Scale, stored
+/// as the object's `spec.replicas`, owned by the writer as a `scale` write.
+fn scale(
+    shared: &Shared,
+    route: &Route,
+    verb: &str,
+    content_type: &str,
+    body: Value,
+    writer: &fields::Writer,
+) -> Response<Body> {
+    let mut store = shared.store.lock().unwrap();
+    let key = key(route);
+    let Some(old) = store.objects.get(&key).cloned() else {
+        return not_found(route);
+    };
+    let as_scale = |o: &Value| {
+        let meta = &o["metadata"];
+        let selector = o["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        json!({
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                         "resourceVersion": meta["resourceVersion"],
+                         "creationTimestamp": meta["creationTimestamp"]},
+            "spec": {"replicas": o["spec"]["replicas"].as_i64().unwrap_or(1)},
+            "status": {"replicas": o["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+        })
+    };
+    let wanted = match verb {
+        "get" => return respond(StatusCode::OK, &as_scale(&old)),
+        "update" => body,
+        "patch" if content_type.contains("json-patch") => {
+            let mut scaled = as_scale(&old);
+            let patch: json_patch::Patch = match serde_json::from_value(body) {
+                Ok(p) => p,
+                Err(e) => return error(400, "BadRequest", &e.to_string()),
+            };
+            if let Err(e) = json_patch::patch(&mut scaled, &patch) {
+                return error(422, "Invalid", &e.to_string());
             }
+            scaled
         }
-        (t, a) => *t = a.clone(),
+        "patch" => {
+            let mut scaled = as_scale(&old);
+            json_patch::merge(&mut scaled, &body);
+            scaled
+        }
+        _ => {
+            return error(
+                405,
+                "MethodNotAllowed",
+                "the scale subresource is read and written",
+            );
+        }
+    };
+    if let Some(rv) = wanted["metadata"]["resourceVersion"].as_str()
+        && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+    {
+        return error(
+            409,
+            "Conflict",
+            "the object has been modified; please apply your changes to the latest version and try again",
+        );
+    }
+    let Some(replicas) = wanted["spec"]["replicas"].as_i64() else {
+        return error(
+            422,
+            "Invalid",
+            "Scale is invalid: spec.replicas: Required value",
+        );
+    };
+    let mut next = old.clone();
+    next["spec"]["replicas"] = json!(replicas);
+    match update(
+        shared,
+        &mut store,
+        &key,
+        old,
+        next,
+        Part::Main,
+        Some(writer),
+    ) {
+        Ok(o) => respond(StatusCode::OK, &as_scale(&o)),
+        Err(r) => *r,
     }
 }
 
