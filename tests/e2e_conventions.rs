@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 
 use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::DorisCluster;
-use env::{Env, SAMPLE, condition, eventually, wait_ready};
+use env::{
+    Env, SAMPLE, condition, conventions_ready, events_on, eventually, put_conventions, wait_ready,
+};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
@@ -24,45 +26,6 @@ use serde_json::json;
 const EXTRA_TEMPLATE: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ names.statefulset ~ \"-platform\" }}\ndata:\n  owner: platform\n";
 
 const BROKEN_RESTART: &str = "fn restart_order(ctx) {\n    let = ;\n}\n";
-
-async fn put_conventions(env: &Env, name: &str, set: &str, files: &[(&str, &str)]) {
-    let data: BTreeMap<&str, &str> = files.iter().copied().collect();
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {SET_KEY: set}},
-        "data": data,
-    }))
-    .unwrap();
-    let api = env.api::<ConfigMap>();
-    if api.get_opt(name).await.unwrap().is_some() {
-        api.replace(name, &PostParams::default(), &{
-            let mut current = api.get(name).await.unwrap();
-            current.data = cm.data.clone();
-            current
-        })
-        .await
-        .unwrap();
-    } else {
-        api.create(&PostParams::default(), &cm).await.unwrap();
-    }
-}
-
-async fn conventions_ready(env: &Env, cluster: &str) -> Option<(String, String)> {
-    let c = env.api::<DorisCluster>().get(cluster).await.ok()?;
-    let ready = c
-        .status?
-        .conditions?
-        .into_iter()
-        .find(|c| c.type_ == "ConventionsReady")?;
-    Some((ready.status, ready.message))
-}
-
-async fn events_on(env: &Env, name: &str, reason: &str) -> Vec<Event> {
-    env::events(env, reason)
-        .await
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_edit_goes_live_and_a_broken_one_never_does() {

@@ -185,19 +185,12 @@ pub async fn apply_all(
         }
         let mut object = std::borrow::Cow::Borrowed(object);
         if kind == "StatefulSet" && autoscaled.contains_key(name) {
-            // The cache may not have seen a StatefulSet made a moment ago:
-            // only the API's word that it does not exist lets `replicas` go.
-            let live = match stores.statefulset(namespace, name) {
-                Some(live) => Some(live),
-                None => {
-                    let typed: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-                    typed
-                        .get_opt(name)
-                        .await
-                        .map_err(Error::Kube)?
-                        .map(std::sync::Arc::new)
-                }
-            };
+            // Who owns `replicas` is in managedFields, which the cache does
+            // not keep, and the cache may not have seen a StatefulSet made a
+            // moment ago: the API's copy decides. A read, and only when the
+            // StatefulSet is about to be written.
+            let typed: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            let live = typed.get_opt(name).await.map_err(Error::Kube)?;
             if let Some(live) = live {
                 hand_over_replicas(client, &live).await?;
                 if let Some(spec) = object.to_mut()["spec"].as_object_mut() {

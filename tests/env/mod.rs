@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -302,5 +303,52 @@ pub async fn events(env: &Env, reason: &str) -> Vec<k8s_openapi::api::events::v1
         .items
         .into_iter()
         .filter(|e| e.reason.as_deref() == Some(reason))
+        .collect()
+}
+
+/// Creates or replaces the convention ConfigMap `name` of `set` in the
+/// test's namespace (the operator's there) with `files`.
+pub async fn put_conventions(env: &Env, name: &str, set: &str, files: &[(&str, &str)]) {
+    let data: BTreeMap<&str, &str> = files.iter().copied().collect();
+    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {doris_operator::conventions::reload::SET_KEY: set}},
+        "data": data,
+    }))
+    .unwrap();
+    let api = env.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    if api.get_opt(name).await.unwrap().is_some() {
+        api.replace(name, &PostParams::default(), &{
+            let mut current = api.get(name).await.unwrap();
+            current.data = cm.data.clone();
+            current
+        })
+        .await
+        .unwrap();
+    } else {
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+}
+
+/// The ConventionsReady condition of DorisCluster `cluster`: status, message.
+pub async fn conventions_ready(env: &Env, cluster: &str) -> Option<(String, String)> {
+    let c = env.api::<DorisCluster>().get(cluster).await.ok()?;
+    let ready = c
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "ConventionsReady")?;
+    Some((ready.status, ready.message))
+}
+
+/// The Events with `reason` about the object called `name`.
+pub async fn events_on(
+    env: &Env,
+    name: &str,
+    reason: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    events(env, reason)
+        .await
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .collect()
 }
