@@ -201,13 +201,18 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
     )
     .await;
 
-    let fe = r.entry("fe", "applied", 30, |_| true).await;
-    assert_eq!(live_keys(&fe), [("qe_slow_log_ms".into(), "3000".into(), 3)]);
+    let fe = r.entry("fe", "applied", 30, |e| !e.live.is_empty()).await;
+    assert_eq!(
+        live_keys(&fe),
+        [("qe_slow_log_ms".into(), "3000".into(), 3)],
+        "{fe:?}"
+    );
     assert!(fe.awaiting_restart.is_empty(), "{fe:?}");
-    let be = r.entry("be", "applied", 30, |_| true).await;
+    let be = r.entry("be", "applied", 30, |e| !e.live.is_empty()).await;
     assert_eq!(
         live_keys(&be),
-        [("disable_auto_compaction".into(), "true".into(), 3)]
+        [("disable_auto_compaction".into(), "true".into(), 3)],
+        "{be:?}"
     );
     assert!(be.awaiting_restart.is_empty() && be.refused.is_empty(), "{be:?}");
 
@@ -243,7 +248,8 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
     assert!(
         events
             .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().contains("disable_auto_compaction=true on 3 node(s)")),
+            .any(|e| e.note.as_deref().unwrap_or_default().contains("=3000 on 3 node(s)")
+                || e.note.as_deref().unwrap_or_default().contains("=true on 3 node(s)")),
         "{events:?}"
     );
 

@@ -38,7 +38,7 @@ use crate::cluster::{ClusterRef, Part};
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, ConfigChangeStatus, LiveSetting, RefusedSetting};
 use crate::plan::live_config::{self as decide, Change, Decision};
-use crate::plan::{ComponentPlan, Plan, restamp};
+use crate::plan::{ComponentPlan, Plan, hash_files, restamp};
 
 use super::Context;
 use super::be_link;
@@ -128,6 +128,17 @@ pub async fn reconcile(
                     restart_hash: annotation(RESTART_HASH_ANNOTATION),
                 }
             });
+        // The files as the planned ConfigMap carries them (the memoized
+        // plan keeps them only there).
+        let Some(new_files) = planned
+            .objects
+            .iter()
+            .find(|o| is_named(o, "ConfigMap", &component.names.config_map))
+            .and_then(|cm| serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok())
+        else {
+            continue;
+        };
+        let new_files_hash = hash_files(&new_files);
         let new_hash = component.config_hash.clone();
         let (held, restart_hash) = match recorded {
             // New, or made before the files were recorded: as planned.
@@ -139,15 +150,16 @@ pub async fn reconcile(
                 files_hash: Some(files),
                 restart_hash,
             }) => {
-                let current = restart_hash.unwrap_or_else(|| files.clone());
-                if files == new_hash {
+                let current = restart_hash.unwrap_or_else(|| new_hash.clone());
+                if files == new_files_hash {
                     (None, current)
                 } else {
                     let Some(part) = parts.iter().find(|p| p.name == component.part) else {
                         continue;
                     };
                     let change = carry_out(
-                        ctx, cluster, bundle, planned, part, component, pods, previous, now,
+                        ctx, cluster, bundle, planned, part, component, &new_files, pods,
+                        previous, now,
                     )
                     .await?;
                     out.events.extend(change.events);
@@ -171,7 +183,7 @@ pub async fn reconcile(
                     cm["data"] = json!(old_files);
                     recorded_hash
                 }
-                None => new_hash.clone(),
+                None => new_files_hash,
             };
             let annotations = &mut cm["metadata"]["annotations"];
             if !annotations.is_object() {
@@ -223,6 +235,7 @@ async fn carry_out(
     planned: &Plan,
     part: &Part<'_>,
     component: &ComponentPlan,
+    new_files: &BTreeMap<String, String>,
     pods: &[Arc<Pod>],
     previous: &Status,
     now: &Time,
@@ -251,7 +264,7 @@ async fn carry_out(
         .and_then(|cm| cm.data)
         .unwrap_or_default();
     let conf_file = crate::plan::conf_file_name(part.kind);
-    let changes = decide::changes(conf_file, &old_files, &component.files);
+    let changes = decide::changes(conf_file, &old_files, new_files);
     let ready: Vec<&Pod> = component_pods(pods, &component.names)
         .into_iter()
         .filter(|p| is_ready(p))
@@ -269,7 +282,7 @@ async fn carry_out(
     });
     let live_capable = decide::takes_live_changes(part.kind) && !ready.is_empty();
     let service = statefulset_service(planned, &component.names.statefulset);
-    let port = be_link::webserver_port(component.files.get(conf_file).map_or("", String::as_str));
+    let port = be_link::webserver_port(new_files.get(conf_file).map_or("", String::as_str));
     let decisions = match unasked {
         Ok(Some(decisions)) => Ok(decisions),
         Ok(None) if !live_capable => decided(&|_| false),

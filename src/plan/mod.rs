@@ -31,7 +31,7 @@ use crate::cluster::{ClusterRef, PartNames};
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::{ComponentKind, FieldError};
 
-pub use context::{conf_file_name, names};
+pub use context::{conf_file_name, hash_files, names};
 pub use objects::{
     APPLIED_HASH_ANNOTATION, CHECKED_KINDS, MANAGED_BY_LABEL, UNSERVED_KIND, parse_api_resource,
     restamp, serve_kinds,
