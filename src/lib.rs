@@ -6,6 +6,7 @@ pub mod conf;
 pub mod controller;
 pub mod conventions;
 pub mod crd;
+pub mod doris_be;
 pub mod fe;
 pub mod metrics;
 pub mod plan;

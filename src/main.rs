@@ -246,6 +246,7 @@ fn run(cli: Cli) -> Result<(), String> {
                             std::sync::Arc::new(move |_| Some(addr.clone()))
                         },
                     ),
+                    be_resolver: None,
                 };
                 let outcome = if leader_elect {
                     let lease_namespace =

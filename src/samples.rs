@@ -24,8 +24,9 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Renders every sample with `bundle`, plans its full restart and asks for
-/// its membership rules: every policy runs on every sample. Returns how many
+/// Renders every sample with `bundle`, plans its full restart, asks for
+/// its membership rules and decides made-up configuration changes: every
+/// policy runs on every sample. Returns how many
 /// samples passed, or the first failure.
 pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
     for (file, text) in SAMPLES {
@@ -36,6 +37,8 @@ pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
         for cluster in &input.clusters {
             let cluster = cluster.as_ref();
             crate::plan::membership::membership_policy(bundle, cluster)
+                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+            crate::plan::live_config::check_policy(bundle, cluster)
                 .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
         }
     }

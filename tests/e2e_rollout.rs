@@ -7,6 +7,7 @@
 //! marking it dead while its pod is gone or not Ready.
 
 mod apiserver;
+mod besim;
 mod env;
 mod fesim;
 
@@ -373,6 +374,10 @@ async fn an_upgrade_restarts_bes_first_then_fes_with_the_master_last_one_at_a_ti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_change_restarts_only_that_component() {
     let (mut env, sim) = start("config", 0).await;
+    // The operator asks a BE whether mem_limit may change at run time.
+    let be = besim::BeSim::start().await;
+    let be_addr = be.addr().to_string();
+    env.be_resolver = Some(Arc::new(move |_| Some(be_addr.clone())));
     env.start_operator();
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "be-conf"},

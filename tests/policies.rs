@@ -1468,6 +1468,61 @@ mod checks {
     }
 
     #[test]
+    fn a_broken_config_change_policy_fails_the_sample_canary() {
+        let stock = include_str!("../policies/config.rhai");
+        let broken = stock.replace(
+            "if ctx.change.mutable { \"live\" } else { \"restart\" }",
+            "\"soon\"",
+        );
+        assert_ne!(stock, broken);
+        let bundle = compile(&[("config.rhai", broken.as_str())]).unwrap();
+        let err = doris_operator::samples::canary(&bundle).unwrap_err();
+        assert!(err.contains("my/config.rhai"), "{err}");
+        assert!(
+            err.contains("must return \"live\", \"restart\" or \"ignore\", got \"soon\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn configuration_changes_go_live_when_mutable_only_with_the_restart_switch() {
+        use doris_operator::plan::live_config::{Change, Decision, decide};
+        let bundle = ConventionBundle::embedded().unwrap();
+        let doris_operator::cluster::Cluster::Doris(mut cluster) = sample().clusters.remove(0)
+        else {
+            panic!("the sample is a DorisCluster")
+        };
+        let change = |key: &str, new: Option<&str>| Change {
+            file: "be.conf".into(),
+            key: key.into(),
+            old: Some("1".into()),
+            new: new.map(Into::into),
+        };
+        let changes = [
+            change("disable_auto_compaction", Some("true")),
+            change("be_port", Some("9061")),
+            change("streaming_load_max_mb", None),
+        ];
+        let mutable = |k: &str| k != "be_port";
+        let decided = |cluster: &doris_operator::crd::DorisCluster| {
+            let cluster = doris_operator::cluster::ClusterRef::Doris(cluster);
+            let part = cluster
+                .parts()
+                .into_iter()
+                .find(|p| p.name == "be")
+                .unwrap();
+            decide(&bundle, cluster, &part, &changes, &mutable).unwrap()
+        };
+        assert_eq!(decided(&cluster), vec![Decision::Ignore; 3]);
+        cluster.spec.enable_restart_when_config_change = Some(true);
+        // A removed key cannot be unset on a running BE: it restarts.
+        assert_eq!(
+            decided(&cluster),
+            vec![Decision::Live, Decision::Restart, Decision::Restart]
+        );
+    }
+
+    #[test]
     fn a_bad_init_container_is_reported_against_host_init() {
         let err = plan_error(&[(
             "host_init.rhai",

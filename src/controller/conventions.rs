@@ -90,8 +90,9 @@ fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
         .collect()
 }
 
-/// A candidate passes when it plans, plans a full restart of, and decides
-/// the membership rules of every live cluster of its set: every policy runs.
+/// A candidate passes when it plans, plans a full restart of, decides the
+/// membership rules of, and decides made-up configuration changes of every
+/// live cluster of its set: every policy runs.
 /// An invalid spec (or a value a policy reports as the cluster's mistake)
 /// is the cluster's problem, not the candidate's, and does not count. The
 /// operator must also be allowed to write every kind of object the
@@ -155,6 +156,11 @@ pub fn live_canary(
                 }
                 match plan::membership::membership_policy(&bundle, cluster) {
                     Ok(_) => {}
+                    Err(e) if e.in_input => {}
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+                match plan::live_config::check_policy(&bundle, cluster) {
+                    Ok(()) => {}
                     Err(e) if e.in_input => {}
                     Err(e) => return Err(format!("{name}: {e}")),
                 }

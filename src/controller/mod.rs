@@ -8,10 +8,12 @@
 //! converged cluster therefore costs no API writes.
 
 pub mod apply;
+pub mod be_link;
 pub mod conventions;
 pub mod fe_link;
 pub mod kinds;
 pub mod leader;
+pub mod live_config;
 pub mod membership;
 pub mod memo;
 pub mod retention;
@@ -67,6 +69,8 @@ pub struct Settings {
     pub conventions_namespace: Option<String>,
     /// Where each cluster's FE is reached; its access Service by default.
     pub fe_resolver: Option<fe_link::FeResolver>,
+    /// Where each BE's webserver is reached; its pod's IP by default.
+    pub be_resolver: Option<be_link::BeResolver>,
 }
 
 /// What the operator calls itself in every request to the API server (the
@@ -110,6 +114,7 @@ pub struct Context {
     /// (when, whether it answered)
     fe_checked: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
     fe_resolver: Option<fe_link::FeResolver>,
+    be_resolver: Option<be_link::BeResolver>,
     conventions: Arc<LiveConventions>,
     stores: Stores,
     resources: Resources,
@@ -244,6 +249,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         fe_resolver: settings.fe_resolver.clone(),
+        be_resolver: settings.be_resolver.clone(),
         fe_checked: Default::default(),
         conventions: settings.conventions.clone(),
         stores,
@@ -543,6 +549,7 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         .await;
     let waiting = run.step_bring_up_in_order(&mut planned);
     let volumes = run.step_volumes(&mut planned).await;
+    let live = run.step_live_config(&bundle, &mut planned).await?;
     run.step_apply(&planned, &volumes.recreated, &mut members)
         .await?;
     run.step_prune(&planned).await?;
@@ -551,7 +558,7 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         None => run.step_membership(&planned, &memo.policy).await,
     };
     let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
-    run.step_status(&planned, &members, rollout, volumes, &waiting)
+    run.step_status(&planned, &members, rollout, volumes, &live, &waiting)
         .await
 }
 
@@ -820,6 +827,31 @@ impl<'a, K: DorisResource> Run<'a, K> {
         out
     }
 
+    /// Configuration changes: live keys set on the running nodes first;
+    /// the ConfigMap and the pod template's configuration hash then say
+    /// what the pods are current with (see [`live_config`]).
+    async fn step_live_config(
+        &self,
+        bundle: &ConventionBundle,
+        planned: &mut std::borrow::Cow<'_, plan::Plan>,
+    ) -> Result<live_config::Outcome, Error> {
+        let out = live_config::reconcile(
+            self.ctx,
+            self.cluster,
+            bundle,
+            planned,
+            &self.pods(),
+            &self.previous,
+            &self.now,
+        )
+        .await?;
+        for (type_, reason, note) in &out.events {
+            tracing::info!(cluster = %self.name, namespace = %self.namespace, reason, "{note}");
+            self.publish(*type_, reason, note).await;
+        }
+        Ok(out)
+    }
+
     /// Server-side apply of what changed. A refusal by the API server is
     /// said in status and once as an Event; the error makes the controller
     /// retry later, as for any failed reconcile.
@@ -955,6 +987,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         members: &membership::Outcome,
         rollout: rollout::Outcome,
         volumes: volumes::Outcome,
+        live: &live_config::Outcome,
         waiting: &BTreeMap<String, String>,
     ) -> Result<Action, Error> {
         let pods = self.pods();
@@ -970,6 +1003,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &self.now,
         );
         new_status.rollout = rollout.status;
+        live.fold_into_status(planned, &mut new_status);
         membership::fold_into_status(
             self.cluster,
             &self.previous,
@@ -993,6 +1027,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             Duration::from_secs(15)
         };
         let next = members.requeue.map_or(next, |m| m.min(next));
+        let next = live.requeue.map_or(next, |l| l.min(next));
         Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
     }
 

@@ -16,7 +16,7 @@ use crate::crd::disaggregated::{
 };
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, MembershipStatus, RolloutStatus,
+    HorizontalScaler, MembershipStatus, RolloutStatus, ConfigChangeStatus,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
@@ -31,6 +31,8 @@ pub struct Status {
     pub conditions: Option<Vec<Condition>>,
     pub membership: Option<MembershipStatus>,
     pub rollout: Option<RolloutStatus>,
+    /// The last configuration change of each part (see `live_config`).
+    pub configuration: Option<Vec<ConfigChangeStatus>>,
     /// The id the FE gave each compute group, by part name.
     pub compute_group_ids: BTreeMap<String, String>,
 }
@@ -59,6 +61,7 @@ impl Status {
             conditions: status.conditions.clone(),
             membership: status.membership.clone(),
             rollout: status.rollout.clone(),
+            configuration: status.configuration.clone(),
             compute_group_ids: BTreeMap::new(),
         }
     }
@@ -86,6 +89,7 @@ impl Status {
             conditions: status.conditions.clone(),
             membership: status.membership.clone(),
             rollout: status.rollout.clone(),
+            configuration: status.configuration.clone(),
             compute_group_ids,
         }
     }
@@ -191,6 +195,7 @@ impl Status {
             conditions: self.conditions.clone(),
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
+            configuration: self.configuration.clone(),
             ..Default::default()
         }
     }
@@ -220,6 +225,7 @@ impl Status {
             conditions: self.conditions.clone(),
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
+            configuration: self.configuration.clone(),
         }
     }
 }
@@ -261,6 +267,8 @@ pub fn compute(
         observed_generation: cluster.meta().generation,
         conventions_revision: Some(revision.to_string()),
         compute_group_ids: previous.compute_group_ids.clone(),
+        // Kept until a reconcile carries out a new change (live_config).
+        configuration: previous.configuration.clone(),
         ..Default::default()
     };
     if observed.is_empty() {
@@ -374,6 +382,7 @@ pub fn compute(
 pub fn keep_unobserved(previous: &Status, status: &mut Status) {
     status.rollout = previous.rollout.clone();
     status.membership = previous.membership.clone();
+    status.configuration = previous.configuration.clone();
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     for kept in previous.conditions.iter().flatten() {
         if !conditions.iter().any(|c| c.type_ == kept.type_) {

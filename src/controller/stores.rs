@@ -250,7 +250,13 @@ pub fn slim_service(svc: &mut Service) {
 }
 
 pub fn slim_config_map(cm: &mut ConfigMap) {
-    slim_metadata(&mut cm.metadata, false, |k| k == APPLIED_HASH_ANNOTATION);
+    // Besides the applied hash, what a part's ConfigMap says its pods are
+    // current with (see `live_config`).
+    slim_metadata(&mut cm.metadata, false, |k| {
+        k == APPLIED_HASH_ANNOTATION
+            || k == super::live_config::FILES_HASH_ANNOTATION
+            || k == super::live_config::RESTART_HASH_ANNOTATION
+    });
     cm.data = None;
     cm.binary_data = None;
 }

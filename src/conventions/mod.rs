@@ -562,6 +562,15 @@ impl ConventionBundle {
         &self.manifest_templates
     }
 
+    /// Whether policy `file` defines `function` taking `params` arguments
+    /// (for the optional functions a bundle may leave out).
+    pub fn defines(&self, file: &str, function: &str, params: usize) -> bool {
+        self.policies.get(file).is_some_and(|ast| {
+            ast.iter_functions()
+                .any(|f| f.name == function && f.params.len() == params)
+        })
+    }
+
     /// Calls `function` of policy `file` with `ctx` as plain data, sandboxed,
     /// and returns its result as plain data.
     pub fn call_json(

@@ -561,6 +561,8 @@ pub struct DorisDisaggregatedClusterStatus {
     pub membership: Option<MembershipStatus>,
     /// The restart in progress, when pods run an outdated pod template.
     pub rollout: Option<RolloutStatus>,
+    /// The last configuration change of each part and how it was carried out.
+    pub configuration: Option<Vec<super::ConfigChangeStatus>>,
     /// Each part's pods and phase, by part name (`ms`, `fe`, and each
     /// compute group's object name).
     pub components: Option<BTreeMap<String, ComponentStatus>>,

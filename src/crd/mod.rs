@@ -537,6 +537,60 @@ pub struct DorisClusterStatus {
     pub membership: Option<MembershipStatus>,
     /// The restart in progress, when pods run an outdated pod template.
     pub rollout: Option<RolloutStatus>,
+    /// The last configuration change of each part and how it was carried out.
+    pub configuration: Option<Vec<ConfigChangeStatus>>,
+}
+
+/// How the last change of one part's configuration was carried out: keys
+/// set on the running nodes, keys that wait for the pods to restart, keys
+/// left for their next start, and nodes that refused (retried).
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChangeStatus {
+    /// The part (`fe`, `be`, `cn`, a compute group).
+    pub component: String,
+    /// `applied`, or `applying` while nodes refuse or Doris does not answer
+    /// (the new configuration waits, and is tried again).
+    pub state: String,
+    /// When the change was first seen (RFC 3339).
+    pub since: Option<String>,
+    /// Keys set on the running nodes, without a restart.
+    #[serde(default)]
+    pub live: Vec<LiveSetting>,
+    /// Keys that take effect when the pods restart.
+    #[serde(default)]
+    pub awaiting_restart: Vec<String>,
+    /// Keys the policy leaves for the pods' next start.
+    #[serde(default)]
+    pub ignored: Vec<String>,
+    /// Nodes that refused a key or did not answer.
+    #[serde(default)]
+    pub refused: Vec<RefusedSetting>,
+    /// Why the change waits, when it does.
+    pub message: Option<String>,
+}
+
+/// A key set on running nodes.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveSetting {
+    pub key: String,
+    pub value: String,
+    /// Nodes that took it.
+    pub nodes: i32,
+}
+
+/// A key a node refused (or a node that did not answer).
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedSetting {
+    /// The pod (for the FE, the FE access Service).
+    pub node: String,
+    pub key: String,
+    pub message: String,
 }
 
 /// FE membership of the cluster's nodes, as the operator last saw it.

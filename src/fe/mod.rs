@@ -316,6 +316,30 @@ impl FrontendRole {
     }
 }
 
+/// One row of `SHOW FRONTEND CONFIG`: a setting of the FE answering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrontendConfig {
+    pub key: String,
+    pub value: String,
+    /// Whether `ADMIN SET ... CONFIG` may change it while the FE runs.
+    pub mutable: bool,
+    /// Whether only the master FE acts on it.
+    pub master_only: bool,
+}
+
+impl FrontendConfig {
+    /// Reads one row by column name (`Key`, `Value`, `IsMutable`, `MasterOnly`).
+    pub fn from_row(row: &RawRow) -> Result<FrontendConfig, String> {
+        let c = Columns::new(row);
+        Ok(FrontendConfig {
+            key: c.required(&["Key"])?.to_string(),
+            value: c.string(&["Value"]).unwrap_or_default(),
+            mutable: c.required_bool("IsMutable")?,
+            master_only: c.bool("MasterOnly")?.unwrap_or(false),
+        })
+    }
+}
+
 /// One row of `SHOW FRONTENDS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frontend {
@@ -727,6 +751,22 @@ impl FeClient {
     /// `SHOW BACKENDS`.
     pub async fn show_backends(&self) -> Result<Vec<Backend>, FeError> {
         self.read_rows("SHOW BACKENDS", Backend::from_row).await
+    }
+
+    /// `SHOW FRONTEND CONFIG`: the settings of the FE that answers.
+    pub async fn show_frontend_config(&self) -> Result<Vec<FrontendConfig>, FeError> {
+        self.read_rows("SHOW FRONTEND CONFIG", FrontendConfig::from_row)
+            .await
+    }
+
+    /// `ADMIN SET ALL FRONTENDS CONFIG ("key" = "value")`: changes a
+    /// mutable setting on every FE at once (Doris takes one key per
+    /// statement). Not kept across an FE restart: fe.conf carries it then.
+    pub async fn set_all_frontends_config(&self, key: &str, value: &str) -> Result<(), FeError> {
+        let statement = quote_string(key).and_then(|k| {
+            quote_string(value).map(|v| format!("ADMIN SET ALL FRONTENDS CONFIG ({k} = {v})"))
+        });
+        self.write(statement, "ADMIN SET ALL FRONTENDS CONFIG").await
     }
 
     /// `ALTER SYSTEM ADD BACKEND "host:heartbeat_port"`. Doris answers

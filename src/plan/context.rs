@@ -697,7 +697,8 @@ fn explain_undefined_value(
     error
 }
 
-fn hash_files(files: &BTreeMap<String, String>) -> String {
+/// A short content hash of configuration files, by name.
+pub fn hash_files(files: &BTreeMap<String, String>) -> String {
     let mut hasher = Sha256::new();
     for (name, content) in files {
         hasher.update(name.as_bytes());

@@ -16,6 +16,7 @@
 //!    cluster's namespace and owned by the cluster.
 
 mod context;
+pub mod live_config;
 pub mod membership;
 pub mod mounts;
 pub(crate) mod objects;
@@ -30,7 +31,7 @@ use crate::cluster::{ClusterRef, PartNames};
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::{ComponentKind, FieldError};
 
-pub use context::names;
+pub use context::{conf_file_name, hash_files, names};
 pub use objects::{
     APPLIED_HASH_ANNOTATION, CHECKED_KINDS, MANAGED_BY_LABEL, UNSERVED_KIND, parse_api_resource,
     restamp, serve_kinds,

@@ -32,6 +32,8 @@ pub struct Env {
     pub conventions: Arc<LiveConventions>,
     /// Where the operator reaches each cluster's FE (a simulator in tests).
     pub fe_resolver: Option<doris_operator::controller::fe_link::FeResolver>,
+    /// Where the operator reaches each BE's webserver (a simulator in tests).
+    pub be_resolver: Option<doris_operator::controller::be_link::BeResolver>,
     _driver: Option<PodDriver>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
@@ -90,6 +92,7 @@ impl Env {
                 ConventionBundle::embedded().expect("defaults compile"),
             )),
             fe_resolver: None,
+            be_resolver: None,
             _driver: driver,
             stop: None,
             operator: None,
@@ -112,6 +115,7 @@ impl Env {
             // The test's namespace stands in for the operator's own.
             conventions_namespace: Some(self.namespace.clone()),
             fe_resolver: self.fe_resolver.clone(),
+            be_resolver: self.be_resolver.clone(),
         };
         let client =
             doris_operator::controller::kube_client(self.config.clone()).expect("operator client");

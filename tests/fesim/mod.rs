@@ -14,6 +14,12 @@
 //! TLS, as MySQL and a Doris FE with `enable_tls = true` do). No
 //! compression, no prepared statements.
 //!
+//! It also keeps a small table of real FE settings with Doris's own
+//! mutability: `SHOW FRONTEND CONFIG [LIKE '...']` lists them, and
+//! `ADMIN SET [ALL] FRONTEND[S] CONFIG ("key" = "value")` changes a mutable
+//! one (recorded, see [`FeSim::config_sets`]) and refuses the others with
+//! Doris's messages.
+//!
 //! The [`FeSim`] handle shows and changes the state directly, plays a
 //! backend that registers itself, and injects faults: refused connections,
 //! an FE that never answers, slow answers and SQL errors.
@@ -266,6 +272,64 @@ struct State {
     tls_sessions: u32,
     /// Why TLS handshakes failed, in order.
     tls_failures: Vec<String>,
+    /// FE settings by key.
+    settings: BTreeMap<String, SimSetting>,
+    /// Every accepted `ADMIN SET ... CONFIG`, in order.
+    config_sets: Vec<ConfigSet>,
+}
+
+/// One FE setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimSetting {
+    pub value: String,
+    pub type_: &'static str,
+    pub mutable: bool,
+    pub master_only: bool,
+}
+
+/// An accepted `ADMIN SET ... CONFIG`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSet {
+    /// Whether it was `ALL FRONTENDS` (else the FE asked only).
+    pub all: bool,
+    pub key: String,
+    pub value: String,
+}
+
+/// Some real FE settings: (key, type, default, mutable, master only).
+const FE_SETTINGS: &[(&str, &str, &str, bool, bool)] = &[
+    ("http_port", "int", "8030", false, false),
+    ("rpc_port", "int", "9020", false, false),
+    ("query_port", "int", "9030", false, false),
+    ("edit_log_port", "int", "9010", false, false),
+    ("meta_dir", "String", "/opt/apache-doris/fe/doris-meta", false, false),
+    ("sys_log_level", "String", "INFO", false, false),
+    ("sys_log_mode", "String", "NORMAL", false, false),
+    ("enable_fqdn_mode", "boolean", "false", false, false),
+    ("qe_max_connection", "int", "1024", false, false),
+    ("max_bytes_per_broker_scanner", "long", "536870912000", true, true),
+    ("max_routine_load_task_num_per_be", "int", "1024", true, true),
+    ("dynamic_partition_enable", "boolean", "true", true, true),
+    ("tablet_create_timeout_second", "int", "2", true, true),
+    ("max_running_txn_num_per_db", "int", "1000", true, true),
+    ("qe_slow_log_ms", "long", "5000", true, false),
+];
+
+fn fe_settings() -> BTreeMap<String, SimSetting> {
+    FE_SETTINGS
+        .iter()
+        .map(|(key, type_, value, mutable, master_only)| {
+            (
+                key.to_string(),
+                SimSetting {
+                    value: value.to_string(),
+                    type_,
+                    mutable: *mutable,
+                    master_only: *master_only,
+                },
+            )
+        })
+        .collect()
 }
 
 impl State {
@@ -421,6 +485,8 @@ impl FeSim {
             tls_sessions: 0,
             tls_failures: Vec::new(),
             last_advance: Instant::now(),
+            settings: fe_settings(),
+            config_sets: Vec::new(),
         }));
         let accept = tokio::spawn(accept_loop(listener, state.clone(), addr.port()));
         FeSim {
@@ -628,6 +694,16 @@ impl FeSim {
     /// Every statement received so far, as sent.
     pub fn statements(&self) -> Vec<String> {
         self.lock().statements.clone()
+    }
+
+    /// Every accepted `ADMIN SET ... CONFIG`, in order.
+    pub fn config_sets(&self) -> Vec<ConfigSet> {
+        self.lock().config_sets.clone()
+    }
+
+    /// The value of an FE setting now.
+    pub fn setting(&self, key: &str) -> Option<String> {
+        self.lock().settings.get(key).map(|s| s.value.clone())
     }
 }
 
@@ -1371,6 +1447,11 @@ fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
             with_targets(&toks[3..], sql, |t| cancel_decommission(st, t))
         }
         ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] => modify_backends(st, &toks[4..], sql),
+        ["SHOW", "FRONTEND", "CONFIG", ..] => show_frontend_config(st, &toks[3..], sql),
+        ["ADMIN", "SET", "FRONTEND", "CONFIG", ..] => set_config(st, &toks[4..], sql, false),
+        ["ADMIN", "SET", "ALL", "FRONTENDS", "CONFIG", ..] => {
+            set_config(st, &toks[5..], sql, true)
+        }
         ["ALTER", "SYSTEM", verb @ ("ADD" | "DROP"), role @ ("FOLLOWER" | "OBSERVER"), ..] => {
             let add = *verb == "ADD";
             let role = role.to_string();
@@ -1666,6 +1747,72 @@ fn variable(name: &str, st: &State) -> Option<String> {
         _ => return None,
     };
     Some(v)
+}
+
+/// `SHOW FRONTEND CONFIG [LIKE 'pattern']`.
+fn show_frontend_config(st: &State, toks: &[Tok], sql: &str) -> Result<Answer, String> {
+    let pattern = match toks {
+        [] => None,
+        [Tok::Word(like), Tok::Str(p)] if like.eq_ignore_ascii_case("LIKE") => Some(p.as_str()),
+        _ => return Ok(syntax_error(sql, "expected LIKE 'pattern'")),
+    };
+    let columns = ["Key", "Value", "Type", "IsMutable", "MasterOnly", "Comment"];
+    let rows = st
+        .settings
+        .iter()
+        .filter(|(key, _)| pattern.is_none_or(|p| like(p, key)))
+        .map(|(key, s)| {
+            vec![
+                Some(key.clone()),
+                Some(s.value.clone()),
+                Some(s.type_.to_string()),
+                Some(s.mutable.to_string()),
+                Some(s.master_only.to_string()),
+                Some(String::new()),
+            ]
+        })
+        .collect();
+    Ok(Answer::Rows {
+        columns: columns.iter().map(|c| c.to_string()).collect(),
+        rows,
+    })
+}
+
+/// SQL `LIKE`, case-insensitive: `%` any run, `_` any one character.
+fn like(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
+            Some((c, rest)) => t.split_first().is_some_and(|(d, more)| {
+                (*c == '_' || c.eq_ignore_ascii_case(d)) && go(rest, more)
+            }),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+/// `ADMIN SET [ALL] FRONTEND[S] CONFIG ("key" = "value")`.
+fn set_config(st: &mut State, toks: &[Tok], sql: &str, all: bool) -> Result<Answer, String> {
+    let props = match properties(toks) {
+        Ok(p) => p,
+        Err(why) => return Ok(syntax_error(sql, &why)),
+    };
+    if props.len() != 1 {
+        return Err("config parameter size is not equal to 1".to_string());
+    }
+    let (key, value) = props.into_iter().next().expect("one property");
+    let Some(setting) = st.settings.get_mut(&key) else {
+        return Err(format!("Config '{key}' does not exist"));
+    };
+    if !setting.mutable {
+        return Err(format!("Config '{key}' is not mutable"));
+    }
+    setting.value = value.clone();
+    st.config_sets.push(ConfigSet { all, key, value });
+    Ok(Answer::Ok)
 }
 
 const SIM_TIME: &str = "2025-01-01 00:00:00";

@@ -1,0 +1,410 @@
+//! Configuration changes end to end: a key Doris may change at run time is
+//! set on every running node (FE through SQL, each BE through its HTTP
+//! webserver) without restarting a pod; a key it may not restarts the pods
+//! in order; a change some node refuses, or that the FE cannot be asked
+//! about, waits and is tried again, its ConfigMap kept as it was.
+//!
+//! The FE is the simulator in tests/fesim, the BEs' webservers the one in
+//! tests/besim (one simulator for every BE, told apart by the `Host` the
+//! operator addresses), and a member driver registers each Ready pod's node
+//! with the FE as the images' entrypoints do.
+
+mod apiserver;
+mod besim;
+mod env;
+mod fesim;
+mod members;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use besim::BeSim;
+use doris_operator::crd::{ConfigChangeStatus, DorisCluster};
+use env::{Env, eventually, wait_ready};
+use fesim::{ConfigSet, FeSim, FeSimConfig};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use members::MemberDriver;
+use serde_json::json;
+
+const CLUSTER: &str = r#"
+apiVersion: doris.selectdb.com/v1
+kind: DorisCluster
+metadata:
+  name: doris
+  annotations:
+    doris.selectdb.com/drain-seconds: "1"
+spec:
+  enableRestartWhenConfigChange: true
+  feSpec:
+    replicas: 3
+    image: apache/doris:fe-2.1.8
+    configMapInfo:
+      configMapName: fe-conf
+  beSpec:
+    replicas: 3
+    image: apache/doris:be-2.1.8
+    configMapInfo:
+      configMapName: be-conf
+"#;
+
+const FE_CONF: &str = "qe_slow_log_ms = 5000\n";
+const BE_CONF: &str = "disable_auto_compaction = false\nmem_limit = 90%\n";
+
+struct Running {
+    env: Env,
+    fe: Arc<FeSim>,
+    be: Arc<BeSim>,
+    _members: MemberDriver,
+    deletions: Arc<Mutex<Vec<String>>>,
+    _watch: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The FE and BE simulators, the operator pointed at them, and the
+    /// cluster Ready with its nodes registered.
+    async fn start(test: &str) -> Running {
+        let mut env = Env::without_operator(test).await;
+        let fe = members::simulated_fe(&mut env, FeSimConfig::default(), "doris").await;
+        let be = Arc::new(BeSim::start().await);
+        let addr = be.addr().to_string();
+        env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
+        env.start_operator();
+        let members = MemberDriver::start(&env, fe.clone(), 3);
+        for (name, file, text) in [("fe-conf", "fe.conf", FE_CONF), ("be-conf", "be.conf", BE_CONF)] {
+            let cm: ConfigMap = serde_json::from_value(json!({
+                "metadata": {"name": name}, "data": {file: text},
+            }))
+            .unwrap();
+            env.api::<ConfigMap>()
+                .create(&PostParams::default(), &cm)
+                .await
+                .unwrap();
+        }
+        env.create_cluster(CLUSTER).await;
+        wait_ready(&env, "doris").await;
+        members::members_synced(&env, "doris").await;
+        // Pod deletions, in order, from now on.
+        let deletions: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = deletions.clone();
+        let pods = env.api::<Pod>();
+        let watch = tokio::spawn(async move {
+            let mut events = watcher(pods, watcher::Config::default()).boxed();
+            while let Some(event) = events.next().await {
+                if let Ok(watcher::Event::Delete(pod)) = event {
+                    seen.lock().unwrap().push(pod.name_any());
+                }
+            }
+        });
+        Running {
+            env,
+            fe,
+            be,
+            _members: members,
+            deletions,
+            _watch: watch,
+        }
+    }
+
+    /// Each pod's UID, by name.
+    async fn pod_uids(&self) -> BTreeMap<String, String> {
+        self.env
+            .api::<Pod>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect()
+    }
+
+    async fn edit(&self, name: &str, file: &str, text: &str) {
+        self.env
+            .api::<ConfigMap>()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {file: text}})),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The rendered file the part's pods mount.
+    async fn rendered(&self, part: &str) -> String {
+        let cm = self
+            .env
+            .api::<ConfigMap>()
+            .get(&format!("doris-{part}-conf"))
+            .await
+            .unwrap();
+        let file = if part == "fe" { "fe.conf" } else { "be.conf" };
+        cm.data.unwrap()[file].clone()
+    }
+
+    /// The status entry of `part` once it is in `state` with `check` true.
+    async fn entry(
+        &self,
+        part: &str,
+        state: &str,
+        secs: u64,
+        check: impl Fn(&ConfigChangeStatus) -> bool,
+    ) -> ConfigChangeStatus {
+        let api = self.env.api::<DorisCluster>();
+        eventually(&format!("{part} configuration {state}"), secs, || async {
+            let c = api.get("doris").await.ok()?;
+            let entry = c
+                .status?
+                .configuration?
+                .into_iter()
+                .find(|e| e.component == part)?;
+            (entry.state == state && check(&entry)).then_some(entry)
+        })
+        .await
+    }
+
+    /// Waits for the cluster to be Ready with no rollout in progress.
+    async fn settled(&self) {
+        let api = self.env.api::<DorisCluster>();
+        eventually("no rollout, Ready", 90, || async {
+            let c = api.get("doris").await.ok()?;
+            let ready = env::condition(&c, "Ready").as_deref() == Some("True");
+            (ready && c.status?.rollout.is_none()).then_some(())
+        })
+        .await;
+    }
+}
+
+fn live_keys(entry: &ConfigChangeStatus) -> Vec<(String, String, i32)> {
+    entry
+        .live
+        .iter()
+        .map(|l| (l.key.clone(), l.value.clone(), l.nodes))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
+    let r = Running::start("live").await;
+    let before = r.pod_uids().await;
+
+    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n").await;
+    r.edit(
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = true\nmem_limit = 90%\n",
+    )
+    .await;
+
+    let fe = r.entry("fe", "applied", 30, |e| !e.live.is_empty()).await;
+    assert_eq!(
+        live_keys(&fe),
+        [("qe_slow_log_ms".into(), "3000".into(), 3)],
+        "{fe:?}"
+    );
+    assert!(fe.awaiting_restart.is_empty(), "{fe:?}");
+    let be = r.entry("be", "applied", 30, |e| !e.live.is_empty()).await;
+    assert_eq!(
+        live_keys(&be),
+        [("disable_auto_compaction".into(), "true".into(), 3)],
+        "{be:?}"
+    );
+    assert!(be.awaiting_restart.is_empty() && be.refused.is_empty(), "{be:?}");
+
+    // The FE took it for every FE; each BE took it, kept across restarts.
+    assert!(
+        r.fe.config_sets().contains(&ConfigSet {
+            all: true,
+            key: "qe_slow_log_ms".into(),
+            value: "3000".into()
+        }),
+        "{:?}",
+        r.fe.config_sets()
+    );
+    assert_eq!(r.fe.setting("qe_slow_log_ms").as_deref(), Some("3000"));
+    for pod in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_eq!(
+            r.be.setting(pod, "disable_auto_compaction").as_deref(),
+            Some("true"),
+            "{pod}"
+        );
+        assert!(
+            r.be.calls()
+                .iter()
+                .any(|c| c.node == pod && c.key == "disable_auto_compaction" && c.persist),
+            "{pod}: {:?}",
+            r.be.calls()
+        );
+    }
+    // A pod that starts later reads the new files.
+    assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 3000"));
+    assert!(r.rendered("be").await.contains("disable_auto_compaction = true"));
+    let events = env::events(&r.env, "ConfigChanged").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.note.as_deref().unwrap_or_default().contains("=3000 on 3 node(s)")
+                || e.note.as_deref().unwrap_or_default().contains("=true on 3 node(s)")),
+        "{events:?}"
+    );
+
+    // No pod restarts, now or later.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(r.pod_uids().await, before);
+    assert!(r.deletions.lock().unwrap().is_empty());
+    let status = r
+        .env
+        .api::<DorisCluster>()
+        .get("doris")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert!(status.rollout.is_none(), "{:?}", status.rollout);
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_immutable_be_key_restarts_the_bes_one_at_a_time() {
+    let r = Running::start("restart").await;
+    let before = r.pod_uids().await;
+
+    r.edit(
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = false\nmem_limit = 80%\n",
+    )
+    .await;
+    let be = r.entry("be", "applied", 30, |_| true).await;
+    assert_eq!(be.awaiting_restart, ["mem_limit"]);
+    assert!(be.live.is_empty(), "{be:?}");
+    eventually("the BE restart to begin", 30, || async {
+        (!r.deletions.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    r.settled().await;
+
+    // In the order restart.rhai gives, each BE once, the FEs untouched.
+    assert_eq!(
+        *r.deletions.lock().unwrap(),
+        ["doris-be-2", "doris-be-1", "doris-be-0"]
+    );
+    let after = r.pod_uids().await;
+    for (pod, uid) in &before {
+        assert_eq!(
+            after.get(pod) != Some(uid),
+            pod.contains("-be-"),
+            "{pod} restarted only if a BE"
+        );
+    }
+    assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
+    assert!(r.rendered("be").await.contains("mem_limit = 80%"));
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_change_goes_live_and_restarts() {
+    let r = Running::start("mixed").await;
+    let before = r.pod_uids().await;
+
+    r.edit(
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = true\nmem_limit = 80%\n",
+    )
+    .await;
+    let be = r.entry("be", "applied", 30, |_| true).await;
+    assert_eq!(
+        live_keys(&be),
+        [("disable_auto_compaction".into(), "true".into(), 3)]
+    );
+    assert_eq!(be.awaiting_restart, ["mem_limit"]);
+    eventually("the BE restart to begin", 30, || async {
+        (!r.deletions.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    r.settled().await;
+    let after = r.pod_uids().await;
+    for pod in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_ne!(after.get(pod), before.get(pod), "{pod} restarted");
+        assert!(
+            r.be.calls().iter().any(|c| c.node == pod && c.ok),
+            "{pod} took the live key before its restart"
+        );
+    }
+    for pod in ["doris-fe-0", "doris-fe-1", "doris-fe-2"] {
+        assert_eq!(after.get(pod), before.get(pod), "{pod} kept running");
+    }
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_be_that_refuses_holds_the_change_until_it_takes_it() {
+    let r = Running::start("refused").await;
+    r.be.refuse(
+        "doris-be-1",
+        "disable_auto_compaction",
+        "[INTERNAL_ERROR]busy",
+    );
+
+    r.edit(
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = true\nmem_limit = 90%\n",
+    )
+    .await;
+    let waiting = r
+        .entry("be", "applying", 30, |e| !e.refused.is_empty())
+        .await;
+    assert_eq!(waiting.refused.len(), 1, "{waiting:?}");
+    assert_eq!(waiting.refused[0].node, "doris-be-1");
+    assert!(waiting.refused[0].message.contains("busy"), "{waiting:?}");
+    // The new configuration waits: pods starting now read the old one.
+    assert!(r.rendered("be").await.contains("disable_auto_compaction = false"));
+    let warned = env::events(&r.env, "ConfigRefused").await;
+    assert!(!warned.is_empty());
+
+    // Tried again until it is taken.
+    r.be.accept();
+    let be = r.entry("be", "applied", 30, |_| true).await;
+    assert_eq!(
+        live_keys(&be),
+        [("disable_auto_compaction".into(), "true".into(), 3)]
+    );
+    assert!(r.rendered("be").await.contains("disable_auto_compaction = true"));
+    assert_eq!(
+        r.be.setting("doris-be-1", "disable_auto_compaction").as_deref(),
+        Some("true")
+    );
+    assert!(r.deletions.lock().unwrap().is_empty());
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fe_that_does_not_answer_delays_the_change() {
+    let r = Running::start("fedown").await;
+    r.fe.set_down(true);
+
+    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n").await;
+    let waiting = r
+        .entry("fe", "applying", 30, |e| e.message.is_some())
+        .await;
+    assert!(
+        waiting.message.as_deref().unwrap().contains("FE"),
+        "{waiting:?}"
+    );
+    assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 5000"));
+    assert!(r.fe.config_sets().is_empty());
+
+    r.fe.set_down(false);
+    let fe = r.entry("fe", "applied", 30, |_| true).await;
+    assert_eq!(live_keys(&fe), [("qe_slow_log_ms".into(), "3000".into(), 3)]);
+    assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 3000"));
+    assert!(r.deletions.lock().unwrap().is_empty());
+    r.env.finish().await;
+}
