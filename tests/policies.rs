@@ -1326,6 +1326,7 @@ mod checks {
                 cluster: input.clusters[0].as_ref(),
                 config_maps: &config_maps,
                 secret_keys: &Default::default(),
+                pod_security: Default::default(),
             },
         ) {
             Ok(_) => panic!("{files:?} planned"),
@@ -1544,6 +1545,7 @@ mod checks {
                 cluster: input.clusters[0].as_ref(),
                 config_maps: &BTreeMap::new(),
                 secret_keys: &Default::default(),
+                pod_security: Default::default(),
             },
         )
         .unwrap();

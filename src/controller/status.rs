@@ -16,7 +16,7 @@ use crate::crd::disaggregated::{
 };
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, MembershipStatus, RolloutStatus,
+    HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus, VolumeResize,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
@@ -33,6 +33,10 @@ pub struct Status {
     pub rollout: Option<RolloutStatus>,
     /// The id the FE gave each compute group, by part name.
     pub compute_group_ids: BTreeMap<String, String>,
+    /// Claims grown, and how far each has got.
+    pub volumes: Option<Vec<VolumeResize>>,
+    /// Host settings below what Doris wants.
+    pub host_checks: Option<Vec<HostCheck>>,
 }
 
 impl Status {
@@ -60,6 +64,8 @@ impl Status {
             membership: status.membership.clone(),
             rollout: status.rollout.clone(),
             compute_group_ids: BTreeMap::new(),
+            volumes: status.volumes.clone(),
+            host_checks: status.host_checks.clone(),
         }
     }
 
@@ -87,6 +93,8 @@ impl Status {
             membership: status.membership.clone(),
             rollout: status.rollout.clone(),
             compute_group_ids,
+            volumes: status.volumes.clone(),
+            host_checks: status.host_checks.clone(),
         }
     }
 
@@ -191,6 +199,8 @@ impl Status {
             conditions: self.conditions.clone(),
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
+            volumes: self.volumes.clone(),
+            host_checks: self.host_checks.clone(),
             ..Default::default()
         }
     }
@@ -220,6 +230,8 @@ impl Status {
             conditions: self.conditions.clone(),
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
+            volumes: self.volumes.clone(),
+            host_checks: self.host_checks.clone(),
         }
     }
 }
@@ -261,6 +273,9 @@ pub fn compute(
         observed_generation: cluster.meta().generation,
         conventions_revision: Some(revision.to_string()),
         compute_group_ids: previous.compute_group_ids.clone(),
+        // Steps that look again replace these.
+        volumes: previous.volumes.clone(),
+        host_checks: previous.host_checks.clone(),
         ..Default::default()
     };
     if observed.is_empty() {

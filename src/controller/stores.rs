@@ -9,8 +9,8 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
-    PodTemplateSpec, Service,
+    ConfigMap, Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod,
+    PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -147,6 +147,8 @@ pub fn slim_pod(pod: &mut Pod) {
         containers.iter_mut().for_each(|c| slim_container(c, false));
         *spec = PodSpec {
             containers,
+            // Host checks name the node.
+            node_name: spec.node_name.take(),
             ..Default::default()
         };
     }
@@ -173,11 +175,30 @@ pub fn slim_pod(pod: &mut Pod) {
                 })
                 .collect()
         });
+        // Of init containers, only a host check's report is read.
+        let init = status.init_container_statuses.take().map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.name == super::hosts::CHECK_CONTAINER)
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state.map(|s| ContainerState {
+                        terminated: s.terminated.map(|t| ContainerStateTerminated {
+                            exit_code: t.exit_code,
+                            message: t.message,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        });
         *status = PodStatus {
             phase: status.phase.take(),
             pod_ip: status.pod_ip.take(),
             conditions,
             container_statuses: containers,
+            init_container_statuses: init,
             ..Default::default()
         };
     }

@@ -537,6 +537,46 @@ pub struct DorisClusterStatus {
     pub membership: Option<MembershipStatus>,
     /// The restart in progress, when pods run an outdated pod template.
     pub rollout: Option<RolloutStatus>,
+    /// Data volumes the operator grew, and how far each has got.
+    pub volumes: Option<Vec<VolumeResize>>,
+    /// Host settings below what Doris wants, as the nodes' checks found them.
+    pub host_checks: Option<Vec<HostCheck>>,
+}
+
+/// One data volume claim the operator grew, and how far its resize has got.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeResize {
+    /// The PersistentVolumeClaim.
+    pub claim: String,
+    /// The part whose StatefulSet made the claim.
+    pub component: String,
+    /// The size the claim asks for.
+    pub requested: String,
+    /// The size the volume has, as the claim reports it.
+    pub capacity: Option<String>,
+    /// `Pending` (asked; the resizer has not started), `Resizing` (the
+    /// volume grows), `FileSystemResizePending` (the node is to grow the
+    /// file system), `Resized` (the capacity reached the request).
+    pub state: String,
+}
+
+/// A host setting below what Doris wants, as a pod's check found it on its
+/// node.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostCheck {
+    pub node: String,
+    /// The pod whose check reported it.
+    pub pod: String,
+    /// `vm.max_map_count`, `swap` or `nofile`.
+    pub setting: String,
+    /// What the node has.
+    pub found: String,
+    /// What Doris wants.
+    pub wanted: String,
 }
 
 /// FE membership of the cluster's nodes, as the operator last saw it.

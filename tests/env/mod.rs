@@ -304,3 +304,65 @@ pub async fn events(env: &Env, reason: &str) -> Vec<k8s_openapi::api::events::v1
         .filter(|e| e.reason.as_deref() == Some(reason))
         .collect()
 }
+
+/// A StorageClass for the test's claims that allows volume expansion or
+/// not, by name. On a real cluster it provisions as the default
+/// StorageClass does.
+pub async fn storage_class(env: &Env, expandable: bool) -> String {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let classes: Api<StorageClass> = Api::all(env.client.clone());
+    let name = format!(
+        "{}-{}",
+        env.namespace,
+        if expandable { "expandable" } else { "fixed" }
+    );
+    let mut class = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": "emulated.doris-operator.test",
+        "allowVolumeExpansion": expandable,
+    });
+    if env.emulator.is_none() {
+        let default = classes
+            .list(&Default::default())
+            .await
+            .expect("StorageClasses")
+            .items
+            .into_iter()
+            .find(|c| {
+                c.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                    .is_some_and(|v| v == "true")
+            })
+            .expect("the cluster has a default StorageClass");
+        class["provisioner"] = json!(default.provisioner);
+        class["parameters"] = json!(default.parameters);
+        class["volumeBindingMode"] = json!(default.volume_binding_mode);
+    }
+    classes
+        .patch(
+            &name,
+            &PatchParams::apply("doris-operator-e2e").force(),
+            &Patch::Apply(class),
+        )
+        .await
+        .expect("StorageClass applied");
+    name
+}
+
+/// Labels the test's namespace with the Pod Security level it enforces.
+pub async fn enforce_pod_security(env: &Env, level: &str) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .patch(
+            &env.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": level,
+            }}})),
+        )
+        .await
+        .expect("namespace labelled");
+}
