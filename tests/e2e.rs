@@ -297,6 +297,17 @@ fn sample_in_class(class: &str, size: &str) -> String {
         .replace("storage: 10Gi", &format!("storage: {size}"))
 }
 
+/// Creates the sample cluster with 10Gi claims in `class`, and waits for
+/// it to be Ready with its claims made.
+async fn create_with_claims(env: &Env, class: &str) {
+    env.create_cluster(&sample_in_class(class, "10Gi")).await;
+    wait_ready(env, "doris").await;
+    eventually("BE data volumes", 20, || async {
+        (claim_sizes(env).await.len() == 3).then_some(())
+    })
+    .await;
+}
+
 /// Each claim's storage request, by name.
 async fn claim_sizes(env: &Env) -> Vec<(String, String)> {
     let mut sizes: Vec<(String, String)> = env
@@ -355,12 +366,7 @@ const CLAIMS: [&str; 3] = ["data-doris-be-0", "data-doris-be-1", "data-doris-be-
 async fn data_volumes_grow_and_never_shrink() {
     let env = Env::start("pvc-grow").await;
     let class = env::storage_class(&env, true).await;
-    env.create_cluster(&sample_in_class(&class, "10Gi")).await;
-    wait_ready(&env, "doris").await;
-    eventually("BE data volumes", 20, || async {
-        (claim_sizes(&env).await.len() == 3).then_some(())
-    })
-    .await;
+    create_with_claims(&env, &class).await;
 
     let pods_before = be_pods(&env).await;
     // The kubelet of be-0 grows its file system only when let.
@@ -435,14 +441,7 @@ async fn data_volumes_grow_and_never_shrink() {
     assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
 
     apply_cluster(&env, &sample_in_class(&class, "5Gi")).await;
-    let refused = eventually("the shrink refused", 30, || async {
-        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
-        c.status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeShrinkRefused")
-    })
-    .await;
+    let refused = env::degraded_because(&env, "VolumeShrinkRefused").await;
     assert!(
         refused
             .message
@@ -465,21 +464,9 @@ async fn data_volumes_grow_and_never_shrink() {
 async fn a_storage_class_that_cannot_expand_is_said_in_status() {
     let env = Env::start("pvc-fixed").await;
     let class = env::storage_class(&env, false).await;
-    env.create_cluster(&sample_in_class(&class, "10Gi")).await;
-    wait_ready(&env, "doris").await;
-    eventually("BE data volumes", 20, || async {
-        (claim_sizes(&env).await.len() == 3).then_some(())
-    })
-    .await;
+    create_with_claims(&env, &class).await;
     apply_cluster(&env, &sample_in_class(&class, "20Gi")).await;
-    let refused = eventually("the resize refused", 30, || async {
-        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
-        c.status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeExpansionRefused")
-    })
-    .await;
+    let refused = env::degraded_because(&env, "VolumeExpansionRefused").await;
     assert!(
         refused
             .message
@@ -510,12 +497,7 @@ async fn a_storage_class_that_cannot_expand_is_said_in_status() {
 async fn a_resize_interrupted_by_a_restart_is_finished() {
     let mut env = Env::start("pvc-restart").await;
     let class = env::storage_class(&env, true).await;
-    env.create_cluster(&sample_in_class(&class, "10Gi")).await;
-    wait_ready(&env, "doris").await;
-    eventually("BE data volumes", 20, || async {
-        (claim_sizes(&env).await.len() == 3).then_some(())
-    })
-    .await;
+    create_with_claims(&env, &class).await;
     let pods_before = be_pods(&env).await;
 
     // Where an operator that stopped between its two writes leaves things:

@@ -41,7 +41,7 @@ async fn a_baseline_namespace_gets_its_hosts_checked_not_tuned() {
     wait_ready(&env, "doris").await;
 
     let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
-    let pod = sts.spec.unwrap().template.spec.unwrap();
+    let pod = sts.spec.template.spec.unwrap();
     let init = pod.init_containers.unwrap_or_default();
     assert_eq!(
         init.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
@@ -136,14 +136,7 @@ fn host_init(ctx) {
     env.start_operator();
     env.create_cluster(SAMPLE).await;
 
-    let refused = eventually("the refusal in status", 60, || async {
-        let c = env.api::<DorisCluster>().get("doris").await.ok()?;
-        c.status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Degraded" && c.reason == "PodAdmissionRefused")
-    })
-    .await;
+    let refused = env::degraded_because(&env, "PodAdmissionRefused").await;
     assert_eq!(refused.status, "True");
     assert!(
         refused

@@ -873,14 +873,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         if !out.keep.is_empty() {
             out.keep_live_templates(&mut planned.to_mut().objects);
         }
-        for (type_, reason, note) in &out.events {
-            self.publish(*type_, reason, note).await;
-        }
-        if let Some((reason, message)) = &out.failure
-            && !self.already_reported(message)
-        {
-            self.publish(EventType::Warning, reason, message).await;
-        }
+        self.tell(&out.events, out.failure.as_ref()).await;
         out
     }
 
@@ -902,14 +895,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             self.previous.host_checks.as_deref().unwrap_or_default(),
         )
         .await;
-        for (type_, reason, note) in &out.events {
-            self.publish(*type_, reason, note).await;
-        }
-        if let Some((reason, message)) = &out.failure
-            && !self.already_reported(message)
-        {
-            self.publish(EventType::Warning, reason, message).await;
-        }
+        self.tell(&out.events, out.failure.as_ref()).await;
         out
     }
 
@@ -1145,6 +1131,22 @@ impl<'a, K: DorisResource> Run<'a, K> {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.message == message)
+    }
+
+    /// Publishes a step's Events, and its failure once.
+    async fn tell(
+        &self,
+        events: &[(EventType, &'static str, String)],
+        failure: Option<&(&'static str, String)>,
+    ) {
+        for (type_, reason, note) in events {
+            self.publish(*type_, reason, note).await;
+        }
+        if let Some((reason, message)) = failure
+            && !self.already_reported(message)
+        {
+            self.publish(EventType::Warning, reason, message).await;
+        }
     }
 
     async fn publish(&self, type_: EventType, reason: &str, note: &str) {

@@ -568,6 +568,7 @@ pub struct VolumeResize {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostCheck {
+    /// The node the pod runs on.
     pub node: String,
     /// The pod whose check reported it.
     pub pod: String,

@@ -348,8 +348,8 @@ impl<'a> Planner<'a> {
             return Err(SourceError::new(
                 host_init_origin,
                 format!(
-                    "fn host_init must return an array of init containers (or a map with \
-                     init_containers), got {}",
+                    "fn host_init must return an array of init containers, got {} (or a \
+                     map of init_containers and sysctls)",
                     objects::type_name(&host_init)
                 ),
             ));

@@ -248,6 +248,23 @@ pub fn ddc_condition(
         .cloned()
 }
 
+/// The Degraded condition of DorisCluster `doris`, once its reason is
+/// `reason`.
+pub async fn degraded_because(
+    env: &Env,
+    reason: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let api = env.api::<DorisCluster>();
+    eventually(&format!("Degraded for {reason}"), 60, || async {
+        let c = api.get("doris").await.ok()?;
+        c.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.reason == reason)
+    })
+    .await
+}
+
 /// The storage-compute separated cluster once Ready for its generation.
 pub async fn wait_ddc_ready(env: &Env, name: &str) -> DorisDisaggregatedCluster {
     let api = env.api::<DorisDisaggregatedCluster>();
