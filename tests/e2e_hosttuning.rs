@@ -105,8 +105,8 @@ async fn a_baseline_namespace_gets_its_hosts_checked_not_tuned() {
 
 /// A convention that insists on a privileged init container in a baseline
 /// namespace: admission refuses the BE pods, and the cluster's status says
-/// so with the admission's words. Once the namespace allows it, the pods
-/// are made and the cluster becomes Ready.
+/// so with the admission's words. Once the convention is taken back, the
+/// pods are made and the cluster becomes Ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_admission_refuses_are_said_in_status() {
     let mut env = Env::without_operator("host-refused").await;
@@ -152,7 +152,25 @@ fn host_init(ctx) {
     let warned = env::events(&env, "PodAdmissionRefused").await;
     assert!(!warned.is_empty(), "a Warning Event tells it too");
 
-    env::enforce_pod_security(&env, "privileged").await;
+    // The convention taken back, the default one checks the hosts instead,
+    // and the pods are admitted.
+    env.api::<ConfigMap>()
+        .delete("privileged-hosts", &Default::default())
+        .await
+        .unwrap();
     wait_ready(&env, "doris").await;
+    let degraded = env
+        .api::<DorisCluster>()
+        .get("doris")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap();
+    assert_eq!(degraded.status, "False", "{degraded:?}");
     env.finish().await;
 }

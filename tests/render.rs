@@ -540,8 +540,10 @@ fn host_tuning(example: &str, level: doris_operator::plan::PodSecurity) -> Strin
     input.pod_security = level;
     let bundle = render::load_bundle(None).unwrap();
     let out = render::render(&bundle, &input, Format::Json).unwrap().0;
-    let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    let be = objects
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let be = list["items"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|o| {
             o["kind"] == "StatefulSet" && o["metadata"]["name"].as_str().unwrap().ends_with("-be")

@@ -318,6 +318,13 @@ mod tests {
                                        "image": "be:1", "imageID": "sha256:00",
                                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                                        "lastState": {"terminated": {"exitCode": 1}}}],
+                "initContainerStatuses": [
+                    {"name": "other-init", "ready": true, "restartCount": 0, "image": "i",
+                     "imageID": "", "state": {"terminated": {"exitCode": 0}}},
+                    {"name": "host-check", "ready": true, "restartCount": 0, "image": "be:1",
+                     "imageID": "sha256:01", "state": {"terminated": {"exitCode": 0,
+                     "reason": "Completed", "message": "swap on off"}}},
+                ],
             }
         }))
         .unwrap();
@@ -332,7 +339,28 @@ mod tests {
             before.metadata.creation_timestamp
         );
         let spec = pod.spec.as_ref().unwrap();
-        assert!(spec.volumes.is_none() && spec.node_name.is_none());
+        assert!(spec.volumes.is_none());
+        // Host checks name the node and read the check's report, only.
+        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+        let init = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .init_container_statuses
+            .as_ref();
+        let reports: Vec<_> = init
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let done = c.state.as_ref().unwrap().terminated.as_ref().unwrap();
+                (
+                    c.name.as_str(),
+                    done.message.as_deref(),
+                    done.reason.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(reports, [("host-check", Some("swap on off"), None)]);
         assert_eq!(spec.containers.len(), 1);
         assert_eq!(spec.containers[0].image.as_deref(), Some("be:1"));
         assert!(spec.containers[0].command.is_none());
