@@ -860,10 +860,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         planned: &mut std::borrow::Cow<'_, plan::Plan>,
     ) -> volumes::Outcome {
         let out = volumes::reconcile(
-            &self.ctx.client,
-            &self.ctx.stores,
-            &self.ctx.metrics,
-            &self.ctx.resized,
+            self.ctx,
             &self.namespace,
             &planned.objects,
             &planned.components,

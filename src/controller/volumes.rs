@@ -16,7 +16,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
-use super::stores::Stores;
 use crate::crd::VolumeResize;
 use crate::metrics::Metrics;
 use crate::plan::ComponentPlan;
@@ -55,20 +54,20 @@ impl Outcome {
 #[derive(Default)]
 pub struct Resized(Mutex<HashSet<(String, String, i32)>>);
 
-/// Resizes the claims of every planned StatefulSet whose claim templates ask
-/// for more storage than the live ones, and says which planned templates
-/// must keep the live request. `parts` say where each StatefulSet's spec
-/// is in the CR, for messages.
+/// Resizes the claims of every planned StatefulSet (in `namespace`) whose
+/// claim templates ask for more storage than the live ones, says which
+/// planned templates must keep the live request, and how far the claims
+/// grown (now, or before: `previous`) have got. `parts` say where each
+/// StatefulSet's spec is in the CR, for messages.
 pub async fn reconcile(
-    client: &Client,
-    stores: &Stores,
-    metrics: &Metrics,
-    resized: &Resized,
+    ctx: &super::Context,
     namespace: &str,
     objects: &[Value],
     parts: &[ComponentPlan],
     previous: Option<&[VolumeResize]>,
 ) -> Outcome {
+    let (client, stores, metrics, resized) =
+        (&ctx.client, &ctx.stores, &*ctx.metrics, &ctx.resized);
     let mut out = Outcome::default();
     // (claim, part) of every claim asked to grow this time.
     let mut asked: Vec<(String, String)> = Vec::new();

@@ -756,6 +756,29 @@ fn object_key(obj: &Value) -> (u8, String, String) {
     (rank, kind.to_string(), name)
 }
 
+/// The pod sysctls host_init.rhai asks for: `[#{ name, value }]` with string
+/// values, or nothing.
+fn check_sysctls(sysctls: Value) -> Result<Value, String> {
+    let Value::Array(list) = sysctls else {
+        return match sysctls {
+            Value::Null => Ok(Value::Array(Vec::new())),
+            other => Err(format!(
+                "sysctls as {}: it must be an array of #{{ name, value }}",
+                objects::type_name(&other)
+            )),
+        };
+    };
+    for (i, s) in list.iter().enumerate() {
+        let text = |key: &str| s.get(key).and_then(Value::as_str).is_some();
+        if !(text("name") && text("value")) {
+            return Err(format!(
+                "sysctls[{i}] = {s}: each must be #{{ name: \"...\", value: \"...\" }} (strings)"
+            ));
+        }
+    }
+    Ok(Value::Array(list))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,27 +822,4 @@ mod tests {
         assert_eq!(template_line_of(template, "  labels: {a: 1}"), Some(4));
         assert_eq!(template_line_of(template, "other"), None);
     }
-}
-
-/// The pod sysctls host_init.rhai asks for: `[#{ name, value }]` with string
-/// values, or nothing.
-fn check_sysctls(sysctls: Value) -> Result<Value, String> {
-    let Value::Array(list) = sysctls else {
-        return match sysctls {
-            Value::Null => Ok(Value::Array(Vec::new())),
-            other => Err(format!(
-                "sysctls as {}: it must be an array of #{{ name, value }}",
-                objects::type_name(&other)
-            )),
-        };
-    };
-    for (i, s) in list.iter().enumerate() {
-        let text = |key: &str| s.get(key).and_then(Value::as_str).is_some();
-        if !(text("name") && text("value")) {
-            return Err(format!(
-                "sysctls[{i}] = {s}: each must be #{{ name: \"...\", value: \"...\" }} (strings)"
-            ));
-        }
-    }
-    Ok(Value::Array(list))
 }
