@@ -57,6 +57,7 @@ fn main() {
                 cluster,
                 config_maps: &config_maps,
                 secret_keys: &Default::default(),
+                pod_security: Default::default(),
             },
         )
         .expect("sample plans");

@@ -62,6 +62,7 @@ fn main() {
                         cluster,
                         config_maps: &config_maps,
                         secret_keys: &Default::default(),
+                        pod_security: Default::default(),
                     },
                 )
                 .err()

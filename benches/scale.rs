@@ -100,6 +100,7 @@ fn main() {
                         cluster: c.as_ref(),
                         config_maps: &no_config_maps,
                         secret_keys: &Default::default(),
+                        pod_security: Default::default(),
                     },
                 )
             },
@@ -129,6 +130,7 @@ fn main() {
                     cluster: c.as_ref(),
                     config_maps: &config_maps,
                     secret_keys: &Default::default(),
+                    pod_security: Default::default(),
                 },
             )
         });

@@ -46,6 +46,13 @@ enum Command {
         #[arg(long, value_name = "GROUP/VERSION/KIND", value_delimiter = ',',
               value_parser = doris_operator::plan::parse_api_resource)]
         api_resources: Vec<(String, String)>,
+        /// The Pod Security level of the namespace the clusters run in
+        /// (privileged, baseline or restricted): host tuning follows it.
+        /// By default, a Namespace document's label in the file, or
+        /// privileged.
+        #[arg(long, value_name = "LEVEL",
+              value_parser = doris_operator::plan::PodSecurity::parse)]
+        pod_security: Option<doris_operator::plan::PodSecurity>,
     },
     /// Print the CustomResourceDefinitions.
     Crd,
@@ -153,6 +160,7 @@ fn run(cli: Cli) -> Result<(), String> {
             plan,
             diff,
             api_resources,
+            pod_security,
         } => {
             doris_operator::plan::serve_kinds(api_resources);
             let format = match output {
@@ -164,7 +172,10 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
             };
-            let input = render::read_input(&file.display().to_string(), &text)?;
+            let mut input = render::read_input(&file.display().to_string(), &text)?;
+            if let Some(level) = pod_security {
+                input.pod_security = level;
+            }
             let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
             if let Some(old) = diff {
                 let old = if old.as_os_str() == "embedded" {

@@ -19,6 +19,9 @@ pub struct RenderInput {
     pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
     /// The keys of each Secret, by name (their values are not kept).
     pub secret_keys: BTreeMap<String, BTreeSet<String>>,
+    /// The namespace's Pod Security level: from a Namespace document's
+    /// label, or `render --pod-security`; privileged when neither says.
+    pub pod_security: plan::PodSecurity,
 }
 
 /// Output formats.
@@ -37,8 +40,9 @@ pub fn load_bundle(dir: Option<&Path>) -> Result<ConventionBundle, Vec<SourceErr
     ConventionBundle::compile(sources)
 }
 
-/// Reads DorisCluster, ConfigMap and Secret documents from YAML text (of a
-/// Secret only its key names); other kinds are ignored. Errors name the file, the document and the field.
+/// Reads DorisCluster, ConfigMap, Secret and Namespace documents from YAML
+/// text (of a Secret only its key names, of a Namespace its Pod Security
+/// level); other kinds are ignored. Errors name the file, the document and the field.
 pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
     let mut input = RenderInput::default();
     for (index, (line, doc)) in documents(text).into_iter().enumerate() {
@@ -102,6 +106,28 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
                 }
                 input.secret_keys.insert(name, keys);
             }
+            Some("Namespace") => {
+                let labels: Option<BTreeMap<String, String>> =
+                    match header["metadata"].get("labels") {
+                        None | Some(Value::Null) => None,
+                        Some(l) => Some(
+                            serde_json::from_value(l.clone())
+                                .map_err(|e| format!("{at}: Namespace: metadata.labels: {e}"))?,
+                        ),
+                    };
+                let level = labels
+                    .as_ref()
+                    .and_then(|l| l.get(plan::PodSecurity::LABEL));
+                if let Some(level) = level {
+                    plan::PodSecurity::parse(level).map_err(|e| {
+                        format!(
+                            "{at}: Namespace: metadata.labels[{:?}]: {e}",
+                            plan::PodSecurity::LABEL
+                        )
+                    })?;
+                }
+                input.pod_security = plan::PodSecurity::of_namespace(labels.as_ref());
+            }
             _ => {}
         }
     }
@@ -131,6 +157,7 @@ pub fn render(
                 cluster,
                 config_maps: &input.config_maps,
                 secret_keys: &input.secret_keys,
+                pod_security: input.pod_security,
             },
         )
         .map_err(|e| format!("{name}: {e}"))?;
@@ -204,6 +231,7 @@ pub fn diff(
                     cluster,
                     config_maps: &input.config_maps,
                     secret_keys: &input.secret_keys,
+                    pod_security: input.pod_security,
                 },
             )
             .map(|p| index(p.objects))

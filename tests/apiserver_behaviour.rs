@@ -607,3 +607,107 @@ async fn discovery_lists_built_in_kinds_and_those_of_installed_crds() {
     let found = kinds(&Discovery::new(client).run().await.unwrap());
     assert!(!found.contains(&widget), "served only while its CRD exists");
 }
+
+/// As the PersistentVolumeClaimResize admission plugin: a claim grows only
+/// when its StorageClass allows expansion, and never below its capacity.
+#[tokio::test]
+async fn a_claim_grows_only_when_its_storage_class_allows_it() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let (emulator, client, _) = setup().await;
+    for (name, expandable) in [("fixed", false), ("growing", true)] {
+        emulator.put(
+            apiserver::admission::STORAGE_CLASSES,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                   "metadata": {"name": name}, "provisioner": "emulated",
+                   "allowVolumeExpansion": expandable}),
+        );
+        emulator.put(
+            apiserver::admission::PVCS,
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": name, "namespace": "ns"},
+                   "spec": {"storageClassName": name, "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "10Gi"}}},
+                   "status": {"phase": "Bound", "capacity": {"storage": "10Gi"}}}),
+        );
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, "ns");
+    let grow =
+        |size: &str| Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": size}}}}));
+    let err = pvcs
+        .patch("fixed", &PatchParams::default(), &grow("20Gi"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403
+            && e.message == "persistentvolumeclaims \"fixed\" is forbidden: only dynamically \
+                provisioned pvc can be resized and the storageclass that provisions the pvc \
+                must support resize"),
+        "{err}"
+    );
+    pvcs.patch("growing", &PatchParams::default(), &grow("20Gi"))
+        .await
+        .unwrap();
+    let err = pvcs
+        .patch("growing", &PatchParams::default(), &grow("5Gi"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 422
+            && e.message.contains("can not be less than status.capacity")),
+        "{err}"
+    );
+}
+
+/// As PodSecurity admission: a namespace's enforced level refuses pods
+/// that break it, with the plugin's wording.
+#[tokio::test]
+async fn pod_security_refuses_what_the_namespace_level_forbids() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (emulator, client, _) = setup().await;
+    emulator.put(
+        apiserver::admission::NAMESPACES,
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "ns",
+                            "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}),
+    );
+    let pod = |name: &str, privileged: bool| -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {
+                "initContainers": [{"name": "sysctl", "image": "x",
+                                    "securityContext": {"privileged": privileged}}],
+                "containers": [{"name": "be", "image": "x"}],
+            },
+        }))
+        .unwrap()
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "ns");
+    let err = pods
+        .create(&PostParams::default(), &pod("d-be-0", true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(e) if e.code == 403
+            && e.message == "pods \"d-be-0\" is forbidden: violates PodSecurity \
+                \"baseline:latest\": privileged (container \"sysctl\" must not set \
+                securityContext.privileged=true)"),
+        "{err}"
+    );
+    pods.create(&PostParams::default(), &pod("d-be-1", false))
+        .await
+        .unwrap();
+    // Elsewhere (no label), privileged is the level.
+    let other: Api<Pod> = Api::namespaced(client, "other");
+    other
+        .create(&PostParams::default(), &pod("d-be-0", true))
+        .await
+        .unwrap();
+    // Restricted asks more of every container.
+    let restricted = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "be"}]}});
+    let message = apiserver::admission::pod_security("restricted", &restricted).unwrap();
+    assert!(message.contains("runAsNonRoot != true"), "{message}");
+    assert!(
+        message.contains("allowPrivilegeEscalation != false"),
+        "{message}"
+    );
+}

@@ -286,115 +286,162 @@ async fn data_volumes_go_with_the_cluster_only_when_asked() {
     env.finish().await;
 }
 
-/// A claim template's request grows: the claims grow with it (the
-/// StatefulSet, whose claim templates cannot change, keeps its own); a
-/// smaller request is refused on the field. On a cluster whose storage
-/// cannot expand these claims, the refusal is what status shows.
+/// The sample cluster with its BE claims in StorageClass `class`, of
+/// `size`.
+fn sample_in_class(class: &str, size: &str) -> String {
+    SAMPLE
+        .replace(
+            "accessModes: [ReadWriteOnce]",
+            &format!("storageClassName: {class}\n        accessModes: [ReadWriteOnce]"),
+        )
+        .replace("storage: 10Gi", &format!("storage: {size}"))
+}
+
+/// Creates the sample cluster with 10Gi claims in `class`, and waits for
+/// it to be Ready with its claims made.
+async fn create_with_claims(env: &Env, class: &str) {
+    env.create_cluster(&sample_in_class(class, "10Gi")).await;
+    wait_ready(env, "doris").await;
+    eventually("BE data volumes", 20, || async {
+        (claim_sizes(env).await.len() == 3).then_some(())
+    })
+    .await;
+}
+
+/// Each claim's storage request, by name.
+async fn claim_sizes(env: &Env) -> Vec<(String, String)> {
+    let mut sizes: Vec<(String, String)> = env
+        .api::<PersistentVolumeClaim>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| {
+            let size = p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
+                .0
+                .clone();
+            (p.metadata.name.unwrap(), size)
+        })
+        .collect();
+    sizes.sort();
+    sizes
+}
+
+/// The storage request of a StatefulSet's first claim template.
+fn template_storage(sts: StatefulSet) -> String {
+    sts.spec.volume_claim_templates.unwrap()[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap()["storage"]
+        .0
+        .clone()
+}
+
+/// status.volumes as (claim, state) pairs.
+async fn resize_states(env: &Env) -> Option<Vec<(String, String)>> {
+    let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+    Some(
+        c.status?
+            .volumes?
+            .into_iter()
+            .map(|v| (v.claim, v.state))
+            .collect(),
+    )
+}
+
+const CLAIMS: [&str; 3] = ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"];
+
+/// A claim template's request grows: the claims grow with it, status
+/// follows each claim's resize to the end, and the StatefulSet is made
+/// again with the new template without restarting a pod. A smaller
+/// request is refused on the field.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_volumes_grow_and_never_shrink() {
     let env = Env::start("pvc-grow").await;
-    env.create_cluster(SAMPLE).await;
-    wait_ready(&env, "doris").await;
-    let pvcs = env.api::<PersistentVolumeClaim>();
-    let sizes = || async {
-        let mut sizes: Vec<(String, String)> = pvcs
-            .list(&Default::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .map(|p| {
-                let size = p.spec.unwrap().resources.unwrap().requests.unwrap()["storage"]
-                    .0
-                    .clone();
-                (p.metadata.name.unwrap(), size)
-            })
-            .collect();
-        sizes.sort();
-        Some(sizes)
-    };
-    eventually("BE data volumes", 20, || async {
-        (sizes().await?.len() == 3).then_some(())
-    })
-    .await;
+    let class = env::storage_class(&env, true).await;
+    create_with_claims(&env, &class).await;
 
     let pods_before = be_pods(&env).await;
-    let clusters = env.api::<DorisCluster>();
-    let grow = SAMPLE.replace("storage: 10Gi", "storage: 20Gi");
-    apply_cluster(&env, &grow).await;
-    let outcome = eventually("claims resized, or the resize refused", 30, || async {
-        let sizes = sizes().await?;
-        if sizes.iter().all(|(_, s)| s == "20Gi") {
-            return Some(Ok(sizes));
-        }
-        let c = clusters.get("doris").await.ok()?;
-        let refused = c
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeExpansionRefused")?;
-        Some(Err(refused.message))
+    // The kubelet of be-0 grows its file system only when let.
+    if let Some(driver) = env.driver() {
+        driver.hold_resize(&format!("{}/data-doris-be-0", env.namespace));
+    }
+    apply_cluster(&env, &sample_in_class(&class, "20Gi")).await;
+    eventually("claims resized", 30, || async {
+        claim_sizes(&env)
+            .await
+            .iter()
+            .all(|(_, s)| s == "20Gi")
+            .then_some(())
     })
     .await;
-    let storage_of = |sts: StatefulSet| {
-        sts.spec.volume_claim_templates.unwrap()[0]
-            .spec
-            .as_ref()
-            .unwrap()
-            .resources
-            .as_ref()
-            .unwrap()
-            .requests
-            .as_ref()
-            .unwrap()["storage"]
-            .0
-            .clone()
-    };
-    match outcome {
-        Ok(sizes) => {
-            assert_eq!(
-                sizes.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-                ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
-            );
-            // The StatefulSet is made again with the new claim template,
-            // and its pods were not restarted.
-            eventually(
-                "the StatefulSet carries the new claim template",
-                30,
-                || async {
-                    let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
-                    (storage_of(sts) == "20Gi").then_some(())
-                },
-            )
-            .await;
-            wait_ready(&env, "doris").await;
-            assert_eq!(be_pods(&env).await, pods_before, "no BE pod restarted");
-        }
-        Err(message) => {
-            assert!(
-                message.contains("spec.beSpec.persistentVolumes") && message.contains("20Gi"),
-                "{message}"
-            );
-            let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
-            assert_eq!(
-                storage_of(sts),
-                "10Gi",
-                "the StatefulSet keeps its template"
-            );
-        }
+    if let Some(driver) = env.driver() {
+        eventually(
+            "be-0 waiting for its file system, the others done",
+            30,
+            || async {
+                let states = resize_states(&env).await?;
+                let expected = [
+                    ("data-doris-be-0", "FileSystemResizePending"),
+                    ("data-doris-be-1", "Resized"),
+                    ("data-doris-be-2", "Resized"),
+                ];
+                let matches = states.len() == expected.len()
+                    && states
+                        .iter()
+                        .zip(expected)
+                        .all(|((c, s), (ec, es))| c == ec && s == es);
+                matches.then_some(())
+            },
+        )
+        .await;
+        driver.release_resize(&format!("{}/data-doris-be-0", env.namespace));
+        let done = eventually("every claim resized", 30, || async {
+            let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+            let volumes = c.status?.volumes?;
+            volumes
+                .iter()
+                .all(|v| v.state == "Resized")
+                .then_some(volumes)
+        })
+        .await;
+        assert!(
+            done.iter()
+                .all(|v| v.capacity.as_deref() == Some("20Gi") && v.component == "be"),
+            "{done:?}"
+        );
+    } else {
+        // A real cluster's resizer takes its time: each claim is listed.
+        eventually("each claim's resize in status", 60, || async {
+            let states = resize_states(&env).await?;
+            (states.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>() == CLAIMS).then_some(())
+        })
+        .await;
     }
+    // The StatefulSet is made again with the new claim template, and its
+    // pods were not restarted.
+    eventually(
+        "the StatefulSet carries the new claim template",
+        30,
+        || async {
+            let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
+            (template_storage(sts) == "20Gi").then_some(())
+        },
+    )
+    .await;
+    wait_ready(&env, "doris").await;
+    assert_eq!(be_pods(&env).await, pods_before, "no BE pod restarted");
     assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
 
-    let shrink = SAMPLE.replace("storage: 10Gi", "storage: 5Gi");
-    apply_cluster(&env, &shrink).await;
-    let refused = eventually("the shrink refused", 30, || async {
-        let c = clusters.get("doris").await.ok()?;
-        c.status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Degraded" && c.reason == "VolumeShrinkRefused")
-    })
-    .await;
+    apply_cluster(&env, &sample_in_class(&class, "5Gi")).await;
+    let refused = env::degraded_because(&env, "VolumeShrinkRefused").await;
     assert!(
         refused
             .message
@@ -404,9 +451,94 @@ async fn data_volumes_grow_and_never_shrink() {
         refused.message
     );
     assert!(
-        sizes().await.unwrap().iter().all(|(_, s)| s != "5Gi"),
+        claim_sizes(&env).await.iter().all(|(_, s)| s != "5Gi"),
         "no claim shrank"
     );
+    env.finish().await;
+}
+
+/// Claims whose StorageClass does not allow expansion are not grown: the
+/// API server's refusal is what status shows, on the field, and the
+/// StatefulSet keeps its template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_that_cannot_expand_is_said_in_status() {
+    let env = Env::start("pvc-fixed").await;
+    let class = env::storage_class(&env, false).await;
+    create_with_claims(&env, &class).await;
+    apply_cluster(&env, &sample_in_class(&class, "20Gi")).await;
+    let refused = env::degraded_because(&env, "VolumeExpansionRefused").await;
+    assert!(
+        refused
+            .message
+            .starts_with("spec.beSpec.persistentVolumes: growing the claims of data to 20Gi")
+            && refused
+                .message
+                .contains("the storageclass that provisions the pvc must support resize"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        claim_sizes(&env).await.iter().all(|(_, s)| s == "10Gi"),
+        "no claim changed"
+    );
+    let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
+    assert_eq!(
+        template_storage(sts),
+        "10Gi",
+        "the StatefulSet keeps its template"
+    );
+    assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
+    env.finish().await;
+}
+
+/// An operator stopped after growing the claims, before making the
+/// StatefulSet again, finishes the job when it starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_interrupted_by_a_restart_is_finished() {
+    let mut env = Env::start("pvc-restart").await;
+    let class = env::storage_class(&env, true).await;
+    create_with_claims(&env, &class).await;
+    let pods_before = be_pods(&env).await;
+
+    // Where an operator that stopped between its two writes leaves things:
+    // the spec and every claim at the new size, the StatefulSet as it was.
+    env.stop_operator().await;
+    apply_cluster(&env, &sample_in_class(&class, "20Gi")).await;
+    for claim in CLAIMS {
+        env.api::<PersistentVolumeClaim>()
+            .patch(
+                claim,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "20Gi"}}}})),
+            )
+            .await
+            .unwrap();
+    }
+    let sts = env.api::<StatefulSet>().get("doris-be").await.unwrap();
+    assert_eq!(template_storage(sts), "10Gi");
+
+    env.start_operator();
+    eventually(
+        "the StatefulSet carries the new claim template",
+        30,
+        || async {
+            let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
+            (template_storage(sts) == "20Gi").then_some(())
+        },
+    )
+    .await;
+    let states = eventually("each claim's resize in status", 30, || async {
+        let states = resize_states(&env).await?;
+        let done = env.emulator.is_none() || states.iter().all(|(_, s)| s == "Resized");
+        (states.len() == 3 && done).then_some(states)
+    })
+    .await;
+    assert_eq!(
+        states.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+        CLAIMS
+    );
+    wait_ready(&env, "doris").await;
+    assert_eq!(be_pods(&env).await, pods_before, "no BE pod restarted");
     env.finish().await;
 }
 

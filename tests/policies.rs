@@ -146,6 +146,48 @@ fn host_init_runs_the_users_system_initialization_after_the_default() {
     assert_eq!(out[0]["image"], "my/init:2");
 }
 
+/// Where the namespace forbids privilege, BEs get a check instead of a
+/// privileged sysctl container, safe sysctls, and a user's initialization
+/// without privilege; under restricted the check meets every rule.
+#[test]
+fn host_init_follows_the_namespace_pod_security_level() {
+    let b = bundle();
+    let spec = json!({"image": "be:1", "systemInitialization": {"command": ["true"]}});
+    for level in ["baseline", "restricted"] {
+        let mut ctx = base_ctx("be", spec.clone());
+        ctx["pod_security"] = json!(level);
+        let out = b.call_json("host_init.rhai", "host_init", &ctx).unwrap();
+        let init = out["init_containers"].as_array().unwrap();
+        let names: Vec<_> = init.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["host-check", "init"], "{level}");
+        assert!(
+            !out.to_string().contains("\"privileged\":true"),
+            "{level}: {out}"
+        );
+        let check = &init[0];
+        assert_eq!(check["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(check["securityContext"]["allowPrivilegeEscalation"], false);
+        assert_eq!(
+            check["securityContext"]["capabilities"]["drop"],
+            json!(["ALL"])
+        );
+        assert_eq!(
+            check["securityContext"]["runAsNonRoot"] == true,
+            level == "restricted"
+        );
+        assert_eq!(
+            out["sysctls"],
+            json!([{"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}])
+        );
+    }
+    let mut fe = base_ctx("fe", json!({"image": "fe:1"}));
+    fe["pod_security"] = json!("baseline");
+    assert_eq!(
+        b.call_json("host_init.rhai", "host_init", &fe).unwrap(),
+        json!([])
+    );
+}
+
 // ------------------------------------------------------------- shape.rhai
 
 fn statefulset(shape: &Value) -> &Value {
@@ -1326,6 +1368,7 @@ mod checks {
                 cluster: input.clusters[0].as_ref(),
                 config_maps: &config_maps,
                 secret_keys: &Default::default(),
+                pod_security: Default::default(),
             },
         ) {
             Ok(_) => panic!("{files:?} planned"),
@@ -1599,6 +1642,7 @@ mod checks {
                 cluster: input.clusters[0].as_ref(),
                 config_maps: &BTreeMap::new(),
                 secret_keys: &Default::default(),
+                pod_security: Default::default(),
             },
         )
         .unwrap();

@@ -531,3 +531,110 @@ fn files_of_one_directory_are_merged_and_a_shared_name_is_refused_on_its_field()
         "{notes:?}"
     );
 }
+
+/// The BE pod's host tuning (init containers and pod securityContext) of
+/// `example` in a namespace of Pod Security `level`, as YAML.
+fn host_tuning(example: &str, level: doris_operator::plan::PodSecurity) -> String {
+    let path = root().join("examples").join(example);
+    let mut input = render::read_input(&path.display().to_string(), &sample_text(&path)).unwrap();
+    input.pod_security = level;
+    let bundle = render::load_bundle(None).unwrap();
+    let out = render::render(&bundle, &input, Format::Json).unwrap().0;
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let be = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["kind"] == "StatefulSet" && o["metadata"]["name"].as_str().unwrap().ends_with("-be")
+        })
+        .expect("a BE StatefulSet");
+    let pod = &be["spec"]["template"]["spec"];
+    serde_norway::to_string(&serde_json::json!({
+        "initContainers": pod["initContainers"],
+        "securityContext": pod["securityContext"],
+    }))
+    .unwrap()
+}
+
+/// Host tuning follows the namespace's Pod Security level: a privileged
+/// init container only where the namespace allows it; elsewhere safe
+/// sysctls and an unprivileged check that meets the level's rules.
+#[test]
+fn host_tuning_follows_the_pod_security_level() {
+    use doris_operator::plan::PodSecurity;
+    for level in [
+        PodSecurity::Privileged,
+        PodSecurity::Baseline,
+        PodSecurity::Restricted,
+    ] {
+        for example in ["doriscluster-sample.yaml", "doriscluster-full.yaml"] {
+            let out = host_tuning(example, level);
+            let privileged = out.contains("privileged: true");
+            assert_eq!(
+                privileged,
+                level == PodSecurity::Privileged,
+                "{example} at {level:?}:\n{out}"
+            );
+            insta::assert_snapshot!(
+                format!(
+                    "host_tuning__{}__{}",
+                    level.as_str(),
+                    example.trim_end_matches(".yaml")
+                ),
+                out
+            );
+        }
+    }
+    let restricted = host_tuning("doriscluster-sample.yaml", PodSecurity::Restricted);
+    for rule in [
+        "runAsNonRoot: true",
+        "allowPrivilegeEscalation: false",
+        "- ALL",
+        "type: RuntimeDefault",
+    ] {
+        assert!(restricted.contains(rule), "{rule}:\n{restricted}");
+    }
+}
+
+/// `render` takes the level from a Namespace document in the file, or
+/// from `--pod-security`, which wins; a wrong level is named.
+#[test]
+fn render_reads_the_pod_security_level_from_a_namespace_or_a_flag() {
+    let sample = std::fs::read_to_string(root().join("examples/doriscluster-sample.yaml")).unwrap();
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: doris\n  labels:\n    \
+                     pod-security.kubernetes.io/enforce: baseline\n---\n";
+    let dir = tempdir("pod-security");
+    let file = dir.join("cluster.yaml");
+    std::fs::write(&file, format!("{namespace}{sample}")).unwrap();
+    let file = file.to_str().unwrap();
+    let stdout = |args: &[&str]| {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_namespace = stdout(&["render", "-f", file]);
+    assert!(from_namespace.contains("name: host-check"));
+    assert!(!from_namespace.contains("privileged: true"));
+    let flagged = stdout(&["render", "-f", file, "--pod-security", "privileged"]);
+    assert!(flagged.contains("privileged: true"));
+    assert!(!flagged.contains("name: host-check"));
+
+    let out = cli(&["render", "-f", file, "--pod-security", "strict"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("\"strict\" is not a Pod Security level"),
+        "{err}"
+    );
+    let wrong = format!("{}{sample}", namespace.replace("baseline", "lax"));
+    let err = render::read_input("ns.yaml", &wrong).unwrap_err();
+    assert!(
+        err.starts_with("ns.yaml: document 1 (line 1): Namespace: metadata.labels[\"pod-security.kubernetes.io/enforce\"]"),
+        "{err}"
+    );
+}

@@ -97,6 +97,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
             cluster: ClusterRef::Doris(&cluster(3, 5_000, None)),
             config_maps: &none,
             secret_keys: &Default::default(),
+            pod_security: Default::default(),
         },
     )
     .expect("plans");
@@ -106,6 +107,7 @@ fn a_5000_be_cluster_plans_like_a_small_one() {
             cluster: ClusterRef::Doris(&cluster(3, 3, None)),
             config_maps: &none,
             secret_keys: &Default::default(),
+            pod_security: Default::default(),
         },
     )
     .expect("plans");
@@ -147,6 +149,7 @@ fn plan_with_fe_conf(text: String) -> Result<doris_operator::plan::Plan, PlanErr
             cluster: ClusterRef::Doris(&cluster(3, 3, Some("fe-conf"))),
             config_maps: &config_maps,
             secret_keys: &Default::default(),
+            pod_security: Default::default(),
         },
     )
 }

@@ -138,6 +138,7 @@ pub fn live_canary(
                     cluster,
                     config_maps: &config_maps,
                     secret_keys: &Default::default(),
+                    pod_security: Default::default(),
                 };
                 match plan::plan(&bundle, input) {
                     Ok(planned) => {

@@ -71,6 +71,7 @@ pub fn fingerprint(
     cluster: crate::cluster::ClusterRef<'_>,
     config_maps: &BTreeMap<String, BTreeMap<String, String>>,
     secret_keys: &BTreeMap<String, BTreeSet<String>>,
+    pod_security: crate::plan::PodSecurity,
 ) -> Fingerprint {
     let meta = cluster.meta();
     let mut hasher = Sha256::new();
@@ -91,6 +92,7 @@ pub fn fingerprint(
     part(&cluster.spec_json());
     part(config_maps);
     part(secret_keys);
+    part(&pod_security.as_str());
     hasher.finalize().into()
 }
 
@@ -207,18 +209,31 @@ mod tests {
 
     #[test]
     fn the_fingerprint_follows_what_the_plan_reads_only() {
+        use crate::plan::PodSecurity;
         let bundle = Arc::new(ConventionBundle::embedded().unwrap());
         let spec = json!({"feSpec": {"image": "fe"}, "beSpec": {"image": "be"}});
         let base = cluster(spec.clone());
         let none = BTreeMap::new();
-        let key = fingerprint(&bundle, ClusterRef::Doris(&base), &none, &BTreeMap::new());
+        let key = fingerprint(
+            &bundle,
+            ClusterRef::Doris(&base),
+            &none,
+            &BTreeMap::new(),
+            PodSecurity::Privileged,
+        );
 
         // Status and resourceVersion are not plan inputs.
         let mut other = base.clone();
         other.metadata.resource_version = Some("42".into());
         other.status = Some(Default::default());
         assert_eq!(
-            fingerprint(&bundle, ClusterRef::Doris(&other), &none, &BTreeMap::new()),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&other),
+                &none,
+                &BTreeMap::new(),
+                PodSecurity::Privileged
+            ),
             key
         );
 
@@ -226,7 +241,13 @@ mod tests {
         let bigger =
             cluster(json!({"feSpec": {"image": "fe", "replicas": 3}, "beSpec": {"image": "be"}}));
         assert_ne!(
-            fingerprint(&bundle, ClusterRef::Doris(&bigger), &none, &BTreeMap::new()),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&bigger),
+                &none,
+                &BTreeMap::new(),
+                PodSecurity::Privileged
+            ),
             key
         );
         let mut annotated = base.clone();
@@ -237,7 +258,8 @@ mod tests {
                 &bundle,
                 ClusterRef::Doris(&annotated),
                 &none,
-                &BTreeMap::new()
+                &BTreeMap::new(),
+                PodSecurity::Privileged
             ),
             key
         );
@@ -248,7 +270,8 @@ mod tests {
                 &bundle,
                 ClusterRef::Doris(&labelled),
                 &none,
-                &BTreeMap::new()
+                &BTreeMap::new(),
+                PodSecurity::Privileged
             ),
             key
         );
@@ -257,7 +280,13 @@ mod tests {
             BTreeMap::from([("fe.conf".to_string(), "a = 1".to_string())]),
         )]);
         assert_ne!(
-            fingerprint(&bundle, ClusterRef::Doris(&base), &cms, &BTreeMap::new()),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&base),
+                &cms,
+                &BTreeMap::new(),
+                PodSecurity::Privileged
+            ),
             key
         );
         let secret_keys = BTreeMap::from([(
@@ -265,14 +294,38 @@ mod tests {
             BTreeSet::from(["fe.conf".to_string()]),
         )]);
         assert_ne!(
-            fingerprint(&bundle, ClusterRef::Doris(&base), &none, &secret_keys),
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&base),
+                &none,
+                &secret_keys,
+                PodSecurity::Privileged
+            ),
+            key
+        );
+
+        // So is the namespace's Pod Security level.
+        assert_ne!(
+            fingerprint(
+                &bundle,
+                ClusterRef::Doris(&base),
+                &none,
+                &BTreeMap::new(),
+                PodSecurity::Baseline
+            ),
             key
         );
 
         // Another bundle, even of the same files, is planned with anew.
         let again = Arc::new(ConventionBundle::embedded().unwrap());
         assert_ne!(
-            fingerprint(&again, ClusterRef::Doris(&base), &none, &BTreeMap::new()),
+            fingerprint(
+                &again,
+                ClusterRef::Doris(&base),
+                &none,
+                &BTreeMap::new(),
+                PodSecurity::Privileged
+            ),
             key
         );
     }
@@ -288,6 +341,7 @@ mod tests {
                 cluster: ClusterRef::Doris(&base),
                 config_maps: &BTreeMap::new(),
                 secret_keys: &BTreeMap::new(),
+                pod_security: Default::default(),
             },
         )
         .unwrap();

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod be_link;
 pub mod conventions;
 pub mod fe_link;
+pub mod hosts;
 pub mod kinds;
 pub mod leader;
 pub mod live_config;
@@ -30,7 +31,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -126,6 +127,8 @@ pub struct Context {
     plans: memo::Plans,
     status_pace: memo::StatusPace,
     resized: volumes::Resized,
+    /// The watched namespaces' labels, for their Pod Security level.
+    namespaces: reflector::Store<PartialObjectMeta<Namespace>>,
 }
 
 impl Context {
@@ -214,6 +217,21 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
+    // Namespaces, metadata only: their Pod Security label decides how hosts
+    // are tuned. One namespace by name when watching one.
+    let (ns_store, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let ns_config = match ns {
+        Some(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
+        None => watcher::Config::default(),
+    };
+    let ns_stream = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        ns_config,
+    )
+    .default_backoff()
+    .modify(|n| n.metadata.managed_fields = None)
+    .reflect(ns_writer)
+    .touched_objects();
 
     let stores = Stores {
         statefulsets: sts_store,
@@ -260,6 +278,7 @@ pub async fn run(
         plans: Default::default(),
         status_pace: Default::default(),
         resized: Default::default(),
+        namespaces: ns_store.clone(),
     });
 
     // Conventions from ConfigMaps: read once before the first reconcile, so
@@ -330,8 +349,22 @@ pub async fn run(
         user_cm_stream
             .map(|r| r.map(|o| Touched::UserConfigMap(o.metadata)))
             .boxed(),
+        ns_stream
+            .map(|r| r.map(|o| Touched::Namespace(o.metadata)))
+            .boxed(),
     ]);
     let _router = AbortOnDrop(tokio::spawn(triggers.route(children)));
+    // The first plans know each namespace's level, unless Namespaces cannot
+    // be read (then privileged is assumed, as with no label).
+    if tokio::time::timeout(Duration::from_secs(5), ns_store.wait_until_ready())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "Namespaces cannot be read (RBAC: get, list, watch namespaces): \
+             every namespace is taken as Pod Security level privileged"
+        );
+    }
 
     let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let shutdown = shutdown.shared();
@@ -371,6 +404,8 @@ enum Touched {
     Pod(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
     /// Any ConfigMap: a cluster may name it.
     UserConfigMap(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
+    /// A namespace: its Pod Security level may have changed.
+    Namespace(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
 }
 
 /// Sends each change to the controller of the cluster it belongs to.
@@ -393,6 +428,7 @@ impl Triggers {
                 Ok(Touched::Owned(meta)) => self.owned(&meta),
                 Ok(Touched::Pod(meta)) => self.pod(&meta),
                 Ok(Touched::UserConfigMap(meta)) => self.config_map(&meta),
+                Ok(Touched::Namespace(meta)) => self.namespace(&meta),
                 Err(e) => tracing::debug!(error = %e, "watch failed; it is retried"),
             }
         }
@@ -445,6 +481,23 @@ impl Triggers {
             let _ = self
                 .doris
                 .unbounded_send(ObjectRef::new(cluster).within(namespace));
+        }
+    }
+
+    /// Every cluster in a namespace (re-planned only if its level changed).
+    fn namespace(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        let name = meta.name.as_deref();
+        for c in self.clusters.state() {
+            if c.metadata.namespace.as_deref() == name {
+                let _ = self.doris.unbounded_send(ObjectRef::from_obj(c.as_ref()));
+            }
+        }
+        if let Some((tx, store)) = &self.disaggregated {
+            for c in store.state() {
+                if c.metadata.namespace.as_deref() == name {
+                    let _ = tx.unbounded_send(ObjectRef::from_obj(c.as_ref()));
+                }
+            }
         }
     }
 
@@ -558,7 +611,8 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
         None => run.step_membership(&planned, &memo.policy).await,
     };
     let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
-    run.step_status(&planned, &members, rollout, volumes, &live, &waiting)
+    let hosts = run.step_hosts(&planned).await;
+    run.step_status(&planned, &members, rollout, volumes, &live, hosts, &waiting)
         .await
 }
 
@@ -655,9 +709,17 @@ impl<'a, K: DorisResource> Run<'a, K> {
         let secret_keys = user_secret_keys(&self.ctx.client, self.cluster, &self.namespace)
             .await
             .map_err(Err)?;
+        let pod_security = self
+            .ctx
+            .namespaces
+            .get(&ObjectRef::new(&self.namespace))
+            .map_or(plan::PodSecurity::Privileged, |ns| {
+                plan::PodSecurity::of_namespace(ns.metadata.labels.as_ref())
+            });
         Ok(Inputs {
             config_maps,
             secret_keys,
+            pod_security,
         })
     }
 
@@ -805,25 +867,39 @@ impl<'a, K: DorisResource> Run<'a, K> {
         planned: &mut std::borrow::Cow<'_, plan::Plan>,
     ) -> volumes::Outcome {
         let out = volumes::reconcile(
-            &self.ctx.client,
-            &self.ctx.stores,
-            &self.ctx.metrics,
-            &self.ctx.resized,
+            self.ctx,
+            &self.namespace,
             &planned.objects,
             &planned.components,
+            self.previous.volumes.as_deref(),
         )
         .await;
         if !out.keep.is_empty() {
             out.keep_live_templates(&mut planned.to_mut().objects);
         }
-        for (type_, reason, note) in &out.events {
-            self.publish(*type_, reason, note).await;
-        }
-        if let Some((reason, message)) = &out.failure
-            && !self.already_reported(message)
-        {
-            self.publish(EventType::Warning, reason, message).await;
-        }
+        self.tell(&out.events, out.failure.as_ref()).await;
+        out
+    }
+
+    /// Pods the namespace's admission refuses, and host settings the
+    /// pods' checks found short.
+    async fn step_hosts(&self, planned: &plan::Plan) -> hosts::Outcome {
+        let statefulsets = self.statefulsets(planned);
+        let parts: Vec<_> = planned
+            .components
+            .iter()
+            .map(|c| c.part.as_str())
+            .zip(statefulsets)
+            .collect();
+        let out = hosts::reconcile(
+            &self.ctx.client,
+            &self.namespace,
+            &parts,
+            &self.pods(),
+            self.previous.host_checks.as_deref().unwrap_or_default(),
+        )
+        .await;
+        self.tell(&out.events, out.failure.as_ref()).await;
         out
     }
 
@@ -988,6 +1064,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         rollout: rollout::Outcome,
         volumes: volumes::Outcome,
         live: &live_config::Outcome,
+        hosts: hosts::Outcome,
         waiting: &BTreeMap<String, String>,
     ) -> Result<Action, Error> {
         let pods = self.pods();
@@ -999,11 +1076,15 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &observed,
             &planned.revision,
             self.conventions_failure.as_deref(),
-            rollout.failure.or(volumes.failure),
+            rollout.failure.or(volumes.failure).or(hosts.failure),
             &self.now,
         );
         new_status.rollout = rollout.status;
         live.fold_into_status(planned, &mut new_status);
+        if let Some(progress) = volumes.progress {
+            new_status.volumes = (!progress.is_empty()).then_some(progress);
+        }
+        new_status.host_checks = (!hosts.host_checks.is_empty()).then_some(hosts.host_checks);
         membership::fold_into_status(
             self.cluster,
             &self.previous,
@@ -1028,6 +1109,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         };
         let next = members.requeue.map_or(next, |m| m.min(next));
         let next = live.requeue.map_or(next, |l| l.min(next));
+        let next = volumes.requeue.map_or(next, |v| v.min(next));
         Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
     }
 
@@ -1083,6 +1165,22 @@ impl<'a, K: DorisResource> Run<'a, K> {
             .any(|c| c.type_ == "Ready" && c.message == message)
     }
 
+    /// Publishes a step's Events, and its failure once.
+    async fn tell(
+        &self,
+        events: &[(EventType, &'static str, String)],
+        failure: Option<&(&'static str, String)>,
+    ) {
+        for (type_, reason, note) in events {
+            self.publish(*type_, reason, note).await;
+        }
+        if let Some((reason, message)) = failure
+            && !self.already_reported(message)
+        {
+            self.publish(EventType::Warning, reason, message).await;
+        }
+    }
+
     async fn publish(&self, type_: EventType, reason: &str, note: &str) {
         publish(self.ctx, &self.object.object_ref(&()), type_, reason, note).await;
     }
@@ -1092,6 +1190,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
 struct Inputs {
     config_maps: BTreeMap<String, BTreeMap<String, String>>,
     secret_keys: BTreeMap<String, std::collections::BTreeSet<String>>,
+    pod_security: plan::PodSecurity,
 }
 
 /// The plan and membership rules of `cluster`: the last ones made, when
@@ -1103,7 +1202,13 @@ fn plan_once(
     inputs: &Inputs,
 ) -> Result<Arc<memo::Planned>, PlanError> {
     let uid = cluster.meta().uid.clone().unwrap_or_default();
-    let key = memo::fingerprint(bundle, cluster, &inputs.config_maps, &inputs.secret_keys);
+    let key = memo::fingerprint(
+        bundle,
+        cluster,
+        &inputs.config_maps,
+        &inputs.secret_keys,
+        inputs.pod_security,
+    );
     if let Some(planned) = ctx.plans.get(&uid, &key) {
         return Ok(planned);
     }
@@ -1113,6 +1218,7 @@ fn plan_once(
             cluster,
             config_maps: &inputs.config_maps,
             secret_keys: &inputs.secret_keys,
+            pod_security: inputs.pod_security,
         },
     )?;
     let policy = plan::membership::membership_policy(bundle, cluster).map_err(|error| {

@@ -16,7 +16,7 @@ use crate::crd::disaggregated::{
 };
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, MembershipStatus, RolloutStatus, ConfigChangeStatus,
+    HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus, ConfigChangeStatus, VolumeResize,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
@@ -35,6 +35,10 @@ pub struct Status {
     pub configuration: Option<Vec<ConfigChangeStatus>>,
     /// The id the FE gave each compute group, by part name.
     pub compute_group_ids: BTreeMap<String, String>,
+    /// Claims grown, and how far each has got.
+    pub volumes: Option<Vec<VolumeResize>>,
+    /// Host settings below what Doris wants.
+    pub host_checks: Option<Vec<HostCheck>>,
 }
 
 impl Status {
@@ -63,6 +67,8 @@ impl Status {
             rollout: status.rollout.clone(),
             configuration: status.configuration.clone(),
             compute_group_ids: BTreeMap::new(),
+            volumes: status.volumes.clone(),
+            host_checks: status.host_checks.clone(),
         }
     }
 
@@ -91,6 +97,8 @@ impl Status {
             rollout: status.rollout.clone(),
             configuration: status.configuration.clone(),
             compute_group_ids,
+            volumes: status.volumes.clone(),
+            host_checks: status.host_checks.clone(),
         }
     }
 
@@ -196,6 +204,8 @@ impl Status {
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
             configuration: self.configuration.clone(),
+            volumes: self.volumes.clone(),
+            host_checks: self.host_checks.clone(),
             ..Default::default()
         }
     }
@@ -226,6 +236,8 @@ impl Status {
             membership: self.membership.clone(),
             rollout: self.rollout.clone(),
             configuration: self.configuration.clone(),
+            volumes: self.volumes.clone(),
+            host_checks: self.host_checks.clone(),
         }
     }
 }
@@ -269,6 +281,9 @@ pub fn compute(
         compute_group_ids: previous.compute_group_ids.clone(),
         // Kept until a reconcile carries out a new change (live_config).
         configuration: previous.configuration.clone(),
+        // Steps that look again replace these.
+        volumes: previous.volumes.clone(),
+        host_checks: previous.host_checks.clone(),
         ..Default::default()
     };
     if observed.is_empty() {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
-    PodTemplateSpec, Service,
+    ConfigMap, Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod,
+    PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -147,6 +147,8 @@ pub fn slim_pod(pod: &mut Pod) {
         containers.iter_mut().for_each(|c| slim_container(c, false));
         *spec = PodSpec {
             containers,
+            // Host checks name the node.
+            node_name: spec.node_name.take(),
             ..Default::default()
         };
     }
@@ -173,11 +175,30 @@ pub fn slim_pod(pod: &mut Pod) {
                 })
                 .collect()
         });
+        // Of init containers, only a host check's report is read.
+        let init = status.init_container_statuses.take().map(|cs| {
+            cs.into_iter()
+                .filter(|c| c.name == super::hosts::CHECK_CONTAINER)
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state.map(|s| ContainerState {
+                        terminated: s.terminated.map(|t| ContainerStateTerminated {
+                            exit_code: t.exit_code,
+                            message: t.message,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        });
         *status = PodStatus {
             phase: status.phase.take(),
             pod_ip: status.pod_ip.take(),
             conditions,
             container_statuses: containers,
+            init_container_statuses: init,
             ..Default::default()
         };
     }
@@ -303,6 +324,13 @@ mod tests {
                                        "image": "be:1", "imageID": "sha256:00",
                                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                                        "lastState": {"terminated": {"exitCode": 1}}}],
+                "initContainerStatuses": [
+                    {"name": "other-init", "ready": true, "restartCount": 0, "image": "i",
+                     "imageID": "", "state": {"terminated": {"exitCode": 0}}},
+                    {"name": "host-check", "ready": true, "restartCount": 0, "image": "be:1",
+                     "imageID": "sha256:01", "state": {"terminated": {"exitCode": 0,
+                     "reason": "Completed", "message": "swap on off"}}},
+                ],
             }
         }))
         .unwrap();
@@ -317,7 +345,28 @@ mod tests {
             before.metadata.creation_timestamp
         );
         let spec = pod.spec.as_ref().unwrap();
-        assert!(spec.volumes.is_none() && spec.node_name.is_none());
+        assert!(spec.volumes.is_none());
+        // Host checks name the node and read the check's report, only.
+        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
+        let init = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .init_container_statuses
+            .as_ref();
+        let reports: Vec<_> = init
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let done = c.state.as_ref().unwrap().terminated.as_ref().unwrap();
+                (
+                    c.name.as_str(),
+                    done.message.as_deref(),
+                    done.reason.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(reports, [("host-check", Some("swap on off"), None)]);
         assert_eq!(spec.containers.len(), 1);
         assert_eq!(spec.containers[0].image.as_deref(), Some("be:1"));
         assert!(spec.containers[0].command.is_none());

@@ -16,7 +16,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
-use super::stores::Stores;
+use crate::crd::VolumeResize;
 use crate::metrics::Metrics;
 use crate::plan::ComponentPlan;
 
@@ -32,6 +32,11 @@ pub struct Outcome {
     /// StatefulSets deleted (pods kept) to be made again: not applied
     /// until they are gone.
     pub recreated: Vec<String>,
+    /// How far each grown claim has got; `None` when nothing was looked at
+    /// (status keeps what it said).
+    pub progress: Option<Vec<VolumeResize>>,
+    /// When to look at the claims again, while a resize is under way.
+    pub requeue: Option<std::time::Duration>,
 }
 
 impl Outcome {
@@ -49,19 +54,23 @@ impl Outcome {
 #[derive(Default)]
 pub struct Resized(Mutex<HashSet<(String, String, i32)>>);
 
-/// Resizes the claims of every planned StatefulSet whose claim templates ask
-/// for more storage than the live ones, and says which planned templates
-/// must keep the live request. `parts` say where each StatefulSet's spec
-/// is in the CR, for messages.
+/// Resizes the claims of every planned StatefulSet (in `namespace`) whose
+/// claim templates ask for more storage than the live ones, says which
+/// planned templates must keep the live request, and how far the claims
+/// grown (now, or before: `previous`) have got. `parts` say where each
+/// StatefulSet's spec is in the CR, for messages.
 pub async fn reconcile(
-    client: &Client,
-    stores: &Stores,
-    metrics: &Metrics,
-    resized: &Resized,
+    ctx: &super::Context,
+    namespace: &str,
     objects: &[Value],
     parts: &[ComponentPlan],
+    previous: Option<&[VolumeResize]>,
 ) -> Outcome {
+    let (client, stores, metrics, resized) =
+        (&ctx.client, &ctx.stores, &*ctx.metrics, &ctx.resized);
     let mut out = Outcome::default();
+    // (claim, part) of every claim asked to grow this time.
+    let mut asked: Vec<(String, String)> = Vec::new();
     for (index, object) in objects.iter().enumerate() {
         if object["kind"] != "StatefulSet" {
             continue;
@@ -70,11 +79,7 @@ pub async fn reconcile(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let Some(live_sts) = stores.statefulset(&namespace, &name) else {
+        let Some(live_sts) = stores.statefulset(namespace, &name) else {
             continue;
         };
         let live_templates = live_sts
@@ -121,13 +126,12 @@ pub async fn reconcile(
             }
             // The StatefulSet keeps the template it has.
             out.keep.push((index, position, old.clone()));
-            let part = parts
-                .iter()
-                .find(|c| c.names.statefulset == name)
-                .map_or_else(
-                    || name.clone(),
-                    |c| format!("{}.persistentVolumes", c.field),
-                );
+            let owner = parts.iter().find(|c| c.names.statefulset == name);
+            let part = owner.map_or_else(
+                || name.clone(),
+                |c| format!("{}.persistentVolumes", c.field),
+            );
+            let component = owner.map_or_else(|| name.clone(), |c| c.part.clone());
             if new_bytes < old_bytes {
                 out.failure = Some((
                     "VolumeShrinkRefused",
@@ -143,8 +147,9 @@ pub async fn reconcile(
             if resized.0.lock().expect("lock").contains(&key) {
                 continue;
             }
-            match grow(client, metrics, &namespace, &vct, &name, replicas, &new).await {
-                Ok(grown) => {
+            match grow(client, metrics, namespace, &vct, &name, replicas, &new).await {
+                Ok((grown, claims)) => {
+                    asked.extend(claims.into_iter().map(|c| (c, component.clone())));
                     if !grown.is_empty() {
                         out.events.push((
                             EventType::Normal,
@@ -152,13 +157,16 @@ pub async fn reconcile(
                             format!("{part}: claims {} resized to {new}", grown.join(", ")),
                         ));
                     }
-                    resized.0.lock().expect("lock").insert(key);
                     // Every claim asks for the new size: the StatefulSet is
                     // made again with the new template, so that claims of
                     // pods added later start at it. Its pods keep running
-                    // and are adopted by the new one.
+                    // and are adopted by the new one. Until that is done,
+                    // the next reconcile tries again.
                     match recreate(client, metrics, &live_sts).await {
-                        Ok(()) => out.recreated.push(name.clone()),
+                        Ok(()) => {
+                            resized.0.lock().expect("lock").insert(key);
+                            out.recreated.push(name.clone());
+                        }
                         Err(message) => {
                             out.failure = Some(("VolumeExpansionRefused", message));
                         }
@@ -183,7 +191,110 @@ pub async fn reconcile(
             }
         }
     }
+    out.progress = progress(client, namespace, previous, &asked).await;
+    if out.progress.iter().flatten().any(|v| v.state != RESIZED) {
+        // Nothing wakes the operator when a claim's status moves.
+        out.requeue = Some(std::time::Duration::from_secs(5));
+    }
     out
+}
+
+/// The state of a claim whose volume reached its request.
+pub const RESIZED: &str = "Resized";
+
+/// How far each grown claim has got: those asked to grow now (`asked`,
+/// with their part) and those status still shows under way, all in
+/// `namespace`. `None` when there are neither: status keeps what it says,
+/// so a finished resize stays listed (as Resized) until the next one.
+async fn progress(
+    client: &Client,
+    namespace: &str,
+    previous: Option<&[VolumeResize]>,
+    asked: &[(String, String)],
+) -> Option<Vec<VolumeResize>> {
+    let previous = previous.unwrap_or_default();
+    let under_way = previous.iter().filter(|v| v.state != RESIZED);
+    let mut look: Vec<(String, String)> = under_way
+        .map(|v| (v.claim.clone(), v.component.clone()))
+        .collect();
+    if look.is_empty() && asked.is_empty() {
+        return None;
+    }
+    for a in asked {
+        if !look.iter().any(|(claim, _)| *claim == a.0) {
+            look.push(a.clone());
+        }
+    }
+    // A new resize lists its own claims; one still finishing stays listed.
+    let mut out: Vec<VolumeResize> = if asked.is_empty() {
+        previous.to_vec()
+    } else {
+        Vec::new()
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+    for (claim, component) in look {
+        let entry = match api.get_opt(&claim).await {
+            Ok(Some(pvc)) => claim_progress(&pvc, &component),
+            // Gone: nothing left to show.
+            Ok(None) => None,
+            // Unreadable now: shown as it was, looked at again later.
+            Err(_) => previous.iter().find(|v| v.claim == claim).cloned(),
+        };
+        out.retain(|v| v.claim != claim);
+        out.extend(entry);
+    }
+    out.sort_by(|a, b| a.claim.cmp(&b.claim));
+    Some(out)
+}
+
+/// Where a claim's resize is, from what its status says: the resizer sets
+/// the `Resizing` condition while the volume grows, then
+/// `FileSystemResizePending` until the node grows the file system; the
+/// capacity reaches the request when both are done.
+fn claim_progress(pvc: &PersistentVolumeClaim, component: &str) -> Option<VolumeResize> {
+    let requested = pvc
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")?
+        .0
+        .clone();
+    let status = pvc.status.as_ref();
+    let capacity = status
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .map(|q| q.0.clone());
+    let condition = |type_: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    };
+    let reached = capacity
+        .as_deref()
+        .and_then(bytes)
+        .zip(bytes(&requested))
+        .is_some_and(|(has, wants)| has >= wants);
+    let state = if reached {
+        RESIZED
+    } else if condition("FileSystemResizePending") {
+        "FileSystemResizePending"
+    } else if condition("Resizing") {
+        "Resizing"
+    } else {
+        "Pending"
+    };
+    Some(VolumeResize {
+        claim: pvc.metadata.name.clone()?,
+        component: component.to_string(),
+        requested,
+        capacity,
+        state: state.to_string(),
+    })
 }
 
 /// Deletes a StatefulSet and leaves its pods (orphan propagation), so that
@@ -219,7 +330,8 @@ async fn recreate(
 }
 
 /// Sets the storage request of each claim `<vct>-<sts>-<ordinal>` that asks
-/// for less than `size`; returns the claims it resized.
+/// for less than `size`; returns the claims it resized, and every claim
+/// there is.
 async fn grow(
     client: &Client,
     metrics: &Metrics,
@@ -228,10 +340,11 @@ async fn grow(
     statefulset: &str,
     replicas: i32,
     size: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<(Vec<String>, Vec<String>), String> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     let target = bytes(size).unwrap_or(0);
     let mut grown = Vec::new();
+    let mut claims = Vec::new();
     for ordinal in 0..replicas.max(0) {
         let claim = format!("{vct}-{statefulset}-{ordinal}");
         let Some(pvc) = api
@@ -241,6 +354,7 @@ async fn grow(
         else {
             continue;
         };
+        claims.push(claim.clone());
         let current = pvc
             .spec
             .as_ref()
@@ -262,7 +376,7 @@ async fn grow(
         metrics.count_write("PersistentVolumeClaim", "patch");
         grown.push(claim);
     }
-    Ok(grown)
+    Ok((grown, claims))
 }
 
 /// A Kubernetes quantity in bytes (`100Gi`, `1.5T`, `500M`, `1e9`).
@@ -297,7 +411,48 @@ pub fn bytes(quantity: &str) -> Option<u128> {
 
 #[cfg(test)]
 mod tests {
-    use super::bytes;
+    use super::{bytes, claim_progress};
+    use serde_json::json;
+
+    #[test]
+    fn a_claims_resize_progress_is_read_from_its_status() {
+        let claim = |conditions: serde_json::Value, capacity: &str| {
+            serde_json::from_value(json!({
+                "metadata": {"name": "data-d-be-0"},
+                "spec": {"resources": {"requests": {"storage": "20Gi"}}},
+                "status": {"capacity": {"storage": capacity}, "conditions": conditions},
+            }))
+            .unwrap()
+        };
+        let state = |conditions, capacity| {
+            claim_progress(&claim(conditions, capacity), "be")
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(json!([]), "10Gi"), "Pending");
+        assert_eq!(
+            state(json!([{"type": "Resizing", "status": "True"}]), "10Gi"),
+            "Resizing"
+        );
+        assert_eq!(
+            state(
+                json!([{"type": "FileSystemResizePending", "status": "True"}]),
+                "10Gi"
+            ),
+            "FileSystemResizePending"
+        );
+        // Done when the capacity reaches the request, in any unit.
+        assert_eq!(state(json!([]), "20480Mi"), "Resized");
+        let done = claim_progress(&claim(json!([]), "20Gi"), "be").unwrap();
+        assert_eq!(
+            (
+                done.claim.as_str(),
+                done.component.as_str(),
+                done.capacity.as_deref()
+            ),
+            ("data-d-be-0", "be", Some("20Gi"))
+        );
+    }
 
     #[test]
     fn quantities_compare_by_size() {

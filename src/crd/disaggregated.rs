@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::{
-    AdminUser, ComponentStatus, KerberosInfo, MembershipStatus, ReadinessProbePolicy,
-    RolloutStatus, SecretMount, ServiceType, schema,
+    AdminUser, ComponentStatus, HostCheck, KerberosInfo, MembershipStatus, ReadinessProbePolicy,
+    RolloutStatus, SecretMount, ServiceType, VolumeResize, schema,
 };
 
 /// The desired state of a storage-compute separated Doris cluster.
@@ -563,6 +563,10 @@ pub struct DorisDisaggregatedClusterStatus {
     pub rollout: Option<RolloutStatus>,
     /// The last configuration change of each part and how it was carried out.
     pub configuration: Option<Vec<super::ConfigChangeStatus>>,
+    /// Data volumes the operator grew, and how far each has got.
+    pub volumes: Option<Vec<VolumeResize>>,
+    /// Host settings below what Doris wants, as the nodes' checks found them.
+    pub host_checks: Option<Vec<HostCheck>>,
     /// Each part's pods and phase, by part name (`ms`, `fe`, and each
     /// compute group's object name).
     pub components: Option<BTreeMap<String, ComponentStatus>>,

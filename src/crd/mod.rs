@@ -539,6 +539,47 @@ pub struct DorisClusterStatus {
     pub rollout: Option<RolloutStatus>,
     /// The last configuration change of each part and how it was carried out.
     pub configuration: Option<Vec<ConfigChangeStatus>>,
+    /// Data volumes the operator grew, and how far each has got.
+    pub volumes: Option<Vec<VolumeResize>>,
+    /// Host settings below what Doris wants, as the nodes' checks found them.
+    pub host_checks: Option<Vec<HostCheck>>,
+}
+
+/// One data volume claim the operator grew, and how far its resize has got.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeResize {
+    /// The PersistentVolumeClaim.
+    pub claim: String,
+    /// The part whose StatefulSet made the claim.
+    pub component: String,
+    /// The size the claim asks for.
+    pub requested: String,
+    /// The size the volume has, as the claim reports it.
+    pub capacity: Option<String>,
+    /// `Pending` (asked; the resizer has not started), `Resizing` (the
+    /// volume grows), `FileSystemResizePending` (the node is to grow the
+    /// file system), `Resized` (the capacity reached the request).
+    pub state: String,
+}
+
+/// A host setting below what Doris wants, as a pod's check found it on its
+/// node.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostCheck {
+    /// The node the pod runs on.
+    pub node: String,
+    /// The pod whose check reported it.
+    pub pod: String,
+    /// `vm.max_map_count`, `swap` or `nofile`.
+    pub setting: String,
+    /// What the node has.
+    pub found: String,
+    /// What Doris wants.
+    pub wanted: String,
 }
 
 /// How the last change of one part's configuration was carried out: keys

@@ -234,6 +234,7 @@ impl<'a> Planner<'a> {
             },
             "fe_config": self.fe_config,
             "mounts": mounts,
+            "pod_security": self.input.pod_security.as_str(),
         });
         if let ClusterRef::Disaggregated(cluster) = self.input.cluster {
             ctx_json["names"]["ms_service"] = json!(format!("{cluster_name}-ms"));
@@ -318,11 +319,37 @@ impl<'a> Planner<'a> {
             .bundle
             .call_policy("host_init.rhai", "host_init", &ctx)?;
         let host_init_origin = self.bundle.origin("host_init.rhai");
+        // An array of init containers, or a map of them with the pod's
+        // sysctls.
+        let (host_init, sysctls) = match host_init {
+            Value::Object(mut map) => {
+                let sysctls = map.remove("sysctls").unwrap_or(Value::Null);
+                let containers = map.remove("init_containers").unwrap_or(Value::Null);
+                if let Some(other) = map.keys().next() {
+                    return Err(SourceError::new(
+                        host_init_origin,
+                        format!(
+                            "fn host_init returned a map with {other:?}: it may hold \
+                             init_containers and sysctls"
+                        ),
+                    ));
+                }
+                (containers, sysctls)
+            }
+            other => (other, Value::Null),
+        };
+        let sysctls = check_sysctls(sysctls).map_err(|m| {
+            SourceError::new(
+                host_init_origin.clone(),
+                format!("fn host_init returned {m}"),
+            )
+        })?;
         let Value::Array(containers) = host_init else {
             return Err(SourceError::new(
                 host_init_origin,
                 format!(
-                    "fn host_init must return an array of init containers, got {}",
+                    "fn host_init must return an array of init containers, got {} (or a \
+                     map of init_containers and sysctls)",
                     objects::type_name(&host_init)
                 ),
             ));
@@ -344,6 +371,7 @@ impl<'a> Planner<'a> {
         }
         let host_init = Value::Array(checked_init);
         insert(&mut ctx, &["host_init"], dynamic(&host_init));
+        insert(&mut ctx, &["host_sysctls"], dynamic(&sysctls));
 
         // 4. Shape: objects built by the policy, and values for templates.
         let shape_origin = self.bundle.origin("shape.rhai");
@@ -727,6 +755,29 @@ fn object_key(obj: &Value) -> (u8, String, String) {
         .unwrap_or_default()
         .to_string();
     (rank, kind.to_string(), name)
+}
+
+/// The pod sysctls host_init.rhai asks for: `[#{ name, value }]` with string
+/// values, or nothing.
+fn check_sysctls(sysctls: Value) -> Result<Value, String> {
+    let Value::Array(list) = sysctls else {
+        return match sysctls {
+            Value::Null => Ok(Value::Array(Vec::new())),
+            other => Err(format!(
+                "sysctls as {}: it must be an array of #{{ name, value }}",
+                objects::type_name(&other)
+            )),
+        };
+    };
+    for (i, s) in list.iter().enumerate() {
+        let text = |key: &str| s.get(key).and_then(Value::as_str).is_some();
+        if !(text("name") && text("value")) {
+            return Err(format!(
+                "sysctls[{i}] = {s}: each must be #{{ name: \"...\", value: \"...\" }} (strings)"
+            ));
+        }
+    }
+    Ok(Value::Array(list))
 }
 
 #[cfg(test)]

@@ -47,6 +47,56 @@ pub struct PlanInput<'a> {
     /// The keys of the Secrets the cluster mounts next to other files, by
     /// name; a Secret missing here is listed in [`Plan::unchecked_secrets`].
     pub secret_keys: &'a BTreeMap<String, BTreeSet<String>>,
+    /// What the cluster's namespace lets pods do (`ctx.pod_security`).
+    pub pod_security: PodSecurity,
+}
+
+/// The Pod Security Standard a namespace enforces, from its label
+/// `pod-security.kubernetes.io/enforce`; `host_init.rhai` reads it to tune
+/// hosts only in ways the namespace admits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PodSecurity {
+    /// No label: nothing is refused (unless the cluster's own admission
+    /// configuration sets another default, which a namespace does not show).
+    #[default]
+    Privileged,
+    Baseline,
+    Restricted,
+}
+
+impl PodSecurity {
+    /// The namespace label that says the level.
+    pub const LABEL: &'static str = "pod-security.kubernetes.io/enforce";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurity::Privileged => "privileged",
+            PodSecurity::Baseline => "baseline",
+            PodSecurity::Restricted => "restricted",
+        }
+    }
+
+    /// A level by name (`privileged`, `baseline`, `restricted`).
+    pub fn parse(level: &str) -> Result<PodSecurity, String> {
+        match level {
+            "privileged" => Ok(PodSecurity::Privileged),
+            "baseline" => Ok(PodSecurity::Baseline),
+            "restricted" => Ok(PodSecurity::Restricted),
+            other => Err(format!(
+                "{other:?} is not a Pod Security level (privileged, baseline or restricted)"
+            )),
+        }
+    }
+
+    /// The level a namespace with `labels` enforces. A value that is not a
+    /// level is taken as the strictest, so that nothing planned for it is
+    /// refused for being too lax.
+    pub fn of_namespace(labels: Option<&BTreeMap<String, String>>) -> PodSecurity {
+        match labels.and_then(|l| l.get(Self::LABEL)) {
+            None => PodSecurity::Privileged,
+            Some(level) => PodSecurity::parse(level).unwrap_or(PodSecurity::Restricted),
+        }
+    }
 }
 
 /// What the conventions decided for one part.

@@ -5,6 +5,16 @@
 //! (then a pod changes only when someone deletes it, and comes back from the
 //! current template), marks pods Ready after a short delay unless a test
 //! holds them, and keeps StatefulSet status current.
+//!
+//! As the StatefulSet controller, it asks admission before making a pod: a
+//! pod PodSecurity refuses is not made, and a `FailedCreate` Event on the
+//! StatefulSet says why. As a CSI resizer and kubelet, it moves a claim
+//! that asks for more than its capacity through `Resizing`, then
+//! `FileSystemResizePending`, then to the new capacity (a test may hold a
+//! claim at the file system step). As kubelets, it runs init containers to
+//! completion; one whose `terminationMessagePath` is set leaves the report
+//! of the host check the conventions make (see `host_report`), from the
+//! node's simulated settings.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,6 +27,7 @@ use super::Emulator;
 pub const PODS: &str = "/v1/pods";
 pub const PVCS: &str = "/v1/persistentvolumeclaims";
 pub const STATEFULSETS: &str = "apps/v1/statefulsets";
+pub const EVENTS: &str = "/v1/events";
 
 #[derive(Default)]
 struct State {
@@ -30,6 +41,43 @@ struct State {
     driven: BTreeMap<String, String>,
     /// StatefulSets with a pod that becomes Ready with time alone.
     timed: HashSet<String>,
+    /// Claims being resized: when they entered their present step.
+    resizing: BTreeMap<String, Instant>,
+    /// Claims kept at FileSystemResizePending.
+    resize_held: HashSet<String>,
+    /// Simulated host settings by node name.
+    nodes: BTreeMap<String, NodeSettings>,
+    /// StatefulSet uid → when admission last refused one of its pods: it
+    /// tries again after [`RETRY_REFUSED`], as the controller backs off.
+    refused: BTreeMap<String, Instant>,
+}
+
+/// How long the StatefulSet controller waits before trying again to make
+/// a pod admission refused.
+const RETRY_REFUSED: Duration = Duration::from_millis(500);
+
+/// What a node's kernel is set to, as a host check reads it.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    pub max_map_count: u64,
+    pub swap_on: bool,
+    pub nofile: u64,
+}
+
+impl Default for NodeSettings {
+    /// A node tuned for Doris.
+    fn default() -> Self {
+        NodeSettings {
+            max_map_count: 2_000_000,
+            swap_on: false,
+            nofile: 655_350,
+        }
+    }
+}
+
+/// The node a pod of ordinal `n` is scheduled on.
+pub fn node_of(ordinal: i64) -> String {
+    format!("node-{}", ordinal.rem_euclid(3))
 }
 
 /// The driver; stops when dropped.
@@ -80,6 +128,30 @@ impl PodDriver {
         s.driven.clear();
     }
 
+    /// Keeps `claim` (namespace/name) at FileSystemResizePending, as a
+    /// kubelet that grows the file system only when the volume is mounted
+    /// again, until released with [`release_resize`](Self::release_resize).
+    pub fn hold_resize(&self, claim: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .resize_held
+            .insert(claim.to_string());
+    }
+
+    pub fn release_resize(&self, claim: &str) {
+        self.state.lock().unwrap().resize_held.remove(claim);
+    }
+
+    /// Sets what node `node`'s host check finds, for pods made from now on.
+    pub fn set_node(&self, node: &str, settings: NodeSettings) {
+        self.state
+            .lock()
+            .unwrap()
+            .nodes
+            .insert(node.to_string(), settings);
+    }
+
     pub fn release(&self, pod: &str) {
         let mut s = self.state.lock().unwrap();
         s.held.remove(pod);
@@ -106,6 +178,7 @@ fn is_ready(pod: &Value) -> bool {
 }
 
 fn step(emulator: &Emulator, state: &Mutex<State>) {
+    resize_claims(emulator, state);
     // Versions only (cheap); objects are read for what changed.
     let mut pods_of: BTreeMap<String, Vec<[String; 5]>> = BTreeMap::new();
     for pod in emulator.versions(PODS) {
@@ -141,6 +214,116 @@ fn step(emulator: &Emulator, state: &Mutex<State>) {
     }
 }
 
+/// How long a resize stays at each step.
+const RESIZE_STEP: Duration = Duration::from_millis(300);
+
+/// Moves each claim asking for more than its capacity one step along, as
+/// the external resizer then the kubelet would.
+fn resize_claims(emulator: &Emulator, state: &Mutex<State>) {
+    let storage = |v: &Value| {
+        v.as_str()
+            .and_then(doris_operator::controller::volumes::bytes)
+    };
+    for claim in emulator.list(PVCS, None) {
+        let ns = claim["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = claim["metadata"]["name"].as_str().unwrap_or_default();
+        let key = format!("{ns}/{name}");
+        let requested = &claim["spec"]["resources"]["requests"]["storage"];
+        let (Some(wants), Some(has)) = (
+            storage(requested),
+            storage(&claim["status"]["capacity"]["storage"]),
+        ) else {
+            continue;
+        };
+        let mut s = state.lock().unwrap();
+        if wants <= has {
+            s.resizing.remove(&key);
+            continue;
+        }
+        let now = Instant::now();
+        let since = *s.resizing.entry(key.clone()).or_insert(now);
+        let conditions = claim["status"]["conditions"].as_array().cloned();
+        let at = |type_: &str| {
+            conditions
+                .iter()
+                .flatten()
+                .any(|c| c["type"] == type_ && c["status"] == "True")
+        };
+        let condition = |type_: &str| json!([{"type": type_, "status": "True", "lastTransitionTime": super::now()}]);
+        let mut next = claim.clone();
+        if !at("Resizing") && !at("FileSystemResizePending") {
+            next["status"]["conditions"] = condition("Resizing");
+        } else if at("Resizing") && now.duration_since(since) >= RESIZE_STEP {
+            next["status"]["conditions"] = condition("FileSystemResizePending");
+        } else if at("FileSystemResizePending")
+            && now.duration_since(since) >= RESIZE_STEP
+            && !s.resize_held.contains(&key)
+        {
+            next["status"]["capacity"]["storage"] = requested.clone();
+            next["status"]["conditions"] = json!([]);
+        } else {
+            continue;
+        }
+        s.resizing.insert(key, now);
+        drop(s);
+        emulator.put(PVCS, next);
+    }
+}
+
+/// Records a Warning Event on a StatefulSet, as its controller does (one
+/// Event per reason and message, counted).
+fn record_event(emulator: &Emulator, sts: &Value, reason: &str, message: &str) {
+    let ns = sts["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = sts["metadata"]["name"].as_str().unwrap_or_default();
+    let event_name = format!("{name}.{}", hash(&json!([reason, message])));
+    let now = super::now();
+    let mut event = emulator.get(EVENTS, ns, &event_name).unwrap_or_else(|| {
+        json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": event_name, "namespace": ns},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                               "namespace": ns, "uid": sts["metadata"]["uid"]},
+            "reason": reason, "message": message, "type": "Warning",
+            "source": {"component": "statefulset-controller"},
+            "firstTimestamp": now, "count": 0,
+        })
+    });
+    event["count"] = json!(event["count"].as_i64().unwrap_or(0) + 1);
+    event["lastTimestamp"] = json!(now);
+    emulator.put(EVENTS, event);
+}
+
+/// What the host check the conventions make reports on `node`: a line per
+/// setting below what the container's environment says Doris wants
+/// (`WANT_MAX_MAP_COUNT`, `WANT_NOFILE`, `WANT_SWAP_OFF`), as
+/// `<setting> <found> <wanted>`; empty when the node is fine.
+fn host_report(container: &Value, node: &NodeSettings) -> String {
+    let env = |name: &str| {
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_string)
+    };
+    let mut lines = Vec::new();
+    if let Some(want) = env("WANT_MAX_MAP_COUNT").and_then(|w| w.parse::<u64>().ok())
+        && node.max_map_count < want
+    {
+        lines.push(format!("vm.max_map_count {} {want}", node.max_map_count));
+    }
+    if env("WANT_SWAP_OFF").as_deref() == Some("true") && node.swap_on {
+        lines.push("swap on off".to_string());
+    }
+    if let Some(want) = env("WANT_NOFILE").and_then(|w| w.parse::<u64>().ok())
+        && node.nofile < want
+    {
+        lines.push(format!("nofile {} {want}", node.nofile));
+    }
+    lines.join("\n")
+}
+
 /// Moves one StatefulSet and its pods a step; returns whether a pod waits
 /// for time alone to become Ready.
 fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value>) -> bool {
@@ -167,6 +350,9 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
         })
         .collect();
 
+    // Whether a pod was to be made: if admission refuses it, it is tried
+    // again later.
+    let mut refusals = false;
     // Create missing pods and their claims, all at once (Parallel).
     for i in 0..replicas {
         let pod_name = format!("{name}-{i}");
@@ -187,7 +373,8 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
                         "metadata": {"name": claim, "namespace": ns,
                                      "labels": sts["spec"]["selector"]["matchLabels"]},
                         "spec": vct["spec"],
-                        "status": {"phase": "Bound"},
+                        "status": {"phase": "Bound", "accessModes": vct["spec"]["accessModes"],
+                                   "capacity": {"storage": vct["spec"]["resources"]["requests"]["storage"]}},
                     }),
                 );
             }
@@ -232,21 +419,70 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
                                 "state": {"waiting": {"reason": "ContainerCreating"}}})
                 })
                 .collect();
-            emulator.put(
-                PODS,
-                json!({
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {
-                        "name": pod_name, "namespace": ns, "labels": labels,
-                        "annotations": template["metadata"]["annotations"],
-                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
-                            "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}],
-                    },
-                    "spec": template["spec"],
-                    "status": {"phase": "Running", "containerStatuses": containers,
-                               "conditions": [{"type": "Ready", "status": "False"}]},
-                }),
-            );
+            let node = node_of(i);
+            let settings = state
+                .lock()
+                .unwrap()
+                .nodes
+                .get(&node)
+                .cloned()
+                .unwrap_or_default();
+            // Init containers ran to completion; a host check left its report.
+            let init: Vec<Value> = template["spec"]["initContainers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let mut terminated = json!({"exitCode": 0, "reason": "Completed"});
+                    if c.get("terminationMessagePath").is_some() {
+                        terminated["message"] = json!(host_report(c, &settings));
+                    }
+                    json!({"name": c["name"], "image": c["image"], "ready": true,
+                           "state": {"terminated": terminated}})
+                })
+                .collect();
+            let mut spec = template["spec"].clone();
+            spec["nodeName"] = json!(node);
+            let pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {
+                    "name": pod_name, "namespace": ns, "labels": labels,
+                    "annotations": template["metadata"]["annotations"],
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}],
+                },
+                "spec": spec,
+                "status": {"phase": "Running", "containerStatuses": containers,
+                           "initContainerStatuses": init,
+                           "conditions": [{"type": "Ready", "status": "False"}]},
+            });
+            let sts_uid = uid.as_str().unwrap_or_default().to_string();
+            refusals = true;
+            let backing_off = state
+                .lock()
+                .unwrap()
+                .refused
+                .get(&sts_uid)
+                .is_some_and(|at| at.elapsed() < RETRY_REFUSED);
+            if backing_off {
+                continue;
+            }
+            if let Some(refused) = emulator.refuse_pod(&pod) {
+                state
+                    .lock()
+                    .unwrap()
+                    .refused
+                    .insert(sts_uid, Instant::now());
+                record_event(
+                    emulator,
+                    sts,
+                    "FailedCreate",
+                    &format!("create Pod {pod_name} in StatefulSet {name} failed error: {refused}"),
+                );
+                continue;
+            }
+            state.lock().unwrap().refused.remove(&sts_uid);
+            emulator.put(PODS, pod);
             let mut s = state.lock().unwrap();
             s.born.insert(format!("{ns}/{pod_name}"), Instant::now());
             if s.hold_next.remove(&pod_name) {
@@ -297,6 +533,7 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
             "phase": "Running",
             "podIP": format!("10.0.0.{}", ordinal(pod_name).unwrap_or(0) + 10),
             "containerStatuses": containers,
+            "initContainerStatuses": pod["status"]["initContainerStatuses"],
             "conditions": [{"type": "Ready", "status": if want_ready { "True" } else { "False" }}],
         });
         if next != *pod {
@@ -370,5 +607,11 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
     if next != *sts {
         emulator.put(STATEFULSETS, next);
     }
-    timed
+    let refused_lately = refusals
+        && state
+            .lock()
+            .unwrap()
+            .refused
+            .contains_key(uid.as_str().unwrap_or_default());
+    timed || refused_lately
 }

@@ -18,15 +18,18 @@
 //! server-side apply merges by it (see [`fields`]); API discovery serves
 //! the built-in kinds and those of stored CustomResourceDefinitions (see
 //! [`discovery`]); the `scale` subresource reads and writes `spec.replicas`.
+//! Admission: PodSecurity by namespace label and the resize rules of
+//! PersistentVolumeClaims, as [`admission`] describes.
 //!
-//! Known differences from a real API server: there is no admission or
-//! schema validation beyond label values, defaulting covers only a
+//! Known differences from a real API server: there is no other admission
+//! and no schema validation beyond label values, defaulting covers only a
 //! StatefulSet's `replicas`, lists merge by key only for the lists objects
 //! commonly hold, resources are served whether or not their CRD exists,
 //! and lists are never paginated.
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod admission;
 pub mod discovery;
 pub mod driver;
 pub mod fields;
@@ -284,6 +287,15 @@ impl Emulator {
             None => create(&self.shared, &mut store, key, object, false, Some(&writer)),
         };
         result.expect("in-process write");
+    }
+
+    /// Why PodSecurity admission refuses `pod` in its namespace, as a real
+    /// API server words it; `None` when it is admitted. The StatefulSet
+    /// controller stand-in asks before it makes a pod.
+    pub fn refuse_pod(&self, pod: &Value) -> Option<String> {
+        let store = self.shared.store.lock().unwrap();
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        admission::pod_security(&admission::enforced_level(&store, namespace), pod)
     }
 
     /// Deletes an object through the normal path (finalizers, GC).
@@ -864,6 +876,12 @@ fn create(
     if let Some(refused) = invalid_labels(&object, &key.2) {
         return Err(Box::new(refused));
     }
+    if key.0 == admission::PODS
+        && let Some(message) =
+            admission::pod_security(&admission::enforced_level(store, &key.1), &object)
+    {
+        return Err(Box::new(error(403, "Forbidden", &message)));
+    }
     if object.get("kind").is_none() || object.get("apiVersion").is_none() {
         return Err(Box::new(error(
             400,
@@ -1050,6 +1068,11 @@ fn update(
     }
     if let Some(refused) = invalid_labels(&next, &key.2) {
         return Err(Box::new(refused));
+    }
+    if part == Part::Main
+        && let Some((code, reason, message)) = admission::refuse_update(store, &key.0, &old, &next)
+    {
+        return Err(Box::new(error(code, reason, &message)));
     }
     let spec_changed = {
         let strip = |v: &Value| {
@@ -1339,11 +1362,13 @@ fn field_matches(selector: &str, object: &Value) -> bool {
                 None => return true,
             },
         };
-        let actual = match k.trim() {
-            "metadata.name" => object["metadata"]["name"].as_str(),
-            "metadata.namespace" => object["metadata"]["namespace"].as_str(),
-            _ => return true,
-        };
+        // metadata.name, metadata.namespace, and the fields a kind adds
+        // (an Event's involvedObject.name, reason ...), by their path.
+        let actual = k
+            .trim()
+            .split('.')
+            .try_fold(object, |v, part| v.get(part))
+            .and_then(Value::as_str);
         (actual == Some(v.trim())) != negate
     })
 }

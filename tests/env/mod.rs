@@ -253,6 +253,23 @@ pub fn ddc_condition(
         .cloned()
 }
 
+/// The Degraded condition of DorisCluster `doris`, once its reason is
+/// `reason`.
+pub async fn degraded_because(
+    env: &Env,
+    reason: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let api = env.api::<DorisCluster>();
+    eventually(&format!("Degraded for {reason}"), 60, || async {
+        let c = api.get("doris").await.ok()?;
+        c.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.reason == reason)
+    })
+    .await
+}
+
 /// The storage-compute separated cluster once Ready for its generation.
 pub async fn wait_ddc_ready(env: &Env, name: &str) -> DorisDisaggregatedCluster {
     let api = env.api::<DorisDisaggregatedCluster>();
@@ -355,4 +372,66 @@ pub async fn events_on(
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .collect()
+}
+
+/// A StorageClass for the test's claims that allows volume expansion or
+/// not, by name. On a real cluster it provisions as the default
+/// StorageClass does.
+pub async fn storage_class(env: &Env, expandable: bool) -> String {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let classes: Api<StorageClass> = Api::all(env.client.clone());
+    let name = format!(
+        "{}-{}",
+        env.namespace,
+        if expandable { "expandable" } else { "fixed" }
+    );
+    let mut class = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": "emulated.doris-operator.test",
+        "allowVolumeExpansion": expandable,
+    });
+    if env.emulator.is_none() {
+        let default = classes
+            .list(&Default::default())
+            .await
+            .expect("StorageClasses")
+            .items
+            .into_iter()
+            .find(|c| {
+                c.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                    .is_some_and(|v| v == "true")
+            })
+            .expect("the cluster has a default StorageClass");
+        class["provisioner"] = json!(default.provisioner);
+        class["parameters"] = json!(default.parameters);
+        class["volumeBindingMode"] = json!(default.volume_binding_mode);
+    }
+    classes
+        .patch(
+            &name,
+            &PatchParams::apply("doris-operator-e2e").force(),
+            &Patch::Apply(class),
+        )
+        .await
+        .expect("StorageClass applied");
+    name
+}
+
+/// Labels the test's namespace with the Pod Security level it enforces.
+pub async fn enforce_pod_security(env: &Env, level: &str) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .patch(
+            &env.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": level,
+            }}})),
+        )
+        .await
+        .expect("namespace labelled");
 }
