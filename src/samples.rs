@@ -25,7 +25,8 @@ pub const SAMPLES: &[(&str, &str)] = &[
 ];
 
 /// Renders every sample with `bundle`, plans its full restart and asks for
-/// its membership rules: every policy runs on every sample. Returns how many
+/// its membership rules and maintenance windows: every policy runs on every
+/// sample. Returns how many
 /// samples passed, or the first failure.
 pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
     for (file, text) in SAMPLES {
@@ -36,6 +37,8 @@ pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
         for cluster in &input.clusters {
             let cluster = cluster.as_ref();
             crate::plan::membership::membership_policy(bundle, cluster)
+                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+            crate::plan::maintenance::maintenance(bundle, cluster)
                 .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
         }
     }

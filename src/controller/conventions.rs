@@ -91,7 +91,8 @@ fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
 }
 
 /// A candidate passes when it plans, plans a full restart of, and decides
-/// the membership rules of every live cluster of its set: every policy runs.
+/// the membership rules and maintenance windows of every live cluster of
+/// its set: every policy runs.
 /// An invalid spec (or a value a policy reports as the cluster's mistake)
 /// is the cluster's problem, not the candidate's, and does not count. The
 /// operator must also be allowed to write every kind of object the
@@ -154,6 +155,11 @@ pub fn live_canary(
                     Err(e) => return Err(format!("{name}: {e}")),
                 }
                 match plan::membership::membership_policy(&bundle, cluster) {
+                    Ok(_) => {}
+                    Err(e) if e.in_input => {}
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+                match plan::maintenance::maintenance(&bundle, cluster) {
                     Ok(_) => {}
                     Err(e) if e.in_input => {}
                     Err(e) => return Err(format!("{name}: {e}")),

@@ -121,6 +121,8 @@ pub struct Context {
     plans: memo::Plans,
     status_pace: memo::StatusPace,
     resized: volumes::Resized,
+    /// Since when each StatefulSet with outdated pods has had its revision.
+    revisions: rollout::Revisions,
 }
 
 impl Context {
@@ -254,6 +256,7 @@ pub async fn run(
         plans: Default::default(),
         status_pace: Default::default(),
         resized: Default::default(),
+        revisions: Default::default(),
     });
 
     // Conventions from ConfigMaps: read once before the first reconcile, so
@@ -959,7 +962,10 @@ impl<'a, K: DorisResource> Run<'a, K> {
     ) -> Result<Action, Error> {
         let pods = self.pods();
         let statefulsets = self.statefulsets(planned);
-        let observed = observe(planned, &statefulsets, &pods, waiting);
+        let mut observed = observe(planned, &statefulsets, &pods, waiting);
+        for part in &mut observed {
+            part.held = rollout.held_parts.iter().any(|p| p == part.part);
+        }
         let mut new_status = status::compute(
             self.cluster,
             &self.previous,
@@ -1111,6 +1117,7 @@ fn observe<'a>(
             pods: status::component_pods(pods, &c.names),
             config_hash: &c.config_hash,
             waiting: waiting.get(&c.part).map(String::as_str),
+            held: false,
         })
         .collect()
 }

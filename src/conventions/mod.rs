@@ -562,6 +562,15 @@ impl ConventionBundle {
         &self.manifest_templates
     }
 
+    /// Whether policy `file` defines `function` taking one argument: for
+    /// the optional functions a policy may leave out.
+    pub fn has_function(&self, file: &str, function: &str) -> bool {
+        self.policies.get(file).is_some_and(|ast| {
+            ast.iter_functions()
+                .any(|f| f.name == function && f.params.len() == 1)
+        })
+    }
+
     /// Calls `function` of policy `file` with `ctx` as plain data, sandboxed,
     /// and returns its result as plain data.
     pub fn call_json(

@@ -16,6 +16,7 @@
 //!    cluster's namespace and owned by the cluster.
 
 mod context;
+pub mod maintenance;
 pub mod membership;
 pub mod mounts;
 pub(crate) mod objects;
@@ -61,6 +62,10 @@ pub struct ComponentPlan {
     pub config_hash: String,
     /// The rendered configuration files, by file name.
     pub files: BTreeMap<String, String>,
+    /// Hash of what the user wrote that shapes the part's pods (see
+    /// [`restart::inputs_hash`]): a pod template change under the same
+    /// inputs came from the conventions.
+    pub inputs_hash: String,
 }
 
 /// Every object a cluster needs, in a stable order.
