@@ -302,7 +302,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let checked = doris_operator::samples::canary(&bundle)?;
             println!(
                 "conventions {} (revision {}): compiled, {checked} sample clusters rendered \
-                 with their full restart and membership rules (every policy and template ran)",
+                 with their full restart, membership rules and maintenance windows \
+                 (every policy and template ran)",
                 dir.display(),
                 bundle.revision()
             );

@@ -3,9 +3,10 @@
 //! controller is running). Label values are fixed names, never object names,
 //! so the number of series stays bounded.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -45,6 +46,9 @@ pub struct Metrics {
     pub api_writes: Family<WriteLabels, Counter>,
     pub conventions_refused: Family<SetLabels, Counter>,
     pub conventions_failing: Family<SetLabels, Gauge>,
+    /// Clusters whose restart waits for a maintenance window or approval.
+    pub restarts_held: Gauge,
+    held: Mutex<HashSet<String>>,
     pub ready: AtomicBool,
 }
 
@@ -83,8 +87,16 @@ impl Default for Metrics {
             "1 while a convention set's latest files are refused and its last good version stays live",
             conventions_failing.clone(),
         );
+        let restarts_held = Gauge::default();
+        registry.register(
+            "restarts_held",
+            "Clusters with a pending restart held for a maintenance window or an approval",
+            restarts_held.clone(),
+        );
         Metrics {
             registry,
+            restarts_held,
+            held: Mutex::default(),
             conventions_refused,
             conventions_failing,
             reconciles,
@@ -125,6 +137,22 @@ impl Metrics {
         self.conventions_failing
             .get_or_create(&labels)
             .set(i64::from(!live));
+    }
+
+    /// Records whether the cluster with uid `uid` has a held restart;
+    /// clusters no longer in `live` stop counting.
+    pub fn restart_held(&self, uid: &str, held: bool, live: impl FnOnce() -> HashSet<String>) {
+        let mut set = self.held.lock().expect("lock");
+        let changed = if held {
+            set.insert(uid.to_string())
+        } else {
+            set.remove(uid)
+        };
+        if changed && !set.is_empty() {
+            let live = live();
+            set.retain(|u| live.contains(u));
+        }
+        self.restarts_held.set(set.len() as i64);
     }
 
     pub fn observe_reconcile(&self, took: Duration) {
@@ -199,6 +227,21 @@ mod tests {
         m.conventions_result("default", true);
         let text = m.encode();
         assert!(text.contains(r#"doris_operator_conventions_failing{set="default"} 0"#));
+    }
+
+    #[test]
+    fn held_restarts_count_clusters_once_and_forget_deleted_ones() {
+        let m = Metrics::default();
+        let live = || HashSet::from(["a".to_string(), "b".to_string()]);
+        m.restart_held("a", true, live);
+        m.restart_held("a", true, live);
+        m.restart_held("b", true, live);
+        assert!(m.encode().contains("doris_operator_restarts_held 2"));
+        m.restart_held("a", false, live);
+        assert!(m.encode().contains("doris_operator_restarts_held 1"));
+        // "b" was deleted while held.
+        m.restart_held("c", true, || HashSet::from(["c".to_string()]));
+        assert!(m.encode().contains("doris_operator_restarts_held 1"));
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub const SAMPLES: &[(&str, &str)] = &[
 ];
 
 /// Renders every sample with `bundle`, plans its full restart, asks for
-/// its membership rules and decides made-up configuration changes: every
-/// policy runs on every sample. Returns how many
+/// its membership rules and maintenance windows and decides made-up
+/// configuration changes: every policy runs on every sample. Returns how many
 /// samples passed, or the first failure.
 pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
     for (file, text) in SAMPLES {
@@ -39,6 +39,8 @@ pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
             crate::plan::membership::membership_policy(bundle, cluster)
                 .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
             crate::plan::live_config::check_policy(bundle, cluster)
+                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+            crate::plan::maintenance::maintenance(bundle, cluster)
                 .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
         }
     }

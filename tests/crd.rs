@@ -120,6 +120,7 @@ fn disaggregated_crd_names_and_columns() {
             ("CG", ".status.clusterHealth.cgCount"),
             ("CGAvailable", ".status.clusterHealth.cgAvailableCount"),
             ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
+            ("RestartHeld", ".status.rollout.held"),
             ("Age", ".metadata.creationTimestamp"),
         ]
     );
@@ -156,9 +157,18 @@ fn crd_names_and_columns_match_the_peer() {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    // The peer's columns, and whether a restart waits for a maintenance
+    // window or an approval.
     assert_eq!(
         columns,
-        ["FeStatus", "BeStatus", "CnStatus", "BrokerStatus", "Age"]
+        [
+            "FeStatus",
+            "BeStatus",
+            "CnStatus",
+            "BrokerStatus",
+            "RestartHeld",
+            "Age"
+        ]
     );
 }
 

@@ -91,8 +91,8 @@ fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
 }
 
 /// A candidate passes when it plans, plans a full restart of, decides the
-/// membership rules of, and decides made-up configuration changes of every
-/// live cluster of its set: every policy runs.
+/// membership rules, the maintenance windows and made-up configuration
+/// changes of every live cluster of its set: every policy runs.
 /// An invalid spec (or a value a policy reports as the cluster's mistake)
 /// is the cluster's problem, not the candidate's, and does not count. The
 /// operator must also be allowed to write every kind of object the
@@ -162,6 +162,11 @@ pub fn live_canary(
                 }
                 match plan::live_config::check_policy(&bundle, cluster) {
                     Ok(()) => {}
+                    Err(e) if e.in_input => {}
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+                match plan::maintenance::maintenance(&bundle, cluster) {
+                    Ok(_) => {}
                     Err(e) if e.in_input => {}
                     Err(e) => return Err(format!("{name}: {e}")),
                 }

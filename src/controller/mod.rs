@@ -129,6 +129,8 @@ pub struct Context {
     resized: volumes::Resized,
     /// The watched namespaces' labels, for their Pod Security level.
     namespaces: reflector::Store<PartialObjectMeta<Namespace>>,
+    /// Since when each StatefulSet with outdated pods has had its revision.
+    revisions: rollout::Revisions,
 }
 
 impl Context {
@@ -279,6 +281,7 @@ pub async fn run(
         status_pace: Default::default(),
         resized: Default::default(),
         namespaces: ns_store.clone(),
+        revisions: Default::default(),
     });
 
     // Conventions from ConfigMaps: read once before the first reconcile, so
@@ -1069,7 +1072,10 @@ impl<'a, K: DorisResource> Run<'a, K> {
     ) -> Result<Action, Error> {
         let pods = self.pods();
         let statefulsets = self.statefulsets(planned);
-        let observed = observe(planned, &statefulsets, &pods, waiting);
+        let mut observed = observe(planned, &statefulsets, &pods, waiting);
+        for part in &mut observed {
+            part.held = rollout.held_parts.iter().any(|p| p == part.part);
+        }
         let mut new_status = status::compute(
             self.cluster,
             &self.previous,
@@ -1252,6 +1258,7 @@ fn observe<'a>(
             pods: status::component_pods(pods, &c.names),
             config_hash: &c.config_hash,
             waiting: waiting.get(&c.part).map(String::as_str),
+            held: false,
         })
         .collect()
 }

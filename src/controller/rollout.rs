@@ -20,6 +20,23 @@
 //! the last one stopped, and a pod already at the new revision is never a
 //! candidate again. Deletes carry the pod's UID, so a stale cache can never
 //! delete the pod's replacement.
+//!
+//! When a restart may start is `fn maintenance` of `restart.rhai`'s to say
+//! (see [`crate::plan::maintenance`]):
+//!
+//! - no step starts until every StatefulSet with outdated pods has kept its
+//!   revision for `settle_seconds`, so edits in quick succession restart
+//!   each pod once;
+//! - restarts the user did not ask for (reason `conventions`: an edited
+//!   policy or template, a new operator version) can be held until a
+//!   maintenance window opens or the cluster carries
+//!   [`APPROVE_ANNOTATION`] with the value status shows. Why a pod is
+//!   outdated is known from [`INPUTS_ANNOTATION`]: each pod at its
+//!   StatefulSet's revision is stamped with the hash of the user's inputs it
+//!   was planned under; an outdated pod stamped with today's inputs was
+//!   outdated by the conventions alone. The new pod template is applied at
+//!   once (pods added by a scale-up use it); only the deletions wait, and a
+//!   restart the user asks for takes those pods along.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,6 +54,7 @@ use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, RolloutStatus};
 use crate::fe::{Backend, FeClient, FrontendRole};
+use crate::plan::maintenance::Maintenance;
 use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
 use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 
@@ -51,6 +69,12 @@ pub const DRAIN_ANNOTATION: &str = "doris.selectdb.com/drain-started";
 /// before the rollout is reported stuck (default 300).
 pub const STEP_TIMEOUT_ANNOTATION: &str = "doris.selectdb.com/rollout-step-timeout-seconds";
 pub const DEFAULT_STEP_TIMEOUT_SECONDS: i64 = 300;
+/// On a cluster: lets the held restart whose `approveWith` (in
+/// `status.rollout`) it equals run now, outside any maintenance window.
+pub const APPROVE_ANNOTATION: &str = "doris.selectdb.com/approve-restart";
+/// On a pod at its StatefulSet's revision: the hash of the user's inputs its
+/// template was planned under ([`crate::plan::restart::inputs_hash`]).
+pub const INPUTS_ANNOTATION: &str = "doris.selectdb.com/inputs-hash";
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 /// How often a rollout looks again while it waits on something no watch
@@ -68,12 +92,43 @@ pub struct Outcome {
     pub failure: Option<(&'static str, String)>,
     /// When to look again.
     pub requeue: Option<Duration>,
+    /// Parts whose outdated pods all wait for a window or an approval: they
+    /// serve as they are, so their status does not say they are upgrading.
+    pub held_parts: Vec<String>,
+}
+
+/// Since when each StatefulSet with outdated pods has had its current
+/// revision: (revision, first seen, in seconds since the epoch), by
+/// `namespace/name`. Only StatefulSets with outdated pods are kept. After an
+/// operator restart a revision counts from when it is first seen again,
+/// which only delays a rollout by the settle time.
+#[derive(Default)]
+pub struct Revisions(std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>);
+
+impl Revisions {
+    /// When `revision` of StatefulSet `key` was first seen; `now` if just now.
+    fn first_seen(&self, key: &str, revision: &str, now: i64) -> i64 {
+        let mut map = self.0.lock().expect("lock");
+        let entry = map
+            .entry(key.to_string())
+            .or_insert_with(|| (revision.to_string(), now));
+        if entry.0 != revision {
+            *entry = (revision.to_string(), now);
+        }
+        entry.1
+    }
+
+    fn forget(&self, key: &str) {
+        self.0.lock().expect("lock").remove(key);
+    }
 }
 
 /// A component whose pods the operator restarts.
 struct Component<'a> {
     kind: ComponentKind,
     part: &'a str,
+    /// The hash of the user's inputs the part is planned under.
+    inputs: &'a str,
     sts: std::sync::Arc<StatefulSet>,
     revision: String,
     replicas: i32,
@@ -213,10 +268,17 @@ fn drains_backend(kind: ComponentKind) -> bool {
     )
 }
 
-/// Why the candidates of `comp` restart: a changed image is an upgrade,
-/// then a changed configuration hash, then a restart request; anything else
-/// came from the conventions.
-fn reason(comp: &Component<'_>) -> &'static str {
+/// Why `pod` of `comp` needs a restart. A pod stamped with the part's
+/// current inputs was outdated by the conventions; otherwise a changed image
+/// is an upgrade, then a changed configuration hash, then a restart request,
+/// and any other change of what the user wrote is `spec`. A pod without a
+/// stamp (made by an operator that did not stamp) is judged as before
+/// stamps: `conventions` unless image, configuration or a request differ.
+fn reason(comp: &Component<'_>, pod: &Pod) -> &'static str {
+    let stamp = pod.annotations().get(INPUTS_ANNOTATION);
+    if stamp.is_some_and(|s| s == comp.inputs) {
+        return "conventions";
+    }
     let template = &comp.sts.spec.template;
     let images: BTreeMap<&str, Option<&str>> = template
         .spec
@@ -224,41 +286,108 @@ fn reason(comp: &Component<'_>) -> &'static str {
         .flat_map(|s| &s.containers)
         .map(|c| (c.name.as_str(), c.image.as_deref()))
         .collect();
+    let upgrade = pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+        images
+            .get(c.name.as_str())
+            .is_some_and(|i| *i != c.image.as_deref())
+    });
+    if upgrade {
+        return "upgrade";
+    }
     let wanted = template
         .metadata
         .as_ref()
         .and_then(|m| m.annotations.as_ref());
-    let mut out = "conventions";
-    for pod in comp.candidates() {
-        let upgrade = pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
-            images
-                .get(c.name.as_str())
-                .is_some_and(|i| *i != c.image.as_deref())
-        });
-        if upgrade {
-            return "upgrade";
-        }
-        let differs = |key: &dyn Fn(&str) -> bool| {
-            let of = |m: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
-                m.into_iter()
-                    .flatten()
-                    .filter(|(k, _)| key(k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            };
-            of(pod.metadata.annotations.as_ref()) != of(wanted)
+    let differs = |key: &dyn Fn(&str) -> bool| {
+        let of = |m: Option<&BTreeMap<String, String>>| -> BTreeMap<String, String> {
+            m.into_iter()
+                .flatten()
+                .filter(|(k, _)| key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
-        if differs(&|k| k == "doris.selectdb.com/config-hash") {
-            out = "config";
-        } else if out == "conventions" && differs(&|k| k.ends_with("/restartedAt")) {
-            out = "requested";
+        of(pod.metadata.annotations.as_ref()) != of(wanted)
+    };
+    if differs(&|k| k == "doris.selectdb.com/config-hash") {
+        "config"
+    } else if differs(&|k| k.ends_with("/restartedAt")) {
+        "requested"
+    } else if stamp.is_some() {
+        "spec"
+    } else {
+        "conventions"
+    }
+}
+
+/// Reasons by precedence: a rollout of pods with several reasons shows the
+/// first.
+const REASONS: &[&str] = &["upgrade", "config", "spec", "requested", "conventions"];
+
+/// Stamps each pod at its StatefulSet's revision with the inputs its
+/// template was planned under, so a later template change is known to be
+/// the user's or the conventions'. The StatefulSet is as planned (checked
+/// by the caller), so its revision's template is the current plan's.
+async fn stamp_inputs(ctx: &Context, namespace: &str, comp: &Component<'_>) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    for pod in &comp.pods {
+        let current = pod.annotations().get(INPUTS_ANNOTATION).map(String::as_str);
+        if pod.metadata.deletion_timestamp.is_some()
+            || !comp.updated(pod)
+            || current == Some(comp.inputs)
+        {
+            continue;
+        }
+        let patch = json!({"metadata": {
+            "uid": pod.metadata.uid,
+            "annotations": {INPUTS_ANNOTATION: comp.inputs},
+        }});
+        match api
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+        {
+            Ok(_) => ctx.metrics.count_write("Pod", "patch"),
+            // Gone, or replaced: its replacement is stamped when seen.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(Error::Kube(e)),
         }
     }
-    out
+    Ok(())
+}
+
+/// The value of [`APPROVE_ANNOTATION`] that approves restarting the held
+/// StatefulSets at their current revisions.
+fn approval_token<'a>(held: impl Iterator<Item = &'a Component<'a>>) -> String {
+    let revisions: BTreeSet<String> = held
+        .map(|c| format!("{}={}", c.sts.name_any(), c.revision))
+        .collect();
+    let text = revisions.into_iter().collect::<Vec<_>>().join(",");
+    crate::plan::objects::content_hash(&text)
+}
+
+/// Moves the cluster's rollout on by at most one step, says where it is,
+/// and counts the cluster among those with a held restart or not.
+pub async fn advance<K: DorisResource>(
+    ctx: &Context,
+    object: &K,
+    bundle: &ConventionBundle,
+    plan: &Plan,
+    pods: &[std::sync::Arc<Pod>],
+    now: &Time,
+) -> Result<Outcome, Error> {
+    let outcome = advance_rollout(ctx, object, bundle, plan, pods, now).await?;
+    let held = outcome.status.as_ref().is_some_and(|s| s.held.is_some());
+    if let Some(uid) = object.meta().uid.as_deref() {
+        ctx.metrics.restart_held(uid, held, || ctx.live_uids());
+    }
+    Ok(outcome)
 }
 
 /// Moves the cluster's rollout on by at most one step and says where it is.
-pub async fn advance<K: DorisResource>(
+async fn advance_rollout<K: DorisResource>(
     ctx: &Context,
     object: &K,
     bundle: &ConventionBundle,
@@ -319,14 +448,27 @@ pub async fn advance<K: DorisResource>(
         components.push(Component {
             kind: c.kind,
             part: &c.part,
+            inputs: &c.inputs_hash,
             replicas: sts.spec.replicas.unwrap_or(1),
             revision,
             sts,
             pods: super::status::component_pods(pods, &c.names),
         });
     }
+    let mut any_candidate = false;
+    for comp in &components {
+        stamp_inputs(ctx, &namespace, comp).await?;
+        let key = format!("{namespace}/{}", comp.sts.name_any());
+        if comp.candidates().next().is_some() {
+            any_candidate = true;
+            // Settling counts from here, held or not.
+            ctx.revisions
+                .first_seen(&key, &comp.revision, now.0.as_second());
+        } else {
+            ctx.revisions.forget(&key);
+        }
+    }
     let cached = object.read_status().rollout;
-    let any_candidate = components.iter().any(|c| c.candidates().next().is_some());
     if !any_candidate && cached.is_none() {
         return Ok(Outcome::default());
     }
@@ -336,6 +478,7 @@ pub async fn advance<K: DorisResource>(
             status: cached,
             failure: None,
             requeue: Some(POLL),
+            ..Default::default()
         });
     }
     // The step in progress, as last written (the cache may lag a write).
@@ -376,22 +519,6 @@ pub async fn advance<K: DorisResource>(
             )
         })
     };
-    let report = |comp: &Component<'_>,
-                  reason: &str,
-                  pods: &[String],
-                  wait_for: &[String],
-                  waiting: String| {
-        RolloutStatus {
-            component: comp.part.to_string(),
-            target_revision: comp.revision.clone(),
-            reason: reason.to_string(),
-            updated: comp.pods.iter().filter(|p| comp.updated(p)).count() as i32,
-            total: comp.replicas,
-            pods: pods.to_vec(),
-            wait_for: wait_for.to_vec(),
-            waiting,
-        }
-    };
     let waiting = |status: RolloutStatus, failure: Option<String>| {
         // Pods report readiness through the watch; the timer only guards
         // the timeout. The FE and drains are looked at again soon.
@@ -406,6 +533,7 @@ pub async fn advance<K: DorisResource>(
             status: Some(status),
             failure: failure.map(|m| ("RolloutStuck", m)),
             requeue: Some(requeue),
+            ..Default::default()
         }
     };
 
@@ -470,9 +598,9 @@ pub async fn advance<K: DorisResource>(
         }
     }
 
-    let candidates: Vec<(&Component<'_>, &Pod)> = components
+    let mut candidates: Vec<(&Component<'_>, &Pod, &'static str)> = components
         .iter()
-        .flat_map(|c| c.candidates().map(move |p| (c, *p)))
+        .flat_map(|c| c.candidates().map(move |p| (c, *p, reason(c, p))))
         .collect();
     if candidates.is_empty() {
         if let Some(prev) = &previous {
@@ -485,9 +613,55 @@ pub async fn advance<K: DorisResource>(
         return Ok(Outcome::default());
     }
 
-    // 2. The next step, as the restart policy orders the candidates.
+    // 2. Restarts the user did not ask for wait for a window or approval;
+    // a step that has begun always ends.
+    let maintenance = match crate::plan::maintenance::maintenance(bundle, cluster) {
+        Ok(m) => m,
+        Err(e) => {
+            // Nothing restarts on a policy that cannot say when.
+            let message = format!("the maintenance policy failed: {e}");
+            let (comp, _, why) = candidates[0];
+            let status = report(comp, why, &[], &[], message.clone());
+            return Ok(Outcome {
+                status: Some(status),
+                failure: Some(("RestartPolicyFailed", message)),
+                requeue: Some(Duration::from_secs(30)),
+                ..Default::default()
+            });
+        }
+    };
+    let holdable = |(_, pod, why): &(&Component<'_>, &Pod, &str)| {
+        maintenance.holds(why) && !draining.contains(&pod.name_any())
+    };
+    if candidates.iter().any(holdable) && maintenance.open_window(now.0).is_none() {
+        let token = approval_token(
+            candidates
+                .iter()
+                .filter(|c| holdable(c))
+                .map(|(comp, _, _)| *comp),
+        );
+        if annotations.get(APPROVE_ANNOTATION) != Some(&token) {
+            candidates.retain(|c| !holdable(c));
+            if candidates.is_empty() {
+                return Ok(held(cluster, &maintenance, &components, &token, now));
+            }
+        }
+    }
+
+    // 3. No step starts until the pod templates have settled: edits in
+    // quick succession make one restart of each pod.
+    let mut settled_at = 0;
+    for comp in candidates.iter().map(|(c, _, _)| *c) {
+        let key = format!("{namespace}/{}", comp.sts.name_any());
+        let seen = ctx
+            .revisions
+            .first_seen(&key, &comp.revision, now.0.as_second());
+        settled_at = settled_at.max(seen + maintenance.settle_seconds);
+    }
+
+    // 4. The next step, as the restart policy orders the candidates.
     let mut inputs = Vec::new();
-    for (comp, pod) in &candidates {
+    for (comp, pod, _) in &candidates {
         let pod_name = pod.name_any();
         let role = if comp.kind == ComponentKind::Fe {
             fe.role(&pod_name).await
@@ -506,12 +680,8 @@ pub async fn advance<K: DorisResource>(
     let first = candidates[0].0;
     let why = candidates
         .iter()
-        .map(|(c, _)| reason(c))
-        .min_by_key(|r| {
-            ["upgrade", "config", "requested", "conventions"]
-                .iter()
-                .position(|x| x == r)
-        })
+        .map(|(_, _, why)| *why)
+        .min_by_key(|r| REASONS.iter().position(|x| x == r))
         .unwrap_or("conventions");
     let steps = match plan_restart(bundle, cluster, why, &inputs) {
         Ok(steps) => steps,
@@ -522,6 +692,7 @@ pub async fn advance<K: DorisResource>(
                 status: Some(status),
                 failure: Some(("RestartPolicyFailed", message)),
                 requeue: Some(Duration::from_secs(30)),
+                ..Default::default()
             });
         }
     };
@@ -571,6 +742,24 @@ pub async fn advance<K: DorisResource>(
             ..wait(format!("{PAUSED_ANNOTATION} on the cluster"), None)
         });
     }
+    if draining.is_empty() && now.0.as_second() < settled_at {
+        let until = k8s_openapi::jiff::Timestamp::from_second(settled_at)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        return Ok(Outcome {
+            requeue: Some(Duration::from_secs(
+                (settled_at - now.0.as_second()).max(1) as u64
+            )),
+            ..wait(
+                format!(
+                    "the pod template to stay unchanged for {}s (until {until}), \
+                     so quick edits restart each pod once",
+                    maintenance.settle_seconds
+                ),
+                None,
+            )
+        });
+    }
     if draining.is_empty() {
         // Nothing starts while any other pod is down, unless the step only
         // restarts pods that are down themselves.
@@ -612,6 +801,94 @@ pub async fn advance<K: DorisResource>(
         requeue: Some(after),
         ..wait(what, None)
     })
+}
+
+/// `status.rollout` for one step of `comp`'s rollout.
+fn report(
+    comp: &Component<'_>,
+    reason: &str,
+    pods: &[String],
+    wait_for: &[String],
+    waiting: String,
+) -> RolloutStatus {
+    RolloutStatus {
+        component: comp.part.to_string(),
+        target_revision: comp.revision.clone(),
+        reason: reason.to_string(),
+        updated: comp.pods.iter().filter(|p| comp.updated(p)).count() as i32,
+        total: comp.replicas,
+        pods: pods.to_vec(),
+        wait_for: wait_for.to_vec(),
+        waiting,
+        ..Default::default()
+    }
+}
+
+/// A restart the maintenance policy holds: what status says (why it waits,
+/// how to approve it, when the next window opens), and a look again when
+/// that window opens so it is never missed. An approval is seen through the
+/// cluster's watch.
+fn held(
+    cluster: ClusterRef<'_>,
+    maintenance: &Maintenance,
+    components: &[Component<'_>],
+    token: &str,
+    now: &Time,
+) -> Outcome {
+    let waiting: Vec<&Component<'_>> = components
+        .iter()
+        .filter(|c| c.candidates().next().is_some())
+        .collect();
+    let pods: usize = waiting.iter().map(|c| c.candidates().count()).sum();
+    let parts: Vec<&str> = waiting.iter().map(|c| c.part).collect();
+    let approve = format!(
+        "kubectl annotate {} {} -n {} {APPROVE_ANNOTATION}={token} --overwrite",
+        cluster.kind().to_lowercase(),
+        cluster.name(),
+        cluster.namespace()
+    );
+    let what = format!(
+        "{pods} pods of {} need a restart for a change of the conventions",
+        parts.join(", ")
+    );
+    let opening = maintenance.next_opening(now.0);
+    let (kind, message) = if maintenance.windows.is_empty() {
+        ("approval", format!("{what}; held for approval: {approve}"))
+    } else {
+        let next = opening
+            .zip(maintenance.windows.first())
+            .map(|(at, w)| {
+                at.to_zoned(w.time_zone.clone())
+                    .strftime("%a %Y-%m-%d %H:%M %Z")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "never".into());
+        (
+            "maintenance-window",
+            format!(
+                "{what}; held for the maintenance window {} (next opens {next}); \
+                 to restart now: {approve}",
+                maintenance.describe_windows()
+            ),
+        )
+    };
+    let Some(first) = waiting.first() else {
+        return Outcome::default();
+    };
+    let mut status = report(first, "conventions", &[], &[], message);
+    status.held = Some(kind.to_string());
+    status.approve_with = Some(token.to_string());
+    status.window_opens = opening.map(|t| t.to_string());
+    let requeue = opening.map(|at| {
+        let secs = at.as_second() - now.0.as_second();
+        Duration::from_secs(secs.max(1) as u64)
+    });
+    Outcome {
+        status: Some(status),
+        failure: None,
+        requeue,
+        held_parts: waiting.iter().map(|c| c.part.to_string()).collect(),
+    }
 }
 
 /// Drains and deletes the pods of `step`; says what the rollout waits for,
@@ -767,12 +1044,13 @@ mod tests {
         let comp = Component {
             kind: ComponentKind::Be,
             part: "be",
+            inputs: "i2",
             sts: std::sync::Arc::new(sts),
             revision: "d-be-2".into(),
             replicas: 1,
             pods: vec![pod],
         };
-        reason(&comp)
+        reason(&comp, pod)
     }
 
     #[test]
@@ -795,6 +1073,52 @@ mod tests {
             reason_of(sts("be:1", json!({})), &pod("be:1", json!({}))),
             "conventions"
         );
+        // A pod stamped with the inputs it was planned under: the same
+        // inputs mean the conventions changed, whatever else differs.
+        let stamped = |inputs: &str, more: Value| {
+            let mut a = json!({INPUTS_ANNOTATION: inputs});
+            a.as_object_mut()
+                .unwrap()
+                .extend(more.as_object().unwrap().clone());
+            a
+        };
+        assert_eq!(
+            reason_of(
+                sts("be:1", hash("a")),
+                &pod("be:1", stamped("i2", hash("b")))
+            ),
+            "conventions",
+            "a template convention changed the configuration"
+        );
+        assert_eq!(
+            reason_of(
+                sts("be:1", json!({})),
+                &pod("be:1", stamped("i1", json!({})))
+            ),
+            "spec",
+            "the user changed something else"
+        );
+        assert_eq!(
+            reason_of(
+                sts("be:2", json!({})),
+                &pod("be:1", stamped("i1", json!({})))
+            ),
+            "upgrade"
+        );
+    }
+
+    #[test]
+    fn settling_counts_from_when_a_revision_is_first_seen() {
+        let revisions = Revisions::default();
+        assert_eq!(revisions.first_seen("ns/d-be", "r1", 100), 100);
+        assert_eq!(revisions.first_seen("ns/d-be", "r1", 105), 100);
+        assert_eq!(
+            revisions.first_seen("ns/d-be", "r2", 107),
+            107,
+            "a new edit"
+        );
+        revisions.forget("ns/d-be");
+        assert_eq!(revisions.first_seen("ns/d-be", "r2", 120), 120);
     }
 
     #[test]

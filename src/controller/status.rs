@@ -262,6 +262,9 @@ pub struct Observed<'a> {
     pub config_hash: &'a str,
     /// What the part waits for before its StatefulSet is made.
     pub waiting: Option<&'a str>,
+    /// Its outdated pods wait for a maintenance window or an approval: it
+    /// serves as it is and is not upgrading yet.
+    pub held: bool,
 }
 
 /// The status a cluster should have now. `now` stamps transitions only;
@@ -451,9 +454,12 @@ fn component_status(
     let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
     // With OnDelete, currentRevision never catches up (kubernetes#73492):
     // a rollout is over once every pod is at updateRevision.
-    let rolling = sts_status.is_some_and(|s| {
-        s.update_revision.is_some() && s.current_revision != s.update_revision && updated < desired
-    });
+    let rolling = !obs.held
+        && sts_status.is_some_and(|s| {
+            s.update_revision.is_some()
+                && s.current_revision != s.update_revision
+                && updated < desired
+        });
     let ready_pods = running.len() as i32;
 
     let (phase, reason, message) = if let (None, Some(what)) = (sts, obs.waiting) {
@@ -484,7 +490,7 @@ fn component_status(
             "Available",
             format!("{ready_pods}/{desired} pods ready"),
         )
-    } else if rolling || (updated < desired && ready_replicas > 0) {
+    } else if rolling || (!obs.held && updated < desired && ready_replicas > 0) {
         (
             phase::UPGRADING,
             "Upgrading",

@@ -44,6 +44,7 @@ use super::{
     printcolumn = r#"{"name":"CG","type":"integer","jsonPath":".status.clusterHealth.cgCount","description":"Compute groups"}"#,
     printcolumn = r#"{"name":"CGAvailable","type":"integer","jsonPath":".status.clusterHealth.cgAvailableCount","description":"Compute groups with a ready pod"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"RestartHeld","type":"string","jsonPath":".status.rollout.held","description":"Why a pending restart waits: maintenance-window or approval"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = schema::disaggregated_root_rules()[0].clone(),
     validation = schema::disaggregated_root_rules()[1].clone(),

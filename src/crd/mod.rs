@@ -53,6 +53,7 @@ pub use validate::{
     printcolumn = r#"{"name":"BeStatus","type":"string","jsonPath":".status.beStatus.componentCondition.phase"}"#,
     printcolumn = r#"{"name":"CnStatus","type":"string","jsonPath":".status.cnStatus.componentCondition.phase"}"#,
     printcolumn = r#"{"name":"BrokerStatus","type":"string","jsonPath":".status.brokerStatus.componentCondition.phase"}"#,
+    printcolumn = r#"{"name":"RestartHeld","type":"string","jsonPath":".status.rollout.held","description":"Why a pending restart waits: maintenance-window or approval"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = schema::root_rules()[0].clone(),
     validation = schema::root_rules()[1].clone()
@@ -674,7 +675,7 @@ pub struct RolloutStatus {
     pub component: String,
     /// The StatefulSet revision its pods move to.
     pub target_revision: String,
-    /// Why: upgrade, config, requested or conventions.
+    /// Why: upgrade, config, requested, spec or conventions.
     pub reason: String,
     /// Pods of the component at the target revision.
     pub updated: i32,
@@ -686,6 +687,15 @@ pub struct RolloutStatus {
     pub wait_for: Vec<String>,
     /// What the rollout waits for now.
     pub waiting: String,
+    /// Set while the restart is held by the maintenance policy:
+    /// `maintenance-window` (a window will release it) or `approval` (only
+    /// an approval will).
+    pub held: Option<String>,
+    /// The value of the `doris.selectdb.com/approve-restart` annotation
+    /// that lets this held restart run now; a later change needs its own.
+    pub approve_with: Option<String>,
+    /// When the next maintenance window opens (RFC 3339).
+    pub window_opens: Option<String>,
 }
 
 /// Compute node status.

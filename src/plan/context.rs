@@ -454,6 +454,11 @@ impl<'a> Planner<'a> {
                 names: part.names.clone(),
                 config_hash,
                 files,
+                inputs_hash: super::restart::inputs_hash(
+                    &self.cluster,
+                    &part.spec,
+                    self.input.config_maps,
+                ),
             },
         })
     }

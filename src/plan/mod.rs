@@ -17,6 +17,7 @@
 
 mod context;
 pub mod live_config;
+pub mod maintenance;
 pub mod membership;
 pub mod mounts;
 pub(crate) mod objects;
@@ -112,6 +113,10 @@ pub struct ComponentPlan {
     pub config_hash: String,
     /// The rendered configuration files, by file name.
     pub files: BTreeMap<String, String>,
+    /// Hash of what the user wrote that shapes the part's pods (see
+    /// [`restart::inputs_hash`]): a pod template change under the same
+    /// inputs came from the conventions.
+    pub inputs_hash: String,
 }
 
 /// Every object a cluster needs, in a stable order.

@@ -241,7 +241,7 @@ pub const APPLIED_HASH_ANNOTATION: &str = "doris.selectdb.com/applied-hash";
 /// The label on every object the operator manages; its caches select by it.
 pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "doris-operator");
 
-fn content_hash(text: &str) -> String {
+pub(crate) fn content_hash(text: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(text.as_bytes())[..8]
         .iter()

@@ -56,6 +56,63 @@ pub fn cluster_ctx(cluster: ClusterRef<'_>) -> Value {
     })
 }
 
+/// The keys of a cluster's spec that hold its parts' specs.
+const PART_KEYS: &[&str] = &[
+    "feSpec",
+    "beSpec",
+    "cnSpec",
+    "brokerSpec",
+    "metaService",
+    "computeGroups",
+];
+
+/// A hash of what the user wrote that shapes one part's pods: the part's
+/// spec without `replicas`, the rest of the cluster's spec without the other
+/// parts, the cluster's annotations but those steering the operator itself
+/// (`doris.selectdb.com/*` other than `debug`, `kubectl.kubernetes.io/*`),
+/// and the ConfigMaps the cluster references. `cluster` is
+/// `#{ annotations, spec }` as the policies see it.
+///
+/// A pod remembers the hash its template was planned under; an outdated pod
+/// whose hash is the current one was outdated by the conventions alone (an
+/// edited policy or template, a new operator version), never by the user.
+/// The hash may cover more than the pod template does (a Service setting):
+/// such an edit then counts as the user's, and a held restart goes with it.
+pub fn inputs_hash(
+    cluster: &Value,
+    part_spec: &Value,
+    config_maps: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+) -> String {
+    let mut spec = cluster["spec"].clone();
+    if let Some(map) = spec.as_object_mut() {
+        for key in PART_KEYS {
+            map.remove(*key);
+        }
+    }
+    let mut part = part_spec.clone();
+    if let Some(map) = part.as_object_mut() {
+        map.remove("replicas");
+    }
+    let annotations: serde_json::Map<String, Value> = cluster["annotations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !k.starts_with("kubectl.kubernetes.io/")
+                && (!k.starts_with("doris.selectdb.com/") || *k == "doris.selectdb.com/debug")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let inputs = json!({
+        "spec": spec,
+        "part": part,
+        "annotations": annotations,
+        "configMaps": config_maps,
+    });
+    // serde_json maps are ordered by key: the same inputs give the same text.
+    super::objects::content_hash(&inputs.to_string())
+}
+
 /// Asks `restart.rhai` for the order in which `candidates` restart.
 pub fn plan_restart(
     bundle: &ConventionBundle,
@@ -188,4 +245,57 @@ pub fn full_restart_candidates(cluster: ClusterRef<'_>) -> Vec<RestartCandidate>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inputs_of_a_part_leave_out_replicas_other_parts_and_operator_annotations() {
+        let cms = Default::default();
+        let cluster = |be_image: &str, fe_replicas: i64, annotations: Value| {
+            json!({"annotations": annotations, "spec": {
+                "enableRestartWhenConfigChange": true,
+                "feSpec": {"replicas": fe_replicas, "image": "fe:1"},
+                "beSpec": {"replicas": 3, "image": be_image},
+            }})
+        };
+        let fe = |c: &Value| inputs_hash(c, &c["spec"]["feSpec"], &cms);
+        let base = cluster("be:1", 3, json!({}));
+        let hash = fe(&base);
+        assert_eq!(
+            hash,
+            fe(&cluster("be:2", 3, json!({}))),
+            "another part's spec"
+        );
+        assert_eq!(hash, fe(&cluster("be:1", 5, json!({}))), "replicas");
+        let steering = json!({"doris.selectdb.com/rollout-paused": "true",
+                              "kubectl.kubernetes.io/last-applied-configuration": "{}"});
+        assert_eq!(
+            hash,
+            fe(&cluster("be:1", 3, steering)),
+            "operator annotations"
+        );
+        let asked = json!({"apache.doris.fe/restartedAt": "2026-12-03T08:00:00Z"});
+        assert_ne!(hash, fe(&cluster("be:1", 3, asked)), "a restart request");
+        let debug = json!({"doris.selectdb.com/debug": "fe"});
+        assert_ne!(hash, fe(&cluster("be:1", 3, debug)), "debug mode");
+        let mut image = base.clone();
+        image["spec"]["feSpec"]["image"] = json!("fe:2");
+        assert_ne!(hash, fe(&image), "the part's own spec");
+        let mut top = base.clone();
+        top["spec"]["enableRestartWhenConfigChange"] = json!(false);
+        assert_ne!(hash, fe(&top), "the cluster-wide spec");
+        let conf = [(
+            "fe-conf".to_string(),
+            [("fe.conf".to_string(), "x = 1".to_string())].into(),
+        )]
+        .into();
+        assert_ne!(
+            hash,
+            inputs_hash(&base, &base["spec"]["feSpec"], &conf),
+            "a ConfigMap"
+        );
+    }
 }
