@@ -473,6 +473,8 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         return error(404, "NotFound", &format!("no route {path}"));
     };
     let q = query(&req);
+    // A dry run answers what the request would do and stores nothing.
+    let dry_run = q.contains_key("dryRun");
     let method = req.method().clone();
     let verb: &'static str = match (&method, route.name.is_some()) {
         (&Method::GET, true) => "get",
@@ -569,7 +571,6 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 route.namespace.clone().unwrap_or_default(),
                 name,
             );
-            let dry_run = q.contains_key("dryRun");
             let mut store = shared.store.lock().unwrap();
             if store.objects.contains_key(&key) {
                 return error(
@@ -602,7 +603,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             } else {
                 Part::Main
             };
-            match update(&shared, &mut store, &key, old, body, part) {
+            match update_or_preview(&shared, &mut store, &key, old, body, part, dry_run) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -631,7 +632,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                         if let Some(ns) = &route.namespace {
                             body["metadata"]["namespace"] = json!(ns);
                         }
-                        match create(&shared, &mut store, key, body, q.contains_key("dryRun")) {
+                        match create(&shared, &mut store, key, body, dry_run) {
                             Ok(o) => respond(StatusCode::CREATED, &o),
                             Err(r) => *r,
                         }
@@ -639,7 +640,8 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                     Some(old) => {
                         let mut merged = old.clone();
                         apply_merge(&mut merged, &body);
-                        match update(&shared, &mut store, &key, old, merged, part) {
+                        match update_or_preview(&shared, &mut store, &key, old, merged, part, dry_run)
+                        {
                             Ok(o) => respond(StatusCode::OK, &o),
                             Err(r) => *r,
                         }
@@ -671,7 +673,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 }
                 json_patch::merge(&mut patched, &body);
             }
-            match update(&shared, &mut store, &key, old, patched, part) {
+            match update_or_preview(&shared, &mut store, &key, old, patched, part, dry_run) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -873,6 +875,19 @@ fn update(
     new: Value,
     part: Part,
 ) -> Result<Value, Box<Response<Body>>> {
+    update_or_preview(shared, store, key, old, new, part, false)
+}
+
+/// [`update`], or with `dry_run` the object it would store, storing nothing.
+fn update_or_preview(
+    shared: &Shared,
+    store: &mut Store,
+    key: &(Resource, String, String),
+    old: Value,
+    new: Value,
+    part: Part,
+    dry_run: bool,
+) -> Result<Value, Box<Response<Body>>> {
     let mut next = match part {
         Part::Status => {
             let mut o = old.clone();
@@ -937,6 +952,9 @@ fn update(
     if spec_changed {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         next["metadata"]["generation"] = json!(generation);
+    }
+    if dry_run {
+        return Ok(next);
     }
     store.rv += 1;
     next["metadata"]["resourceVersion"] = json!(store.rv.to_string());
