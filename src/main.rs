@@ -313,8 +313,7 @@ async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
             connection,
             kind,
         } => {
-            let (client, namespace) = kubectl::connect(&connection).await?;
-            let cluster = kubectl::find_cluster(&client, &namespace, &name, kind).await?;
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
             let now = k8s_openapi::jiff::Timestamp::now()
                 .round(k8s_openapi::jiff::Unit::Second)
                 .map_err(|e| e.to_string())?
@@ -326,8 +325,7 @@ async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
             connection,
             kind,
         } => {
-            let (client, namespace) = kubectl::connect(&connection).await?;
-            let cluster = kubectl::find_cluster(&client, &namespace, &name, kind).await?;
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
             done(kubectl::pause(&client, &cluster).await?)
         }
         PluginCommand::Resume {
@@ -335,11 +333,21 @@ async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
             connection,
             kind,
         } => {
-            let (client, namespace) = kubectl::connect(&connection).await?;
-            let cluster = kubectl::find_cluster(&client, &namespace, &name, kind).await?;
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
             done(kubectl::resume(&client, &cluster).await?)
         }
     }
+}
+
+/// A client, and the cluster `name` in the connection's namespace.
+async fn cluster_named(
+    connection: &Connection,
+    name: &str,
+    kind: Option<KindArg>,
+) -> Result<(kube::Client, doris_operator::cluster::Cluster), String> {
+    let (client, namespace) = kubectl::connect(connection).await?;
+    let cluster = kubectl::find_cluster(&client, &namespace, name, kind).await?;
+    Ok((client, cluster))
 }
 
 /// A file's text, or standard input's for `-`.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use doris_operator::crd::DorisCluster;
 use doris_operator::kubectl::{self, diff};
 use doris_operator::render::read_input;
-use env::{Env, eventually, wait_ready};
+use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
@@ -27,21 +27,16 @@ use kube::api::{Patch, PatchParams, PostParams};
 use members::MemberDriver;
 use serde_json::json;
 
-const CLUSTER: &str = r#"
-apiVersion: doris.selectdb.com/v1
-kind: DorisCluster
-metadata:
-  name: doris
-  annotations:
-    doris.selectdb.com/drain-seconds: "1"
-spec:
-  feSpec:
-    replicas: 3
-    image: apache/doris:fe-2.1.8
-  beSpec:
-    replicas: 3
-    image: apache/doris:be-2.1.8
-"#;
+/// The shared sample cluster, its BEs drained for `drain` seconds before
+/// they restart.
+fn sample(drain: u32) -> String {
+    SAMPLE.replace(
+        "  name: doris\n",
+        &format!(
+            "  name: doris\n  annotations:\n    doris.selectdb.com/drain-seconds: \"{drain}\"\n"
+        ),
+    )
+}
 
 struct Running {
     env: Env,
@@ -84,8 +79,8 @@ async fn statefulset(env: &Env, name: &str) -> StatefulSet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_diff_of_the_unchanged_cluster_is_empty() {
-    let r = running("kubectl-same", CLUSTER).await;
-    let report = diff_of(&r.env, CLUSTER).await;
+    let r = running("kubectl-same", &sample(1)).await;
+    let report = diff_of(&r.env, &sample(1)).await;
     assert_eq!(report.text, "", "notes: {:?}", report.notes);
     assert!(!report.changed());
     let revision = r.env.conventions.current().revision().to_string();
@@ -102,9 +97,9 @@ async fn the_diff_of_the_unchanged_cluster_is_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_change_shows_the_statefulset_diff_and_the_decommission() {
-    let r = running("kubectl-scale", CLUSTER).await;
+    let r = running("kubectl-scale", &sample(1)).await;
     let before = statefulset(&r.env, "doris-be").await;
-    let fewer = CLUSTER.replace(
+    let fewer = sample(1).replace(
         "    replicas: 3\n    image: apache/doris:be",
         "    replicas: 2\n    image: apache/doris:be",
     );
@@ -124,7 +119,10 @@ async fn a_replica_change_shows_the_statefulset_diff_and_the_decommission() {
     // Nothing was written.
     let after = statefulset(&r.env, "doris-be").await;
     assert_eq!(after.spec.replicas, Some(3));
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
     r.env.finish().await;
 }
 
@@ -142,29 +140,40 @@ fn restart_steps(text: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_change_shows_the_restart_order() {
-    let r = running("kubectl-image", CLUSTER).await;
-    let upgraded = CLUSTER.replace("2.1.8", "2.1.9");
+    let r = running("kubectl-image", &sample(1)).await;
+    let upgraded = sample(1).replace("2.1.8", "2.1.9");
     let report = diff_of(&r.env, &upgraded).await;
     let text = &report.text;
     assert!(text.contains("~ StatefulSet doris-be\n"), "{text}");
-    assert!(text.contains("+        image: apache/doris:be-2.1.9"), "{text}");
+    assert!(
+        text.contains("+        image: apache/doris:be-2.1.9"),
+        "{text}"
+    );
     assert!(text.contains("restarts (upgrade)"), "{text}");
     // The default restart.rhai: BEs first, one at a time, then the FE
     // followers, the master (ordinal 0) last.
     let steps = restart_steps(text);
     assert_eq!(steps.len(), 6, "{text}");
-    assert!(steps[..3].iter().all(|p| p.starts_with("doris-be-")), "{text}");
-    assert!(steps[3..].iter().all(|p| p.starts_with("doris-fe-")), "{text}");
+    assert!(
+        steps[..3].iter().all(|p| p.starts_with("doris-be-")),
+        "{text}"
+    );
+    assert!(
+        steps[3..].iter().all(|p| p.starts_with("doris-fe-")),
+        "{text}"
+    );
     assert_eq!(steps[5], "doris-fe-0", "{text}");
     // Pods of the BEs drain before they go.
-    assert!(text.contains("1. be: doris-be-") && text.contains("drained 1s first"), "{text}");
+    assert!(
+        text.contains("1. be: doris-be-") && text.contains("drained 1s first"),
+        "{text}"
+    );
     r.env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_of_a_cluster_mid_rollout() {
-    let slow = CLUSTER.replace("drain-seconds: \"1\"", "drain-seconds: \"120\"");
-    let r = running("kubectl-status", &slow).await;
+    let r = running("kubectl-status", &sample(120)).await;
     let env = &r.env;
     let api = env.api::<DorisCluster>();
     api.patch(
@@ -176,7 +185,9 @@ async fn status_of_a_cluster_mid_rollout() {
     .unwrap();
     eventually("the rollout to start draining a BE", 30, || async {
         let c = api.get("doris").await.ok()?;
-        c.status?.rollout.filter(|r| r.waiting.starts_with("draining"))
+        c.status?
+            .rollout
+            .filter(|r| r.waiting.starts_with("draining"))
     })
     .await;
     // A Warning about the cluster, as a controller would report one, and
@@ -199,30 +210,49 @@ async fn status_of_a_cluster_mid_rollout() {
             .unwrap();
     }
 
-    let observed = kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-        .await
-        .unwrap();
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
+            .await
+            .unwrap();
     let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
-    assert!(screen.starts_with(&format!("DorisCluster {}/doris", env.namespace)), "{screen}");
-    assert!(screen.contains("Rollout: be (upgrade), 0/3 pods updated"), "{screen}");
-    assert!(screen.contains("waits for: pod_ready, fe_reports_alive"), "{screen}");
-    assert!(screen.contains("now:       draining doris-be-"), "{screen}");
-    // Every pod is up while the first BE drains.
     assert!(
-        screen.lines().any(|l| l.starts_with("fe ") && l.contains(" 3/3 ")),
+        screen.starts_with(&format!("DorisCluster {}/doris", env.namespace)),
         "{screen}"
     );
     assert!(
-        screen.lines().any(|l| l.starts_with("be ") && l.contains(" 3/3 ")),
+        screen.contains("Rollout: be (upgrade), 0/3 pods updated"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("waits for: pod_ready, fe_reports_alive"),
+        "{screen}"
+    );
+    assert!(screen.contains("now:       draining doris-be-"), "{screen}");
+    // Every pod is up while the first BE drains.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("fe ") && l.contains(" 3/3 ")),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("be ") && l.contains(" 3/3 ")),
         "{screen}"
     );
     assert!(screen.contains("FE membership: confirmed"), "{screen}");
     let revision = env.conventions.current().revision().to_string();
     assert!(
-        screen.contains(&format!("Conventions: set \"default\", revision {revision} (live)")),
+        screen.contains(&format!(
+            "Conventions: set \"default\", revision {revision} (live)"
+        )),
         "{screen}"
     );
-    assert!(screen.contains("SomethingWrong") && screen.contains("note of SomethingWrong"), "{screen}");
+    assert!(
+        screen.contains("SomethingWrong") && screen.contains("note of SomethingWrong"),
+        "{screen}"
+    );
     assert!(!screen.contains("AllFine"), "{screen}");
 
     // Pause and resume, as the README's annotation.
@@ -232,24 +262,32 @@ async fn status_of_a_cluster_mid_rollout() {
     kubectl::pause(&env.client, &found).await.unwrap();
     let paused = api.get("doris").await.unwrap();
     assert_eq!(
-        paused.annotations().get("doris.selectdb.com/rollout-paused").map(String::as_str),
+        paused
+            .annotations()
+            .get("doris.selectdb.com/rollout-paused")
+            .map(String::as_str),
         Some("true")
     );
-    let observed = kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-        .await
-        .unwrap();
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
+            .await
+            .unwrap();
     let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
     assert!(screen.contains("PAUSED"), "{screen}");
     kubectl::resume(&env.client, &found).await.unwrap();
     let resumed = api.get("doris").await.unwrap();
-    assert!(!resumed.annotations().contains_key("doris.selectdb.com/rollout-paused"));
+    assert!(
+        !resumed
+            .annotations()
+            .contains_key("doris.selectdb.com/rollout-paused")
+    );
     r.env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_writes_the_annotation_of_each_part_asked_for() {
     let env = Env::start("kubectl-restart").await;
-    env.create_cluster(CLUSTER).await;
+    env.create_cluster(&sample(1)).await;
     let found = kubectl::find_cluster(&env.client, &env.namespace, "doris", None)
         .await
         .unwrap();
@@ -259,13 +297,23 @@ async fn restart_writes_the_annotation_of_each_part_asked_for() {
         .unwrap();
     let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
     let annotations = cluster.annotations();
-    assert_eq!(annotations.get("apache.doris.be/restartedAt").map(String::as_str), Some(at));
+    assert_eq!(
+        annotations
+            .get("apache.doris.be/restartedAt")
+            .map(String::as_str),
+        Some(at)
+    );
     assert!(!annotations.contains_key("apache.doris.fe/restartedAt"));
     // No part named: all of them.
-    kubectl::restart(&env.client, &found, &[], at).await.unwrap();
+    kubectl::restart(&env.client, &found, &[], at)
+        .await
+        .unwrap();
     let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
     assert_eq!(
-        cluster.annotations().get("apache.doris.fe/restartedAt").map(String::as_str),
+        cluster
+            .annotations()
+            .get("apache.doris.fe/restartedAt")
+            .map(String::as_str),
         Some(at)
     );
     let err = kubectl::restart(&env.client, &found, &["cn".to_string()], at)
@@ -275,7 +323,10 @@ async fn restart_writes_the_annotation_of_each_part_asked_for() {
     let err = kubectl::find_cluster(&env.client, &env.namespace, "nope", None)
         .await
         .unwrap_err();
-    assert!(err.contains("no DorisCluster or DorisDisaggregatedCluster named nope"), "{err}");
+    assert!(
+        err.contains("no DorisCluster or DorisDisaggregatedCluster named nope"),
+        "{err}"
+    );
     env.finish().await;
 }
 
@@ -300,7 +351,7 @@ fn kubeconfig(env: &Env, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
-    let r = running("kubectl-binary", CLUSTER).await;
+    let r = running("kubectl-binary", &sample(1)).await;
     let env = &r.env;
     let dir = std::env::temp_dir().join(format!("kubectl-doris-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -308,8 +359,12 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     let _ = std::fs::remove_file(&plugin);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_doris-operator"), &plugin).unwrap();
     let (config, namespace_args) = kubeconfig(env, &dir);
-    std::fs::write(dir.join("same.yaml"), CLUSTER).unwrap();
-    std::fs::write(dir.join("upgraded.yaml"), CLUSTER.replace("be-2.1.8", "be-2.1.9")).unwrap();
+    std::fs::write(dir.join("same.yaml"), sample(1)).unwrap();
+    std::fs::write(
+        dir.join("upgraded.yaml"),
+        sample(1).replace("be-2.1.8", "be-2.1.9"),
+    )
+    .unwrap();
     let run = |args: &[&str]| {
         let plugin = plugin.clone();
         let config = config.clone();
@@ -330,16 +385,31 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     };
     let same = dir.join("same.yaml").display().to_string();
     let out = run(&["diff", "-f", &same]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     let upgraded = dir.join("upgraded.yaml").display().to_string();
     let out = run(&["diff", "-f", &upgraded]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("restarts (upgrade)"), "{stdout}");
     let out = run(&["status", "doris"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Rollout: none in progress"), "{stdout}");
     // A broken file is an error (exit 2), naming the file.
     std::fs::write(dir.join("broken.yaml"), "kind: DorisCluster\nspec: [\n").unwrap();

@@ -74,14 +74,11 @@ pub fn set_sources(
 ) -> ConventionSources {
     let mut ordered: Vec<&ConfigMapLayer> = config_maps.iter().collect();
     ordered.sort_by(|a, b| a.name.cmp(&b.name));
-    let layers = ordered
-        .iter()
-        .filter(|c| c.set == DEFAULT_SET)
-        .chain(
-            ordered
-                .iter()
-                .filter(|c| set != DEFAULT_SET && c.set == set),
-        );
+    let layers = ordered.iter().filter(|c| c.set == DEFAULT_SET).chain(
+        ordered
+            .iter()
+            .filter(|c| set != DEFAULT_SET && c.set == set),
+    );
     let mut sources = base;
     for layer in layers {
         sources = sources.overlay_files(

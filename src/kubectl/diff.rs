@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::cluster::{Cluster, ClusterRef};
 use crate::controller::apply::{FIELD_MANAGER, Resources};
 use crate::conventions::reload::set_of;
-use crate::crd::{ComponentKind, DorisCluster, DorisDisaggregatedCluster};
+use crate::crd::ComponentKind;
 use crate::plan::restart::{RestartCandidate, full_restart_candidates, plan_restart};
 use crate::plan::{self, APPLIED_HASH_ANNOTATION, PlanInput};
 use crate::render::{RenderInput, unified_diff, without_hash};
@@ -62,7 +62,11 @@ impl Report {
 }
 
 /// Diffs every cluster of `input` against the live cluster.
-pub async fn diff(client: &Client, input: &RenderInput, options: &Options) -> Result<Report, String> {
+pub async fn diff(
+    client: &Client,
+    input: &RenderInput,
+    options: &Options,
+) -> Result<Report, String> {
     let mut report = Report::default();
     let resources = Resources::default();
     for cluster in &input.clusters {
@@ -96,21 +100,16 @@ fn as_applied(file: &Cluster, live: Option<&Cluster>, namespace: &str) -> Cluste
     cluster
 }
 
-async fn live_cluster(client: &Client, file: &Cluster, namespace: &str) -> Result<Option<Cluster>, String> {
-    let name = file.as_ref().name();
-    let found = match file {
-        Cluster::Doris(_) => Api::<DorisCluster>::namespaced(client.clone(), namespace)
-            .get_opt(&name)
-            .await
-            .map(|c| c.map(|c| Cluster::Doris(Box::new(c)))),
-        Cluster::Disaggregated(_) => {
-            Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace)
-                .get_opt(&name)
-                .await
-                .map(|c| c.map(|c| Cluster::Disaggregated(Box::new(c))))
-        }
+async fn live_cluster(
+    client: &Client,
+    file: &Cluster,
+    namespace: &str,
+) -> Result<Option<Cluster>, String> {
+    let kind = match file {
+        Cluster::Doris(_) => super::KindArg::Dcr,
+        Cluster::Disaggregated(_) => super::KindArg::Ddc,
     };
-    found.map_err(|e| format!("reading {} {namespace}/{name}: {e}", file.as_ref().kind()))
+    super::get_cluster(client, namespace, &file.as_ref().name(), kind).await
 }
 
 fn namespace_of(file: ClusterRef<'_>, options: &Options) -> Result<String, String> {
@@ -147,7 +146,10 @@ async fn diff_cluster(
     let from = if conventions.config_maps.is_empty() {
         "the defaults".to_string()
     } else {
-        format!("the defaults with ConfigMaps {}", conventions.config_maps.join(", "))
+        format!(
+            "the defaults with ConfigMaps {}",
+            conventions.config_maps.join(", ")
+        )
     };
     report.notes.push(format!(
         "{title}: planned with convention set {set:?} revision {} ({from})",
@@ -261,7 +263,13 @@ async fn diff_cluster(
             continue;
         };
         let wanted = object["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str();
-        if wanted.is_some() && current.annotations().get(APPLIED_HASH_ANNOTATION).map(String::as_str) == wanted {
+        if wanted.is_some()
+            && current
+                .annotations()
+                .get(APPLIED_HASH_ANNOTATION)
+                .map(String::as_str)
+                == wanted
+        {
             unchanged += 1;
             continue;
         }
@@ -315,7 +323,12 @@ async fn diff_cluster(
     // the plan no longer has.
     let uid = live_cluster.as_ref().meta().uid.clone().unwrap_or_default();
     let wanted: BTreeSet<String> = planned.objects.iter().map(key).collect();
-    for kind in ["StatefulSet", "Service", "ConfigMap", "HorizontalPodAutoscaler"] {
+    for kind in [
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+    ] {
         let api_version = match kind {
             "StatefulSet" => "apps/v1",
             "HorizontalPodAutoscaler" => "autoscaling/v2",
@@ -340,7 +353,12 @@ async fn diff_cluster(
     }
 
     text.push_str(&restarts(client, bundle, cluster, &namespace, &statefulsets).await?);
-    text.push_str(&scale_downs(bundle, cluster, &planned.components, &statefulsets)?);
+    text.push_str(&scale_downs(
+        bundle,
+        cluster,
+        &planned.components,
+        &statefulsets,
+    )?);
     report
         .notes
         .push(format!("{title}: {unchanged} objects unchanged"));
@@ -424,18 +442,15 @@ async fn restarts(
         let Some((before, after)) = changing.get(part.names.statefulset.as_str()) else {
             continue;
         };
-        reasons.insert(reason(&before["spec"]["template"], &after["spec"]["template"]));
+        reasons.insert(reason(
+            &before["spec"]["template"],
+            &after["spec"]["template"],
+        ));
         let keep = after["spec"]["replicas"]
             .as_i64()
             .unwrap_or(1)
             .min(before["spec"]["replicas"].as_i64().unwrap_or(1));
-        let selector = part
-            .names
-            .selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let selector = super::pod_selector(&part.names);
         let listed = pods
             .list(&ListParams::default().labels(&selector))
             .await
@@ -445,7 +460,8 @@ async fn restarts(
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter_map(|p| {
-                let ordinal = crate::plan::membership::ordinal_of(&p.name_any(), &part.names.statefulset)?;
+                let ordinal =
+                    crate::plan::membership::ordinal_of(&p.name_any(), &part.names.statefulset)?;
                 (i64::from(ordinal) < keep).then_some((i64::from(ordinal), p))
             })
             .collect();
@@ -578,4 +594,79 @@ fn scale_downs(
         out.push_str(&format!("scale-down {} {from} -> {to}: {what}\n", c.part));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::DorisCluster;
+    use serde_json::json;
+
+    fn template(image: &str, annotations: Value) -> Value {
+        json!({"metadata": {"annotations": annotations},
+               "spec": {"containers": [{"name": "be", "image": image}]}})
+    }
+
+    #[test]
+    fn a_template_change_is_named_as_the_rollout_names_it() {
+        let old = template("be:1", json!({"doris.selectdb.com/config-hash": "a"}));
+        assert_eq!(
+            reason(
+                &old,
+                &template("be:2", json!({"doris.selectdb.com/config-hash": "b"}))
+            ),
+            "upgrade"
+        );
+        assert_eq!(
+            reason(
+                &old,
+                &template("be:1", json!({"doris.selectdb.com/config-hash": "b"}))
+            ),
+            "config"
+        );
+        let asked =
+            json!({"doris.selectdb.com/config-hash": "a", "apache.doris.be/restartedAt": "t"});
+        assert_eq!(reason(&old, &template("be:1", asked)), "requested");
+        let other = json!({"doris.selectdb.com/config-hash": "a", "x": "y"});
+        assert_eq!(reason(&old, &template("be:1", other)), "conventions");
+    }
+
+    #[test]
+    fn what_the_server_keeps_for_itself_is_not_compared() {
+        let live = json!({
+            "kind": "Service",
+            "metadata": {"name": "s", "uid": "u", "resourceVersion": "7", "generation": 2,
+                         "creationTimestamp": "t", "managedFields": [{}],
+                         "annotations": {APPLIED_HASH_ANNOTATION: "h1"}},
+            "spec": {"type": "ClusterIP"},
+            "status": {"loadBalancer": {}}
+        });
+        assert_eq!(
+            comparable(&live),
+            json!({"kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "ClusterIP"}})
+        );
+    }
+
+    #[test]
+    fn a_document_in_another_namespace_than_asked_is_refused() {
+        let cluster: DorisCluster = serde_json::from_value(json!({
+            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+            "metadata": {"name": "d", "namespace": "a"}, "spec": {}
+        }))
+        .unwrap();
+        let options = |explicit| Options {
+            namespace: "b".into(),
+            namespace_explicit: explicit,
+            operator_namespace: "op".into(),
+        };
+        let err = namespace_of(ClusterRef::Doris(&cluster), &options(true)).unwrap_err();
+        assert!(
+            err.contains("namespace of the document (a) does not match --namespace (b)"),
+            "{err}"
+        );
+        assert_eq!(
+            namespace_of(ClusterRef::Doris(&cluster), &options(false)).unwrap(),
+            "a"
+        );
+    }
 }

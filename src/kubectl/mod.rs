@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
@@ -67,6 +67,16 @@ pub async fn connect(connection: &Connection) -> Result<(Client, String), String
     Ok((client, namespace))
 }
 
+/// The label selector of a part's pods, as a list query takes it.
+fn pod_selector(names: &crate::cluster::PartNames) -> String {
+    names
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Which kind a cluster name refers to, when both kinds have one by that name.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KindArg {
@@ -83,42 +93,47 @@ pub async fn find_cluster(
     name: &str,
     kind: Option<KindArg>,
 ) -> Result<Cluster, String> {
-    let dcr = if kind != Some(KindArg::Ddc) {
-        Api::<DorisCluster>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await
-            .map_err(|e| format!("reading DorisCluster {namespace}/{name}: {e}"))?
-    } else {
-        None
-    };
-    let ddc = if kind != Some(KindArg::Dcr) {
-        // A cluster without the disaggregated CRD installed has none.
-        match Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await
-        {
-            Ok(found) => found,
-            Err(kube::Error::Api(e)) if e.code == 404 && dcr.is_some() => None,
-            Err(e) => {
-                return Err(format!(
-                    "reading DorisDisaggregatedCluster {namespace}/{name}: {e}"
-                ));
-            }
+    let mut found = Vec::new();
+    for each in [KindArg::Dcr, KindArg::Ddc] {
+        if kind.is_none_or(|k| k == each) {
+            found.extend(get_cluster(client, namespace, name, each).await?);
         }
-    } else {
-        None
-    };
-    match (dcr, ddc) {
-        (Some(_), Some(_)) => Err(format!(
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!(
+            "no DorisCluster or DorisDisaggregatedCluster named {name} in namespace {namespace}"
+        )),
+        _ => Err(format!(
             "both a DorisCluster and a DorisDisaggregatedCluster are named {name} in \
              namespace {namespace}: say which with --kind dcr or --kind ddc"
         )),
-        (Some(c), None) => Ok(Cluster::Doris(Box::new(c))),
-        (None, Some(c)) => Ok(Cluster::Disaggregated(Box::new(c))),
-        (None, None) => Err(format!(
-            "no DorisCluster or DorisDisaggregatedCluster named {name} in namespace {namespace}"
-        )),
     }
+}
+
+/// The cluster of kind `kind` called `name`, if there is one (an API
+/// server without the kind's CRD has none).
+async fn get_cluster(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: KindArg,
+) -> Result<Option<Cluster>, String> {
+    let found = match kind {
+        KindArg::Dcr => Api::<DorisCluster>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|c| c.map(|c| Cluster::Doris(Box::new(c)))),
+        KindArg::Ddc => Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|c| c.map(|c| Cluster::Disaggregated(Box::new(c)))),
+    };
+    let kind = match kind {
+        KindArg::Dcr => "DorisCluster",
+        KindArg::Ddc => "DorisDisaggregatedCluster",
+    };
+    found.map_err(|e| format!("reading {kind} {namespace}/{name}: {e}"))
 }
 
 /// The conventions the operator would plan a cluster of `set` with: the
@@ -259,7 +274,12 @@ pub fn restart_annotation(part: &str) -> String {
 /// Halts the cluster's rollouts before their next step.
 pub async fn pause(client: &Client, cluster: &Cluster) -> Result<String, String> {
     let key = crate::controller::rollout::PAUSED_ANNOTATION;
-    annotate(client, cluster, BTreeMap::from([(key.to_string(), json!("true"))])).await?;
+    annotate(
+        client,
+        cluster,
+        BTreeMap::from([(key.to_string(), json!("true"))]),
+    )
+    .await?;
     let view = cluster.as_ref();
     Ok(format!(
         "{} {}: rollouts paused ({key}=true); a step in progress stays as it is",
@@ -271,7 +291,12 @@ pub async fn pause(client: &Client, cluster: &Cluster) -> Result<String, String>
 /// Lets a paused rollout go on.
 pub async fn resume(client: &Client, cluster: &Cluster) -> Result<String, String> {
     let key = crate::controller::rollout::PAUSED_ANNOTATION;
-    annotate(client, cluster, BTreeMap::from([(key.to_string(), Value::Null)])).await?;
+    annotate(
+        client,
+        cluster,
+        BTreeMap::from([(key.to_string(), Value::Null)]),
+    )
+    .await?;
     let view = cluster.as_ref();
     Ok(format!(
         "{} {}: rollouts resumed ({key} removed)",

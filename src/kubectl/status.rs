@@ -45,13 +45,7 @@ pub async fn observe(
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut pods = Vec::new();
     for part in view.parts() {
-        let selector = part
-            .names
-            .selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let selector = super::pod_selector(&part.names);
         let listed = pods_api
             .list(&ListParams::default().labels(&selector))
             .await
@@ -70,8 +64,7 @@ pub async fn observe(
         .filter(|e| {
             e.regarding.as_ref().is_some_and(|r| {
                 r.uid.as_deref() == Some(uid.as_str())
-                    || (r.kind.as_deref() == Some(view.kind())
-                        && r.name.as_deref() == Some(name))
+                    || (r.kind.as_deref() == Some(view.kind()) && r.name.as_deref() == Some(name))
             })
         })
         .collect();
@@ -109,10 +102,13 @@ pub fn screen(observed: &Observed, now: Timestamp) -> String {
     if conditions.is_empty() {
         out.push_str("no conditions yet: the operator has not reported on this cluster\n");
     } else {
-        out.push_str(&format!("{:<15} {:<7} {:<24} {}\n", "CONDITION", "STATUS", "REASON", "MESSAGE"));
+        out.push_str(&format!(
+            "{:<17} {:<7} {:<24} {}\n",
+            "CONDITION", "STATUS", "REASON", "MESSAGE"
+        ));
         for c in &conditions {
             out.push_str(&format!(
-                "{:<15} {:<7} {:<24} {}\n",
+                "{:<17} {:<7} {:<24} {}\n",
                 c.type_,
                 c.status,
                 c.reason,
@@ -173,7 +169,10 @@ pub fn screen(observed: &Observed, now: Timestamp) -> String {
                 out.push_str("  every node the FE lists runs in a pod, and every pod is listed\n");
             }
             for n in &m.nodes {
-                let tablets = n.tablets.map(|t| format!("{t} tablets left")).unwrap_or_default();
+                let tablets = n
+                    .tablets
+                    .map(|t| format!("{t} tablets left"))
+                    .unwrap_or_default();
                 let since = n
                     .since
                     .as_deref()
@@ -202,7 +201,11 @@ pub fn screen(observed: &Observed, now: Timestamp) -> String {
     match &status.rollout {
         None => out.push_str(&format!(
             "Rollout: none in progress{}\n",
-            if paused { " (paused: kubectl doris resume to lift)" } else { "" }
+            if paused {
+                " (paused: kubectl doris resume to lift)"
+            } else {
+                ""
+            }
         )),
         Some(r) => {
             out.push_str(&format!(
@@ -211,7 +214,11 @@ pub fn screen(observed: &Observed, now: Timestamp) -> String {
                 r.reason,
                 r.updated,
                 r.total,
-                if paused { ", PAUSED (kubectl doris resume to go on)" } else { "" }
+                if paused {
+                    ", PAUSED (kubectl doris resume to go on)"
+                } else {
+                    ""
+                }
             ));
             out.push_str(&format!("  step:      {}\n", r.pods.join(", ")));
             out.push_str(&format!("  waits for: {}\n", r.wait_for.join(", ")));
@@ -221,7 +228,10 @@ pub fn screen(observed: &Observed, now: Timestamp) -> String {
 
     // Conventions.
     let set = set_of(meta.annotations.as_ref());
-    let running = status.conventions_revision.as_deref().filter(|r| !r.is_empty());
+    let running = status
+        .conventions_revision
+        .as_deref()
+        .filter(|r| !r.is_empty());
     let line = match (running, &observed.conventions) {
         (None, _) => "none yet".to_string(),
         (Some(r), Ok(now)) if r == now => format!("revision {r} (live)"),
@@ -313,5 +323,27 @@ fn one_line(text: &str) -> String {
         format!("{}…", flat.chars().take(159).collect::<String>())
     } else {
         flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_kubectl_shows_them() {
+        let now: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let ago = |s: i64| age(now - k8s_openapi::jiff::SignedDuration::from_secs(s), now);
+        assert_eq!(ago(5), "5s");
+        assert_eq!(ago(300), "5m");
+        assert_eq!(ago(3 * 3600), "3h");
+        assert_eq!(ago(3 * 86400), "3d");
+    }
+
+    #[test]
+    fn messages_fit_on_one_line() {
+        assert_eq!(one_line("a\n  b\tc"), "a b c");
+        let long = "x".repeat(500);
+        assert_eq!(one_line(&long).chars().count(), 160);
     }
 }

@@ -640,8 +640,9 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                     Some(old) => {
                         let mut merged = old.clone();
                         apply_merge(&mut merged, &body);
-                        match update_or_preview(&shared, &mut store, &key, old, merged, part, dry_run)
-                        {
+                        match update_or_preview(
+                            &shared, &mut store, &key, old, merged, part, dry_run,
+                        ) {
                             Ok(o) => respond(StatusCode::OK, &o),
                             Err(r) => *r,
                         }
