@@ -8,6 +8,7 @@ pub mod conventions;
 pub mod crd;
 pub mod doris_be;
 pub mod fe;
+pub mod kubectl;
 pub mod metrics;
 pub mod plan;
 pub mod render;

@@ -1,10 +1,11 @@
 //! The `doris-operator` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use doris_operator::conventions::SourceError;
+use doris_operator::kubectl::{self, Connection, KindArg};
 use doris_operator::render::{self, Format};
 
 #[derive(Parser)]
@@ -94,6 +95,92 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The kubectl plugin's commands (what `kubectl doris` runs when this
+    /// binary is on PATH as kubectl-doris).
+    Kubectl {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `kubectl doris`: this binary, invoked as `kubectl-doris`.
+#[derive(Parser)]
+#[command(
+    name = "kubectl doris",
+    bin_name = "kubectl doris",
+    version,
+    about = "Doris clusters run by doris-operator, from kubectl"
+)]
+struct PluginCli {
+    #[command(subcommand)]
+    command: PluginTop,
+}
+
+#[derive(Subcommand)]
+enum PluginTop {
+    #[command(flatten)]
+    Plugin(PluginCommand),
+    #[command(flatten)]
+    Base(Command),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show what applying a cluster file would change in the running
+    /// cluster, planned with the conventions live there. Writes nothing.
+    /// Exit status 0: no change, 1: changes, 2: an error.
+    Diff {
+        /// YAML file with DorisCluster / DorisDisaggregatedCluster documents
+        /// (and ConfigMaps applied with them), `-` for standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        #[command(flatten)]
+        connection: Connection,
+        /// The operator's namespace, where its convention ConfigMaps are.
+        #[arg(long, default_value = "doris-operator")]
+        operator_namespace: String,
+    },
+    /// One screen on a cluster: pods, conditions, FE membership, rollout,
+    /// conventions and recent Warning Events.
+    Status {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+        /// The cluster's kind, when both kinds have one by this name.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// The operator's namespace, where its convention ConfigMaps are.
+        #[arg(long, default_value = "doris-operator")]
+        operator_namespace: String,
+    },
+    /// Restart parts of a cluster (every part when none is named): the
+    /// operator rolls their pods in restart.rhai's order.
+    Restart {
+        name: String,
+        /// fe, be, cn, broker (a DorisDisaggregatedCluster: ms, fe, or a
+        /// compute group's name).
+        parts: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Halt the cluster's rollouts before their next step.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Let a paused rollout go on.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        connection: Connection,
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,8 +228,21 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let as_plugin = std::env::args_os()
+        .next()
+        .is_some_and(|arg0| Path::new(&arg0).file_stem() == Some("kubectl-doris".as_ref()));
+    let command = if as_plugin {
+        match PluginCli::parse().command {
+            PluginTop::Plugin(command) => return plugin(command),
+            PluginTop::Base(command) => command,
+        }
+    } else {
+        Cli::parse().command
+    };
+    if let Command::Kubectl { command } = command {
+        return plugin(command);
+    }
+    match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -151,8 +251,123 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+/// Runs a plugin command. As with `kubectl diff`, a diff exits 1 when
+/// something would change and 2 on an error; the other commands exit 1 on
+/// an error.
+fn plugin(command: PluginCommand) -> ExitCode {
+    let is_diff = matches!(command, PluginCommand::Diff { .. });
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(run_plugin(command)));
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(if is_diff { 2 } else { 1 })
+        }
+    }
+}
+
+async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
+    let done = |text: String| {
+        println!("{text}");
+        Ok(ExitCode::SUCCESS)
+    };
+    match command {
+        PluginCommand::Diff {
+            file,
+            connection,
+            operator_namespace,
+        } => {
+            let text = read_file(&file)?;
+            let input = render::read_input(&file.display().to_string(), &text)?;
+            let (client, namespace) = kubectl::connect(&connection).await?;
+            let options = kubectl::diff::Options {
+                namespace,
+                namespace_explicit: connection.namespace.is_some(),
+                operator_namespace,
+            };
+            let report = kubectl::diff::diff(&client, &input, &options).await?;
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            print!("{}", report.text);
+            Ok(if report.changed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        PluginCommand::Status {
+            name,
+            connection,
+            kind,
+            operator_namespace,
+        } => {
+            let (client, namespace) = kubectl::connect(&connection).await?;
+            let observed =
+                kubectl::status::observe(&client, &namespace, &name, kind, &operator_namespace)
+                    .await?;
+            print!(
+                "{}",
+                kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Restart {
+            name,
+            parts,
+            connection,
+            kind,
+        } => {
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
+            let now = k8s_openapi::jiff::Timestamp::now()
+                .round(k8s_openapi::jiff::Unit::Second)
+                .map_err(|e| e.to_string())?
+                .to_string();
+            done(kubectl::restart(&client, &cluster, &parts, &now).await?)
+        }
+        PluginCommand::Pause {
+            name,
+            connection,
+            kind,
+        } => {
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
+            done(kubectl::pause(&client, &cluster).await?)
+        }
+        PluginCommand::Resume {
+            name,
+            connection,
+            kind,
+        } => {
+            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
+            done(kubectl::resume(&client, &cluster).await?)
+        }
+    }
+}
+
+/// A client, and the cluster `name` in the connection's namespace.
+async fn cluster_named(
+    connection: &Connection,
+    name: &str,
+    kind: Option<KindArg>,
+) -> Result<(kube::Client, doris_operator::cluster::Cluster), String> {
+    let (client, namespace) = kubectl::connect(connection).await?;
+    let cluster = kubectl::find_cluster(&client, &namespace, name, kind).await?;
+    Ok((client, cluster))
+}
+
+/// A file's text, or standard input's for `-`.
+fn read_file(file: &Path) -> Result<String, String> {
+    if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
         Command::Render {
             file,
             conventions,
@@ -167,11 +382,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Output::Yaml => Format::Yaml,
                 Output::Json => Format::Json,
             };
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
-            } else {
-                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
-            };
+            let text = read_file(&file)?;
             let mut input = render::read_input(&file.display().to_string(), &text)?;
             if let Some(level) = pod_security {
                 input.pod_security = level;
@@ -289,6 +500,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 outcome
             })
         }
+        Command::Kubectl { .. } => unreachable!("plugin commands are run by `plugin`"),
         Command::Crd => {
             print!("{}", doris_operator::crd::crd_yaml());
             print!("{}", doris_operator::crd::disaggregated::crd_yaml());

@@ -252,15 +252,7 @@ pub fn diff(
                             "  pod template changes: its pods restart (see `render --plan` for the order)\n",
                         );
                     }
-                    let (a, b) = (yaml(a)?, yaml(b)?);
-                    let text = similar::TextDiff::from_lines(&a, &b);
-                    out.push_str(
-                        &text
-                            .unified_diff()
-                            .context_radius(3)
-                            .header("old", "new")
-                            .to_string(),
-                    );
+                    out.push_str(&unified_diff(Some(a), b, "old", "new")?);
                 }
                 (None, Some(_)) => out.push_str(&format!("+ {key} (new)\n")),
                 (Some(_), None) => out.push_str(&format!("- {key} (removed)\n")),
@@ -272,20 +264,45 @@ pub fn diff(
     Ok(out)
 }
 
-/// Objects by `Kind name`, without the content hash (it changes with any
-/// content change and would only add noise to a diff).
+/// A unified diff of two objects' YAML, `old` absent for a new object.
+pub fn unified_diff(
+    old: Option<&Value>,
+    new: &Value,
+    old_name: &str,
+    new_name: &str,
+) -> Result<String, String> {
+    let a = match old {
+        Some(old) => yaml(old)?,
+        None => String::new(),
+    };
+    let b = yaml(new)?;
+    let text = similar::TextDiff::from_lines(&a, &b);
+    Ok(text
+        .unified_diff()
+        .context_radius(3)
+        .header(old_name, new_name)
+        .to_string())
+}
+
+/// Removes the content hash annotation (it changes with any content change
+/// and would only add noise to a diff).
+pub fn without_hash(object: &mut Value) {
+    if let Some(a) = object["metadata"]["annotations"].as_object_mut() {
+        a.remove(crate::plan::APPLIED_HASH_ANNOTATION);
+        if a.is_empty() {
+            object["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
+        }
+    }
+}
+
+/// Objects by `Kind name`, without the content hash.
 fn index(objects: Vec<Value>) -> BTreeMap<String, Value> {
     objects
         .into_iter()
         .map(|mut o| {
-            if let Some(a) = o["metadata"]["annotations"].as_object_mut() {
-                a.remove(crate::plan::APPLIED_HASH_ANNOTATION);
-                if a.is_empty() {
-                    o["metadata"]
-                        .as_object_mut()
-                        .map(|m| m.remove("annotations"));
-                }
-            }
+            without_hash(&mut o);
             let key = format!(
                 "{} {}",
                 o["kind"].as_str().unwrap_or_default(),

@@ -111,7 +111,9 @@ impl Resources {
         }
     }
 
-    async fn resolve(
+    /// The API resource of a kind (its plural from discovery when the
+    /// operator does not know it by heart).
+    pub async fn resolve(
         &self,
         client: &Client,
         api_version: &str,

@@ -73,7 +73,7 @@ pub async fn watch_config_maps(
 }
 
 /// The convention files each ConfigMap holds, with the set its label names.
-fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
+pub fn layers(config_maps: &[Arc<ConfigMap>]) -> Vec<ConfigMapLayer> {
     config_maps
         .iter()
         .map(|cm| ConfigMapLayer {

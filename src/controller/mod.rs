@@ -1316,7 +1316,7 @@ fn config_map_names(cluster: ClusterRef<'_>) -> Vec<(String, String)> {
 
 /// The data of the ConfigMaps the cluster names (reads, never writes).
 /// One in another namespace is keyed `<namespace>/<name>`.
-async fn user_config_maps(
+pub async fn user_config_maps(
     client: &Client,
     cluster: ClusterRef<'_>,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
@@ -1340,7 +1340,7 @@ async fn user_config_maps(
 /// files, which decide whether their file names collide (reads, never
 /// writes; only the key names are kept). A Secret that does not exist yet
 /// is left out: its pods wait for it, and it is checked once it exists.
-async fn user_secret_keys(
+pub async fn user_secret_keys(
     client: &Client,
     cluster: ClusterRef<'_>,
     namespace: &str,

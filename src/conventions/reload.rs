@@ -64,6 +64,31 @@ pub fn set_of(annotations: Option<&BTreeMap<String, String>>) -> &str {
         .unwrap_or(DEFAULT_SET)
 }
 
+/// The files of convention set `set`: `base`, then the ConfigMaps of the
+/// default set, then (for a named set) its own ConfigMaps; within a layer
+/// in ConfigMap name order, later wins per file name.
+pub fn set_sources(
+    base: ConventionSources,
+    config_maps: &[ConfigMapLayer],
+    set: &str,
+) -> ConventionSources {
+    let mut ordered: Vec<&ConfigMapLayer> = config_maps.iter().collect();
+    ordered.sort_by(|a, b| a.name.cmp(&b.name));
+    let layers = ordered.iter().filter(|c| c.set == DEFAULT_SET).chain(
+        ordered
+            .iter()
+            .filter(|c| set != DEFAULT_SET && c.set == set),
+    );
+    let mut sources = base;
+    for layer in layers {
+        sources = sources.overlay_files(
+            &format!("configmap {}", layer.name),
+            layer.files.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    sources
+}
+
 /// Convention files held by one ConfigMap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigMapLayer {
@@ -334,23 +359,7 @@ impl LiveConventions {
             Some(Err(e)) => return Err((String::new(), e.clone())),
             None => ConventionSources::embedded(),
         };
-        let mut sources = base;
-        for layer in layers
-            .config_maps
-            .iter()
-            .filter(|c| c.set == DEFAULT_SET)
-            .chain(
-                layers
-                    .config_maps
-                    .iter()
-                    .filter(|c| set != DEFAULT_SET && c.set == set),
-            )
-        {
-            sources = sources.overlay_files(
-                &format!("configmap {}", layer.name),
-                layer.files.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-        }
+        let sources = set_sources(base, &layers.config_maps, set);
         let revision = sources.revision();
         let live = state.live.as_ref().map(|b| b.revision());
         if live == Some(revision.as_str()) {

@@ -283,6 +283,7 @@ impl Emulator {
                 object,
                 Part::All,
                 Some(&writer),
+                false,
             ),
             None => create(&self.shared, &mut store, key, object, false, Some(&writer)),
         };
@@ -560,6 +561,8 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         return error(404, "NotFound", &format!("no route {path}"));
     };
     let q = query(&req);
+    // A dry run answers what the request would do and stores nothing.
+    let dry_run = q.contains_key("dryRun");
     let method = req.method().clone();
     let verb: &'static str = match (&method, route.name.is_some()) {
         (&Method::GET, true) => "get",
@@ -678,7 +681,6 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 route.namespace.clone().unwrap_or_default(),
                 name,
             );
-            let dry_run = q.contains_key("dryRun");
             let mut store = shared.store.lock().unwrap();
             if store.objects.contains_key(&key) {
                 return error(
@@ -711,7 +713,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             } else {
                 Part::Main
             };
-            match update(&shared, &mut store, &key, old, body, part, Some(&writer)) {
+            match update(&shared, &mut store, &key, old, body, part, Some(&writer), dry_run) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -746,13 +748,12 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                         if let Some(ns) = &route.namespace {
                             merged["metadata"]["namespace"] = json!(ns);
                         }
-                        let dry_run = q.contains_key("dryRun");
                         match create(&shared, &mut store, key, merged, dry_run, None) {
                             Ok(o) => respond(StatusCode::CREATED, &o),
                             Err(r) => *r,
                         }
                     }
-                    Some(old) => match update(&shared, &mut store, &key, old, merged, part, None) {
+                    Some(old) => match update(&shared, &mut store, &key, old, merged, part, None, dry_run) {
                         Ok(o) => respond(StatusCode::OK, &o),
                         Err(r) => *r,
                     },
@@ -783,7 +784,7 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 }
                 json_patch::merge(&mut patched, &body);
             }
-            match update(&shared, &mut store, &key, old, patched, part, Some(&writer)) {
+            match update(&shared, &mut store, &key, old, patched, part, Some(&writer), dry_run) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -998,6 +999,7 @@ fn update(
     new: Value,
     part: Part,
     writer: Option<&fields::Writer>,
+    dry_run: bool,
 ) -> Result<Value, Box<Response<Body>>> {
     // The ownership the write starts from: the request's managedFields
     // when it sets them (a client may reset them), else the stored ones.
@@ -1089,6 +1091,9 @@ fn update(
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         next["metadata"]["generation"] = json!(generation);
     }
+    if dry_run {
+        return Ok(next);
+    }
     store.rv += 1;
     next["metadata"]["resourceVersion"] = json!(store.rv.to_string());
     let deleting = next["metadata"].get("deletionTimestamp").is_some();
@@ -1150,7 +1155,7 @@ fn delete(
                 refs.retain(|r| r["uid"] != uid);
             }
             let old = store.objects[&k].clone();
-            let _ = update(shared, store, &k, old, o, Part::All, None);
+            let _ = update(shared, store, &k, old, o, Part::All, None, false);
         }
     } else {
         collect_garbage(shared, store, &object);
@@ -1288,6 +1293,7 @@ fn scale(
         next,
         Part::Main,
         Some(writer),
+        false,
     ) {
         Ok(o) => respond(StatusCode::OK, &as_scale(&o)),
         Err(r) => *r,

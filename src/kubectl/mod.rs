@@ -1,0 +1,306 @@
+//! `kubectl doris`: the operator's binary as a kubectl plugin. Invoked as
+//! `kubectl-doris` (or `doris-operator kubectl`), it talks to the cluster of
+//! the current kubeconfig context, as kubectl does, and offers what a person
+//! needs beside `kubectl get`:
+//!
+//! - [`diff`]: what applying a cluster file would change in the running
+//!   cluster, planned with the conventions live for it;
+//! - [`status`]: one readable screen per cluster;
+//! - [`restart`], [`pause`], [`resume`]: the annotations the operator reads,
+//!   written for the user.
+//!
+//! Every function takes a [`kube::Client`], so tests run them in-process
+//! against any API server.
+
+pub mod diff;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::conventions::reload::{DEFAULT_SET, SET_KEY, set_sources};
+use crate::conventions::{ConventionBundle, ConventionSources};
+use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
+
+/// How to reach the API server: kubectl's own flags.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Connection {
+    /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The namespace (default: the context's, else `default`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+/// A client for the connection's cluster, and the namespace to use.
+pub async fn connect(connection: &Connection) -> Result<(Client, String), String> {
+    let options = kube::config::KubeConfigOptions {
+        context: connection.context.clone(),
+        ..Default::default()
+    };
+    let config = match &connection.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        None => kube::Config::from_kubeconfig(&options).await,
+    }
+    .map_err(|e| format!("reading the kubeconfig: {e}"))?;
+    let namespace = connection
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = crate::controller::kube_client(config)
+        .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+    Ok((client, namespace))
+}
+
+/// The label selector of a part's pods, as a list query takes it.
+fn pod_selector(names: &crate::cluster::PartNames) -> String {
+    names
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Which kind a cluster name refers to, when both kinds have one by that name.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindArg {
+    /// DorisCluster.
+    Dcr,
+    /// DorisDisaggregatedCluster.
+    Ddc,
+}
+
+/// The cluster called `name` in `namespace`, of either kind (or of `kind`).
+pub async fn find_cluster(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: Option<KindArg>,
+) -> Result<Cluster, String> {
+    let mut found = Vec::new();
+    for each in [KindArg::Dcr, KindArg::Ddc] {
+        if kind.is_none_or(|k| k == each) {
+            found.extend(get_cluster(client, namespace, name, each).await?);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!(
+            "no DorisCluster or DorisDisaggregatedCluster named {name} in namespace {namespace}"
+        )),
+        _ => Err(format!(
+            "both a DorisCluster and a DorisDisaggregatedCluster are named {name} in \
+             namespace {namespace}: say which with --kind dcr or --kind ddc"
+        )),
+    }
+}
+
+/// The cluster of kind `kind` called `name`, if there is one (an API
+/// server without the kind's CRD has none).
+async fn get_cluster(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    kind: KindArg,
+) -> Result<Option<Cluster>, String> {
+    let found = match kind {
+        KindArg::Dcr => Api::<DorisCluster>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|c| c.map(|c| Cluster::Doris(Box::new(c)))),
+        KindArg::Ddc => Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|c| c.map(|c| Cluster::Disaggregated(Box::new(c)))),
+    };
+    let kind = match kind {
+        KindArg::Dcr => "DorisCluster",
+        KindArg::Ddc => "DorisDisaggregatedCluster",
+    };
+    found.map_err(|e| format!("reading {kind} {namespace}/{name}: {e}"))
+}
+
+/// The conventions the operator would plan a cluster of `set` with: the
+/// defaults compiled into this binary, with the convention ConfigMaps of
+/// `operator_namespace` laid over them as the operator lays them.
+pub struct LiveSet {
+    pub set: String,
+    pub bundle: ConventionBundle,
+    /// The ConfigMaps (`namespace/name`) the set's files come from.
+    pub config_maps: Vec<String>,
+}
+
+/// Reads and compiles convention set `set` from the ConfigMaps labelled
+/// `doris.selectdb.com/conventions` in `operator_namespace`.
+pub async fn live_set(
+    client: &Client,
+    operator_namespace: &str,
+    set: &str,
+) -> Result<LiveSet, String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), operator_namespace);
+    let found = api
+        .list(&ListParams::default().labels(SET_KEY))
+        .await
+        .map_err(|e| {
+            format!(
+                "listing the convention ConfigMaps in namespace {operator_namespace} (the \
+                 operator's, --operator-namespace): {e}"
+            )
+        })?;
+    let config_maps: Vec<Arc<ConfigMap>> = found.items.into_iter().map(Arc::new).collect();
+    let layers = crate::controller::conventions::layers(&config_maps);
+    if set != DEFAULT_SET && !layers.iter().any(|l| l.set == set) {
+        return Err(format!(
+            "convention set {set:?} does not exist: no ConfigMap in namespace \
+             {operator_namespace} is labelled {SET_KEY}={set}"
+        ));
+    }
+    let mut used: Vec<String> = layers
+        .iter()
+        .filter(|l| l.set == DEFAULT_SET || l.set == set)
+        .map(|l| l.name.clone())
+        .collect();
+    used.sort();
+    let sources = set_sources(ConventionSources::embedded(), &layers, set);
+    let bundle = ConventionBundle::compile(sources).map_err(|errors| {
+        format!(
+            "convention set {set:?} (from {}) does not compile, so the operator keeps its last \
+             good version, which cannot be read from here:\n  {}",
+            used.join(", "),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })?;
+    Ok(LiveSet {
+        set: set.to_string(),
+        bundle,
+        config_maps: used,
+    })
+}
+
+/// Annotates the cluster with a merge patch; a `null` value removes the
+/// annotation.
+async fn annotate(
+    client: &Client,
+    cluster: &Cluster,
+    annotations: BTreeMap<String, Value>,
+) -> Result<(), String> {
+    let cluster = cluster.as_ref();
+    let (name, namespace) = (cluster.name(), cluster.namespace());
+    let patch = Patch::Merge(json!({"metadata": {"annotations": annotations}}));
+    let params = PatchParams::default();
+    let result = match cluster {
+        crate::cluster::ClusterRef::Doris(_) => {
+            Api::<DorisCluster>::namespaced(client.clone(), &namespace)
+                .patch(&name, &params, &patch)
+                .await
+                .map(|_| ())
+        }
+        crate::cluster::ClusterRef::Disaggregated(_) => {
+            Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), &namespace)
+                .patch(&name, &params, &patch)
+                .await
+                .map(|_| ())
+        }
+    };
+    result.map_err(|e| format!("annotating {}: {e}", cluster.describe()))
+}
+
+/// Restarts the named parts of a cluster (every part when none is named):
+/// `apache.doris.<part>/restartedAt` set to `now` (RFC 3339), which the
+/// conventions copy to the pod template, so the operator rolls the pods in
+/// `restart.rhai`'s order. Returns what was done, for the user.
+pub async fn restart(
+    client: &Client,
+    cluster: &Cluster,
+    parts: &[String],
+    now: &str,
+) -> Result<String, String> {
+    let view = cluster.as_ref();
+    let known: Vec<String> = view.parts().into_iter().map(|p| p.name).collect();
+    let chosen: Vec<String> = if parts.is_empty() {
+        known.clone()
+    } else {
+        for part in parts {
+            if !known.contains(part) {
+                return Err(format!(
+                    "{} has no part {part:?}; it has {}",
+                    view.describe(),
+                    known.join(", ")
+                ));
+            }
+        }
+        parts.to_vec()
+    };
+    let annotations = chosen
+        .iter()
+        .map(|p| (restart_annotation(p), json!(now)))
+        .collect();
+    annotate(client, cluster, annotations).await?;
+    Ok(format!(
+        "{} {}: restart of {} requested at {now}; the operator restarts the pods in \
+         restart.rhai's order (kubectl doris status {} shows the progress)",
+        view.kind(),
+        view.name(),
+        chosen.join(", "),
+        view.name()
+    ))
+}
+
+/// The annotation that restarts a part once (README "Restart a component").
+pub fn restart_annotation(part: &str) -> String {
+    format!("apache.doris.{part}/restartedAt")
+}
+
+/// Halts the cluster's rollouts before their next step.
+pub async fn pause(client: &Client, cluster: &Cluster) -> Result<String, String> {
+    let key = crate::controller::rollout::PAUSED_ANNOTATION;
+    annotate(
+        client,
+        cluster,
+        BTreeMap::from([(key.to_string(), json!("true"))]),
+    )
+    .await?;
+    let view = cluster.as_ref();
+    Ok(format!(
+        "{} {}: rollouts paused ({key}=true); a step in progress stays as it is",
+        view.kind(),
+        view.name()
+    ))
+}
+
+/// Lets a paused rollout go on.
+pub async fn resume(client: &Client, cluster: &Cluster) -> Result<String, String> {
+    let key = crate::controller::rollout::PAUSED_ANNOTATION;
+    annotate(
+        client,
+        cluster,
+        BTreeMap::from([(key.to_string(), Value::Null)]),
+    )
+    .await?;
+    let view = cluster.as_ref();
+    Ok(format!(
+        "{} {}: rollouts resumed ({key} removed)",
+        view.kind(),
+        view.name()
+    ))
+}

@@ -1,0 +1,422 @@
+//! `kubectl doris` end to end: against a running cluster the operator made,
+//! a diff of the unchanged cluster file is empty and exits 0; a replica
+//! change shows the StatefulSet's diff and the BE to be decommissioned; an
+//! image change shows the restart order; the status screen of a cluster
+//! mid-rollout says what the rollout waits for; restart, pause and resume
+//! write the annotations the operator reads. One test runs the binary
+//! itself, named kubectl-doris, with a kubeconfig.
+//!
+//! The FE is the simulator in tests/fesim, joined by the member driver.
+
+mod apiserver;
+mod env;
+mod fesim;
+mod members;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use doris_operator::crd::DorisCluster;
+use doris_operator::kubectl::{self, diff};
+use doris_operator::render::read_input;
+use env::{Env, SAMPLE, eventually, wait_ready};
+use fesim::{FeSim, FeSimConfig};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams, PostParams};
+use members::MemberDriver;
+use serde_json::json;
+
+/// The shared sample cluster, its BEs drained for `drain` seconds before
+/// they restart.
+fn sample(drain: u32) -> String {
+    SAMPLE.replace(
+        "  name: doris\n",
+        &format!(
+            "  name: doris\n  annotations:\n    doris.selectdb.com/drain-seconds: \"{drain}\"\n"
+        ),
+    )
+}
+
+struct Running {
+    env: Env,
+    _sim: Arc<FeSim>,
+    _driver: MemberDriver,
+}
+
+/// The operator, an FE simulator, and the cluster `yaml` Ready with its
+/// members synced.
+async fn running(test: &str, yaml: &str) -> Running {
+    let mut env = Env::without_operator(test).await;
+    let sim = members::simulated_fe(&mut env, FeSimConfig::default(), "doris").await;
+    env.start_operator();
+    let driver = MemberDriver::start(&env, sim.clone(), 3);
+    env.create_cluster(yaml).await;
+    wait_ready(&env, "doris").await;
+    members::members_synced(&env, "doris").await;
+    Running {
+        env,
+        _sim: sim,
+        _driver: driver,
+    }
+}
+
+/// Diffs `yaml` against the test's namespace, where the operator also
+/// reads its convention ConfigMaps.
+async fn diff_of(env: &Env, yaml: &str) -> diff::Report {
+    let input = read_input("cluster.yaml", yaml).unwrap();
+    let options = diff::Options {
+        namespace: env.namespace.clone(),
+        namespace_explicit: false,
+        operator_namespace: env.namespace.clone(),
+    };
+    diff::diff(&env.client, &input, &options).await.unwrap()
+}
+
+async fn statefulset(env: &Env, name: &str) -> StatefulSet {
+    env.api::<StatefulSet>().get(name).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_diff_of_the_unchanged_cluster_is_empty() {
+    let r = running("kubectl-same", &sample(1)).await;
+    let report = diff_of(&r.env, &sample(1)).await;
+    assert_eq!(report.text, "", "notes: {:?}", report.notes);
+    assert!(!report.changed());
+    let revision = r.env.conventions.current().revision().to_string();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains(&format!("revision {revision}"))),
+        "{:?}",
+        report.notes
+    );
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_change_shows_the_statefulset_diff_and_the_decommission() {
+    let r = running("kubectl-scale", &sample(1)).await;
+    let before = statefulset(&r.env, "doris-be").await;
+    let fewer = sample(1).replace(
+        "    replicas: 3\n    image: apache/doris:be",
+        "    replicas: 2\n    image: apache/doris:be",
+    );
+    let report = diff_of(&r.env, &fewer).await;
+    let text = &report.text;
+    assert!(report.changed());
+    assert!(text.contains("~ StatefulSet doris-be\n"), "{text}");
+    assert!(text.contains("\n-  replicas: 3\n"), "{text}");
+    assert!(text.contains("\n+  replicas: 2\n"), "{text}");
+    assert!(
+        text.contains("scale-down be 3 -> 2: doris-be-2 decommissioned first"),
+        "{text}"
+    );
+    // Only the BE StatefulSet changes, and no pod restarts.
+    assert!(!text.contains("~ StatefulSet doris-fe"), "{text}");
+    assert!(!text.contains("restarts"), "{text}");
+    // Nothing was written.
+    let after = statefulset(&r.env, "doris-be").await;
+    assert_eq!(after.spec.replicas, Some(3));
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    r.env.finish().await;
+}
+
+/// The pods of each numbered restart step, in order.
+fn restart_steps(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (n, rest) = l.trim_start().split_once(". ")?;
+            n.parse::<usize>().ok()?;
+            let (_, pods) = rest.split_once(": ")?;
+            Some(pods.split(" (").next()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_change_shows_the_restart_order() {
+    let r = running("kubectl-image", &sample(1)).await;
+    let upgraded = sample(1).replace("2.1.8", "2.1.9");
+    let report = diff_of(&r.env, &upgraded).await;
+    let text = &report.text;
+    assert!(text.contains("~ StatefulSet doris-be\n"), "{text}");
+    assert!(
+        text.contains("+        image: apache/doris:be-2.1.9"),
+        "{text}"
+    );
+    assert!(text.contains("restarts (upgrade)"), "{text}");
+    // The default restart.rhai: BEs first, one at a time, then the FE
+    // followers, the master (ordinal 0) last.
+    let steps = restart_steps(text);
+    assert_eq!(steps.len(), 6, "{text}");
+    assert!(
+        steps[..3].iter().all(|p| p.starts_with("doris-be-")),
+        "{text}"
+    );
+    assert!(
+        steps[3..].iter().all(|p| p.starts_with("doris-fe-")),
+        "{text}"
+    );
+    assert_eq!(steps[5], "doris-fe-0", "{text}");
+    // Pods of the BEs drain before they go.
+    assert!(
+        text.contains("1. be: doris-be-") && text.contains("drained 1s first"),
+        "{text}"
+    );
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_cluster_mid_rollout() {
+    let r = running("kubectl-status", &sample(120)).await;
+    let env = &r.env;
+    let api = env.api::<DorisCluster>();
+    api.patch(
+        "doris",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"beSpec": {"image": "apache/doris:be-2.1.9"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the rollout to start draining a BE", 30, || async {
+        let c = api.get("doris").await.ok()?;
+        c.status?
+            .rollout
+            .filter(|r| r.waiting.starts_with("draining"))
+    })
+    .await;
+    // A Warning about the cluster, as a controller would report one, and
+    // a Normal one the screen leaves out.
+    let cluster = api.get("doris").await.unwrap();
+    for (type_, reason) in [("Warning", "SomethingWrong"), ("Normal", "AllFine")] {
+        let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": format!("doris.{}", reason.to_lowercase())},
+            "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+            "reportingController": "e2e", "reportingInstance": "e2e",
+            "action": "Check", "reason": reason, "type": type_,
+            "note": format!("note of {reason}"),
+            "regarding": {"apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
+                          "name": "doris", "namespace": env.namespace, "uid": cluster.uid()},
+        }))
+        .unwrap();
+        env.api::<k8s_openapi::api::events::v1::Event>()
+            .create(&PostParams::default(), &event)
+            .await
+            .unwrap();
+    }
+
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
+            .await
+            .unwrap();
+    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    assert!(
+        screen.starts_with(&format!("DorisCluster {}/doris", env.namespace)),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Rollout: be (upgrade), 0/3 pods updated"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("waits for: pod_ready, fe_reports_alive"),
+        "{screen}"
+    );
+    assert!(screen.contains("now:       draining doris-be-"), "{screen}");
+    // Every pod is up while the first BE drains.
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("fe ") && l.contains(" 3/3 ")),
+        "{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("be ") && l.contains(" 3/3 ")),
+        "{screen}"
+    );
+    assert!(screen.contains("FE membership: confirmed"), "{screen}");
+    let revision = env.conventions.current().revision().to_string();
+    assert!(
+        screen.contains(&format!(
+            "Conventions: set \"default\", revision {revision} (live)"
+        )),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("SomethingWrong") && screen.contains("note of SomethingWrong"),
+        "{screen}"
+    );
+    assert!(!screen.contains("AllFine"), "{screen}");
+
+    // Pause and resume, as the README's annotation.
+    let found = kubectl::find_cluster(&env.client, &env.namespace, "doris", None)
+        .await
+        .unwrap();
+    kubectl::pause(&env.client, &found).await.unwrap();
+    let paused = api.get("doris").await.unwrap();
+    assert_eq!(
+        paused
+            .annotations()
+            .get("doris.selectdb.com/rollout-paused")
+            .map(String::as_str),
+        Some("true")
+    );
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
+            .await
+            .unwrap();
+    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    assert!(screen.contains("PAUSED"), "{screen}");
+    kubectl::resume(&env.client, &found).await.unwrap();
+    let resumed = api.get("doris").await.unwrap();
+    assert!(
+        !resumed
+            .annotations()
+            .contains_key("doris.selectdb.com/rollout-paused")
+    );
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_writes_the_annotation_of_each_part_asked_for() {
+    let env = Env::start("kubectl-restart").await;
+    env.create_cluster(&sample(1)).await;
+    let found = kubectl::find_cluster(&env.client, &env.namespace, "doris", None)
+        .await
+        .unwrap();
+    let at = "2026-12-03T08:00:00Z";
+    kubectl::restart(&env.client, &found, &["be".to_string()], at)
+        .await
+        .unwrap();
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    let annotations = cluster.annotations();
+    assert_eq!(
+        annotations
+            .get("apache.doris.be/restartedAt")
+            .map(String::as_str),
+        Some(at)
+    );
+    assert!(!annotations.contains_key("apache.doris.fe/restartedAt"));
+    // No part named: all of them.
+    kubectl::restart(&env.client, &found, &[], at)
+        .await
+        .unwrap();
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    assert_eq!(
+        cluster
+            .annotations()
+            .get("apache.doris.fe/restartedAt")
+            .map(String::as_str),
+        Some(at)
+    );
+    let err = kubectl::restart(&env.client, &found, &["cn".to_string()], at)
+        .await
+        .unwrap_err();
+    assert!(err.contains("has no part \"cn\"; it has fe, be"), "{err}");
+    let err = kubectl::find_cluster(&env.client, &env.namespace, "nope", None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("no DorisCluster or DorisDisaggregatedCluster named nope"),
+        "{err}"
+    );
+    env.finish().await;
+}
+
+/// A kubeconfig for the test's API server, its context in the test's
+/// namespace; on a real cluster, the one the suite was given.
+fn kubeconfig(env: &Env, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
+    if let Ok(path) = std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
+        return (path.into(), vec!["-n".into(), env.namespace.clone()]);
+    }
+    let emulator = env.emulator.as_ref().expect("an emulator");
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n\
+         users:\n- name: e2e\n  user: {{}}\ncontexts:\n- name: e2e\n  context:\n    cluster: e2e\n\
+         \x20   user: e2e\n    namespace: {}\ncurrent-context: e2e\n",
+        emulator.url(),
+        env.namespace
+    );
+    std::fs::write(&path, text).unwrap();
+    (path, Vec::new())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
+    let r = running("kubectl-binary", &sample(1)).await;
+    let env = &r.env;
+    let dir = std::env::temp_dir().join(format!("kubectl-doris-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("kubectl-doris");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_doris-operator"), &plugin).unwrap();
+    let (config, namespace_args) = kubeconfig(env, &dir);
+    std::fs::write(dir.join("same.yaml"), sample(1)).unwrap();
+    std::fs::write(
+        dir.join("upgraded.yaml"),
+        sample(1).replace("be-2.1.8", "be-2.1.9"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let plugin = plugin.clone();
+        let config = config.clone();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(namespace_args.clone());
+        args.extend(["--operator-namespace".into(), env.namespace.clone()]);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(plugin)
+                    .args(&args)
+                    .env("KUBECONFIG", config)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let same = dir.join("same.yaml").display().to_string();
+    let out = run(&["diff", "-f", &same]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let upgraded = dir.join("upgraded.yaml").display().to_string();
+    let out = run(&["diff", "-f", &upgraded]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("restarts (upgrade)"), "{stdout}");
+    let out = run(&["status", "doris"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Rollout: none in progress"), "{stdout}");
+    // A broken file is an error (exit 2), naming the file.
+    std::fs::write(dir.join("broken.yaml"), "kind: DorisCluster\nspec: [\n").unwrap();
+    let broken = dir.join("broken.yaml").display().to_string();
+    let out = run(&["diff", "-f", &broken]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yaml"));
+    let _ = std::fs::remove_dir_all(&dir);
+    r.env.finish().await;
+}
