@@ -1248,16 +1248,11 @@ async fn write_status_paced<K: DorisResource>(
     status: &status::Status,
 ) -> Result<Option<Duration>, Error> {
     let uid = object.uid().unwrap_or_default();
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-    };
     // Not Ready yet, or Ready with nodes still registering with the FE.
-    let converging = condition("Ready").is_none_or(|c| c.status != "True")
-        || condition("MembersSynced").is_some_and(|c| c.reason == "Registering");
+    let converging = status.condition("Ready").is_none_or(|c| c.status != "True")
+        || status
+            .condition("MembersSynced")
+            .is_some_and(|c| c.reason == "Registering");
     record_health(ctx, object, status);
     if converging
         && !object.status_json().is_null()
@@ -1273,14 +1268,7 @@ async fn write_status_paced<K: DorisResource>(
 
 /// Sets the cluster's metrics from the status it has now, written or not.
 fn record_health<K: DorisResource>(ctx: &Context, object: &K, status: &status::Status) {
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-            .map(|c| c.status == "True")
-    };
+    let condition = |type_: &str| status.condition(type_).map(|c| c.status == "True");
     let health = crate::metrics::ClusterHealth {
         ready: condition("Ready").unwrap_or(false),
         members_synced: condition("MembersSynced"),

@@ -36,6 +36,11 @@ pub struct Status {
 }
 
 impl Status {
+    /// The condition of type `type_`, if status has one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().flatten().find(|c| c.type_ == type_)
+    }
+
     /// A DorisCluster's status as the operator reads it.
     pub fn from_doris(status: &DorisClusterStatus) -> Status {
         let mut parts = BTreeMap::new();
@@ -577,11 +582,7 @@ pub(crate) fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let before = previous
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == type_);
+    let before = previous.condition(type_);
     let last_transition_time = match before {
         Some(b) if b.status == status => b.last_transition_time.clone(),
         _ => now.clone(),
