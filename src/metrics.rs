@@ -1,9 +1,15 @@
 //! Prometheus metrics and the health endpoints the operator's Deployment
 //! probes: `/metrics`, `/healthz` (the process serves) and `/readyz` (the
-//! controller is running). Label values are fixed names, never object names,
-//! so the number of series stays bounded.
+//! controller is running). Label values of the operator-wide series are
+//! fixed names, never object names, so their number stays bounded; the
+//! per-cluster series (`cluster_*`, `rollout_*`, `decommission_*`) carry
+//! the cluster's kind, namespace and name, one series per live cluster
+//! (or per decommissioning node), removed when the cluster goes.
+//!
+//! What the alerts and the dashboard in `deploy/overlays/monitoring/` read
+//! is named here; a test checks every name they use is served.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,8 @@ use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -37,6 +44,55 @@ pub struct WriteLabels {
     pub verb: String,
 }
 
+/// One cluster, as its series name it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// DorisCluster or DorisDisaggregatedCluster.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One node of a cluster (a pod), as its series name it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub pod: String,
+}
+
+/// What the operator last saw of one cluster, as its series show it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterHealth {
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// The MembersSynced condition, when the cluster has one.
+    pub members_synced: Option<bool>,
+    /// The rollout in progress: its component and the pods already
+    /// updated. A change of either is progress.
+    pub rollout: Option<(String, i32)>,
+    /// Nodes being decommissioned, by pod, with the tablets they still
+    /// hold when the FE said. Fewer tablets is progress.
+    pub decommissioning: BTreeMap<String, Option<i64>>,
+}
+
+/// A family listed in `/metrics` (its HELP and TYPE lines) even while it
+/// has no series: a rollout or a failure may not have happened yet, and
+/// whoever writes an alert or a dashboard should find its name all the same.
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +105,13 @@ pub struct Metrics {
     /// Clusters whose restart waits for a maintenance window or approval.
     pub restarts_held: Gauge,
     held: Mutex<HashSet<String>>,
+    cluster_ready: Family<ClusterLabels, Gauge>,
+    cluster_members_synced: Family<ClusterLabels, Gauge>,
+    rollout_progress: Family<ClusterLabels, Gauge>,
+    decommission_tablets: Family<NodeLabels, Gauge>,
+    decommission_progress: Family<NodeLabels, Gauge>,
+    /// What each cluster's series were last set from, to tell progress.
+    seen: Mutex<HashMap<ClusterLabels, ClusterHealth>>,
     pub ready: AtomicBool,
 }
 
@@ -63,7 +126,7 @@ impl Default for Metrics {
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, by error category",
-            reconcile_errors.clone(),
+            Listed(reconcile_errors.clone()),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -73,19 +136,50 @@ impl Default for Metrics {
         registry.register(
             "api_writes",
             "Writes to the Kubernetes API, by kind and verb",
-            api_writes.clone(),
+            Listed(api_writes.clone()),
         );
         let conventions_refused = Family::<SetLabels, Counter>::default();
         let conventions_failing = Family::<SetLabels, Gauge>::default();
         registry.register(
             "conventions_refused",
             "Convention candidates refused (compile, sample or live-cluster canary failed), by set",
-            conventions_refused.clone(),
+            Listed(conventions_refused.clone()),
         );
         registry.register(
             "conventions_failing",
             "1 while a convention set's latest files are refused and its last good version stays live",
-            conventions_failing.clone(),
+            Listed(conventions_failing.clone()),
+        );
+        let cluster_ready = Family::<ClusterLabels, Gauge>::default();
+        let cluster_members_synced = Family::<ClusterLabels, Gauge>::default();
+        let rollout_progress = Family::<ClusterLabels, Gauge>::default();
+        let decommission_tablets = Family::<NodeLabels, Gauge>::default();
+        let decommission_progress = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "cluster_ready",
+            "1 while a cluster's Ready condition is True, else 0",
+            Listed(cluster_ready.clone()),
+        );
+        registry.register(
+            "cluster_members_synced",
+            "1 while the FE's node list matches a cluster's pods (MembersSynced), else 0",
+            Listed(cluster_members_synced.clone()),
+        );
+        registry.register(
+            "rollout_last_progress_timestamp_seconds",
+            "While a rollout runs: when it last moved (a step began or a pod was updated), \
+             in Unix seconds",
+            Listed(rollout_progress.clone()),
+        );
+        registry.register(
+            "decommission_tablets",
+            "Tablets a decommissioning BE still holds",
+            Listed(decommission_tablets.clone()),
+        );
+        registry.register(
+            "decommission_last_progress_timestamp_seconds",
+            "While a BE is decommissioned: when its tablet count last fell, in Unix seconds",
+            Listed(decommission_progress.clone()),
         );
         let restarts_held = Gauge::default();
         registry.register(
@@ -97,6 +191,12 @@ impl Default for Metrics {
             registry,
             restarts_held,
             held: Mutex::default(),
+            cluster_ready,
+            cluster_members_synced,
+            rollout_progress,
+            decommission_tablets,
+            decommission_progress,
+            seen: Mutex::default(),
             conventions_refused,
             conventions_failing,
             reconciles,
@@ -153,6 +253,89 @@ impl Metrics {
             set.retain(|u| live.contains(u));
         }
         self.restarts_held.set(set.len() as i64);
+    }
+
+    /// Sets a cluster's series from what the operator saw of it at
+    /// `now_unix` (seconds): progress stamps move only when the rollout or a
+    /// decommission moved since the last call.
+    pub fn observe_cluster(&self, cluster: &ClusterLabels, health: ClusterHealth, now_unix: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let before = seen.remove(cluster).unwrap_or_default();
+        self.cluster_ready
+            .get_or_create(cluster)
+            .set(i64::from(health.ready));
+        match health.members_synced {
+            Some(synced) => {
+                self.cluster_members_synced
+                    .get_or_create(cluster)
+                    .set(i64::from(synced));
+            }
+            None => {
+                self.cluster_members_synced.remove(cluster);
+            }
+        }
+        match &health.rollout {
+            Some(now) if before.rollout.as_ref() != Some(now) => {
+                self.rollout_progress.get_or_create(cluster).set(now_unix);
+            }
+            Some(_) => {}
+            None => {
+                self.rollout_progress.remove(cluster);
+            }
+        }
+        let node = |pod: &str| NodeLabels {
+            kind: cluster.kind.clone(),
+            namespace: cluster.namespace.clone(),
+            name: cluster.name.clone(),
+            pod: pod.to_string(),
+        };
+        for (pod, tablets) in &health.decommissioning {
+            let labels = node(pod);
+            match tablets {
+                Some(n) => {
+                    self.decommission_tablets.get_or_create(&labels).set(*n);
+                }
+                None => {
+                    self.decommission_tablets.remove(&labels);
+                }
+            }
+            let moved = match before.decommissioning.get(pod) {
+                // New, or fewer tablets than last seen.
+                None => true,
+                Some(was) => matches!((was, tablets), (Some(a), Some(b)) if b < a),
+            };
+            if moved {
+                self.decommission_progress
+                    .get_or_create(&labels)
+                    .set(now_unix);
+            }
+        }
+        for pod in before.decommissioning.keys() {
+            if !health.decommissioning.contains_key(pod) {
+                self.decommission_tablets.remove(&node(pod));
+                self.decommission_progress.remove(&node(pod));
+            }
+        }
+        seen.insert(cluster.clone(), health);
+    }
+
+    /// Removes a deleted cluster's series.
+    pub fn forget_cluster(&self, cluster: &ClusterLabels) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let before = seen.remove(cluster).unwrap_or_default();
+        self.cluster_ready.remove(cluster);
+        self.cluster_members_synced.remove(cluster);
+        self.rollout_progress.remove(cluster);
+        for pod in before.decommissioning.keys() {
+            let labels = NodeLabels {
+                kind: cluster.kind.clone(),
+                namespace: cluster.namespace.clone(),
+                name: cluster.name.clone(),
+                pod: pod.clone(),
+            };
+            self.decommission_tablets.remove(&labels);
+            self.decommission_progress.remove(&labels);
+        }
     }
 
     pub fn observe_reconcile(&self, took: Duration) {
@@ -242,6 +425,91 @@ mod tests {
         // "b" was deleted while held.
         m.restart_held("c", true, || HashSet::from(["c".to_string()]));
         assert!(m.encode().contains("doris_operator_restarts_held 1"));
+    }
+
+    #[test]
+    fn families_without_series_are_listed() {
+        let text = Metrics::default().encode();
+        assert!(
+            text.contains("# TYPE doris_operator_decommission_tablets gauge"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE doris_operator_reconcile_errors counter"));
+    }
+
+    #[test]
+    fn cluster_series_follow_progress_and_go_with_the_cluster() {
+        let m = Metrics::default();
+        let cluster = ClusterLabels {
+            kind: "DorisCluster".into(),
+            namespace: "ns".into(),
+            name: "c".into(),
+        };
+        let mut health = ClusterHealth {
+            ready: false,
+            members_synced: Some(false),
+            rollout: Some(("be".into(), 1)),
+            decommissioning: [("c-be-3".to_string(), Some(100))].into(),
+        };
+        m.observe_cluster(&cluster, health.clone(), 1000);
+        let labels = r#"kind="DorisCluster",namespace="ns",name="c""#;
+        let text = m.encode();
+        assert!(
+            text.contains(&format!("doris_operator_cluster_ready{{{labels}}} 0")),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "doris_operator_cluster_members_synced{{{labels}}} 0"
+        )));
+        assert!(text.contains(&format!(
+            "doris_operator_rollout_last_progress_timestamp_seconds{{{labels}}} 1000"
+        )));
+        let node = format!(r#"{labels},pod="c-be-3""#);
+        assert!(text.contains(&format!(
+            "doris_operator_decommission_tablets{{{node}}} 100"
+        )));
+
+        // Nothing moved: the stamps stay.
+        m.observe_cluster(&cluster, health.clone(), 2000);
+        let text = m.encode();
+        assert!(text.contains(&format!(
+            "doris_operator_rollout_last_progress_timestamp_seconds{{{labels}}} 1000"
+        )));
+        assert!(text.contains(&format!(
+            "doris_operator_decommission_last_progress_timestamp_seconds{{{node}}} 1000"
+        )));
+
+        // One more pod updated and fewer tablets: both move.
+        health.rollout = Some(("be".into(), 2));
+        health.decommissioning.insert("c-be-3".into(), Some(40));
+        m.observe_cluster(&cluster, health.clone(), 3000);
+        let text = m.encode();
+        assert!(text.contains(&format!(
+            "doris_operator_rollout_last_progress_timestamp_seconds{{{labels}}} 3000"
+        )));
+        assert!(text.contains(&format!(
+            "doris_operator_decommission_last_progress_timestamp_seconds{{{node}}} 3000"
+        )));
+
+        // Done: the rollout and node series go, the cluster's stay.
+        m.observe_cluster(
+            &cluster,
+            ClusterHealth {
+                ready: true,
+                members_synced: Some(true),
+                ..ClusterHealth::default()
+            },
+            4000,
+        );
+        let text = m.encode();
+        assert!(text.contains(&format!("doris_operator_cluster_ready{{{labels}}} 1")));
+        assert!(!text.contains("c-be-3"), "{text}");
+        assert!(!text.contains(&format!(
+            "doris_operator_rollout_last_progress_timestamp_seconds{{{labels}}}"
+        )));
+
+        m.forget_cluster(&cluster);
+        assert!(!m.encode().contains(labels));
     }
 
     #[test]

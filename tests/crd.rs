@@ -105,25 +105,7 @@ fn disaggregated_crd_names_and_columns() {
     let version = &crd.spec.versions[0];
     assert_eq!(version.name, "v1");
     assert!(version.subresources.as_ref().unwrap().status.is_some());
-    let columns: Vec<_> = version
-        .additional_printer_columns
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|c| (c.name.as_str(), c.json_path.as_str()))
-        .collect();
-    assert_eq!(
-        columns,
-        [
-            ("Health", ".status.clusterHealth.health"),
-            ("FE", ".status.clusterHealth.feAvailable"),
-            ("CG", ".status.clusterHealth.cgCount"),
-            ("CGAvailable", ".status.clusterHealth.cgAvailableCount"),
-            ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
-            ("RestartHeld", ".status.rollout.held"),
-            ("Age", ".metadata.creationTimestamp"),
-        ]
-    );
+    // Its columns: kubectl_get_doris_lists_both_kinds_with_their_columns.
     // Only uniqueId is required, as in the peer's CRD.
     let schema = serde_json::to_value(&crd).unwrap();
     let spec = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
@@ -140,7 +122,7 @@ fn disaggregated_crd_names_and_columns() {
 }
 
 #[test]
-fn crd_names_and_columns_match_the_peer() {
+fn crd_names_match_the_peer_and_wide_columns_keep_its_columns() {
     let crd = crd::crd();
     assert_eq!(
         crd.metadata.name.as_deref(),
@@ -155,20 +137,13 @@ fn crd_names_and_columns_match_the_peer() {
         .as_ref()
         .unwrap()
         .iter()
+        .filter(|c| c.priority == Some(1))
         .map(|c| c.name.as_str())
         .collect();
-    // The peer's columns, and whether a restart waits for a maintenance
-    // window or an approval.
+    // The peer's phase columns stay, for `kubectl get dcr -o wide`.
     assert_eq!(
         columns,
-        [
-            "FeStatus",
-            "BeStatus",
-            "CnStatus",
-            "BrokerStatus",
-            "RestartHeld",
-            "Age"
-        ]
+        ["CN", "FeStatus", "BeStatus", "CnStatus", "BrokerStatus"]
     );
 }
 
@@ -735,4 +710,115 @@ fn render_refuses_bad_clusters_naming_the_field() {
     );
     let err = doris_operator::render::read_input("c.yaml", &long).unwrap_err();
     assert!(err.contains("metadata.name must be at most"), "{err}");
+}
+
+/// Every property of a CRD schema, as `spec.feSpec.replicas` paths
+/// (`[]` for list items, `{}` for map values), with its description.
+fn described_properties(schema: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(node: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+        if let Some(properties) = node["properties"].as_object() {
+            for (name, child) in properties {
+                let path = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                let description = child["description"].as_str().unwrap_or_default();
+                out.push((path.clone(), description.trim().to_string()));
+                walk(child, &path, out);
+            }
+        }
+        if node["items"].is_object() {
+            walk(&node["items"], &format!("{path}[]"), out);
+        }
+        if node["additionalProperties"].is_object() {
+            walk(&node["additionalProperties"], &format!("{path}{{}}"), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, "", &mut out);
+    out
+}
+
+#[test]
+fn kubectl_explain_describes_every_field() {
+    for crd in [crd::crd(), disaggregated::crd()] {
+        let name = crd.metadata.name.clone().unwrap();
+        let schema =
+            serde_json::to_value(&crd).unwrap()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+                .clone();
+        let properties = described_properties(&schema);
+        assert!(properties.len() > 200, "{name}: {}", properties.len());
+        let undescribed: Vec<&str> = properties
+            .iter()
+            // metadata is the API server's ObjectMeta, described by it.
+            .filter(|(path, description)| path != "metadata" && description.is_empty())
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "{name}: fields without a description (add a doc comment): {undescribed:#?}"
+        );
+    }
+    // What `kubectl explain doriscluster.spec.feSpec.electionNumber` says:
+    // what it does, its default, its unit.
+    let schema = serde_json::to_value(crd::crd()).unwrap();
+    let election = schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["feSpec"]["properties"]["electionNumber"]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for words in ["followers", "Default 3", "pods"] {
+        assert!(election.contains(words), "{election}");
+    }
+}
+
+#[test]
+fn kubectl_get_doris_lists_both_kinds_with_their_columns() {
+    let columns = |crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition| {
+        assert_eq!(
+            crd.spec.names.categories,
+            Some(vec!["doris".to_string()]),
+            "`kubectl get doris` lists it"
+        );
+        crd.spec.versions[0]
+            .additional_printer_columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|c| c.priority.unwrap_or(0) == 0)
+            .map(|c| (c.name.clone(), c.json_path.clone()))
+            .collect::<Vec<_>>()
+    };
+    let named = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(n, p)| (n.to_string(), p.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        columns(&crd::crd()),
+        named(&[
+            ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
+            ("FE", ".status.summary.fe"),
+            ("BE", ".status.summary.be"),
+            ("Rollout", ".status.summary.rollout"),
+            ("RestartHeld", ".status.rollout.held"),
+            ("Conventions", ".status.conventionsRevision"),
+            ("Age", ".metadata.creationTimestamp"),
+        ])
+    );
+    assert_eq!(
+        columns(&disaggregated::crd()),
+        named(&[
+            ("Ready", ".status.conditions[?(@.type==\"Ready\")].status"),
+            ("Health", ".status.clusterHealth.health"),
+            ("FE", ".status.summary.fe"),
+            ("CG", ".status.summary.cg"),
+            ("Rollout", ".status.summary.rollout"),
+            ("RestartHeld", ".status.rollout.held"),
+            ("Conventions", ".status.conventionsRevision"),
+            ("Age", ".metadata.creationTimestamp"),
+        ])
+    );
 }

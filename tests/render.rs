@@ -638,3 +638,132 @@ fn render_reads_the_pod_security_level_from_a_namespace_or_a_flag() {
         "{err}"
     );
 }
+
+/// Renders `input` (YAML) with the CLI, as `render` with the extra `args`;
+/// returns the objects.
+fn render_objects(tag: &str, input: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let dir = tempdir(tag);
+    let file = dir.join("cluster.yaml");
+    std::fs::write(&file, input).unwrap();
+    let mut all = vec!["render", "-f", file.to_str().unwrap(), "-o", "json"];
+    all.extend(args);
+    let out = cli(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list["items"].as_array().unwrap().clone()
+}
+
+const MONITORED: &str = r#"
+apiVersion: doris.selectdb.com/v1
+kind: DorisCluster
+metadata:
+  name: metered
+  namespace: doris
+spec:
+  feSpec:
+    image: apache/doris:fe-2.1.8
+    configMapInfo:
+      configMapName: fe-conf
+  beSpec:
+    image: apache/doris:be-2.1.8
+  brokerSpec:
+    image: apache/doris:broker-2.1.8
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fe-conf
+  namespace: doris
+data:
+  fe.conf: |
+    http_port = 18030
+"#;
+
+#[test]
+fn a_service_monitor_per_component_scrapes_the_configured_port_when_served() {
+    let served = ["--api-resources", "monitoring.coreos.com/v1/ServiceMonitor"];
+    let objects = render_objects("monitoring", MONITORED, &served);
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let mut monitors: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    monitors.sort();
+    // Brokers serve no metrics.
+    assert_eq!(monitors, ["metered-be", "metered-fe"]);
+    for (component, path_port, number) in [("fe", "/metrics", 18030), ("be", "/metrics", 8040)] {
+        let monitor = find("ServiceMonitor", &format!("metered-{component}"));
+        let endpoint = &monitor["spec"]["endpoints"][0];
+        assert_eq!(endpoint["path"], path_port);
+        // The Service it selects serves the configured port under the
+        // name the ServiceMonitor scrapes.
+        let service = find("Service", &format!("metered-{component}-service"));
+        for (label, value) in monitor["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .unwrap()
+        {
+            assert_eq!(&service["metadata"]["labels"][label], value, "{label}");
+        }
+        let port = service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == endpoint["port"])
+            .expect("the Service has the scraped port");
+        assert_eq!(port["port"], number, "{component}");
+    }
+
+    // Not served, or switched off for the cluster: none.
+    let objects = render_objects("monitoring-unserved", MONITORED, &[]);
+    assert!(objects.iter().all(|o| o["kind"] != "ServiceMonitor"));
+    let off = MONITORED.replace(
+        "  namespace: doris\nspec:",
+        "  namespace: doris\n  annotations:\n    doris.selectdb.com/monitoring: \"false\"\nspec:",
+    );
+    let objects = render_objects("monitoring-off", &off, &served);
+    assert!(objects.iter().all(|o| o["kind"] != "ServiceMonitor"));
+}
+
+#[test]
+fn a_disaggregated_cluster_gets_a_service_monitor_per_part() {
+    let input = std::fs::read_to_string(root().join("examples/ddc-sample.yaml")).unwrap();
+    let objects = render_objects(
+        "monitoring-ddc",
+        &input,
+        &["--api-resources", "monitoring.coreos.com/v1/ServiceMonitor"],
+    );
+    let mut endpoints: Vec<(String, String, String)> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ServiceMonitor")
+        .map(|o| {
+            let e = &o["spec"]["endpoints"][0];
+            (
+                o["metadata"]["name"].as_str().unwrap().to_string(),
+                e["port"].as_str().unwrap().to_string(),
+                e["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    endpoints.sort();
+    let name =
+        |n: &str, port: &str, path: &str| (n.to_string(), port.to_string(), path.to_string());
+    assert_eq!(
+        endpoints,
+        [
+            name("ddc-sample-cg-etl", "webserver-port", "/metrics"),
+            name("ddc-sample-cg-query", "webserver-port", "/metrics"),
+            name("ddc-sample-fe", "http-port", "/metrics"),
+            name("ddc-sample-ms", "brpc-port", "/brpc_metrics"),
+        ]
+    );
+}

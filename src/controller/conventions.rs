@@ -399,7 +399,7 @@ pub async fn report_outcomes(
             let event = KubeEvent {
                 type_,
                 reason: reason.into(),
-                note: Some(note.chars().take(1000).collect()),
+                note: Some(super::events::note(type_, reason, &note)),
                 action: "Reload".into(),
                 secondary: None,
             };

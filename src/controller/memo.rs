@@ -3,7 +3,8 @@
 //!
 //! - [`Plans`]: the last plan of each cluster, keyed by a digest of all the
 //!   plan reads (the cluster's metadata and spec, the data of the ConfigMaps
-//!   it names, the conventions bundle). Planning runs the conventions'
+//!   it names, the conventions bundle, the kinds the API server serves that
+//!   templates ask about). Planning runs the conventions'
 //!   Rhai and minijinja, by far the dearest part of a reconcile; a pod,
 //!   StatefulSet or Service event changes none of its inputs.
 //! - [`StatusPace`]: when each cluster's status was last written, so that
@@ -93,6 +94,8 @@ pub fn fingerprint(
     part(config_maps);
     part(secret_keys);
     part(&pod_security.as_str());
+    // What the API server serves decides whether monitoring objects are made.
+    part(&crate::plan::api_context());
     hasher.finalize().into()
 }
 

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod be_link;
 pub mod conventions;
+pub mod events;
 pub mod fe_link;
 pub mod hosts;
 pub mod kinds;
@@ -292,7 +293,19 @@ pub async fn run(
         clusters.clone(),
         disaggregated.clone(),
     ));
-    conventions.set_discovery(conventions::served_kinds(client.clone()));
+    let discover = conventions::served_kinds(client.clone());
+    conventions.set_discovery(discover.clone());
+    // What the API server serves decides whether templates make monitoring
+    // objects: asked before the first plan, then again now and then, so a
+    // Prometheus operator installed later is noticed (the plan memo keys on
+    // the answer, so each cluster is planned anew at its next reconcile).
+    discover().await;
+    let _rediscover = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REDISCOVERY_INTERVAL).await;
+            discover().await;
+        }
+    }));
     let (convention_cms, convention_cms_writer) = reflector::store::<ConfigMap>();
     let _reporter = AbortOnDrop(tokio::spawn(conventions::report_outcomes(
         conventions.clone(),
@@ -534,6 +547,9 @@ fn slim_controller<K: DorisResource>(api: Api<K>) -> Controller<K> {
     Controller::for_stream(stream, reader)
 }
 
+/// How often the operator asks the API server again which kinds it serves.
+const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -630,6 +646,7 @@ async fn step_lifecycle<K: DorisResource>(
             ctx.plans.remove(&uid);
             ctx.status_pace.remove(&uid);
         }
+        ctx.metrics.forget_cluster(&cluster_labels(object));
         // Owned objects go with the cluster (ownerReferences); PVCs stay
         // unless the user asked for them to go too.
         if retention::has_finalizer(object) {
@@ -1379,16 +1396,12 @@ async fn write_status_paced<K: DorisResource>(
     status: &status::Status,
 ) -> Result<Option<Duration>, Error> {
     let uid = object.uid().unwrap_or_default();
-    let condition = |type_: &str| {
-        status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == type_)
-    };
     // Not Ready yet, or Ready with nodes still registering with the FE.
-    let converging = condition("Ready").is_none_or(|c| c.status != "True")
-        || condition("MembersSynced").is_some_and(|c| c.reason == "Registering");
+    let converging = status.condition("Ready").is_none_or(|c| c.status != "True")
+        || status
+            .condition("MembersSynced")
+            .is_some_and(|c| c.reason == "Registering");
+    record_health(ctx, object, status);
     if converging
         && !object.status_json().is_null()
         && previous != status
@@ -1401,12 +1414,47 @@ async fn write_status_paced<K: DorisResource>(
     Ok(None)
 }
 
+/// Sets the cluster's metrics from the status it has now, written or not.
+fn record_health<K: DorisResource>(ctx: &Context, object: &K, status: &status::Status) {
+    let condition = |type_: &str| status.condition(type_).map(|c| c.status == "True");
+    let health = crate::metrics::ClusterHealth {
+        ready: condition("Ready").unwrap_or(false),
+        members_synced: condition("MembersSynced"),
+        rollout: status
+            .rollout
+            .as_ref()
+            .map(|r| (r.component.clone(), r.updated)),
+        decommissioning: status
+            .membership
+            .iter()
+            .flat_map(|m| &m.nodes)
+            .filter(|n| n.state == "decommissioning")
+            .map(|n| (n.pod.clone(), n.tablets))
+            .collect(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    ctx.metrics
+        .observe_cluster(&cluster_labels(object), health, now);
+}
+
+/// How a cluster's metrics name it.
+fn cluster_labels<K: DorisResource>(object: &K) -> crate::metrics::ClusterLabels {
+    crate::metrics::ClusterLabels {
+        kind: K::kind(&()).to_string(),
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.name_any(),
+    }
+}
+
 /// Writes status through the status subresource, only when it changed.
 async fn write_status<K: DorisResource>(
     ctx: &Context,
     object: &K,
     status: &status::Status,
 ) -> Result<(), Error> {
+    record_health(ctx, object, status);
     let old = object.status_json();
     let mut new = object.status_to_json(status);
     if !old.is_object() {
@@ -1452,7 +1500,7 @@ async fn publish(
     let event = KubeEvent {
         type_,
         reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
+        note: Some(events::note(type_, reason, note)),
         action: "Reconcile".into(),
         secondary: None,
     };

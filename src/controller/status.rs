@@ -16,7 +16,8 @@ use crate::crd::disaggregated::{
 };
 use crate::crd::{
     CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus, ConfigChangeStatus, VolumeResize,
+    HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus, ConfigChangeStatus, StatusSummary,
+    VolumeResize,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
@@ -42,6 +43,11 @@ pub struct Status {
 }
 
 impl Status {
+    /// The condition of type `type_`, if status has one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().flatten().find(|c| c.type_ == type_)
+    }
+
     /// A DorisCluster's status as the operator reads it.
     pub fn from_doris(status: &DorisClusterStatus) -> Status {
         let mut parts = BTreeMap::new();
@@ -131,12 +137,15 @@ impl Status {
         let fe = part("fe");
         let mut groups = Vec::new();
         let (mut cg_available, mut cg_full) = (0, 0);
+        let (mut cg_ready_pods, mut cg_pods) = (0, 0);
         for group in &cluster.spec.compute_groups {
             let object = group.object_name();
             let names = crate::cluster::disaggregated_names(&name, &object);
             let status = part(&object);
             let replicas = status.and_then(|c| c.replicas).unwrap_or(group.replicas());
             let ready_pods = ready(status);
+            cg_ready_pods += ready_pods;
+            cg_pods += replicas;
             if ready_pods > 0 {
                 cg_available += 1;
             }
@@ -206,6 +215,12 @@ impl Status {
             configuration: self.configuration.clone(),
             volumes: self.volumes.clone(),
             host_checks: self.host_checks.clone(),
+            summary: Some(StatusSummary {
+                fe: fe.map(pods_ready),
+                cg: (count > 0).then(|| format!("{cg_ready_pods}/{cg_pods}")),
+                rollout: self.rollout.as_ref().map(rollout_column),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -238,7 +253,51 @@ impl Status {
             configuration: self.configuration.clone(),
             volumes: self.volumes.clone(),
             host_checks: self.host_checks.clone(),
+            summary: Some(StatusSummary {
+                fe: self.parts.get("fe").map(pods_ready),
+                be: self.parts.get("be").map(pods_ready),
+                cn: self.parts.get("cn").map(pods_ready),
+                rollout: self.rollout.as_ref().map(rollout_column),
+                ..Default::default()
+            }),
         }
+    }
+}
+
+/// A part's pods as `ready/desired`, for a `kubectl get` column.
+fn pods_ready(part: &ComponentStatus) -> String {
+    format!(
+        "{}/{}",
+        part.ready_replicas.unwrap_or(0),
+        part.replicas.unwrap_or(0)
+    )
+}
+
+/// A rollout in a few words, for a `kubectl get` column: the component,
+/// its pods updated of all, and what it waits for (the first clause of
+/// `waiting`, cut to fit a terminal column).
+fn rollout_column(rollout: &RolloutStatus) -> String {
+    const LONGEST: usize = 48;
+    let waiting = rollout
+        .waiting
+        .split(" (")
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(['.', ' ']);
+    let waiting = if waiting.chars().count() > LONGEST {
+        let cut: String = waiting.chars().take(LONGEST - 1).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        waiting.to_string()
+    };
+    let head = format!(
+        "{} {}/{}",
+        rollout.component, rollout.updated, rollout.total
+    );
+    if waiting.is_empty() {
+        head
+    } else {
+        format!("{head}: {waiting}")
     }
 }
 
@@ -554,11 +613,7 @@ pub(crate) fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let before = previous
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == type_);
+    let before = previous.condition(type_);
     let last_transition_time = match before {
         Some(b) if b.status == status => b.last_transition_time.clone(),
         _ => now.clone(),
@@ -681,6 +736,29 @@ mod tests {
         }))
         .map(|s: DorisClusterStatus| Status::from_doris(&s))
         .unwrap()
+    }
+
+    #[test]
+    fn the_rollout_column_is_short() {
+        let mut rollout = RolloutStatus {
+            component: "be".into(),
+            updated: 1,
+            total: 3,
+            waiting: "doris-be-1 to be Ready".into(),
+            ..Default::default()
+        };
+        assert_eq!(rollout_column(&rollout), "be 1/3: doris-be-1 to be Ready");
+        rollout.waiting = "config: restarting doris-be-2 after 30s of drain, then waiting for \
+                           pod_ready (2 more steps planned)"
+            .into();
+        let column = rollout_column(&rollout);
+        assert!(
+            column.starts_with("be 1/3: config: restarting doris-be-2"),
+            "{column}"
+        );
+        assert!(column.chars().count() <= 60, "{column}");
+        rollout.waiting.clear();
+        assert_eq!(rollout_column(&rollout), "be 1/3");
     }
 
     #[test]

@@ -116,6 +116,7 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     embedded!("templates", "doris_cloud.conf.j2"),
     embedded!("templates", "configmap.yaml.j2"),
     embedded!("templates", "services.yaml.j2"),
+    embedded!("templates", "monitoring.yaml.j2"),
 ];
 
 /// A problem in a convention file, located as precisely as the source allows.

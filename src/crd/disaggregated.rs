@@ -24,7 +24,7 @@ use serde_with::skip_serializing_none;
 
 use super::{
     AdminUser, ComponentStatus, HostCheck, KerberosInfo, MembershipStatus, ReadinessProbePolicy,
-    RolloutStatus, SecretMount, ServiceType, VolumeResize, schema,
+    RolloutStatus, SecretMount, ServiceType, StatusSummary, VolumeResize, schema,
 };
 
 /// The desired state of a storage-compute separated Doris cluster.
@@ -39,12 +39,15 @@ use super::{
     shortname = "ddc",
     namespaced,
     status = "DorisDisaggregatedClusterStatus",
-    printcolumn = r#"{"name":"Health","type":"string","jsonPath":".status.clusterHealth.health"}"#,
-    printcolumn = r#"{"name":"FE","type":"boolean","jsonPath":".status.clusterHealth.feAvailable","description":"Whether the FEs answer"}"#,
-    printcolumn = r#"{"name":"CG","type":"integer","jsonPath":".status.clusterHealth.cgCount","description":"Compute groups"}"#,
-    printcolumn = r#"{"name":"CGAvailable","type":"integer","jsonPath":".status.clusterHealth.cgAvailableCount","description":"Compute groups with a ready pod"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    category = "doris",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"The Ready condition"}"#,
+    printcolumn = r#"{"name":"Health","type":"string","jsonPath":".status.clusterHealth.health","description":"green, yellow or red"}"#,
+    printcolumn = r#"{"name":"FE","type":"string","jsonPath":".status.summary.fe","description":"FE pods ready/desired"}"#,
+    printcolumn = r#"{"name":"CG","type":"string","jsonPath":".status.summary.cg","description":"Compute group pods ready/desired, over every group"}"#,
+    printcolumn = r#"{"name":"Rollout","type":"string","jsonPath":".status.summary.rollout","description":"What a rollout in progress waits for; empty when none runs"}"#,
     printcolumn = r#"{"name":"RestartHeld","type":"string","jsonPath":".status.rollout.held","description":"Why a pending restart waits: maintenance-window or approval"}"#,
+    printcolumn = r#"{"name":"Conventions","type":"string","jsonPath":".status.conventionsRevision","description":"The conventions revision the objects were planned with"}"#,
+    printcolumn = r#"{"name":"CGAvailable","type":"integer","jsonPath":".status.clusterHealth.cgAvailableCount","description":"Compute groups with a ready pod","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = schema::disaggregated_root_rules()[0].clone(),
     validation = schema::disaggregated_root_rules()[1].clone(),
@@ -571,6 +574,8 @@ pub struct DorisDisaggregatedClusterStatus {
     /// Each part's pods and phase, by part name (`ms`, `fe`, and each
     /// compute group's object name).
     pub components: Option<BTreeMap<String, ComponentStatus>>,
+    /// Short texts for the `kubectl get` columns.
+    pub summary: Option<StatusSummary>,
 }
 
 /// The meta service's state.

@@ -49,11 +49,18 @@ pub use validate::{
     shortname = "dcr",
     namespaced,
     status = "DorisClusterStatus",
-    printcolumn = r#"{"name":"FeStatus","type":"string","jsonPath":".status.feStatus.componentCondition.phase"}"#,
-    printcolumn = r#"{"name":"BeStatus","type":"string","jsonPath":".status.beStatus.componentCondition.phase"}"#,
-    printcolumn = r#"{"name":"CnStatus","type":"string","jsonPath":".status.cnStatus.componentCondition.phase"}"#,
-    printcolumn = r#"{"name":"BrokerStatus","type":"string","jsonPath":".status.brokerStatus.componentCondition.phase"}"#,
+    category = "doris",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","description":"The Ready condition"}"#,
+    printcolumn = r#"{"name":"FE","type":"string","jsonPath":".status.summary.fe","description":"FE pods ready/desired"}"#,
+    printcolumn = r#"{"name":"BE","type":"string","jsonPath":".status.summary.be","description":"BE pods ready/desired"}"#,
+    printcolumn = r#"{"name":"CN","type":"string","jsonPath":".status.summary.cn","description":"Compute node pods ready/desired","priority":1}"#,
+    printcolumn = r#"{"name":"Rollout","type":"string","jsonPath":".status.summary.rollout","description":"What a rollout in progress waits for; empty when none runs"}"#,
     printcolumn = r#"{"name":"RestartHeld","type":"string","jsonPath":".status.rollout.held","description":"Why a pending restart waits: maintenance-window or approval"}"#,
+    printcolumn = r#"{"name":"Conventions","type":"string","jsonPath":".status.conventionsRevision","description":"The conventions revision the objects were planned with"}"#,
+    printcolumn = r#"{"name":"FeStatus","type":"string","jsonPath":".status.feStatus.componentCondition.phase","priority":1}"#,
+    printcolumn = r#"{"name":"BeStatus","type":"string","jsonPath":".status.beStatus.componentCondition.phase","priority":1}"#,
+    printcolumn = r#"{"name":"CnStatus","type":"string","jsonPath":".status.cnStatus.componentCondition.phase","priority":1}"#,
+    printcolumn = r#"{"name":"BrokerStatus","type":"string","jsonPath":".status.brokerStatus.componentCondition.phase","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = schema::root_rules()[0].clone(),
     validation = schema::root_rules()[1].clone()
@@ -87,7 +94,10 @@ pub struct DorisClusterSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
+    /// The user the operator signs in to the FE as.
     pub name: Option<String>,
+    /// Its password, in plain text (readable by anyone who may read the
+    /// cluster: prefer authSecret).
     pub password: Option<String>,
 }
 
@@ -127,20 +137,24 @@ pub struct SharedPersistentVolumeClaim {
 macro_rules! with_base_fields {
     ($mac:ident ! { $($args:tt)* }) => {
         $mac! { $($args)* common {
-            /// Container image.
+            /// Container image (`apache/doris:fe-2.1.8`); changing it
+            /// upgrades the component by a rollout.
             pub image: String,
-            /// Number of pods.
+            /// Number of pods. Default 1. Lowering it on a BE or CN
+            /// decommissions the pods that go first.
             #[schemars(range(min = 0))]
             pub replicas: Option<i32>,
             /// Secrets for pulling the image.
             #[serde(default)]
             #[schemars(schema_with = "schema::object_list")]
             pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-            /// Container resource requests.
+            /// Container resource requests, by resource: cpu in cores (`8`,
+            /// `500m`), memory in bytes (`16Gi`). Unset: nothing reserved.
             #[serde(default)]
             #[schemars(schema_with = "schema::quantities")]
             pub requests: Option<BTreeMap<String, Quantity>>,
-            /// Container resource limits.
+            /// Container resource limits, in the units of requests. Unset:
+            /// no limit.
             #[serde(default)]
             #[schemars(schema_with = "schema::quantities")]
             pub limits: Option<BTreeMap<String, Quantity>>,
@@ -198,11 +212,13 @@ macro_rules! with_base_fields {
             #[serde(default)]
             #[schemars(schema_with = "schema::object")]
             pub container_security_context: Option<SecurityContext>,
-            /// Seconds a pod may take to start before it is restarted (at least 360).
+            /// Seconds a pod may take to start before it is restarted.
+            /// Default and least 360.
             pub start_timeout: Option<i32>,
-            /// Liveness probe timeout in seconds (default 180).
+            /// Seconds the liveness probe waits for an answer before it
+            /// counts a failure. Default 180.
             pub live_timeout: Option<i32>,
-            /// Readiness probe settings.
+            /// Readiness probe settings; unset fields keep their defaults.
             pub readiness_probe_policy: Option<ReadinessProbePolicy>,
         } }
     };
@@ -269,7 +285,10 @@ with_base_fields!(component_spec! {
     /// Frontends.
     #[schemars(transform = schema::election_rule)]
     pub struct FeSpec read as FeSpecWire {
-        /// Followers (voting members); the other replicas are observers. Default 3.
+        /// FE followers: the voting members that elect the master, a count
+        /// of pods (the first electionNumber FE pods; the other replicas
+        /// are observers). Default 3. Fixed once the cluster exists: a
+        /// change is refused.
         #[schemars(range(min = 1))]
         pub election_number: Option<i32>,
     }
@@ -347,8 +366,9 @@ pub struct ConfigMapInfo {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MountConfigMapInfo {
+    /// The ConfigMap, in the cluster's namespace.
     pub config_map_name: Option<String>,
-    /// Default /etc/doris.
+    /// Absolute path it is mounted at, one file per key. Default /etc/doris.
     #[serde(default)]
     #[schemars(schema_with = "schema::mount_path")]
     pub mount_path: Option<String>,
@@ -359,8 +379,9 @@ pub struct MountConfigMapInfo {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretMount {
+    /// The Secret, in the cluster's namespace.
     pub secret_name: Option<String>,
-    /// Default /etc/doris.
+    /// Absolute path it is mounted at, one file per key. Default /etc/doris.
     #[serde(default)]
     #[schemars(schema_with = "schema::mount_path")]
     pub mount_path: Option<String>,
@@ -401,10 +422,15 @@ pub enum PvcProvisioner {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemInitialization {
-    /// Image (default selectdb/alpine:latest).
+    /// Image. Default selectdb/alpine:latest.
     pub init_image: Option<String>,
+    /// The command it runs. Default: the image's entrypoint. (BEs and
+    /// CNs are tuned besides by a container of their own that raises
+    /// vm.max_map_count and turns swap off.)
     pub command: Option<Vec<String>>,
+    /// Arguments of the command.
     pub args: Option<Vec<String>>,
+    /// Resources of the init container. Default: none reserved.
     #[serde(default)]
     #[schemars(schema_with = "schema::resources")]
     pub resources: Option<ResourceRequirements>,
@@ -415,10 +441,11 @@ pub struct SystemInitialization {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportService {
-    /// Service type.
+    /// Service type: ClusterIP (default), NodePort, LoadBalancer or
+    /// ExternalName.
     #[serde(rename = "type")]
     pub type_: Option<ServiceType>,
-    /// Node ports by target port.
+    /// Node ports by target port, for NodePort and LoadBalancer Services.
     #[serde(default)]
     #[schemars(schema_with = "schema::service_ports::<DorisServicePort>")]
     pub service_ports: Option<Vec<DorisServicePort>>,
@@ -443,8 +470,11 @@ pub enum ServiceType {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DorisServicePort {
+    /// The port on every node (30000-32767 by default in Kubernetes).
+    /// Unset or 0: Kubernetes picks one.
     #[schemars(range(min = 0, max = 65535))]
     pub node_port: Option<i32>,
+    /// The component's port it forwards to (the FE's query_port 9030, say).
     #[schemars(range(min = 0, max = 65535))]
     pub target_port: Option<i32>,
 }
@@ -475,8 +505,11 @@ pub struct Endpoints {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadinessProbePolicy {
+    /// Seconds one probe may take. Default 3.
     pub timeout_seconds: Option<i32>,
+    /// Failed probes in a row before the pod is marked not ready. Default 3.
     pub failure_threshold: Option<i32>,
+    /// Seconds between probes. Default 5.
     pub period_seconds: Option<i32>,
 }
 
@@ -485,12 +518,17 @@ pub struct ReadinessProbePolicy {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoScalingPolicy {
-    /// autoscaling API version to use.
+    /// autoscaling API version to use: v1 or v2. The operator makes an
+    /// autoscaling/v2 HorizontalPodAutoscaler either way.
     pub version: Option<AutoScalerVersion>,
+    /// The fewest compute node pods the autoscaler keeps. Default 1.
     #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
+    /// The most compute node pods the autoscaler makes. Required.
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
+    /// The autoscaler's metrics and behaviour. Default: Kubernetes' (80%
+    /// average CPU utilisation).
     pub hpa_policy: Option<HpaPolicy>,
 }
 
@@ -507,9 +545,13 @@ pub enum AutoScalerVersion {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HpaPolicy {
+    /// What the autoscaler scales on, as autoscaling/v2 MetricSpecs
+    /// (`kubectl explain hpa.spec.metrics`).
     #[serde(default)]
     #[schemars(schema_with = "schema::object_list")]
     pub metrics: Option<Vec<serde_json::Value>>,
+    /// How fast it scales up and down, as autoscaling/v2
+    /// HorizontalPodAutoscalerBehavior.
     #[serde(default)]
     #[schemars(schema_with = "schema::object")]
     pub behavior: Option<serde_json::Value>,
@@ -544,6 +586,8 @@ pub struct DorisClusterStatus {
     pub volumes: Option<Vec<VolumeResize>>,
     /// Host settings below what Doris wants, as the nodes' checks found them.
     pub host_checks: Option<Vec<HostCheck>>,
+    /// Short texts for the `kubectl get` columns.
+    pub summary: Option<StatusSummary>,
 }
 
 /// One data volume claim the operator grew, and how far its resize has got.
@@ -635,6 +679,28 @@ pub struct RefusedSetting {
     pub message: String,
 }
 
+
+/// Short texts for the `kubectl get` columns, derived from the rest of
+/// status.
+#[skip_serializing_none]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusSummary {
+    /// FE pods ready/desired (`2/3`).
+    pub fe: Option<String>,
+    /// BE pods ready/desired; DorisCluster only.
+    pub be: Option<String>,
+    /// Compute node pods ready/desired; DorisCluster only.
+    pub cn: Option<String>,
+    /// Pods ready/desired over every compute group;
+    /// DorisDisaggregatedCluster only.
+    pub cg: Option<String>,
+    /// The rollout in progress, in short: its component, pods updated of
+    /// all, and what it waits for (`be 1/3: doris-be-1 to be Ready`).
+    /// Absent when no rollout runs.
+    pub rollout: Option<String>,
+}
+
 /// FE membership of the cluster's nodes, as the operator last saw it.
 #[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -652,6 +718,7 @@ pub struct MembershipStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberNode {
+    /// The node's part (fe, be, cn, or a compute group's name).
     pub component: String,
     /// The pod (or, for a stale member, the FE's host name).
     pub pod: String,
@@ -662,6 +729,7 @@ pub struct MemberNode {
     pub tablets: Option<i64>,
     /// When the node entered this state (RFC 3339).
     pub since: Option<String>,
+    /// What the operator or the FE said about it last.
     pub message: Option<String>,
 }
 
@@ -712,7 +780,9 @@ pub struct CnStatus {
 #[skip_serializing_none]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct HorizontalScaler {
+    /// The HorizontalPodAutoscaler's name.
     pub name: Option<String>,
+    /// The autoscaling API version asked for (v1 or v2).
     pub version: Option<String>,
 }
 
@@ -723,13 +793,19 @@ pub struct HorizontalScaler {
 pub struct ComponentStatus {
     /// The Service users reach the component through.
     pub access_service: Option<String>,
+    /// Pods that failed (crash looping, not scheduled for long, or gone).
     pub failed_instances: Option<Vec<String>>,
+    /// Pods starting, not Ready yet.
     pub creating_instances: Option<Vec<String>>,
+    /// Pods Ready.
     pub running_instances: Option<Vec<String>>,
     /// Hash of the configuration files the pods mount.
     pub core_config_map_hash_value: Option<String>,
+    /// Pods Ready.
     pub ready_replicas: Option<i32>,
+    /// Pods wanted.
     pub replicas: Option<i32>,
+    /// The component's phase and why.
     #[serde(default)]
     pub component_condition: ComponentCondition,
 }
@@ -744,11 +820,14 @@ pub struct ComponentCondition {
     /// initializing, reconciling, upgrading, scaling, restarting, haveMemberFailed, available …
     #[serde(default)]
     pub phase: String,
+    /// When the phase last changed.
     #[serde(default)]
     #[schemars(schema_with = "schema::date_time")]
     pub last_transition_time: Option<Time>,
+    /// Why the component is in this phase, as a fixed CamelCase word.
     #[serde(default)]
     pub reason: String,
+    /// What it waits for or what failed, for a person.
     #[serde(default)]
     pub message: String,
 }

@@ -82,8 +82,9 @@ pub fn object_list(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-fn quantity_map() -> Value {
+fn quantity_map(description: &str) -> Value {
     json!({
+        "description": description,
         "type": "object",
         "additionalProperties": {
             "x-kubernetes-int-or-string": true,
@@ -95,14 +96,24 @@ fn quantity_map() -> Value {
 
 /// Resource quantities by name (`cpu: 8`, `memory: 16Gi`).
 pub fn quantities(_: &mut SchemaGenerator) -> Schema {
-    Schema::try_from(quantity_map()).expect("an object schema")
+    // The field's own doc comment describes it.
+    let mut map = quantity_map("");
+    map.as_object_mut().map(|m| m.remove("description"));
+    Schema::try_from(map).expect("an object schema")
 }
+
+/// What a container's requests say, for `kubectl explain`.
+const REQUESTS: &str = "What the container is guaranteed, by resource: cpu in cores \
+    (`2`, `500m`), memory in bytes (`8Gi`). Unset: nothing reserved.";
+/// What a container's limits say.
+const LIMITS: &str = "The most the container may use, by resource, in the units of \
+    requests. Unset: no limit.";
 
 /// A container's `resources`: requests and limits checked as quantities.
 pub fn resources(_: &mut SchemaGenerator) -> Schema {
     Schema::try_from(json!({
         "type": "object",
-        "properties": {"requests": quantity_map(), "limits": quantity_map()},
+        "properties": {"requests": quantity_map(REQUESTS), "limits": quantity_map(LIMITS)},
         "x-kubernetes-preserve-unknown-fields": true
     }))
     .expect("an object schema")
@@ -118,6 +129,7 @@ pub fn env_vars(_: &mut SchemaGenerator) -> Schema {
             "required": ["name"],
             "properties": {
                 "name": {
+                    "description": "The variable's name.",
                     "type": "string",
                     "maxLength": MAX_PATH,
                     "x-kubernetes-validations": [rule(
@@ -569,7 +581,13 @@ pub fn claim_spec(_: &mut SchemaGenerator) -> Schema {
             "resources": {
                 "description": "The storage requested (requests.storage, e.g. 200Gi) and its limit.",
                 "type": "object",
-                "properties": {"requests": quantity_map(), "limits": quantity_map()},
+                "properties": {
+                    "requests": quantity_map(
+                        "The storage each claim asks for, in bytes (`storage: 200Gi`); \
+                         raising it grows the volumes when their StorageClass allows."
+                    ),
+                    "limits": quantity_map("The most storage a claim may take, in bytes.")
+                },
                 "x-kubernetes-preserve-unknown-fields": true
             }
         },

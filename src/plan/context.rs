@@ -75,6 +75,8 @@ pub struct Planner<'a> {
     /// The meta service's final configuration values (storage-compute
     /// separation), planned before the parts that reach it.
     ms_config: Value,
+    /// `ctx.api`: what the API server serves that templates ask about.
+    api: Value,
     missing: BTreeSet<String>,
     /// Secrets sharing a directory whose keys were not known.
     unchecked: BTreeSet<String>,
@@ -111,6 +113,7 @@ impl<'a> Planner<'a> {
             owner,
             fe_config: json!({}),
             ms_config: json!({}),
+            api: objects::api_context(),
             missing: BTreeSet::new(),
             unchecked: BTreeSet::new(),
             field_errors: Vec::new(),
@@ -235,6 +238,7 @@ impl<'a> Planner<'a> {
             "fe_config": self.fe_config,
             "mounts": mounts,
             "pod_security": self.input.pod_security.as_str(),
+            "api": self.api,
         });
         if let ClusterRef::Disaggregated(cluster) = self.input.cluster {
             ctx_json["names"]["ms_service"] = json!(format!("{cluster_name}-ms"));

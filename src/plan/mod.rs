@@ -34,8 +34,8 @@ use crate::crd::{ComponentKind, FieldError};
 
 pub use context::{conf_file_name, hash_files, names};
 pub use objects::{
-    APPLIED_HASH_ANNOTATION, CHECKED_KINDS, MANAGED_BY_LABEL, UNSERVED_KIND, parse_api_resource,
-    restamp, serve_kinds,
+    APPLIED_HASH_ANNOTATION, CHECKED_KINDS, MANAGED_BY_LABEL, UNSERVED_KIND, api_context,
+    parse_api_resource, restamp, serve_kinds,
 };
 
 /// What a plan is computed from.

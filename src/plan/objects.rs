@@ -138,6 +138,17 @@ fn is_served(api_version: &str, kind: &str) -> bool {
         .contains(&(api_version.to_string(), kind.to_string()))
 }
 
+/// What policies and templates learn of the API server, as `ctx.api`:
+/// whether it serves the Prometheus operator's kinds, so a template makes
+/// monitoring objects only where something reads them. A plan depends on
+/// it, so the operator's plan memo does too.
+pub fn api_context() -> Value {
+    json!({
+        "service_monitor": is_served("monitoring.coreos.com/v1", "ServiceMonitor"),
+        "pod_monitor": is_served("monitoring.coreos.com/v1", "PodMonitor"),
+    })
+}
+
 /// Reads `GROUP/VERSION/KIND` (or `VERSION/KIND` for the core group), as
 /// `--api-resources` takes it, into (apiVersion, kind).
 pub fn parse_api_resource(text: &str) -> Result<(String, String), String> {
