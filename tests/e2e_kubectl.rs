@@ -420,3 +420,66 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     let _ = std::fs::remove_dir_all(&dir);
     r.env.finish().await;
 }
+
+/// A storage-compute separated cluster with one compute group.
+const DDC: &str = r#"
+apiVersion: disaggregated.cluster.doris.com/v1
+kind: DorisDisaggregatedCluster
+metadata:
+  name: ddc
+spec:
+  metaService:
+    replicas: 1
+    image: apache/doris:ms-3.0.3
+    fdb:
+      address: "doris:fdbclusterid@10.0.0.11:4500"
+  feSpec:
+    replicas: 1
+    image: apache/doris:fe-3.0.3
+  computeGroups:
+  - uniqueId: cg_etl
+    replicas: 2
+    image: apache/doris:be-3.0.3
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
+    let mut env = Env::without_operator("kubectl-ddc").await;
+    let master = members::fqdn_via(&env, "ddc-fe-0", "ddc-fe-internal");
+    let sim = members::simulated_fe_at(&mut env, FeSimConfig::cloud(), &master).await;
+    env.start_operator();
+    let _driver = MemberDriver::start(&env, sim.clone(), 1);
+    env.create_ddc(DDC).await;
+    env::wait_ddc_ready(&env, "ddc").await;
+
+    assert_eq!(diff_of(&env, DDC).await.text, "");
+    let fewer = DDC.replace("replicas: 2", "replicas: 1");
+    let text = diff_of(&env, &fewer).await.text;
+    assert!(text.contains("~ StatefulSet ddc-cg-etl\n"), "{text}");
+    // Without enableDecommission its nodes are dropped, as membership.rhai says.
+    assert!(
+        text.contains(
+            "scale-down cg-etl 2 -> 1: ddc-cg-etl-1 dropped from the FE without decommission"
+        ),
+        "{text}"
+    );
+
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, "ddc", None, &env.namespace)
+            .await
+            .unwrap();
+    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    assert!(
+        screen.starts_with(&format!("DorisDisaggregatedCluster {}/ddc", env.namespace)),
+        "{screen}"
+    );
+    for (part, ready) in [("ms", "1/1"), ("fe", "1/1"), ("cg-etl", "2/2")] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.starts_with(&format!("{part} ")) && l.contains(&format!(" {ready} "))),
+            "{part}: {screen}"
+        );
+    }
+    env.finish().await;
+}
