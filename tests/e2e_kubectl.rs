@@ -73,6 +73,15 @@ async fn diff_of(env: &Env, yaml: &str) -> diff::Report {
     diff::diff(&env.client, &input, &options).await.unwrap()
 }
 
+/// The status screen of cluster `name`, now.
+async fn screen_of(env: &Env, name: &str) -> String {
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, name, None, &env.namespace)
+            .await
+            .unwrap();
+    kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now())
+}
+
 async fn statefulset(env: &Env, name: &str) -> StatefulSet {
     env.api::<StatefulSet>().get(name).await.unwrap()
 }
@@ -210,11 +219,7 @@ async fn status_of_a_cluster_mid_rollout() {
             .unwrap();
     }
 
-    let observed =
-        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-            .await
-            .unwrap();
-    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    let screen = screen_of(env, "doris").await;
     assert!(
         screen.starts_with(&format!("DorisCluster {}/doris", env.namespace)),
         "{screen}"
@@ -268,11 +273,7 @@ async fn status_of_a_cluster_mid_rollout() {
             .map(String::as_str),
         Some("true")
     );
-    let observed =
-        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-            .await
-            .unwrap();
-    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    let screen = screen_of(env, "doris").await;
     assert!(screen.contains("PAUSED"), "{screen}");
     kubectl::resume(&env.client, &found).await.unwrap();
     let resumed = api.get("doris").await.unwrap();
@@ -464,11 +465,7 @@ async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
         "{text}"
     );
 
-    let observed =
-        kubectl::status::observe(&env.client, &env.namespace, "ddc", None, &env.namespace)
-            .await
-            .unwrap();
-    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    let screen = screen_of(&env, "ddc").await;
     assert!(
         screen.starts_with(&format!("DorisDisaggregatedCluster {}/ddc", env.namespace)),
         "{screen}"
