@@ -22,6 +22,7 @@ use doris_operator::render::read_input;
 use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use members::MemberDriver;
@@ -478,5 +479,54 @@ async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
             "{part}: {screen}"
         );
     }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_taken_out_shows_its_objects_removed_and_one_put_in_shows_them_new() {
+    let env = Env::start("kubectl-parts").await;
+    let with_cn = format!(
+        "{}  cnSpec:\n    replicas: 1\n    image: apache/doris:be-2.1.8\n",
+        sample(1)
+    );
+    env.create_cluster(&with_cn).await;
+    // Every object of the CN made (the operator applies in one reconcile).
+    eventually("the CN's objects", 30, || async {
+        let sts = env.api::<StatefulSet>().get_opt("doris-cn").await.ok()??;
+        let svc = env
+            .api::<Service>()
+            .get_opt("doris-cn-service")
+            .await
+            .ok()??;
+        let cm = env
+            .api::<ConfigMap>()
+            .get_opt("doris-cn-conf")
+            .await
+            .ok()??;
+        Some((sts, svc, cm))
+    })
+    .await;
+    let with_broker = format!(
+        "{}  brokerSpec:\n    replicas: 1\n    image: apache/doris:broker-2.1.8\n",
+        sample(1)
+    );
+    let text = diff_of(&env, &with_broker).await.text;
+    for removed in [
+        "StatefulSet doris-cn",
+        "Service doris-cn-service",
+        "ConfigMap doris-cn-conf",
+    ] {
+        assert!(
+            text.contains(&format!("- {removed} (removed)\n")),
+            "{removed}: {text}"
+        );
+    }
+    assert!(
+        text.contains("+ StatefulSet doris-broker (new)\n"),
+        "{text}"
+    );
+    assert!(text.contains("+  name: doris-broker\n"), "{text}");
+    // What stays is unchanged.
+    assert!(!text.contains("~ StatefulSet"), "{text}");
     env.finish().await;
 }
