@@ -22,6 +22,7 @@ use doris_operator::render::read_input;
 use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use members::MemberDriver;
@@ -71,6 +72,15 @@ async fn diff_of(env: &Env, yaml: &str) -> diff::Report {
         operator_namespace: env.namespace.clone(),
     };
     diff::diff(&env.client, &input, &options).await.unwrap()
+}
+
+/// The status screen of cluster `name`, now.
+async fn screen_of(env: &Env, name: &str) -> String {
+    let observed =
+        kubectl::status::observe(&env.client, &env.namespace, name, None, &env.namespace)
+            .await
+            .unwrap();
+    kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now())
 }
 
 async fn statefulset(env: &Env, name: &str) -> StatefulSet {
@@ -210,11 +220,7 @@ async fn status_of_a_cluster_mid_rollout() {
             .unwrap();
     }
 
-    let observed =
-        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-            .await
-            .unwrap();
-    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    let screen = screen_of(env, "doris").await;
     assert!(
         screen.starts_with(&format!("DorisCluster {}/doris", env.namespace)),
         "{screen}"
@@ -268,11 +274,7 @@ async fn status_of_a_cluster_mid_rollout() {
             .map(String::as_str),
         Some("true")
     );
-    let observed =
-        kubectl::status::observe(&env.client, &env.namespace, "doris", None, &env.namespace)
-            .await
-            .unwrap();
-    let screen = kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now());
+    let screen = screen_of(env, "doris").await;
     assert!(screen.contains("PAUSED"), "{screen}");
     kubectl::resume(&env.client, &found).await.unwrap();
     let resumed = api.get("doris").await.unwrap();
@@ -419,4 +421,112 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.yaml"));
     let _ = std::fs::remove_dir_all(&dir);
     r.env.finish().await;
+}
+
+/// A storage-compute separated cluster with one compute group.
+const DDC: &str = r#"
+apiVersion: disaggregated.cluster.doris.com/v1
+kind: DorisDisaggregatedCluster
+metadata:
+  name: ddc
+spec:
+  metaService:
+    replicas: 1
+    image: apache/doris:ms-3.0.3
+    fdb:
+      address: "doris:fdbclusterid@10.0.0.11:4500"
+  feSpec:
+    replicas: 1
+    image: apache/doris:fe-3.0.3
+  computeGroups:
+  - uniqueId: cg_etl
+    replicas: 2
+    image: apache/doris:be-3.0.3
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
+    let mut env = Env::without_operator("kubectl-ddc").await;
+    let master = members::fqdn_via(&env, "ddc-fe-0", "ddc-fe-internal");
+    let sim = members::simulated_fe_at(&mut env, FeSimConfig::cloud(), &master).await;
+    env.start_operator();
+    let _driver = MemberDriver::start(&env, sim.clone(), 1);
+    env.create_ddc(DDC).await;
+    env::wait_ddc_ready(&env, "ddc").await;
+
+    assert_eq!(diff_of(&env, DDC).await.text, "");
+    let fewer = DDC.replace("replicas: 2", "replicas: 1");
+    let text = diff_of(&env, &fewer).await.text;
+    assert!(text.contains("~ StatefulSet ddc-cg-etl\n"), "{text}");
+    // Without enableDecommission its nodes are dropped, as membership.rhai says.
+    assert!(
+        text.contains(
+            "scale-down cg-etl 2 -> 1: ddc-cg-etl-1 dropped from the FE without decommission"
+        ),
+        "{text}"
+    );
+
+    let screen = screen_of(&env, "ddc").await;
+    assert!(
+        screen.starts_with(&format!("DorisDisaggregatedCluster {}/ddc", env.namespace)),
+        "{screen}"
+    );
+    for (part, ready) in [("ms", "1/1"), ("fe", "1/1"), ("cg-etl", "2/2")] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.starts_with(&format!("{part} ")) && l.contains(&format!(" {ready} "))),
+            "{part}: {screen}"
+        );
+    }
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_taken_out_shows_its_objects_removed_and_one_put_in_shows_them_new() {
+    let env = Env::start("kubectl-parts").await;
+    let with_cn = format!(
+        "{}  cnSpec:\n    replicas: 1\n    image: apache/doris:be-2.1.8\n",
+        sample(1)
+    );
+    env.create_cluster(&with_cn).await;
+    // Every object of the CN made (the operator applies in one reconcile).
+    eventually("the CN's objects", 30, || async {
+        let sts = env.api::<StatefulSet>().get_opt("doris-cn").await.ok()??;
+        let svc = env
+            .api::<Service>()
+            .get_opt("doris-cn-service")
+            .await
+            .ok()??;
+        let cm = env
+            .api::<ConfigMap>()
+            .get_opt("doris-cn-conf")
+            .await
+            .ok()??;
+        Some((sts, svc, cm))
+    })
+    .await;
+    let with_broker = format!(
+        "{}  brokerSpec:\n    replicas: 1\n    image: apache/doris:broker-2.1.8\n",
+        sample(1)
+    );
+    let text = diff_of(&env, &with_broker).await.text;
+    for removed in [
+        "StatefulSet doris-cn",
+        "Service doris-cn-service",
+        "ConfigMap doris-cn-conf",
+    ] {
+        assert!(
+            text.contains(&format!("- {removed} (removed)\n")),
+            "{removed}: {text}"
+        );
+    }
+    assert!(
+        text.contains("+ StatefulSet doris-broker (new)\n"),
+        "{text}"
+    );
+    assert!(text.contains("+  name: doris-broker\n"), "{text}");
+    // What stays is unchanged.
+    assert!(!text.contains("~ StatefulSet"), "{text}");
+    env.finish().await;
 }
