@@ -178,12 +178,26 @@ async fn diff_cluster(
         .await
         .map_err(|e| format!("{title}: reading its Secrets: {e}"))?;
     secret_keys.extend(input.secret_keys.clone());
+    // What the cluster's namespace lets pods do, as the operator reads it.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let pod_security = match namespaces.get_opt(&namespace).await {
+        Ok(ns) => plan::PodSecurity::of_namespace(
+            ns.as_ref().and_then(|ns| ns.metadata.labels.as_ref()),
+        ),
+        Err(e) => {
+            report.notes.push(format!(
+                "{title}: namespace {namespace} could not be read ({e}): planned as privileged"
+            ));
+            plan::PodSecurity::Privileged
+        }
+    };
     let planned = plan::plan(
         bundle,
         PlanInput {
             cluster,
             config_maps: &config_maps,
             secret_keys: &secret_keys,
+            pod_security,
         },
     )
     .map_err(|e| format!("{title}: {e}"))?;
