@@ -3,8 +3,8 @@
 //! - A pod the namespace's admission refuses (PodSecurity, most often) is
 //!   never made: the StatefulSet controller records a `FailedCreate` Event
 //!   on the StatefulSet and tries again forever. When a StatefulSet has
-//!   fewer pods than it wants, its latest `FailedCreate` Event is read and
-//!   its message shown in status (Degraded, `PodAdmissionRefused`).
+//!   fewer pods than it wants, its recent `FailedCreate` Events are read and
+//!   one's message shown in status (Degraded, `PodAdmissionRefused`).
 //! - Where hosts cannot be tuned from a pod (host_init.rhai), a check
 //!   container reports in its termination message the node settings below
 //!   what Doris wants, a line `<setting> <found> <wanted>` each. Those are
