@@ -344,6 +344,19 @@ fn template_storage(sts: StatefulSet) -> String {
         .clone()
 }
 
+/// Waits for StatefulSet doris-be to carry a claim template of `size`.
+async fn claim_template_reaches(env: &Env, size: &str) {
+    eventually(
+        &format!("the StatefulSet carries a claim template of {size}"),
+        30,
+        || async {
+            let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
+            (template_storage(sts) == size).then_some(())
+        },
+    )
+    .await;
+}
+
 /// status.volumes as (claim, state) pairs.
 async fn resize_states(env: &Env) -> Option<Vec<(String, String)>> {
     let c = env.api::<DorisCluster>().get("doris").await.ok()?;
@@ -427,15 +440,7 @@ async fn data_volumes_grow_and_never_shrink() {
     }
     // The StatefulSet is made again with the new claim template, and its
     // pods were not restarted.
-    eventually(
-        "the StatefulSet carries the new claim template",
-        30,
-        || async {
-            let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
-            (template_storage(sts) == "20Gi").then_some(())
-        },
-    )
-    .await;
+    claim_template_reaches(&env, "20Gi").await;
     wait_ready(&env, "doris").await;
     assert_eq!(be_pods(&env).await, pods_before, "no BE pod restarted");
     assert_eq!(occurrences(&env, "ApplyRefused").await, 0);
@@ -518,15 +523,7 @@ async fn a_resize_interrupted_by_a_restart_is_finished() {
     assert_eq!(template_storage(sts), "10Gi");
 
     env.start_operator();
-    eventually(
-        "the StatefulSet carries the new claim template",
-        30,
-        || async {
-            let sts = env.api::<StatefulSet>().get_opt("doris-be").await.ok()??;
-            (template_storage(sts) == "20Gi").then_some(())
-        },
-    )
-    .await;
+    claim_template_reaches(&env, "20Gi").await;
     let states = eventually("each claim's resize in status", 30, || async {
         let states = resize_states(&env).await?;
         let done = env.emulator.is_none() || states.iter().all(|(_, s)| s == "Resized");

@@ -151,6 +151,11 @@ fn host_init(ctx) {
     );
     let warned = env::events(&env, "PodAdmissionRefused").await;
     assert!(!warned.is_empty(), "a Warning Event tells it too");
+    // The StatefulSet controller keeps trying each pod; status says the
+    // same thing meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let again = env::degraded_because(&env, "PodAdmissionRefused").await;
+    assert_eq!(again.message, refused.message);
 
     // The convention taken back, the default one checks the hosts instead,
     // and the pods are admitted.

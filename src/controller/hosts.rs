@@ -3,8 +3,8 @@
 //! - A pod the namespace's admission refuses (PodSecurity, most often) is
 //!   never made: the StatefulSet controller records a `FailedCreate` Event
 //!   on the StatefulSet and tries again forever. When a StatefulSet has
-//!   fewer pods than it wants, its latest `FailedCreate` Event is read and
-//!   its message shown in status (Degraded, `PodAdmissionRefused`).
+//!   fewer pods than it wants, its recent `FailedCreate` Events are read and
+//!   one's message shown in status (Degraded, `PodAdmissionRefused`).
 //! - Where hosts cannot be tuned from a pod (host_init.rhai), a check
 //!   container reports in its termination message the node settings below
 //!   what Doris wants, a line `<setting> <found> <wanted>` each. Those are
@@ -100,17 +100,30 @@ async fn refused_pods(
             // Unreadable (RBAC): the pods' absence still shows in status.
             continue;
         };
-        let latest = events
+        let when = |e: &Event| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or(e.event_time.as_ref().map(|t| t.0))
+        };
+        let current: Vec<Event> = events
             .items
             .into_iter()
             .filter(|e| e.involved_object.uid == sts.metadata.uid)
-            .max_by_key(|e| {
-                e.last_timestamp
-                    .as_ref()
-                    .map(|t| t.0)
-                    .or(e.event_time.as_ref().map(|t| t.0))
-            });
-        if let Some(message) = latest.and_then(|e| e.message) {
+            .collect();
+        // Pods made in parallel are refused each with its own Event, in
+        // turn: of the latest minute's, the first message, so that status
+        // does not change with every retry.
+        let Some(newest) = current.iter().filter_map(when).max() else {
+            continue;
+        };
+        let recent = newest - std::time::Duration::from_secs(60);
+        let message = current
+            .into_iter()
+            .filter(|e| when(e).is_some_and(|t| t >= recent))
+            .filter_map(|e| e.message)
+            .min();
+        if let Some(message) = message {
             return Some((
                 "PodAdmissionRefused",
                 format!("{part}: StatefulSet {name} cannot make its pods: {message}"),
