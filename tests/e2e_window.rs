@@ -210,6 +210,18 @@ async fn converged_on_new_template(env: &Env) {
     .await;
 }
 
+/// Waits for the new template everywhere, checks each pod restarted once
+/// and no restart is counted as held, and ends the test.
+async fn restarted_once_on_new_template(env: Env, pods: &Incarnations) {
+    converged_on_new_template(&env).await;
+    assert_eq!(
+        pods.restarts(),
+        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
+    );
+    assert_eq!(env.metrics.restarts_held.get(), 0);
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_convention_change_waits_for_the_window_until_approved() {
     let maintenance = format!(
@@ -282,13 +294,7 @@ async fn a_convention_change_waits_for_the_window_until_approved() {
         )
         .await
         .unwrap();
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    assert_eq!(env.metrics.restarts_held.get(), 0);
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,12 +305,7 @@ async fn a_convention_change_runs_in_an_open_window() {
     let env = launch("window-open", maintenance).await;
     let pods = Incarnations::start(&env).await;
     put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,13 +330,7 @@ async fn a_user_change_goes_at_once_while_a_convention_change_is_held() {
         )
         .await
         .unwrap();
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    assert_eq!(env.metrics.restarts_held.get(), 0);
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -174,14 +174,8 @@ pub fn read(value: &Value) -> Result<Maintenance, String> {
             "fn maintenance must return #{ hold: [..], windows: [..], settle_seconds: n }".into(),
         );
     };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !["hold", "windows", "settle_seconds"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "fn maintenance: unknown key `{key}` (known: hold, windows, settle_seconds)"
-        ));
-    }
+    only_keys(map, &["hold", "windows", "settle_seconds"])
+        .map_err(|e| format!("fn maintenance: {e}"))?;
     let mut out = Maintenance::default();
     match map.get("hold") {
         None | Some(Value::Null) => {}
@@ -222,6 +216,14 @@ pub fn read(value: &Value) -> Result<Maintenance, String> {
     Ok(out)
 }
 
+/// A key the policy may have misspelt is an error, not a silent default.
+fn only_keys(map: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), String> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(format!("unknown key `{key}` (known: {})", known.join(", "))),
+        None => Ok(()),
+    }
+}
+
 fn window(value: &Value) -> Result<Window, String> {
     let Value::Object(map) = value else {
         return Err(
@@ -229,14 +231,7 @@ fn window(value: &Value) -> Result<Window, String> {
                 .into(),
         );
     };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !["days", "from", "to", "time_zone"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "unknown key `{key}` (known: days, from, to, time_zone)"
-        ));
-    }
+    only_keys(map, &["days", "from", "to", "time_zone"])?;
     let mut days = Vec::new();
     match map.get("days") {
         None | Some(Value::Null) => {}
