@@ -18,7 +18,7 @@ use std::time::Duration;
 use doris_operator::controller::rollout::{APPROVE_ANNOTATION, INPUTS_ANNOTATION, is_ready};
 use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::{DorisCluster, RolloutStatus};
-use env::{Env, eventually, wait_ready};
+use env::{Env, condition, eventually, wait_ready};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -247,6 +247,17 @@ async fn a_convention_change_waits_for_the_window_until_approved() {
     assert!(held.window_opens.is_some(), "{held:?}");
     let token = held.approve_with.clone().expect("approveWith");
     assert_eq!(env.metrics.restarts_held.get(), 1);
+    // The pods serve as they are: the cluster stays Ready.
+    eventually(
+        "the cluster Ready while the restart is held",
+        20,
+        || async {
+            let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+            let ready = condition(&c, "Ready").as_deref() == Some("True");
+            (ready && c.status?.fe_status?.component_condition.phase == "available").then_some(())
+        },
+    )
+    .await;
     // The new template is in place for pods made later; no pod restarted.
     let sts = env.api::<StatefulSet>().get("doris-fe").await.unwrap();
     let template = sts.spec.template.metadata.unwrap();
