@@ -384,6 +384,28 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_maintenance_function_fails_the_canary() {
+        use crate::conventions::ConventionSources;
+        let default = ConventionBundle::embedded().unwrap();
+        assert!(default.has_function("restart.rhai", FUNCTION));
+        crate::samples::canary(&default).unwrap();
+        let policy = format!(
+            "{}\nfn maintenance(ctx) {{ #{{ windows: [#{{ days: [\"Sunday\"], from: \"01:00\", to: \"02:00\" }}] }} }}\n",
+            include_str!("../../policies/restart.rhai")
+                .replace("fn maintenance(ctx)", "fn unused(ctx)")
+        );
+        let sources =
+            ConventionSources::embedded().overlay_files("cm", [("restart.rhai", policy.as_str())]);
+        let broken = ConventionBundle::compile(sources).unwrap();
+        let err = crate::samples::canary(&broken).unwrap_err();
+        assert!(err.contains("restart.rhai"), "{err}");
+        assert!(
+            err.contains("windows[0]: days: \"Sunday\" is not a day"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn mistakes_name_the_value() {
         let err = |v: Value| read(&v).unwrap_err();
         assert!(err(json!({"hold": ["upgrade"]})).contains("\"upgrade\" cannot be held"));
