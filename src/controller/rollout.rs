@@ -359,7 +359,10 @@ async fn stamp_inputs(ctx: &Context, namespace: &str, comp: &Component<'_>) -> R
 }
 
 /// The value of [`APPROVE_ANNOTATION`] that approves restarting the held
-/// StatefulSets at their current revisions.
+/// pods onto the StatefulSets' current revisions. It covers every
+/// StatefulSet, not only those with held pods, so it stays the same while
+/// an approved rollout finishes one part after another, and changes with
+/// any later change of a pod template.
 fn approval_token<'a>(held: impl Iterator<Item = &'a Component<'a>>) -> String {
     let revisions: BTreeSet<String> = held
         .map(|c| format!("{}={}", c.sts.name_any(), c.revision))
@@ -634,12 +637,7 @@ async fn advance_rollout<K: DorisResource>(
         maintenance.holds(why) && !draining.contains(&pod.name_any())
     };
     if candidates.iter().any(holdable) && maintenance.open_window(now.0).is_none() {
-        let token = approval_token(
-            candidates
-                .iter()
-                .filter(|c| holdable(c))
-                .map(|(comp, _, _)| *comp),
-        );
+        let token = approval_token(components.iter());
         if annotations.get(APPROVE_ANNOTATION) != Some(&token) {
             candidates.retain(|c| !holdable(c));
             if candidates.is_empty() {
