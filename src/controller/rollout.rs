@@ -82,6 +82,8 @@ const REVISION_LABEL: &str = "controller-revision-hash";
 const POLL: Duration = Duration::from_secs(1);
 const READY_POLL: Duration = Duration::from_secs(5);
 const STUCK_POLL: Duration = Duration::from_secs(30);
+/// The longest a held restart waits before it is looked at again.
+const HELD_POLL: Duration = Duration::from_secs(600);
 
 /// What a reconcile did for the cluster's rollout.
 #[derive(Debug, Default)]
@@ -877,9 +879,10 @@ fn held(
     status.held = Some(kind.to_string());
     status.approve_with = Some(token.to_string());
     status.window_opens = opening.map(|t| t.to_string());
+    // At the opening, and meanwhile as often as a Ready cluster is looked at.
     let requeue = opening.map(|at| {
         let secs = at.as_second() - now.0.as_second();
-        Duration::from_secs(secs.max(1) as u64)
+        Duration::from_secs(secs.clamp(1, HELD_POLL.as_secs() as i64) as u64)
     });
     Outcome {
         status: Some(status),
