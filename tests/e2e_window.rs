@@ -18,7 +18,7 @@ use std::time::Duration;
 use doris_operator::controller::rollout::{APPROVE_ANNOTATION, INPUTS_ANNOTATION, is_ready};
 use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::{DorisCluster, RolloutStatus};
-use env::{Env, eventually, wait_ready};
+use env::{Env, condition, eventually, wait_ready};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -210,6 +210,18 @@ async fn converged_on_new_template(env: &Env) {
     .await;
 }
 
+/// Waits for the new template everywhere, checks each pod restarted once
+/// and no restart is counted as held, and ends the test.
+async fn restarted_once_on_new_template(env: Env, pods: &Incarnations) {
+    converged_on_new_template(&env).await;
+    assert_eq!(
+        pods.restarts(),
+        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
+    );
+    assert_eq!(env.metrics.restarts_held.get(), 0);
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_convention_change_waits_for_the_window_until_approved() {
     let maintenance = format!(
@@ -235,6 +247,17 @@ async fn a_convention_change_waits_for_the_window_until_approved() {
     assert!(held.window_opens.is_some(), "{held:?}");
     let token = held.approve_with.clone().expect("approveWith");
     assert_eq!(env.metrics.restarts_held.get(), 1);
+    // The pods serve as they are: the cluster stays Ready.
+    eventually(
+        "the cluster Ready while the restart is held",
+        20,
+        || async {
+            let c = env.api::<DorisCluster>().get("doris").await.ok()?;
+            let ready = condition(&c, "Ready").as_deref() == Some("True");
+            (ready && c.status?.fe_status?.component_condition.phase == "available").then_some(())
+        },
+    )
+    .await;
     // The new template is in place for pods made later; no pod restarted.
     let sts = env.api::<StatefulSet>().get("doris-fe").await.unwrap();
     let template = sts.spec.template.metadata.unwrap();
@@ -282,13 +305,7 @@ async fn a_convention_change_waits_for_the_window_until_approved() {
         )
         .await
         .unwrap();
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    assert_eq!(env.metrics.restarts_held.get(), 0);
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,12 +316,7 @@ async fn a_convention_change_runs_in_an_open_window() {
     let env = launch("window-open", maintenance).await;
     let pods = Incarnations::start(&env).await;
     put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,13 +341,7 @@ async fn a_user_change_goes_at_once_while_a_convention_change_is_held() {
         )
         .await
         .unwrap();
-    converged_on_new_template(&env).await;
-    assert_eq!(
-        pods.restarts(),
-        restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
-    );
-    assert_eq!(env.metrics.restarts_held.get(), 0);
-    env.finish().await;
+    restarted_once_on_new_template(env, &pods).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,8 @@ const REVISION_LABEL: &str = "controller-revision-hash";
 const POLL: Duration = Duration::from_secs(1);
 const READY_POLL: Duration = Duration::from_secs(5);
 const STUCK_POLL: Duration = Duration::from_secs(30);
+/// The longest a held restart waits before it is looked at again.
+const HELD_POLL: Duration = Duration::from_secs(600);
 
 /// What a reconcile did for the cluster's rollout.
 #[derive(Debug, Default)]
@@ -359,7 +361,10 @@ async fn stamp_inputs(ctx: &Context, namespace: &str, comp: &Component<'_>) -> R
 }
 
 /// The value of [`APPROVE_ANNOTATION`] that approves restarting the held
-/// StatefulSets at their current revisions.
+/// pods onto the StatefulSets' current revisions. It covers every
+/// StatefulSet, not only those with held pods, so it stays the same while
+/// an approved rollout finishes one part after another, and changes with
+/// any later change of a pod template.
 fn approval_token<'a>(held: impl Iterator<Item = &'a Component<'a>>) -> String {
     let revisions: BTreeSet<String> = held
         .map(|c| format!("{}={}", c.sts.name_any(), c.revision))
@@ -634,12 +639,7 @@ async fn advance_rollout<K: DorisResource>(
         maintenance.holds(why) && !draining.contains(&pod.name_any())
     };
     if candidates.iter().any(holdable) && maintenance.open_window(now.0).is_none() {
-        let token = approval_token(
-            candidates
-                .iter()
-                .filter(|c| holdable(c))
-                .map(|(comp, _, _)| *comp),
-        );
+        let token = approval_token(components.iter());
         if annotations.get(APPROVE_ANNOTATION) != Some(&token) {
             candidates.retain(|c| !holdable(c));
             if candidates.is_empty() {
@@ -879,9 +879,10 @@ fn held(
     status.held = Some(kind.to_string());
     status.approve_with = Some(token.to_string());
     status.window_opens = opening.map(|t| t.to_string());
+    // At the opening, and meanwhile as often as a Ready cluster is looked at.
     let requeue = opening.map(|at| {
         let secs = at.as_second() - now.0.as_second();
-        Duration::from_secs(secs.max(1) as u64)
+        Duration::from_secs(secs.clamp(1, HELD_POLL.as_secs() as i64) as u64)
     });
     Outcome {
         status: Some(status),

@@ -174,14 +174,8 @@ pub fn read(value: &Value) -> Result<Maintenance, String> {
             "fn maintenance must return #{ hold: [..], windows: [..], settle_seconds: n }".into(),
         );
     };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !["hold", "windows", "settle_seconds"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "fn maintenance: unknown key `{key}` (known: hold, windows, settle_seconds)"
-        ));
-    }
+    only_keys(map, &["hold", "windows", "settle_seconds"])
+        .map_err(|e| format!("fn maintenance: {e}"))?;
     let mut out = Maintenance::default();
     match map.get("hold") {
         None | Some(Value::Null) => {}
@@ -222,6 +216,14 @@ pub fn read(value: &Value) -> Result<Maintenance, String> {
     Ok(out)
 }
 
+/// A key the policy may have misspelt is an error, not a silent default.
+fn only_keys(map: &serde_json::Map<String, Value>, known: &[&str]) -> Result<(), String> {
+    match map.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(format!("unknown key `{key}` (known: {})", known.join(", "))),
+        None => Ok(()),
+    }
+}
+
 fn window(value: &Value) -> Result<Window, String> {
     let Value::Object(map) = value else {
         return Err(
@@ -229,14 +231,7 @@ fn window(value: &Value) -> Result<Window, String> {
                 .into(),
         );
     };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !["days", "from", "to", "time_zone"].contains(&k.as_str()))
-    {
-        return Err(format!(
-            "unknown key `{key}` (known: days, from, to, time_zone)"
-        ));
-    }
+    only_keys(map, &["days", "from", "to", "time_zone"])?;
     let mut days = Vec::new();
     match map.get("days") {
         None | Some(Value::Null) => {}
@@ -386,6 +381,28 @@ mod tests {
         assert_eq!(m.settle_seconds, DEFAULT_SETTLE_SECONDS);
         let m = read(&json!({"settle_seconds": 0, "hold": []})).unwrap();
         assert_eq!(m.settle_seconds, 0);
+    }
+
+    #[test]
+    fn a_broken_maintenance_function_fails_the_canary() {
+        use crate::conventions::ConventionSources;
+        let default = ConventionBundle::embedded().unwrap();
+        assert!(default.has_function("restart.rhai", FUNCTION));
+        crate::samples::canary(&default).unwrap();
+        let policy = format!(
+            "{}\nfn maintenance(ctx) {{ #{{ windows: [#{{ days: [\"Sunday\"], from: \"01:00\", to: \"02:00\" }}] }} }}\n",
+            include_str!("../../policies/restart.rhai")
+                .replace("fn maintenance(ctx)", "fn unused(ctx)")
+        );
+        let sources =
+            ConventionSources::embedded().overlay_files("cm", [("restart.rhai", policy.as_str())]);
+        let broken = ConventionBundle::compile(sources).unwrap();
+        let err = crate::samples::canary(&broken).unwrap_err();
+        assert!(err.contains("restart.rhai"), "{err}");
+        assert!(
+            err.contains("windows[0]: days: \"Sunday\" is not a day"),
+            "{err}"
+        );
     }
 
     #[test]
