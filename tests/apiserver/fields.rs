@@ -575,9 +575,9 @@ pub fn apply(
         fresh
     });
     merge(&mut merged, &applied_part);
-    if live.is_some() {
+    if let Some(live) = live {
         // What the apply changes and another manager owns conflicts.
-        let live_part = owned_part(live.expect("checked"), status);
+        let live_part = owned_part(live, status);
         let merged_part = owned_part(&merged, status);
         let mut conflicts = Vec::new();
         for e in &entries {
