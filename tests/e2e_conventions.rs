@@ -8,8 +8,6 @@
 mod apiserver;
 mod env;
 
-use std::collections::BTreeMap;
-
 use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::DorisCluster;
 use env::{
@@ -19,7 +17,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 /// A manifest template that adds one ConfigMap per component.

@@ -31,9 +31,18 @@ const STORED: &[&str] = &[
     "watch",
 ];
 
-/// (group, version, plural, kind, namespaced, subresources): the built-in
-/// kinds the emulator stores, as a v1.33 server lists them.
-const BUILT_IN: &[(&str, &str, &str, &str, bool, &[&str])] = &[
+/// (group, version, plural, kind, namespaced, subresources).
+type BuiltIn = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+);
+
+/// The built-in kinds the emulator stores, as a v1.33 server lists them.
+const BUILT_IN: &[BuiltIn] = &[
     ("", "v1", "configmaps", "ConfigMap", true, &[]),
     ("", "v1", "endpoints", "Endpoints", true, &[]),
     ("", "v1", "events", "Event", true, &[]),

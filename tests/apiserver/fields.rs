@@ -11,7 +11,7 @@
 //! (containers, volumes, env, ports, volumeMounts, conditions, ...); every
 //! other list is atomic, owned and replaced as a whole.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -78,7 +78,13 @@ fn item_keys(list: &[Value], keys: &[&str]) -> Option<Vec<String>> {
 /// The fields `object` sets: every leaf, every keyed-list item, and each
 /// atomic list as one field.
 pub fn set_of(object: &Value) -> BTreeSet<Path> {
-    let mut out = BTreeSet::new();
+    fields_of(object).into_keys().collect()
+}
+
+/// The fields of [`set_of`], each with its value (a keyed-list item's is
+/// the item), read in one walk.
+pub fn fields_of(object: &Value) -> BTreeMap<Path, &Value> {
+    let mut out = BTreeMap::new();
     collect(object, &mut Vec::new(), &mut Vec::new(), &mut out);
     out
 }
@@ -87,14 +93,14 @@ fn collect<'a>(
     value: &'a Value,
     names: &mut Vec<&'a str>,
     path: &mut Path,
-    out: &mut BTreeSet<Path>,
+    out: &mut BTreeMap<Path, &'a Value>,
 ) {
     let Value::Object(map) = value else {
-        out.insert(path.clone());
+        out.insert(path.clone(), value);
         return;
     };
     if map.is_empty() {
-        out.insert(path.clone());
+        out.insert(path.clone(), value);
     }
     for (name, v) in map {
         names.push(name);
@@ -106,11 +112,11 @@ fn collect<'a>(
         match (v, keyed) {
             (Value::Array(list), Some((_, item_keys))) => {
                 if list.is_empty() {
-                    out.insert(path.clone());
+                    out.insert(path.clone(), v);
                 }
                 for (item, key) in list.iter().zip(item_keys) {
                     path.push(key);
-                    out.insert(path.clone());
+                    out.insert(path.clone(), item);
                     if item.as_object().is_some_and(|m| !m.is_empty()) {
                         collect(item, names, path, out);
                     }
@@ -119,7 +125,7 @@ fn collect<'a>(
             }
             (Value::Object(m), _) if !m.is_empty() => collect(v, names, path, out),
             _ => {
-                out.insert(path.clone());
+                out.insert(path.clone(), v);
             }
         }
         path.pop();
@@ -448,20 +454,28 @@ pub fn after_update(
 ) -> Vec<Entry> {
     let status = writer.subresource.as_deref().map(|s| s == "status");
     let new_part = owned_part(new, status);
-    let new_set = set_of(&new_part);
+    let new_fields = fields_of(&new_part);
     let (changed, removed): (BTreeSet<Path>, BTreeSet<Path>) = match old {
-        None => (new_set.clone(), BTreeSet::new()),
+        None => (new_fields.keys().cloned().collect(), BTreeSet::new()),
         Some(old) => {
             let old_part = owned_part(old, status);
-            let old_set = set_of(&old_part);
-            let changed = new_set
+            let old_fields = fields_of(&old_part);
+            // A keyed-list item changes only by coming; its fields by value.
+            let changed = new_fields
                 .iter()
-                .filter(|p| {
-                    !old_set.contains(*p) || value_at(&old_part, p) != value_at(&new_part, p)
+                .filter(|(p, v)| match old_fields.get(*p) {
+                    None => true,
+                    Some(_) if p.last().is_some_and(|e| e.starts_with("k:")) => false,
+                    Some(old) => old != *v,
                 })
+                .map(|(p, _)| p.clone())
+                .collect();
+            let removed = old_fields
+                .keys()
+                .filter(|p| !new_fields.contains_key(*p))
                 .cloned()
                 .collect();
-            (changed, old_set.difference(&new_set).cloned().collect())
+            (changed, removed)
         }
     };
     let mut out = Vec::new();
@@ -561,9 +575,9 @@ pub fn apply(
         fresh
     });
     merge(&mut merged, &applied_part);
-    if live.is_some() {
+    if let Some(live) = live {
         // What the apply changes and another manager owns conflicts.
-        let live_part = owned_part(live.expect("checked"), status);
+        let live_part = owned_part(live, status);
         let merged_part = owned_part(&merged, status);
         let mut conflicts = Vec::new();
         for e in &entries {
