@@ -197,9 +197,16 @@ pub async fn reconcile(
             .iter_mut()
             .find(|o| is_named(o, "StatefulSet", &names.statefulset))
         {
-            let hash = &mut sts["spec"]["template"]["metadata"]["annotations"]
-                [POD_CONFIG_HASH_ANNOTATION];
-            if hash.is_string() && hash.as_str() != Some(restart_hash.as_str()) {
+            // Only a template that carries the hash (indexing a missing
+            // key mutably would add one).
+            let pointer = format!(
+                "/spec/template/metadata/annotations/{}",
+                POD_CONFIG_HASH_ANNOTATION.replace('~', "~0").replace('/', "~1")
+            );
+            if let Some(hash) = sts.pointer_mut(&pointer)
+                && hash.is_string()
+                && hash.as_str() != Some(restart_hash.as_str())
+            {
                 *hash = json!(restart_hash);
                 restamp(sts);
             }
