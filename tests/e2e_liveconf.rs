@@ -68,6 +68,10 @@ impl Running {
     /// The FE and BE simulators, the operator pointed at them, and the
     /// cluster Ready with its nodes registered.
     async fn start(test: &str) -> Running {
+        Running::start_with(test, CLUSTER).await
+    }
+
+    async fn start_with(test: &str, cluster: &str) -> Running {
         let mut env = Env::without_operator(test).await;
         let fe = members::simulated_fe(&mut env, FeSimConfig::default(), "doris").await;
         let be = Arc::new(BeSim::start().await);
@@ -85,7 +89,7 @@ impl Running {
                 .await
                 .unwrap();
         }
-        env.create_cluster(CLUSTER).await;
+        env.create_cluster(cluster).await;
         wait_ready(&env, "doris").await;
         members::members_synced(&env, "doris").await;
         // Pod deletions, in order, from now on.
@@ -406,5 +410,28 @@ async fn an_fe_that_does_not_answer_delays_the_change() {
     assert_eq!(live_keys(&fe), [("qe_slow_log_ms".into(), "3000".into(), 3)]);
     assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 3000"));
     assert!(r.deletions.lock().unwrap().is_empty());
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_restart_switch_a_change_waits_for_the_next_start() {
+    let cluster = CLUSTER.replace("  enableRestartWhenConfigChange: true\n", "");
+    let r = Running::start_with("noswitch", &cluster).await;
+    let before = r.pod_uids().await;
+
+    r.edit(
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = true\nmem_limit = 80%\n",
+    )
+    .await;
+    let be = r.entry("be", "applied", 30, |_| true).await;
+    assert_eq!(be.ignored, ["disable_auto_compaction", "mem_limit"], "{be:?}");
+    assert!(be.live.is_empty() && be.awaiting_restart.is_empty(), "{be:?}");
+    assert!(r.rendered("be").await.contains("mem_limit = 80%"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
+    assert_eq!(r.be.show_config_calls(), 0, "nothing to ask Doris about");
+    assert_eq!(r.pod_uids().await, before);
     r.env.finish().await;
 }
