@@ -15,8 +15,8 @@ use crate::crd::disaggregated::{
     MetaServiceStatus as DdcMsStatus,
 };
 use crate::crd::{
-    CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, MembershipStatus, RolloutStatus, ConfigChangeStatus,
+    CnStatus, ComponentCondition, ComponentKind, ComponentStatus, ConfigChangeStatus, DorisCluster,
+    DorisClusterStatus, HorizontalScaler, MembershipStatus, RolloutStatus,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 
