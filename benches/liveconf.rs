@@ -49,7 +49,10 @@ async fn main() {
         )
     };
     let (fe_conf, be_conf) = conf(5000, 2000);
-    for (name, file, text) in [("fe-conf", "fe.conf", fe_conf), ("be-conf", "be.conf", be_conf)] {
+    for (name, file, text) in [
+        ("fe-conf", "fe.conf", fe_conf),
+        ("be-conf", "be.conf", be_conf),
+    ] {
         let cm: ConfigMap =
             serde_json::from_value(json!({"metadata": {"name": name}, "data": {file: text}}))
                 .unwrap();
@@ -88,8 +91,10 @@ spec:
         let (fe_conf, be_conf) = conf(5000 + round, 2000 + round);
         let (fe_want, be_want) = ((5000 + round).to_string(), (2000 + round).to_string());
         let started = Instant::now();
-        for (name, file, text) in [("fe-conf", "fe.conf", &fe_conf), ("be-conf", "be.conf", &be_conf)]
-        {
+        for (name, file, text) in [
+            ("fe-conf", "fe.conf", &fe_conf),
+            ("be-conf", "be.conf", &be_conf),
+        ] {
             env.api::<ConfigMap>()
                 .patch(
                     name,

@@ -126,7 +126,10 @@ impl BeClient {
     fn refused(&self, status: StatusCode, body: &str) -> BeError {
         BeError::Refused {
             endpoint: self.endpoint.authority.clone(),
-            message: format!("HTTP {status}: {}", body.trim().chars().take(300).collect::<String>()),
+            message: format!(
+                "HTTP {status}: {}",
+                body.trim().chars().take(300).collect::<String>()
+            ),
         }
     }
 
@@ -223,7 +226,11 @@ mod tests {
         assert!(configs[0].mutable);
         assert_eq!(configs[1].name, "be_port");
         assert!(!configs[1].mutable);
-        assert!(parse_show_config(r#"[["x","bool"]]"#).unwrap_err().contains("2 fields"));
+        assert!(
+            parse_show_config(r#"[["x","bool"]]"#)
+                .unwrap_err()
+                .contains("2 fields")
+        );
     }
 
     #[test]

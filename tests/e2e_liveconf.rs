@@ -68,6 +68,10 @@ impl Running {
     /// The FE and BE simulators, the operator pointed at them, and the
     /// cluster Ready with its nodes registered.
     async fn start(test: &str) -> Running {
+        Running::start_with(test, CLUSTER).await
+    }
+
+    async fn start_with(test: &str, cluster: &str) -> Running {
         let mut env = Env::without_operator(test).await;
         let fe = members::simulated_fe(&mut env, FeSimConfig::default(), "doris").await;
         let be = Arc::new(BeSim::start().await);
@@ -75,7 +79,10 @@ impl Running {
         env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
         env.start_operator();
         let members = MemberDriver::start(&env, fe.clone(), 3);
-        for (name, file, text) in [("fe-conf", "fe.conf", FE_CONF), ("be-conf", "be.conf", BE_CONF)] {
+        for (name, file, text) in [
+            ("fe-conf", "fe.conf", FE_CONF),
+            ("be-conf", "be.conf", BE_CONF),
+        ] {
             let cm: ConfigMap = serde_json::from_value(json!({
                 "metadata": {"name": name}, "data": {file: text},
             }))
@@ -85,7 +92,7 @@ impl Running {
                 .await
                 .unwrap();
         }
-        env.create_cluster(CLUSTER).await;
+        env.create_cluster(cluster).await;
         wait_ready(&env, "doris").await;
         members::members_synced(&env, "doris").await;
         // Pod deletions, in order, from now on.
@@ -133,6 +140,19 @@ impl Running {
             )
             .await
             .unwrap();
+    }
+
+    async fn edit_be(&self, text: &str) {
+        self.edit("be-conf", "be.conf", text).await;
+    }
+
+    /// Waits for a restart to begin and the cluster to settle after it.
+    async fn restarted(&self) {
+        eventually("the restart to begin", 30, || async {
+            (!self.deletions.lock().unwrap().is_empty()).then_some(())
+        })
+        .await;
+        self.settled().await;
     }
 
     /// The rendered file the part's pods mount.
@@ -193,13 +213,10 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
     let r = Running::start("live").await;
     let before = r.pod_uids().await;
 
-    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n").await;
-    r.edit(
-        "be-conf",
-        "be.conf",
-        "disable_auto_compaction = true\nmem_limit = 90%\n",
-    )
-    .await;
+    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n")
+        .await;
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
+        .await;
 
     let fe = r.entry("fe", "applied", 30, |e| !e.live.is_empty()).await;
     assert_eq!(
@@ -214,7 +231,10 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
         [("disable_auto_compaction".into(), "true".into(), 3)],
         "{be:?}"
     );
-    assert!(be.awaiting_restart.is_empty() && be.refused.is_empty(), "{be:?}");
+    assert!(
+        be.awaiting_restart.is_empty() && be.refused.is_empty(),
+        "{be:?}"
+    );
 
     // The FE took it for every FE; each BE took it, kept across restarts.
     assert!(
@@ -243,13 +263,22 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
     }
     // A pod that starts later reads the new files.
     assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 3000"));
-    assert!(r.rendered("be").await.contains("disable_auto_compaction = true"));
+    assert!(
+        r.rendered("be")
+            .await
+            .contains("disable_auto_compaction = true")
+    );
     let events = env::events(&r.env, "ConfigChanged").await;
     assert!(
-        events
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().contains("=3000 on 3 node(s)")
-                || e.note.as_deref().unwrap_or_default().contains("=true on 3 node(s)")),
+        events.iter().any(|e| e
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("=3000 on 3 node(s)")
+            || e.note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("=true on 3 node(s)")),
         "{events:?}"
     );
 
@@ -274,20 +303,12 @@ async fn an_immutable_be_key_restarts_the_bes_one_at_a_time() {
     let r = Running::start("restart").await;
     let before = r.pod_uids().await;
 
-    r.edit(
-        "be-conf",
-        "be.conf",
-        "disable_auto_compaction = false\nmem_limit = 80%\n",
-    )
-    .await;
+    r.edit_be("disable_auto_compaction = false\nmem_limit = 80%\n")
+        .await;
     let be = r.entry("be", "applied", 30, |_| true).await;
     assert_eq!(be.awaiting_restart, ["mem_limit"]);
     assert!(be.live.is_empty(), "{be:?}");
-    eventually("the BE restart to begin", 30, || async {
-        (!r.deletions.lock().unwrap().is_empty()).then_some(())
-    })
-    .await;
-    r.settled().await;
+    r.restarted().await;
 
     // In the order restart.rhai gives, each BE once, the FEs untouched.
     assert_eq!(
@@ -312,23 +333,15 @@ async fn a_mixed_change_goes_live_and_restarts() {
     let r = Running::start("mixed").await;
     let before = r.pod_uids().await;
 
-    r.edit(
-        "be-conf",
-        "be.conf",
-        "disable_auto_compaction = true\nmem_limit = 80%\n",
-    )
-    .await;
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 80%\n")
+        .await;
     let be = r.entry("be", "applied", 30, |_| true).await;
     assert_eq!(
         live_keys(&be),
         [("disable_auto_compaction".into(), "true".into(), 3)]
     );
     assert_eq!(be.awaiting_restart, ["mem_limit"]);
-    eventually("the BE restart to begin", 30, || async {
-        (!r.deletions.lock().unwrap().is_empty()).then_some(())
-    })
-    .await;
-    r.settled().await;
+    r.restarted().await;
     let after = r.pod_uids().await;
     for pod in ["doris-be-0", "doris-be-1", "doris-be-2"] {
         assert_ne!(after.get(pod), before.get(pod), "{pod} restarted");
@@ -352,12 +365,8 @@ async fn a_be_that_refuses_holds_the_change_until_it_takes_it() {
         "[INTERNAL_ERROR]busy",
     );
 
-    r.edit(
-        "be-conf",
-        "be.conf",
-        "disable_auto_compaction = true\nmem_limit = 90%\n",
-    )
-    .await;
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
+        .await;
     let waiting = r
         .entry("be", "applying", 30, |e| !e.refused.is_empty())
         .await;
@@ -365,7 +374,11 @@ async fn a_be_that_refuses_holds_the_change_until_it_takes_it() {
     assert_eq!(waiting.refused[0].node, "doris-be-1");
     assert!(waiting.refused[0].message.contains("busy"), "{waiting:?}");
     // The new configuration waits: pods starting now read the old one.
-    assert!(r.rendered("be").await.contains("disable_auto_compaction = false"));
+    assert!(
+        r.rendered("be")
+            .await
+            .contains("disable_auto_compaction = false")
+    );
     let warned = env::events(&r.env, "ConfigRefused").await;
     assert!(!warned.is_empty());
 
@@ -376,9 +389,14 @@ async fn a_be_that_refuses_holds_the_change_until_it_takes_it() {
         live_keys(&be),
         [("disable_auto_compaction".into(), "true".into(), 3)]
     );
-    assert!(r.rendered("be").await.contains("disable_auto_compaction = true"));
+    assert!(
+        r.rendered("be")
+            .await
+            .contains("disable_auto_compaction = true")
+    );
     assert_eq!(
-        r.be.setting("doris-be-1", "disable_auto_compaction").as_deref(),
+        r.be.setting("doris-be-1", "disable_auto_compaction")
+            .as_deref(),
         Some("true")
     );
     assert!(r.deletions.lock().unwrap().is_empty());
@@ -390,10 +408,9 @@ async fn an_fe_that_does_not_answer_delays_the_change() {
     let r = Running::start("fedown").await;
     r.fe.set_down(true);
 
-    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n").await;
-    let waiting = r
-        .entry("fe", "applying", 30, |e| e.message.is_some())
+    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n")
         .await;
+    let waiting = r.entry("fe", "applying", 30, |e| e.message.is_some()).await;
     assert!(
         waiting.message.as_deref().unwrap().contains("FE"),
         "{waiting:?}"
@@ -403,8 +420,37 @@ async fn an_fe_that_does_not_answer_delays_the_change() {
 
     r.fe.set_down(false);
     let fe = r.entry("fe", "applied", 30, |_| true).await;
-    assert_eq!(live_keys(&fe), [("qe_slow_log_ms".into(), "3000".into(), 3)]);
+    assert_eq!(
+        live_keys(&fe),
+        [("qe_slow_log_ms".into(), "3000".into(), 3)]
+    );
     assert!(r.rendered("fe").await.contains("qe_slow_log_ms = 3000"));
     assert!(r.deletions.lock().unwrap().is_empty());
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_restart_switch_a_change_waits_for_the_next_start() {
+    let cluster = CLUSTER.replace("  enableRestartWhenConfigChange: true\n", "");
+    let r = Running::start_with("noswitch", &cluster).await;
+    let before = r.pod_uids().await;
+
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 80%\n")
+        .await;
+    let be = r.entry("be", "applied", 30, |_| true).await;
+    assert_eq!(
+        be.ignored,
+        ["disable_auto_compaction", "mem_limit"],
+        "{be:?}"
+    );
+    assert!(
+        be.live.is_empty() && be.awaiting_restart.is_empty(),
+        "{be:?}"
+    );
+    assert!(r.rendered("be").await.contains("mem_limit = 80%"));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
+    assert_eq!(r.be.show_config_calls(), 0, "nothing to ask Doris about");
+    assert_eq!(r.pod_uids().await, before);
     r.env.finish().await;
 }

@@ -68,7 +68,10 @@ mod tests {
         .unwrap();
         let e = endpoint(&pod, "d-be-internal", 8041, None);
         assert_eq!(e.connect, "10.0.0.7:8041");
-        assert_eq!(e.authority, "d-be-1.d-be-internal.ns.svc.cluster.local:8041");
+        assert_eq!(
+            e.authority,
+            "d-be-1.d-be-internal.ns.svc.cluster.local:8041"
+        );
         let to_sim: BeResolver = Arc::new(|_| Some("127.0.0.1:9".into()));
         assert_eq!(endpoint(&pod, "s", 1, Some(&to_sim)).connect, "127.0.0.1:9");
         assert_eq!(webserver_port("webserver_port = 8050\n"), 8050);

@@ -134,7 +134,9 @@ pub async fn reconcile(
             .objects
             .iter()
             .find(|o| is_named(o, "ConfigMap", &component.names.config_map))
-            .and_then(|cm| serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok())
+            .and_then(|cm| {
+                serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok()
+            })
         else {
             continue;
         };
@@ -158,8 +160,8 @@ pub async fn reconcile(
                         continue;
                     };
                     let change = carry_out(
-                        ctx, cluster, bundle, planned, part, component, &new_files, pods,
-                        previous, now,
+                        ctx, cluster, bundle, planned, part, component, &new_files, pods, previous,
+                        now,
                     )
                     .await?;
                     out.events.extend(change.events);
@@ -177,7 +179,10 @@ pub async fn reconcile(
         };
         let names = planned.components[index].names.clone();
         let objects = &mut planned.to_mut().objects;
-        if let Some(cm) = objects.iter_mut().find(|o| is_named(o, "ConfigMap", &names.config_map)) {
+        if let Some(cm) = objects
+            .iter_mut()
+            .find(|o| is_named(o, "ConfigMap", &names.config_map))
+        {
             let files_hash = match held {
                 Some((old_files, recorded_hash)) => {
                     cm["data"] = json!(old_files);
@@ -197,9 +202,18 @@ pub async fn reconcile(
             .iter_mut()
             .find(|o| is_named(o, "StatefulSet", &names.statefulset))
         {
-            let hash = &mut sts["spec"]["template"]["metadata"]["annotations"]
-                [POD_CONFIG_HASH_ANNOTATION];
-            if hash.is_string() && hash.as_str() != Some(restart_hash.as_str()) {
+            // Only a template that carries the hash (indexing a missing
+            // key mutably would add one).
+            let pointer = format!(
+                "/spec/template/metadata/annotations/{}",
+                POD_CONFIG_HASH_ANNOTATION
+                    .replace('~', "~0")
+                    .replace('/', "~1")
+            );
+            if let Some(hash) = sts.pointer_mut(&pointer)
+                && hash.is_string()
+                && hash.as_str() != Some(restart_hash.as_str())
+            {
                 *hash = json!(restart_hash);
                 restamp(sts);
             }
@@ -488,10 +502,16 @@ fn describe(entry: &ConfigChangeStatus) -> String {
         said.push(format!("live: {}", keys.join(", ")));
     }
     if !entry.awaiting_restart.is_empty() {
-        said.push(format!("restart for: {}", entry.awaiting_restart.join(", ")));
+        said.push(format!(
+            "restart for: {}",
+            entry.awaiting_restart.join(", ")
+        ));
     }
     if !entry.ignored.is_empty() {
-        said.push(format!("left for the next start: {}", entry.ignored.join(", ")));
+        said.push(format!(
+            "left for the next start: {}",
+            entry.ignored.join(", ")
+        ));
     }
     if said.is_empty() {
         return String::new();

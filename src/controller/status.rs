@@ -706,6 +706,8 @@ pub fn headline(status: &Status) -> serde_json::Value {
         "conditions": conditions,
         "nodes": nodes,
         "rollout": status.rollout,
+        // A configuration change carried out, refused or waiting is news.
+        "configuration": status.configuration,
     })
 }
 

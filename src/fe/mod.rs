@@ -766,7 +766,8 @@ impl FeClient {
         let statement = quote_string(key).and_then(|k| {
             quote_string(value).map(|v| format!("ADMIN SET ALL FRONTENDS CONFIG ({k} = {v})"))
         });
-        self.write(statement, "ADMIN SET ALL FRONTENDS CONFIG").await
+        self.write(statement, "ADMIN SET ALL FRONTENDS CONFIG")
+            .await
     }
 
     /// `ALTER SYSTEM ADD BACKEND "host:heartbeat_port"`. Doris answers

@@ -274,7 +274,10 @@ mod tests {
             .iter()
             .map(|c| (c.key.as_str(), c.old.as_deref(), c.new.as_deref()))
             .collect();
-        assert_eq!(keys, vec![("c", Some("3"), Some("4")), ("d", None, Some("5"))]);
+        assert_eq!(
+            keys,
+            vec![("c", Some("3"), Some("4")), ("d", None, Some("5"))]
+        );
         let removed = changes("be.conf", &new, &files("a = 1\n"));
         assert!(removed.iter().all(|c| c.new.is_none()));
         assert_eq!(removed.len(), 3);

@@ -29,7 +29,12 @@ const BE_SETTINGS: &[(&str, &str, &str, bool)] = &[
     ("webserver_port", "int32", "8040", false),
     ("heartbeat_service_port", "int32", "9050", false),
     ("brpc_port", "int32", "8060", false),
-    ("storage_root_path", "string", "${DORIS_HOME}/storage", false),
+    (
+        "storage_root_path",
+        "string",
+        "${DORIS_HOME}/storage",
+        false,
+    ),
     ("priority_networks", "string", "", false),
     ("sys_log_level", "string", "INFO", false),
     ("mem_limit", "string", "90%", false),
@@ -198,13 +203,20 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 }
 
 /// The answer to one request; `None` for a silent node.
-fn answer(state: &Mutex<State>, req: &Request<hyper::body::Incoming>) -> Option<Response<Full<Bytes>>> {
+fn answer(
+    state: &Mutex<State>,
+    req: &Request<hyper::body::Incoming>,
+) -> Option<Response<Full<Bytes>>> {
     let host = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default();
-    let node = host.split([':', '.']).next().unwrap_or_default().to_string();
+    let node = host
+        .split([':', '.'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     if st.silent.contains(&node) {
         return None;
@@ -277,7 +289,9 @@ fn set(settings: &mut BTreeMap<String, Setting>, key: &str, value: &str) -> Resu
         return Err(format!("[NOT_FOUND]'{key}' is not found"));
     };
     if !setting.mutable {
-        return Err(format!("[NOT_IMPLEMENTED_ERROR]'{key}' is not support to modify"));
+        return Err(format!(
+            "[NOT_IMPLEMENTED_ERROR]'{key}' is not support to modify"
+        ));
     }
     let valid = match setting.type_ {
         "bool" => value == "true" || value == "false",
@@ -310,16 +324,14 @@ fn decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
