@@ -36,6 +36,14 @@ pub struct Status {
 }
 
 impl Status {
+    /// Whether condition `type_` is True.
+    pub fn is_true(&self, type_: &str) -> bool {
+        self.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    }
+
     /// A DorisCluster's status as the operator reads it.
     pub fn from_doris(status: &DorisClusterStatus) -> Status {
         let mut parts = BTreeMap::new();
@@ -244,6 +252,9 @@ pub struct Observed<'a> {
     pub config_hash: &'a str,
     /// What the part waits for before its StatefulSet is made.
     pub waiting: Option<&'a str>,
+    /// The replicas its planned StatefulSet asks for: what status shows
+    /// until the StatefulSet is seen, so that seeing it changes nothing.
+    pub planned_replicas: Option<i32>,
 }
 
 /// The status a cluster should have now. `now` stamps transitions only;
@@ -421,7 +432,10 @@ fn component_status(
     failed.sort();
 
     let sts = obs.statefulset;
-    let desired = sts.and_then(|s| s.spec.replicas).unwrap_or(1);
+    let desired = sts
+        .and_then(|s| s.spec.replicas)
+        .or(obs.planned_replicas)
+        .unwrap_or(1);
     let sts_status = sts.and_then(|s| s.status.as_ref());
     let ready_replicas = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
@@ -571,7 +585,9 @@ pub fn headline(status: &Status) -> serde_json::Value {
                 // Whether all are available shows in the Ready condition.
                 "failing": phase == phase::HAVE_MEMBER_FAILED,
                 "failed": c.failed_instances,
-                "replicas": c.replicas,
+                // A part waiting for the one before it has no
+                // StatefulSet to count yet.
+                "replicas": (c.component_condition.reason != "Waiting").then_some(c.replicas),
                 "accessService": c.access_service,
                 "configHash": c.core_config_map_hash_value,
             })
