@@ -423,22 +423,50 @@ async fn an_object_a_template_stops_making_is_deleted() {
         pdbs.get_opt("doris-be-pdb").await.ok()?
     })
     .await;
-    let kinds = cluster_now(&env).await.annotations().get(EXTRA_KINDS).cloned();
+    let kinds = cluster_now(&env)
+        .await
+        .annotations()
+        .get(EXTRA_KINDS)
+        .cloned();
     assert_eq!(kinds.as_deref(), Some("policy/v1/PodDisruptionBudget"));
     // What the cluster has besides, and the versions it is at.
     async fn others(env: &Env) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for s in env.api::<StatefulSet>().list(&Default::default()).await.unwrap() {
-            out.insert(format!("sts/{}", s.name_any()), s.resource_version().unwrap());
+        for s in env
+            .api::<StatefulSet>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
+            out.insert(
+                format!("sts/{}", s.name_any()),
+                s.resource_version().unwrap(),
+            );
         }
-        for s in env.api::<Service>().list(&Default::default()).await.unwrap() {
-            out.insert(format!("svc/{}", s.name_any()), s.resource_version().unwrap());
+        for s in env
+            .api::<Service>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
+            out.insert(
+                format!("svc/{}", s.name_any()),
+                s.resource_version().unwrap(),
+            );
         }
-        for c in env.api::<ConfigMap>().list(&Default::default()).await.unwrap() {
+        for c in env
+            .api::<ConfigMap>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
             if c.labels().contains_key(SET_KEY) {
                 continue;
             }
-            out.insert(format!("cm/{}", c.name_any()), c.resource_version().unwrap());
+            out.insert(
+                format!("cm/{}", c.name_any()),
+                c.resource_version().unwrap(),
+            );
         }
         out
     }
@@ -457,11 +485,19 @@ async fn an_object_a_template_stops_making_is_deleted() {
         pdbs.get_opt("doris-mine").await.unwrap().is_some(),
         "a PodDisruptionBudget the operator did not make stays"
     );
-    assert_eq!(others(&env).await, before, "the cluster's other objects stay as they were");
-    eventually("the kind forgotten once its objects are gone", 20, || async {
-        let cluster = cluster_now(&env).await;
-        (!cluster.annotations().contains_key(EXTRA_KINDS)).then_some(())
-    })
+    assert_eq!(
+        others(&env).await,
+        before,
+        "the cluster's other objects stay as they were"
+    );
+    eventually(
+        "the kind forgotten once its objects are gone",
+        20,
+        || async {
+            let cluster = cluster_now(&env).await;
+            (!cluster.annotations().contains_key(EXTRA_KINDS)).then_some(())
+        },
+    )
     .await;
     assert_eq!(
         condition(&cluster_now(&env).await, "Ready").as_deref(),

@@ -383,9 +383,9 @@ pub async fn prune(
         extra_kinds
             .iter()
             .filter(|(api_version, kind)| {
-                objects.iter().any(|o| {
-                    o["apiVersion"] == api_version.as_str() && o["kind"] == kind.as_str()
-                })
+                objects
+                    .iter()
+                    .any(|o| o["apiVersion"] == api_version.as_str() && o["kind"] == kind.as_str())
             })
             .cloned(),
     );

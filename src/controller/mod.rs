@@ -944,7 +944,10 @@ impl<'a, K: DorisResource> Run<'a, K> {
 
     /// Remembers on the cluster the uncached kinds it has objects of (see
     /// [`apply::EXTRA_KINDS_ANNOTATION`]).
-    async fn record_kinds(&self, kinds: std::collections::BTreeSet<apply::Kind>) -> Result<(), Error> {
+    async fn record_kinds(
+        &self,
+        kinds: std::collections::BTreeSet<apply::Kind>,
+    ) -> Result<(), Error> {
         let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let mut annotations = serde_json::Map::new();
         annotations.insert(
