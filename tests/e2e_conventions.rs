@@ -403,7 +403,6 @@ async fn conventions_making_objects_the_operator_may_not_write_never_go_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_a_template_stops_making_is_deleted() {
-    use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     let env = Env::start("conv-prune").await;
     env.create_cluster(SAMPLE).await;
@@ -430,47 +429,7 @@ async fn an_object_a_template_stops_making_is_deleted() {
         .cloned();
     assert_eq!(kinds.as_deref(), Some("policy/v1/PodDisruptionBudget"));
     // What the cluster has besides, and the versions it is at.
-    async fn others(env: &Env) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for s in env
-            .api::<StatefulSet>()
-            .list(&Default::default())
-            .await
-            .unwrap()
-        {
-            out.insert(
-                format!("sts/{}", s.name_any()),
-                s.resource_version().unwrap(),
-            );
-        }
-        for s in env
-            .api::<Service>()
-            .list(&Default::default())
-            .await
-            .unwrap()
-        {
-            out.insert(
-                format!("svc/{}", s.name_any()),
-                s.resource_version().unwrap(),
-            );
-        }
-        for c in env
-            .api::<ConfigMap>()
-            .list(&Default::default())
-            .await
-            .unwrap()
-        {
-            if c.labels().contains_key(SET_KEY) {
-                continue;
-            }
-            out.insert(
-                format!("cm/{}", c.name_any()),
-                c.resource_version().unwrap(),
-            );
-        }
-        out
-    }
-    let before = others(&env).await;
+    let before = env::object_versions(&env).await;
     assert!(before.contains_key("sts/doris-be"), "{before:?}");
 
     // The template is taken out of the set.
@@ -486,7 +445,7 @@ async fn an_object_a_template_stops_making_is_deleted() {
         "a PodDisruptionBudget the operator did not make stays"
     );
     assert_eq!(
-        others(&env).await,
+        env::object_versions(&env).await,
         before,
         "the cluster's other objects stay as they were"
     );
