@@ -105,6 +105,53 @@ async fn main() {
     drop(operator);
 }
 
+/// Prints every write to cluster `name` and to the objects it owns, with
+/// the time since `start`: what `BENCH_TRACE=<cluster>` shows, to see
+/// which writes one cluster's bring-up takes.
+fn trace(emulator: &Emulator, name: String, start: Instant) -> AbortOnDrop {
+    let mut changes = emulator.subscribe();
+    AbortOnDrop(tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            let o = &change.object;
+            let object = o["metadata"]["name"].as_str().unwrap_or_default();
+            let owned = o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["name"] == name.as_str()))
+                || o["regarding"]["name"] == name.as_str()
+                || o["involvedObject"]["name"] == name.as_str();
+            if object != name && !owned {
+                continue;
+            }
+            let what = if object == name {
+                let conditions: Vec<String> = o["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{}={}/{}", c["type"], c["status"], c["reason"]))
+                    .collect();
+                format!("status {}", conditions.join(" ").replace('"', ""))
+            } else {
+                String::new()
+            };
+            println!(
+                "  trace {:>7.3} s  {} {} {object} {what}",
+                start.elapsed().as_secs_f64(),
+                change.type_,
+                o["kind"].as_str().unwrap_or_default(),
+            );
+        }
+    }))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One kind of cluster brought up many at once.
 struct Run<'a> {
     emulator: &'a std::sync::Arc<Emulator>,
@@ -139,6 +186,10 @@ impl Run<'_> {
         }
         emulator.reset_requests();
         let start = Instant::now();
+        let _trace = std::env::var("BENCH_TRACE")
+            .ok()
+            .filter(|t| names.contains(t))
+            .map(|name| trace(emulator, name, start));
         for name in names {
             emulator.put(self.resource, (self.manifest)(name));
         }

@@ -175,45 +175,6 @@ async fn deleting_a_cluster_removes_its_objects_and_keeps_its_data() {
     env.finish().await;
 }
 
-/// resourceVersions of everything the operator writes for a cluster.
-async fn versions(env: &Env) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for s in env
-        .api::<StatefulSet>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-    {
-        out.insert(
-            format!("sts/{}", s.name_any()),
-            s.resource_version().unwrap(),
-        );
-    }
-    for s in env
-        .api::<Service>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-    {
-        out.insert(
-            format!("svc/{}", s.name_any()),
-            s.resource_version().unwrap(),
-        );
-    }
-    for c in env
-        .api::<ConfigMap>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-    {
-        out.insert(
-            format!("cm/{}", c.name_any()),
-            c.resource_version().unwrap(),
-        );
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_converged_cluster_costs_no_writes() {
     let env = Env::start("converged").await;
@@ -221,7 +182,7 @@ async fn a_converged_cluster_costs_no_writes() {
     wait_ready(&env, "doris").await;
     // Let the last pod and status events settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = versions(&env).await;
+    let before = env::object_versions(&env).await;
     let status_before = env.api::<DorisCluster>().get("doris").await.unwrap().status;
 
     // A label change wakes the reconciler without changing what it plans.
@@ -239,7 +200,7 @@ async fn a_converged_cluster_costs_no_writes() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     assert_eq!(
-        versions(&env).await,
+        env::object_versions(&env).await,
         before,
         "no child object was rewritten"
     );

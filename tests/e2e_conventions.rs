@@ -361,3 +361,69 @@ async fn conventions_making_objects_the_operator_may_not_write_never_go_live() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_a_template_stops_making_is_deleted() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let env = Env::start("conv-prune").await;
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    let pdbs = env.api::<PodDisruptionBudget>();
+    // The user's own PodDisruptionBudget: not the operator's to delete.
+    let mine: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": {"name": "doris-mine"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "mine"}}},
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &mine).await.unwrap();
+
+    put_conventions(&env, "pdb", "default", &[("pdb.yaml.j2", PDB_TEMPLATE)]).await;
+    eventually("a PodDisruptionBudget per component", 20, || async {
+        pdbs.get_opt("doris-fe-pdb").await.ok()??;
+        pdbs.get_opt("doris-be-pdb").await.ok()?
+    })
+    .await;
+    let kinds = cluster_now(&env)
+        .await
+        .annotations()
+        .get(EXTRA_KINDS)
+        .cloned();
+    assert_eq!(kinds.as_deref(), Some("policy/v1/PodDisruptionBudget"));
+    // What the cluster has besides, and the versions it is at.
+    let before = env::object_versions(&env).await;
+    assert!(before.contains_key("sts/doris-be"), "{before:?}");
+
+    // The template is taken out of the set.
+    put_conventions(&env, "pdb", "default", &[]).await;
+    eventually("the PodDisruptionBudgets deleted", 20, || async {
+        let fe = pdbs.get_opt("doris-fe-pdb").await.ok()?;
+        let be = pdbs.get_opt("doris-be-pdb").await.ok()?;
+        (fe.is_none() && be.is_none()).then_some(())
+    })
+    .await;
+    assert!(
+        pdbs.get_opt("doris-mine").await.unwrap().is_some(),
+        "a PodDisruptionBudget the operator did not make stays"
+    );
+    assert_eq!(
+        env::object_versions(&env).await,
+        before,
+        "the cluster's other objects stay as they were"
+    );
+    eventually(
+        "the kind forgotten once its objects are gone",
+        20,
+        || async {
+            let cluster = cluster_now(&env).await;
+            (!cluster.annotations().contains_key(EXTRA_KINDS)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        condition(&cluster_now(&env).await, "Ready").as_deref(),
+        Some("True")
+    );
+    env.finish().await;
+}
+
+const EXTRA_KINDS: &str = "doris.selectdb.com/extra-kinds";

@@ -10,11 +10,11 @@
 //! conventions or the operator's rights change, so the reconcile reports it
 //! in status rather than only retrying.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::pinned_kind;
 use kube::{Client, ResourceExt};
@@ -259,9 +259,65 @@ fn applies_replicas(live: &StatefulSet) -> bool {
     })
 }
 
+/// The annotation on a cluster naming the kinds of objects made for it that
+/// the operator's caches do not hold (a PodDisruptionBudget a manifest
+/// template makes, say), as `apiVersion/Kind` separated by commas. Pruning
+/// lists these kinds; the annotation keeps a kind after the conventions
+/// stop making it until its last object of the cluster is gone, so an
+/// operator restart in between forgets nothing.
+pub const EXTRA_KINDS_ANNOTATION: &str = "doris.selectdb.com/extra-kinds";
+
+/// A kind as (apiVersion, kind).
+pub type Kind = (String, String);
+
+/// The kinds of `objects` that the operator's caches do not hold.
+pub fn uncached_kinds(stores: &Stores, objects: &[Value]) -> BTreeSet<Kind> {
+    objects
+        .iter()
+        .filter_map(|o| Some((o["apiVersion"].as_str()?, o["kind"].as_str()?)))
+        .filter(|(_, kind)| !stores.caches(kind))
+        .map(|(v, k)| (v.to_string(), k.to_string()))
+        .collect()
+}
+
+/// The kinds [`EXTRA_KINDS_ANNOTATION`] names (what does not read as a
+/// kind is left out: it names nothing the operator made).
+pub fn recorded_kinds(annotations: Option<&BTreeMap<String, String>>) -> BTreeSet<Kind> {
+    annotations
+        .and_then(|a| a.get(EXTRA_KINDS_ANNOTATION))
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .filter_map(|k| crate::plan::objects::parse_api_resource(k.trim()).ok())
+        .collect()
+}
+
+/// The value of [`EXTRA_KINDS_ANNOTATION`] for `kinds`; none when empty.
+pub fn kinds_annotation(kinds: &BTreeSet<Kind>) -> Option<String> {
+    (!kinds.is_empty()).then(|| {
+        kinds
+            .iter()
+            .map(|(v, k)| format!("{v}/{k}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// What pruning did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// `Kind/name` of every object deleted.
+    pub deleted: Vec<String>,
+    /// The uncached kinds (of those asked about) that the plan still makes
+    /// or of which an object of the cluster is still going away.
+    pub kinds_left: BTreeSet<Kind>,
+}
+
 /// Deletes objects the operator made for this cluster that the plan no
-/// longer has (a component removed from the spec). PersistentVolumeClaims
-/// are never among them.
+/// longer has (a component removed from the spec, a template that no
+/// longer makes an object): those in its caches, and those of the
+/// uncached `extra_kinds`, listed by the operator's label. Only objects
+/// labelled as the operator's and owned by the cluster go;
+/// PersistentVolumeClaims are never among them.
 pub async fn prune(
     client: &Client,
     resources: &Resources,
@@ -269,33 +325,66 @@ pub async fn prune(
     cluster_uid: &str,
     namespace: &str,
     objects: &[Value],
-) -> Result<Vec<String>, Error> {
-    let wanted: std::collections::HashSet<(String, String)> = objects
+    extra_kinds: &BTreeSet<Kind>,
+) -> Result<Pruned, Error> {
+    let wanted: std::collections::HashSet<(&str, &str)> = objects
         .iter()
         .map(|o| {
             (
-                o["kind"].as_str().unwrap_or_default().to_string(),
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default(),
             )
         })
         .collect();
-    let mut deleted = Vec::new();
-    for (api_version, kind, name) in stores.owned_by(cluster_uid, namespace) {
-        if wanted.contains(&(kind.clone(), name.clone())) {
+    let mut owned = stores.owned_by(cluster_uid, namespace);
+    let mut out = Pruned::default();
+    for (api_version, kind) in extra_kinds {
+        if kind == "PersistentVolumeClaim" || stores.caches(kind) {
+            continue;
+        }
+        let resource = resources.resolve(client, api_version, kind).await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let listed = api
+            .list_metadata(&ListParams::default().labels(super::stores::MANAGED_SELECTOR))
+            .await
+            .map_err(Error::Kube)?;
+        for o in listed.items {
+            if !o.owner_references().iter().any(|r| r.uid == cluster_uid) {
+                continue;
+            }
+            if o.metadata.deletion_timestamp.is_some() {
+                // Going already: remembered until it is gone.
+                out.kinds_left.insert((api_version.clone(), kind.clone()));
+            } else {
+                owned.push((api_version.clone(), kind.clone(), o.name_any()));
+            }
+        }
+    }
+    for (api_version, kind, name) in owned {
+        if wanted.contains(&(kind.as_str(), name.as_str())) {
             continue;
         }
         let resource = resources.resolve(client, &api_version, &kind).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => deleted.push(format!("{kind}/{name}")),
+            Ok(_) => out.deleted.push(format!("{kind}/{name}")),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(Error::Kube(e)),
         }
     }
-    Ok(deleted)
+    // Left: the kinds the plan still makes, and those of objects still
+    // going away.
+    out.kinds_left.extend(
+        extra_kinds
+            .iter()
+            .filter(|(api_version, kind)| {
+                objects
+                    .iter()
+                    .any(|o| o["apiVersion"] == api_version.as_str() && o["kind"] == kind.as_str())
+            })
+            .cloned(),
+    );
+    Ok(out)
 }
 
 #[cfg(test)]

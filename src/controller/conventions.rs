@@ -215,7 +215,8 @@ impl Permissions {
             let verbs: &[&str] = if CACHED_KINDS.contains(&kind) {
                 &["get", "list", "watch", "create", "patch", "delete"]
             } else {
-                &["get", "create", "patch"]
+                // Listed and deleted when a template stops making them.
+                &["get", "list", "create", "patch", "delete"]
             };
             let mut missing = Vec::new();
             for verb in verbs {

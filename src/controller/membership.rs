@@ -60,6 +60,8 @@ pub struct Outcome {
     pub requeue: Option<Duration>,
     /// The id the FE gave each compute group, by part, when it was asked.
     pub compute_group_ids: BTreeMap<String, String>,
+    /// Whether the FE was asked (or tried) this time.
+    pub asked: bool,
 }
 
 /// One component's replicas: planned, and what its StatefulSet has now.
@@ -398,7 +400,7 @@ pub fn shrinking(ctx: &Context, cluster: ClusterRef<'_>, planned: &Plan) -> bool
 }
 
 /// The replicas a planned StatefulSet asks for.
-fn planned_replicas(objects: &[Value], statefulset: &str) -> Option<i32> {
+pub fn planned_replicas(objects: &[Value], statefulset: &str) -> Option<i32> {
     objects
         .iter()
         .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == statefulset)?["spec"]
@@ -773,6 +775,7 @@ impl Step<'_> {
     }
 
     fn finish(mut self, confirmed: Option<String>, signature: &str) -> Outcome {
+        self.out.asked = true;
         self.nodes
             .sort_by(|a, b| (&a.component, &a.pod).cmp(&(&b.component, &b.pod)));
         let in_flux = self

@@ -9,7 +9,9 @@
 //!   StatefulSet or Service event changes none of its inputs.
 //! - [`StatusPace`]: when each cluster's status was last written, so that
 //!   progress alone (one more pod Ready) is written at most once per
-//!   interval while a cluster converges.
+//!   interval while a cluster converges; and what was written, until the
+//!   cluster cache shows it, so that a reconcile running in between takes
+//!   the operator's own write as the cluster's status.
 //!
 //! Both hold one entry per live cluster: an entry goes when its cluster is
 //! deleted, and entries of clusters no longer known are dropped as new ones
@@ -23,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::conventions::ConventionBundle;
 
+use crate::controller::status::Status;
 use crate::plan::Plan;
 use crate::plan::membership::MembershipPolicy;
 
@@ -89,7 +92,16 @@ pub fn fingerprint(
     part(&meta.namespace);
     part(&meta.uid);
     part(&meta.labels);
-    part(&meta.annotations);
+    // The operator's own record of the kinds it made (written as they
+    // change) is not a plan input: no plan reads it.
+    let record = crate::controller::apply::EXTRA_KINDS_ANNOTATION;
+    let mut annotations = std::borrow::Cow::Borrowed(&meta.annotations);
+    if let Some(a) = meta.annotations.as_ref().filter(|a| a.contains_key(record)) {
+        let mut a = a.clone();
+        a.remove(record);
+        annotations = std::borrow::Cow::Owned(Some(a));
+    }
+    part(&*annotations);
     part(&cluster.spec_json());
     part(config_maps);
     part(secret_keys);
@@ -167,10 +179,20 @@ fn prune<V>(entries: &mut HashMap<String, V>, live: impl FnOnce() -> HashSet<Str
     entries.retain(|uid, _| live.contains(uid));
 }
 
-/// When each cluster's status was last written.
+/// When each cluster's status was last written, and what was written until
+/// the cluster cache shows it.
 #[derive(Default)]
 pub struct StatusPace {
-    written: Mutex<HashMap<String, Instant>>,
+    written: Mutex<HashMap<String, Written>>,
+}
+
+/// One cluster's last status write.
+struct Written {
+    at: Instant,
+    /// The write while the cache does not show it yet: the
+    /// resourceVersion of the cluster it was written over, the status and
+    /// its JSON.
+    unseen: Option<(Option<String>, Arc<(Status, serde_json::Value)>)>,
 }
 
 impl StatusPace {
@@ -178,14 +200,49 @@ impl StatusPace {
     /// `None` when it may be written now.
     pub fn wait(&self, uid: &str, interval: Duration) -> Option<Duration> {
         let written = self.written.lock().expect("lock");
-        let since = written.get(uid)?.elapsed();
+        let since = written.get(uid)?.at.elapsed();
         (since < interval).then(|| interval - since)
     }
 
-    pub fn written(&self, uid: &str, live: impl FnOnce() -> HashSet<String>) {
+    /// Records that `status` (as `json`) was written over version
+    /// `over` of the cluster `uid`.
+    pub fn written(
+        &self,
+        uid: &str,
+        over: Option<String>,
+        status: Status,
+        json: serde_json::Value,
+        live: impl FnOnce() -> HashSet<String>,
+    ) {
         let mut written = self.written.lock().expect("lock");
-        if written.insert(uid.to_string(), Instant::now()).is_none() {
+        let entry = Written {
+            at: Instant::now(),
+            unseen: Some((over, Arc::new((status, json)))),
+        };
+        if written.insert(uid.to_string(), entry).is_none() {
             prune(&mut written, live);
+        }
+    }
+
+    /// The status last written for `uid` while the cached cluster, at
+    /// `version`, is still the one it was written over: a reconcile that
+    /// runs before the cache shows the operator's own write reads that,
+    /// not the older status, and so neither writes it again nor dates its
+    /// transitions anew. Once the cache has moved on, nothing.
+    pub fn unseen(
+        &self,
+        uid: &str,
+        version: Option<&str>,
+    ) -> Option<Arc<(Status, serde_json::Value)>> {
+        let mut written = self.written.lock().expect("lock");
+        let entry = written.get_mut(uid)?;
+        match &entry.unseen {
+            Some((over, status)) if over.as_deref() == version => Some(status.clone()),
+            Some(_) => {
+                entry.unseen = None;
+                None
+            }
+            None => None,
         }
     }
 

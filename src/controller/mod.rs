@@ -680,6 +680,8 @@ struct Run<'a, K: DorisResource> {
     previous: status::Status,
     now: Time,
     conventions_failure: Option<String>,
+    /// The uncached kinds the cluster is known to have objects of.
+    extra_kinds: std::sync::Mutex<std::collections::BTreeSet<apply::Kind>>,
 }
 
 impl<'a, K: DorisResource> Run<'a, K> {
@@ -692,9 +694,14 @@ impl<'a, K: DorisResource> Run<'a, K> {
             ctx,
             name: cluster.name(),
             namespace: cluster.namespace(),
-            previous: object.read_status(),
+            previous: written_status(ctx, object)
+                .map(|w| w.0.clone())
+                .unwrap_or_else(|| object.read_status()),
             now: Time(k8s_openapi::jiff::Timestamp::now()),
             conventions_failure: ctx.conventions.failure_for(set),
+            extra_kinds: std::sync::Mutex::new(apply::recorded_kinds(
+                object.meta().annotations.as_ref(),
+            )),
         }
     }
 
@@ -975,6 +982,14 @@ impl<'a, K: DorisResource> Run<'a, K> {
                     .collect(),
             )
         };
+        // An uncached kind is remembered on the cluster before its first
+        // object exists, so that pruning finds its objects later.
+        let extra = apply::uncached_kinds(&self.ctx.stores, &planned.objects);
+        let recorded = self.extra_kinds.lock().expect("lock").clone();
+        if !extra.is_subset(&recorded) {
+            self.record_kinds(recorded.union(&extra).cloned().collect())
+                .await?;
+        }
         let applied = match apply::apply_all(
             &self.ctx.client,
             &self.ctx.resources,
@@ -1030,9 +1045,11 @@ impl<'a, K: DorisResource> Run<'a, K> {
         Ok(())
     }
 
-    /// Deletes what a removed part left.
+    /// Deletes what a removed part, or a template that no longer makes an
+    /// object, left; forgets an uncached kind once its last object is gone.
     async fn step_prune(&self, planned: &plan::Plan) -> Result<(), Error> {
         let uid = self.object.uid().unwrap_or_default();
+        let recorded = self.extra_kinds.lock().expect("lock").clone();
         let pruned = apply::prune(
             &self.ctx.client,
             &self.ctx.resources,
@@ -1040,12 +1057,37 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &uid,
             &self.namespace,
             &planned.objects,
+            &recorded,
         )
         .await?;
-        if !pruned.is_empty() {
-            let note = format!("deleted {}", pruned.join(", "));
+        if !pruned.deleted.is_empty() {
+            let note = format!("deleted {}", pruned.deleted.join(", "));
             self.note_change(&planned.revision, &note).await;
         }
+        if pruned.kinds_left != recorded {
+            self.record_kinds(pruned.kinds_left).await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers on the cluster the uncached kinds it has objects of (see
+    /// [`apply::EXTRA_KINDS_ANNOTATION`]).
+    async fn record_kinds(
+        &self,
+        kinds: std::collections::BTreeSet<apply::Kind>,
+    ) -> Result<(), Error> {
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(
+            apply::EXTRA_KINDS_ANNOTATION.into(),
+            json!(apply::kinds_annotation(&kinds)),
+        );
+        let patch = json!({"metadata": {"annotations": annotations}});
+        api.patch(&self.name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(Error::Kube)?;
+        self.ctx.metrics.count_write(K::kind(&()).as_ref(), "patch");
+        *self.extra_kinds.lock().expect("lock") = kinds;
         Ok(())
     }
 
@@ -1115,13 +1157,22 @@ impl<'a, K: DorisResource> Run<'a, K> {
             members,
             &self.now,
         );
-        let ready = new_status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        let deferred =
-            write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?;
+        let ready = new_status.is_true("Ready");
+        // A cluster turning Ready whose FE is due to be asked about its
+        // nodes within a moment is written once the FE has answered, so
+        // that Ready and MembersSynced come in one write. (The FE was not
+        // asked this time, so the next time it is due it will be.)
+        let awaits_members = ready
+            && !self.previous.is_true("Ready")
+            && !new_status.is_true("MembersSynced")
+            && !members.asked
+            && members.requeue.is_some_and(|r| r <= AWAIT_MEMBERS)
+            && !live_status_json(self.ctx, self.object).is_null();
+        let deferred = if awaits_members {
+            members.requeue
+        } else {
+            write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?
+        };
         let next = if let Some(after) = rollout.requeue {
             after
         } else if ready {
@@ -1276,6 +1327,7 @@ fn observe<'a>(
             config_hash: &c.config_hash,
             waiting: waiting.get(&c.part).map(String::as_str),
             held: false,
+            planned_replicas: membership::planned_replicas(&planned.objects, &c.names.statefulset),
         })
         .collect()
 }
@@ -1379,6 +1431,10 @@ pub async fn user_secret_keys(
     Ok(out)
 }
 
+/// How long a cluster's status turning Ready may wait for the FE's answer
+/// about its nodes (see [`Run::step_status`]).
+const AWAIT_MEMBERS: Duration = Duration::from_secs(1);
+
 /// How often a converging cluster's status is written while only its
 /// progress changes (see [`status::headline`]).
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
@@ -1403,7 +1459,7 @@ async fn write_status_paced<K: DorisResource>(
             .is_some_and(|c| c.reason == "Registering");
     record_health(ctx, object, status);
     if converging
-        && !object.status_json().is_null()
+        && !live_status_json(ctx, object).is_null()
         && previous != status
         && status::headline(previous) == status::headline(status)
         && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
@@ -1455,18 +1511,41 @@ async fn write_status<K: DorisResource>(
     status: &status::Status,
 ) -> Result<(), Error> {
     record_health(ctx, object, status);
-    let old = object.status_json();
-    let mut new = object.status_to_json(status);
-    if !old.is_object() {
-        // No status yet: the patch needs nothing cleared.
-        return patch_status(ctx, object, new).await;
-    }
+    let old = live_status_json(ctx, object);
+    let new = object.status_to_json(status);
     if old == new {
         return Ok(());
     }
-    // A merge patch keeps keys it does not mention: clear the ones that went.
-    clear_removed(&old, &mut new);
-    patch_status(ctx, object, new).await
+    let mut patch = new.clone();
+    if old.is_object() {
+        // A merge patch keeps keys it does not mention: clear the ones that went.
+        clear_removed(&old, &mut patch);
+    }
+    patch_status(ctx, object, patch).await?;
+    if let Some(uid) = object.uid() {
+        let over = object.meta().resource_version.clone();
+        ctx.status_pace
+            .written(&uid, over, status.clone(), new, || ctx.live_uids());
+    }
+    Ok(())
+}
+
+/// The operator's last status write of `object`'s cluster while the cache
+/// does not show it yet (see [`memo::StatusPace::unseen`]).
+fn written_status<K: DorisResource>(
+    ctx: &Context,
+    object: &K,
+) -> Option<Arc<(status::Status, Value)>> {
+    ctx.status_pace.unseen(
+        &object.uid().unwrap_or_default(),
+        object.meta().resource_version.as_deref(),
+    )
+}
+
+/// The cluster's status as JSON, as it is on the API server: the cache's,
+/// or the operator's own write the cache does not show yet.
+fn live_status_json<K: DorisResource>(ctx: &Context, object: &K) -> Value {
+    written_status(ctx, object).map_or_else(|| object.status_json(), |w| w.1.clone())
 }
 
 async fn patch_status<K: DorisResource>(
@@ -1484,9 +1563,6 @@ async fn patch_status<K: DorisResource>(
     .map_err(Error::Kube)?;
     ctx.metrics
         .count_write(K::kind(&()).as_ref(), "patch-status");
-    if let Some(uid) = object.uid() {
-        ctx.status_pace.written(&uid, || ctx.live_uids());
-    }
     Ok(())
 }
 

@@ -48,6 +48,14 @@ impl Status {
         self.conditions.iter().flatten().find(|c| c.type_ == type_)
     }
 
+    /// Whether condition `type_` is True.
+    pub fn is_true(&self, type_: &str) -> bool {
+        self.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == type_ && c.status == "True")
+    }
+
     /// A DorisCluster's status as the operator reads it.
     pub fn from_doris(status: &DorisClusterStatus) -> Status {
         let mut parts = BTreeMap::new();
@@ -324,6 +332,9 @@ pub struct Observed<'a> {
     /// Its outdated pods wait for a maintenance window or an approval: it
     /// serves as it is and is not upgrading yet.
     pub held: bool,
+    /// The replicas its planned StatefulSet asks for: what status shows
+    /// until the StatefulSet is seen, so that seeing it changes nothing.
+    pub planned_replicas: Option<i32>,
 }
 
 /// The status a cluster should have now. `now` stamps transitions only;
@@ -507,7 +518,10 @@ fn component_status(
     failed.sort();
 
     let sts = obs.statefulset;
-    let desired = sts.and_then(|s| s.spec.replicas).unwrap_or(1);
+    let desired = sts
+        .and_then(|s| s.spec.replicas)
+        .or(obs.planned_replicas)
+        .unwrap_or(1);
     let sts_status = sts.and_then(|s| s.status.as_ref());
     let ready_replicas = sts_status.and_then(|s| s.ready_replicas).unwrap_or(0);
     let updated = sts_status.and_then(|s| s.updated_replicas).unwrap_or(0);
@@ -656,7 +670,9 @@ pub fn headline(status: &Status) -> serde_json::Value {
                 // Whether all are available shows in the Ready condition.
                 "failing": phase == phase::HAVE_MEMBER_FAILED,
                 "failed": c.failed_instances,
-                "replicas": c.replicas,
+                // A part waiting for the one before it has no
+                // StatefulSet to count yet.
+                "replicas": (c.component_condition.reason != "Waiting").then_some(c.replicas),
                 "accessService": c.access_service,
                 "configHash": c.core_config_map_hash_value,
             })

@@ -56,6 +56,14 @@ impl Stores {
         })
     }
 
+    /// Whether objects of `kind` are cached (and so pruned from the cache).
+    pub fn caches(&self, kind: &str) -> bool {
+        matches!(
+            kind,
+            "StatefulSet" | "Service" | "ConfigMap" | "HorizontalPodAutoscaler"
+        )
+    }
+
     /// (apiVersion, kind, name) of every cached object owned by `uid`.
     pub fn owned_by(&self, uid: &str, namespace: &str) -> Vec<(String, String, String)> {
         fn owned<K: Resource<DynamicType = ()> + Clone>(

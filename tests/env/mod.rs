@@ -435,3 +435,34 @@ pub async fn enforce_pod_security(env: &Env, level: &str) {
         .await
         .expect("namespace labelled");
 }
+
+/// resourceVersions of the StatefulSets, Services and ConfigMaps the
+/// operator made (by its label), keyed `sts/<name>`, `svc/<name>`,
+/// `cm/<name>`: what a test compares to see that nothing was rewritten.
+pub async fn object_versions(env: &Env) -> std::collections::BTreeMap<String, String> {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+    use kube::ResourceExt;
+    let params =
+        kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=doris-operator");
+    let mut out = std::collections::BTreeMap::new();
+    for s in env.api::<StatefulSet>().list(&params).await.unwrap() {
+        out.insert(
+            format!("sts/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        );
+    }
+    for s in env.api::<Service>().list(&params).await.unwrap() {
+        out.insert(
+            format!("svc/{}", s.name_any()),
+            s.resource_version().unwrap(),
+        );
+    }
+    for c in env.api::<ConfigMap>().list(&params).await.unwrap() {
+        out.insert(
+            format!("cm/{}", c.name_any()),
+            c.resource_version().unwrap(),
+        );
+    }
+    out
+}
