@@ -325,6 +325,14 @@ fn reason(comp: &Component<'_>, pod: &Pod) -> &'static str {
 /// first.
 const REASONS: &[&str] = &["upgrade", "config", "spec", "requested", "conventions"];
 
+/// Whether `pod` runs its part's current template without the stamp of
+/// the inputs that template was planned under.
+fn needs_stamp(comp: &Component<'_>, pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && comp.updated(pod)
+        && pod.annotations().get(INPUTS_ANNOTATION).map(String::as_str) != Some(comp.inputs)
+}
+
 /// Stamps each pod at its StatefulSet's revision with the inputs its
 /// template was planned under, so a later template change is known to be
 /// the user's or the conventions'. The StatefulSet is as planned (checked
@@ -332,11 +340,7 @@ const REASONS: &[&str] = &["upgrade", "config", "spec", "requested", "convention
 async fn stamp_inputs(ctx: &Context, namespace: &str, comp: &Component<'_>) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     for pod in &comp.pods {
-        let current = pod.annotations().get(INPUTS_ANNOTATION).map(String::as_str);
-        if pod.metadata.deletion_timestamp.is_some()
-            || !comp.updated(pod)
-            || current == Some(comp.inputs)
-        {
+        if !needs_stamp(comp, pod) {
             continue;
         }
         let patch = json!({"metadata": {
@@ -461,8 +465,19 @@ async fn advance_rollout<K: DorisResource>(
         });
     }
     let mut any_candidate = false;
+    // Stamps are only read to tell which restarts a policy holds: while
+    // none does, pods are left unwritten (a policy that fails is taken as
+    // holding, so nothing goes unstamped by mistake).
+    let mut holds: Option<bool> = None;
     for comp in &components {
-        stamp_inputs(ctx, &namespace, comp).await?;
+        if comp.pods.iter().any(|p| needs_stamp(comp, p))
+            && *holds.get_or_insert_with(|| {
+                crate::plan::maintenance::maintenance(bundle, cluster)
+                    .map_or(true, |m| !m.hold.is_empty())
+            })
+        {
+            stamp_inputs(ctx, &namespace, comp).await?;
+        }
         let key = format!("{namespace}/{}", comp.sts.name_any());
         if comp.candidates().next().is_some() {
             any_candidate = true;

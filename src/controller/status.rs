@@ -15,9 +15,9 @@ use crate::crd::disaggregated::{
     MetaServiceStatus as DdcMsStatus,
 };
 use crate::crd::{
-    CnStatus, ComponentCondition, ComponentKind, ComponentStatus, DorisCluster, DorisClusterStatus,
-    HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus, ConfigChangeStatus, StatusSummary,
-    VolumeResize,
+    CnStatus, ComponentCondition, ComponentKind, ComponentStatus, ConfigChangeStatus, DorisCluster,
+    DorisClusterStatus, HorizontalScaler, HostCheck, MembershipStatus, RolloutStatus,
+    StatusSummary, VolumeResize,
 };
 use crate::crd::{DorisDisaggregatedCluster, DorisDisaggregatedClusterStatus};
 

@@ -662,7 +662,9 @@ pub struct ConfigChangeStatus {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveSetting {
+    /// The configuration key, as in the file (`max_bytes_per_broker_scanner`).
     pub key: String,
+    /// The value it was set to.
     pub value: String,
     /// Nodes that took it.
     pub nodes: i32,
@@ -675,10 +677,11 @@ pub struct LiveSetting {
 pub struct RefusedSetting {
     /// The pod (for the FE, the FE access Service).
     pub node: String,
+    /// The configuration key it refused.
     pub key: String,
+    /// What the node answered (or why it could not be asked).
     pub message: String,
 }
-
 
 /// Short texts for the `kubectl get` columns, derived from the rest of
 /// status.

@@ -179,11 +179,12 @@ async fn diff_cluster(
         .map_err(|e| format!("{title}: reading its Secrets: {e}"))?;
     secret_keys.extend(input.secret_keys.clone());
     // What the cluster's namespace lets pods do, as the operator reads it.
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
     let pod_security = match namespaces.get_opt(&namespace).await {
-        Ok(ns) => plan::PodSecurity::of_namespace(
-            ns.as_ref().and_then(|ns| ns.metadata.labels.as_ref()),
-        ),
+        Ok(ns) => {
+            plan::PodSecurity::of_namespace(ns.as_ref().and_then(|ns| ns.metadata.labels.as_ref()))
+        }
         Err(e) => {
             report.notes.push(format!(
                 "{title}: namespace {namespace} could not be read ({e}): planned as privileged"

@@ -387,7 +387,7 @@ mod tests {
     fn a_broken_maintenance_function_fails_the_canary() {
         use crate::conventions::ConventionSources;
         let default = ConventionBundle::embedded().unwrap();
-        assert!(default.has_function("restart.rhai", FUNCTION));
+        assert!(default.defines("restart.rhai", FUNCTION, 1));
         crate::samples::canary(&default).unwrap();
         let policy = format!(
             "{}\nfn maintenance(ctx) {{ #{{ windows: [#{{ days: [\"Sunday\"], from: \"01:00\", to: \"02:00\" }}] }} }}\n",

@@ -713,7 +713,16 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
             } else {
                 Part::Main
             };
-            match update(&shared, &mut store, &key, old, body, part, Some(&writer), dry_run) {
+            match update(
+                &shared,
+                &mut store,
+                &key,
+                old,
+                body,
+                part,
+                Some(&writer),
+                dry_run,
+            ) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
@@ -753,10 +762,12 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                             Err(r) => *r,
                         }
                     }
-                    Some(old) => match update(&shared, &mut store, &key, old, merged, part, None, dry_run) {
-                        Ok(o) => respond(StatusCode::OK, &o),
-                        Err(r) => *r,
-                    },
+                    Some(old) => {
+                        match update(&shared, &mut store, &key, old, merged, part, None, dry_run) {
+                            Ok(o) => respond(StatusCode::OK, &o),
+                            Err(r) => *r,
+                        }
+                    }
                 };
             }
             let Some(old) = existing else {
@@ -784,7 +795,16 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 }
                 json_patch::merge(&mut patched, &body);
             }
-            match update(&shared, &mut store, &key, old, patched, part, Some(&writer), dry_run) {
+            match update(
+                &shared,
+                &mut store,
+                &key,
+                old,
+                patched,
+                part,
+                Some(&writer),
+                dry_run,
+            ) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
             }
