@@ -631,8 +631,13 @@ async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Resul
     };
     let rollout = rollout::advance(ctx, object, &bundle, &planned, &run.pods(), &run.now).await?;
     let hosts = run.step_hosts(&planned).await;
-    run.step_status(&planned, &members, rollout, volumes, &live, hosts, &waiting)
-        .await
+    let steps = StepOutcomes {
+        rollout,
+        volumes,
+        live,
+        hosts,
+    };
+    run.step_status(&planned, &members, steps, &waiting).await
 }
 
 /// Deletion (PVCs kept unless asked) and the finalizer that asks for them.
@@ -1123,12 +1128,16 @@ impl<'a, K: DorisResource> Run<'a, K> {
         &self,
         planned: &plan::Plan,
         members: &membership::Outcome,
-        rollout: rollout::Outcome,
-        volumes: volumes::Outcome,
-        live: &live_config::Outcome,
-        hosts: hosts::Outcome,
+        steps: StepOutcomes,
         waiting: &BTreeMap<String, String>,
     ) -> Result<Action, Error> {
+        let StepOutcomes {
+            rollout,
+            volumes,
+            live,
+            hosts,
+        } = steps;
+        let live = &live;
         let pods = self.pods();
         let statefulsets = self.statefulsets(planned);
         let mut observed = observe(planned, &statefulsets, &pods, waiting);
@@ -1504,6 +1513,14 @@ fn cluster_labels<K: DorisResource>(object: &K) -> crate::metrics::ClusterLabels
     }
 }
 
+/// What the steps before status found, for status to show.
+struct StepOutcomes {
+    rollout: rollout::Outcome,
+    volumes: volumes::Outcome,
+    live: live_config::Outcome,
+    hosts: hosts::Outcome,
+}
+
 /// Writes status through the status subresource, only when it changed.
 async fn write_status<K: DorisResource>(
     ctx: &Context,
@@ -1532,10 +1549,7 @@ async fn write_status<K: DorisResource>(
 
 /// The operator's last status write of `object`'s cluster while the cache
 /// does not show it yet (see [`memo::StatusPace::unseen`]).
-fn written_status<K: DorisResource>(
-    ctx: &Context,
-    object: &K,
-) -> Option<Arc<(status::Status, Value)>> {
+fn written_status<K: DorisResource>(ctx: &Context, object: &K) -> Option<memo::WrittenStatus> {
     ctx.status_pace.unseen(
         &object.uid().unwrap_or_default(),
         object.meta().resource_version.as_deref(),

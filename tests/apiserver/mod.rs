@@ -282,8 +282,10 @@ impl Emulator {
                 old,
                 object,
                 Part::All,
-                Some(&writer),
-                false,
+                How {
+                    writer: Some(&writer),
+                    dry_run: false,
+                },
             ),
             None => create(&self.shared, &mut store, key, object, false, Some(&writer)),
         };
@@ -720,8 +722,10 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 old,
                 body,
                 part,
-                Some(&writer),
-                dry_run,
+                How {
+                    writer: Some(&writer),
+                    dry_run,
+                },
             ) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
@@ -763,7 +767,18 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                         }
                     }
                     Some(old) => {
-                        match update(&shared, &mut store, &key, old, merged, part, None, dry_run) {
+                        match update(
+                            &shared,
+                            &mut store,
+                            &key,
+                            old,
+                            merged,
+                            part,
+                            How {
+                                writer: None,
+                                dry_run,
+                            },
+                        ) {
                             Ok(o) => respond(StatusCode::OK, &o),
                             Err(r) => *r,
                         }
@@ -802,8 +817,10 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 old,
                 patched,
                 part,
-                Some(&writer),
-                dry_run,
+                How {
+                    writer: Some(&writer),
+                    dry_run,
+                },
             ) {
                 Ok(o) => respond(StatusCode::OK, &o),
                 Err(r) => *r,
@@ -1008,6 +1025,13 @@ fn invalid_labels(object: &Value, name: &str) -> Option<Response<Body>> {
     Some(respond(StatusCode::UNPROCESSABLE_ENTITY, &body))
 }
 
+/// Who writes, and whether only to preview (`dryRun`).
+#[derive(Clone, Copy)]
+struct How<'a> {
+    writer: Option<&'a fields::Writer>,
+    dry_run: bool,
+}
+
 /// Writes `new` over `old` (the main object keeps the stored status, the
 /// status subresource changes only status); writes nothing when nothing
 /// changes.
@@ -1018,9 +1042,9 @@ fn update(
     old: Value,
     new: Value,
     part: Part,
-    writer: Option<&fields::Writer>,
-    dry_run: bool,
+    how: How<'_>,
 ) -> Result<Value, Box<Response<Body>>> {
+    let How { writer, dry_run } = how;
     // The ownership the write starts from: the request's managedFields
     // when it sets them (a client may reset them), else the stored ones.
     let sent_owners = new["metadata"].get("managedFields").cloned();
@@ -1175,7 +1199,18 @@ fn delete(
                 refs.retain(|r| r["uid"] != uid);
             }
             let old = store.objects[&k].clone();
-            let _ = update(shared, store, &k, old, o, Part::All, None, false);
+            let _ = update(
+                shared,
+                store,
+                &k,
+                old,
+                o,
+                Part::All,
+                How {
+                    writer: None,
+                    dry_run: false,
+                },
+            );
         }
     } else {
         collect_garbage(shared, store, &object);
@@ -1312,8 +1347,10 @@ fn scale(
         old,
         next,
         Part::Main,
-        Some(writer),
-        false,
+        How {
+            writer: Some(writer),
+            dry_run: false,
+        },
     ) {
         Ok(o) => respond(StatusCode::OK, &as_scale(&o)),
         Err(r) => *r,
