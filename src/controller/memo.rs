@@ -181,13 +181,16 @@ pub struct StatusPace {
     written: Mutex<HashMap<String, Written>>,
 }
 
+/// A status as written, and as its JSON.
+pub type WrittenStatus = Arc<(Status, serde_json::Value)>;
+
 /// One cluster's last status write.
 struct Written {
     at: Instant,
     /// The write while the cache does not show it yet: the
     /// resourceVersion of the cluster it was written over, the status and
     /// its JSON.
-    unseen: Option<(Option<String>, Arc<(Status, serde_json::Value)>)>,
+    unseen: Option<(Option<String>, WrittenStatus)>,
 }
 
 impl StatusPace {
@@ -224,11 +227,7 @@ impl StatusPace {
     /// runs before the cache shows the operator's own write reads that,
     /// not the older status, and so neither writes it again nor dates its
     /// transitions anew. Once the cache has moved on, nothing.
-    pub fn unseen(
-        &self,
-        uid: &str,
-        version: Option<&str>,
-    ) -> Option<Arc<(Status, serde_json::Value)>> {
+    pub fn unseen(&self, uid: &str, version: Option<&str>) -> Option<WrittenStatus> {
         let mut written = self.written.lock().expect("lock");
         let entry = written.get_mut(uid)?;
         match &entry.unseen {

@@ -1336,10 +1336,7 @@ async fn write_status<K: DorisResource>(
 
 /// The operator's last status write of `object`'s cluster while the cache
 /// does not show it yet (see [`memo::StatusPace::unseen`]).
-fn written_status<K: DorisResource>(
-    ctx: &Context,
-    object: &K,
-) -> Option<Arc<(status::Status, Value)>> {
+fn written_status<K: DorisResource>(ctx: &Context, object: &K) -> Option<memo::WrittenStatus> {
     ctx.status_pace.unseen(
         &object.uid().unwrap_or_default(),
         object.meta().resource_version.as_deref(),
