@@ -186,7 +186,7 @@ pub struct StatusPace {
     written: Mutex<HashMap<String, Written>>,
 }
 
-/// A status written, with its JSON.
+/// A status as written, and as its JSON.
 pub type WrittenStatus = Arc<(Status, serde_json::Value)>;
 
 /// One cluster's last status write.
