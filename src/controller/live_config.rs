@@ -177,49 +177,93 @@ pub async fn reconcile(
                 }
             }
         };
-        let names = planned.components[index].names.clone();
-        let objects = &mut planned.to_mut().objects;
-        if let Some(cm) = objects
-            .iter_mut()
-            .find(|o| is_named(o, "ConfigMap", &names.config_map))
-        {
-            let files_hash = match held {
-                Some((old_files, recorded_hash)) => {
-                    cm["data"] = json!(old_files);
-                    recorded_hash
-                }
-                None => new_files_hash,
-            };
-            let annotations = &mut cm["metadata"]["annotations"];
-            if !annotations.is_object() {
-                *annotations = json!({});
-            }
-            annotations[FILES_HASH_ANNOTATION] = json!(files_hash);
-            annotations[RESTART_HASH_ANNOTATION] = json!(restart_hash);
-            restamp(cm);
-        }
-        if let Some(sts) = objects
-            .iter_mut()
-            .find(|o| is_named(o, "StatefulSet", &names.statefulset))
-        {
-            // Only a template that carries the hash (indexing a missing
-            // key mutably would add one).
-            let pointer = format!(
-                "/spec/template/metadata/annotations/{}",
-                POD_CONFIG_HASH_ANNOTATION
-                    .replace('~', "~0")
-                    .replace('/', "~1")
-            );
-            if let Some(hash) = sts.pointer_mut(&pointer)
-                && hash.is_string()
-                && hash.as_str() != Some(restart_hash.as_str())
-            {
-                *hash = json!(restart_hash);
-                restamp(sts);
-            }
-        }
+        record(planned.to_mut(), index, held, new_files_hash, &restart_hash);
     }
     Ok(out)
+}
+
+/// Makes part `index`'s planned ConfigMap record the files it holds (the
+/// old ones, with their recorded hash, while a change waits) and its pod
+/// template carry `restart_hash`.
+fn record(
+    plan: &mut Plan,
+    index: usize,
+    held: Option<(BTreeMap<String, String>, String)>,
+    new_files_hash: String,
+    restart_hash: &str,
+) {
+    let names = plan.components[index].names.clone();
+    let objects = &mut plan.objects;
+    if let Some(cm) = objects
+        .iter_mut()
+        .find(|o| is_named(o, "ConfigMap", &names.config_map))
+    {
+        let files_hash = match held {
+            Some((old_files, recorded_hash)) => {
+                cm["data"] = json!(old_files);
+                recorded_hash
+            }
+            None => new_files_hash,
+        };
+        let annotations = &mut cm["metadata"]["annotations"];
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        annotations[FILES_HASH_ANNOTATION] = json!(files_hash);
+        annotations[RESTART_HASH_ANNOTATION] = json!(restart_hash);
+        restamp(cm);
+    }
+    if let Some(sts) = objects
+        .iter_mut()
+        .find(|o| is_named(o, "StatefulSet", &names.statefulset))
+    {
+        // Only a template that carries the hash (indexing a missing
+        // key mutably would add one).
+        let pointer = format!(
+            "/spec/template/metadata/annotations/{}",
+            POD_CONFIG_HASH_ANNOTATION
+                .replace('~', "~0")
+                .replace('/', "~1")
+        );
+        if let Some(hash) = sts.pointer_mut(&pointer)
+            && hash.is_string()
+            && hash.as_str() != Some(restart_hash)
+        {
+            *hash = json!(restart_hash);
+            restamp(sts);
+        }
+    }
+}
+
+/// `plan` as the operator would apply it over ConfigMaps that record
+/// `recorded(name)` = (files hash, restart hash): files a ConfigMap already
+/// holds keep the restart hash it recorded; new or changed files are taken
+/// as restarting, since whether Doris takes the changed keys at run time
+/// is known only when the operator asks it. For previews (`kubectl doris
+/// diff`); the operator itself goes through [`reconcile`].
+pub fn as_recorded(
+    plan: &mut Plan,
+    recorded: impl Fn(&str) -> Option<(Option<String>, Option<String>)>,
+) {
+    for index in 0..plan.components.len() {
+        let component = &plan.components[index];
+        let Some(files) = plan
+            .objects
+            .iter()
+            .find(|o| is_named(o, "ConfigMap", &component.names.config_map))
+            .and_then(|cm| {
+                serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok()
+            })
+        else {
+            continue;
+        };
+        let files_hash = hash_files(&files);
+        let restart_hash = match recorded(&component.names.config_map) {
+            Some((Some(was), Some(restart))) if was == files_hash => restart,
+            _ => component.config_hash.clone(),
+        };
+        record(plan, index, None, files_hash, &restart_hash);
+    }
 }
 
 fn is_named(object: &Value, kind: &str, name: &str) -> bool {

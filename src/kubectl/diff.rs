@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::cluster::{Cluster, ClusterRef};
 use crate::controller::apply::{FIELD_MANAGER, Resources};
+use crate::controller::live_config;
 use crate::conventions::reload::set_of;
 use crate::crd::ComponentKind;
 use crate::plan::restart::{RestartCandidate, full_restart_candidates, plan_restart};
@@ -192,7 +193,7 @@ async fn diff_cluster(
             plan::PodSecurity::Privileged
         }
     };
-    let planned = plan::plan(
+    let mut planned = plan::plan(
         bundle,
         PlanInput {
             cluster,
@@ -202,6 +203,29 @@ async fn diff_cluster(
         },
     )
     .map_err(|e| format!("{title}: {e}"))?;
+    // What each part's ConfigMap records of its files, as the operator
+    // adds it before applying.
+    let config_maps_api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), &namespace);
+    let mut recorded = BTreeMap::new();
+    for component in &planned.components {
+        let name = &component.names.config_map;
+        let live = config_maps_api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("{title}: reading ConfigMap {name}: {e}"))?;
+        if let Some(cm) = live {
+            let annotation = |key: &str| cm.annotations().get(key).cloned();
+            recorded.insert(
+                name.clone(),
+                (
+                    annotation(live_config::FILES_HASH_ANNOTATION),
+                    annotation(live_config::RESTART_HASH_ANNOTATION),
+                ),
+            );
+        }
+    }
+    live_config::as_recorded(&mut planned, |name| recorded.get(name).cloned());
     for missing in &planned.missing_config_maps {
         report.notes.push(format!(
             "{title}: ConfigMap {missing} does not exist: the operator waits for it and applies \
