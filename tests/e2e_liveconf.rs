@@ -325,6 +325,11 @@ async fn an_immutable_be_key_restarts_the_bes_one_at_a_time() {
     }
     assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
     assert!(r.rendered("be").await.contains("mem_limit = 80%"));
+    // Restarted: status no longer says the key waits.
+    let be = r
+        .entry("be", "applied", 30, |e| e.awaiting_restart.is_empty())
+        .await;
+    assert!(be.message.is_none(), "{be:?}");
     r.env.finish().await;
 }
 

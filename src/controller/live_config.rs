@@ -71,7 +71,9 @@ pub struct Outcome {
 impl Outcome {
     /// `status.configuration` from the previous entries and this outcome's,
     /// for the parts `planned` still has.
-    pub fn fold_into_status(&self, planned: &Plan, status: &mut Status) {
+    /// Keys that waited for a restart are cleared once every pod of their
+    /// part runs the pod template the plan carries (`pods`: the cluster's).
+    pub fn fold_into_status(&self, planned: &Plan, pods: &[Arc<Pod>], status: &mut Status) {
         let parts: BTreeSet<&str> = planned.components.iter().map(|c| c.part.as_str()).collect();
         let mut entries: Vec<ConfigChangeStatus> = status
             .configuration
@@ -82,9 +84,52 @@ impl Outcome {
             .filter(|e| !self.entries.iter().any(|n| n.component == e.component))
             .collect();
         entries.extend(self.entries.iter().cloned());
+        for entry in entries
+            .iter_mut()
+            .filter(|e| !e.awaiting_restart.is_empty())
+        {
+            if restarted(planned, &entry.component, pods) {
+                entry.awaiting_restart.clear();
+                entry.message = None;
+            }
+        }
         entries.sort_by(|a, b| a.component.cmp(&b.component));
         status.configuration = (!entries.is_empty()).then_some(entries);
     }
+}
+
+/// Whether every pod of `part` runs with the configuration hash its planned
+/// pod template carries: the restart a changed key waited for is done.
+fn restarted(planned: &Plan, part: &str, pods: &[Arc<Pod>]) -> bool {
+    let Some(component) = planned.components.iter().find(|c| c.part == part) else {
+        return false;
+    };
+    let pointer = format!(
+        "/spec/template/metadata/annotations/{}",
+        POD_CONFIG_HASH_ANNOTATION
+            .replace('~', "~0")
+            .replace('/', "~1")
+    );
+    let Some(wanted) = planned
+        .objects
+        .iter()
+        .find(|o| is_named(o, "StatefulSet", &component.names.statefulset))
+        .and_then(|sts| sts.pointer(&pointer))
+        .and_then(Value::as_str)
+    else {
+        return false;
+    };
+    let pods = component_pods(pods, &component.names);
+    !pods.is_empty()
+        && pods.iter().all(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(POD_CONFIG_HASH_ANNOTATION))
+                    .map(String::as_str)
+                    == Some(wanted)
+        })
 }
 
 /// What the ConfigMap of a part says it holds.

@@ -1154,7 +1154,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &self.now,
         );
         new_status.rollout = rollout.status;
-        live.fold_into_status(planned, &mut new_status);
+        live.fold_into_status(planned, &pods, &mut new_status);
         if let Some(progress) = volumes.progress {
             new_status.volumes = (!progress.is_empty()).then_some(progress);
         }
