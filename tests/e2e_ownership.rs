@@ -138,18 +138,28 @@ async fn an_autoscaled_cn_keeps_its_replicas_through_the_operators_applies() {
 
     // The autoscaler scales through the scale subresource, as the
     // controller manager does; membership follows.
-    let mut scale = sts.get_scale("doris-cn").await.unwrap();
-    scale.spec.as_mut().unwrap().replicas = Some(4);
-    sts.replace_scale(
-        "doris-cn",
-        &PostParams {
-            field_manager: Some("kube-controller-manager".into()),
-            ..Default::default()
-        },
-        &scale,
-    )
-    .await
-    .unwrap();
+    // Like the controller manager, it reads the scale again when the
+    // StatefulSet moved on in between (a 409).
+    eventually("the autoscaler to scale the CNs to 4", 10, || async {
+        let mut scale = sts.get_scale("doris-cn").await.unwrap();
+        scale.spec.as_mut().unwrap().replicas = Some(4);
+        match sts
+            .replace_scale(
+                "doris-cn",
+                &PostParams {
+                    field_manager: Some("kube-controller-manager".into()),
+                    ..Default::default()
+                },
+                &scale,
+            )
+            .await
+        {
+            Ok(_) => Some(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => None,
+            Err(e) => panic!("scaling: {e}"),
+        }
+    })
+    .await;
     eventually("four compute nodes in the FE", 30, || async {
         (compute_nodes(&sim).await == 4).then_some(())
     })

@@ -175,14 +175,7 @@ pub async fn reconcile(
             });
         // The files as the planned ConfigMap carries them (the memoized
         // plan keeps them only there).
-        let Some(new_files) = planned
-            .objects
-            .iter()
-            .find(|o| is_named(o, "ConfigMap", &component.names.config_map))
-            .and_then(|cm| {
-                serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok()
-            })
-        else {
+        let Some(new_files) = planned_files(planned, &component.names.config_map) else {
             continue;
         };
         let new_files_hash = hash_files(&new_files);
@@ -280,6 +273,14 @@ fn record(
     }
 }
 
+/// The files planned ConfigMap `name` carries.
+fn planned_files(plan: &Plan, name: &str) -> Option<BTreeMap<String, String>> {
+    plan.objects
+        .iter()
+        .find(|o| is_named(o, "ConfigMap", name))
+        .and_then(|cm| serde_json::from_value(cm["data"].clone()).ok())
+}
+
 /// `plan` as the operator would apply it over ConfigMaps that record
 /// `recorded(name)` = (files hash, restart hash): files a ConfigMap already
 /// holds keep the restart hash it recorded; new or changed files are taken
@@ -292,14 +293,7 @@ pub fn as_recorded(
 ) {
     for index in 0..plan.components.len() {
         let component = &plan.components[index];
-        let Some(files) = plan
-            .objects
-            .iter()
-            .find(|o| is_named(o, "ConfigMap", &component.names.config_map))
-            .and_then(|cm| {
-                serde_json::from_value::<BTreeMap<String, String>>(cm["data"].clone()).ok()
-            })
-        else {
+        let Some(files) = planned_files(plan, &component.names.config_map) else {
             continue;
         };
         let files_hash = hash_files(&files);
