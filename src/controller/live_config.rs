@@ -54,6 +54,17 @@ pub const RESTART_HASH_ANNOTATION: &str = "doris.selectdb.com/restart-config-has
 /// (put there by `shape.rhai` when restarts on configuration change are on).
 pub const POD_CONFIG_HASH_ANNOTATION: &str = "doris.selectdb.com/config-hash";
 
+/// Where a StatefulSet's pod template carries [`POD_CONFIG_HASH_ANNOTATION`],
+/// as a JSON pointer.
+fn config_hash_pointer() -> String {
+    format!(
+        "/spec/template/metadata/annotations/{}",
+        POD_CONFIG_HASH_ANNOTATION
+            .replace('~', "~0")
+            .replace('/', "~1")
+    )
+}
+
 /// How soon a change that waits is tried again.
 const RETRY: Duration = Duration::from_secs(3);
 
@@ -104,17 +115,11 @@ fn restarted(planned: &Plan, part: &str, pods: &[Arc<Pod>]) -> bool {
     let Some(component) = planned.components.iter().find(|c| c.part == part) else {
         return false;
     };
-    let pointer = format!(
-        "/spec/template/metadata/annotations/{}",
-        POD_CONFIG_HASH_ANNOTATION
-            .replace('~', "~0")
-            .replace('/', "~1")
-    );
     let Some(wanted) = planned
         .objects
         .iter()
         .find(|o| is_named(o, "StatefulSet", &component.names.statefulset))
-        .and_then(|sts| sts.pointer(&pointer))
+        .and_then(|sts| sts.pointer(&config_hash_pointer()))
         .and_then(Value::as_str)
     else {
         return false;
@@ -257,13 +262,7 @@ fn record(
     {
         // Only a template that carries the hash (indexing a missing
         // key mutably would add one).
-        let pointer = format!(
-            "/spec/template/metadata/annotations/{}",
-            POD_CONFIG_HASH_ANNOTATION
-                .replace('~', "~0")
-                .replace('/', "~1")
-        );
-        if let Some(hash) = sts.pointer_mut(&pointer)
+        if let Some(hash) = sts.pointer_mut(&config_hash_pointer())
             && hash.is_string()
             && hash.as_str() != Some(restart_hash)
         {
