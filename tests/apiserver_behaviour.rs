@@ -183,6 +183,39 @@ async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
     );
 }
 
+/// An orphan deletion holds the object with the `orphan` finalizer until
+/// the garbage collector has taken the owner's reference off its
+/// dependents; then the object goes and the dependents stay.
+#[tokio::test]
+async fn an_orphan_deletion_lingers_until_the_dependents_are_let_go() {
+    let (_e, _c, api) = setup().await;
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
+    let mut child = cm("child", json!({}));
+    child.metadata.owner_references =
+        Some(vec![serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap()
+    })).unwrap()]);
+    api.create(&PostParams::default(), &child).await.unwrap();
+
+    api.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    let held = api.get("owner").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(held.finalizers(), ["orphan"]);
+
+    for _ in 0..100 {
+        if api.get_opt("owner").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(api.get_opt("owner").await.unwrap().is_none(), "owner gone");
+    let child = api.get("child").await.expect("the dependent stays");
+    assert!(child.owner_references().is_empty(), "{child:?}");
+}
+
 #[tokio::test]
 async fn watches_resume_after_drops_and_relist_after_410() {
     let (emulator, _c, api) = setup().await;

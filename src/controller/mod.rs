@@ -127,7 +127,7 @@ pub struct Context {
     disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
     status_pace: memo::StatusPace,
-    resized: volumes::Resized,
+    recreating: volumes::Recreating,
     /// The watched namespaces' labels, for their Pod Security level.
     namespaces: reflector::Store<PartialObjectMeta<Namespace>>,
     /// Since when each StatefulSet with outdated pods has had its revision.
@@ -280,7 +280,7 @@ pub async fn run(
         disaggregated: disaggregated.clone(),
         plans: Default::default(),
         status_pace: Default::default(),
-        resized: Default::default(),
+        recreating: Default::default(),
         namespaces: ns_store.clone(),
         revisions: Default::default(),
     });

@@ -49,10 +49,18 @@ impl Outcome {
     }
 }
 
-/// Claims already seen at (at least) a size, so a converged cluster whose
-/// volumes grew once is not read again on every reconcile.
+/// The uids of StatefulSets this operator deleted to make them again. Until
+/// the cache stops showing one, its old templates are not read as live:
+/// applying them would make the StatefulSet again with the old claim
+/// template.
 #[derive(Default)]
-pub struct Resized(Mutex<HashSet<(String, String, i32)>>);
+pub struct Recreating(Mutex<HashSet<String>>);
+
+impl Recreating {
+    fn has(&self, uid: &str) -> bool {
+        self.0.lock().expect("lock").contains(uid)
+    }
+}
 
 /// Resizes the claims of every planned StatefulSet (in `namespace`) whose
 /// claim templates ask for more storage than the live ones, says which
@@ -66,8 +74,8 @@ pub async fn reconcile(
     parts: &[ComponentPlan],
     previous: Option<&[VolumeResize]>,
 ) -> Outcome {
-    let (client, stores, metrics, resized) =
-        (&ctx.client, &ctx.stores, &*ctx.metrics, &ctx.resized);
+    let (client, stores, metrics, recreating) =
+        (&ctx.client, &ctx.stores, &*ctx.metrics, &ctx.recreating);
     let mut out = Outcome::default();
     // (claim, part) of every claim asked to grow this time.
     let mut asked: Vec<(String, String)> = Vec::new();
@@ -82,6 +90,13 @@ pub async fn reconcile(
         let Some(live_sts) = stores.statefulset(namespace, &name) else {
             continue;
         };
+        // Deleted (by this operator, or still going): it is made again,
+        // with the planned templates, once it is gone.
+        let uid = live_sts.metadata.uid.clone().unwrap_or_default();
+        if live_sts.metadata.deletion_timestamp.is_some() || recreating.has(&uid) {
+            out.recreated.push(name);
+            continue;
+        }
         let live_templates = live_sts
             .spec
             .volume_claim_templates
@@ -142,11 +157,6 @@ pub async fn reconcile(
                 ));
                 continue;
             }
-            // Checked again when pods (and so claims) are added.
-            let key = (format!("{namespace}/{name}/{vct}"), new.clone(), replicas);
-            if resized.0.lock().expect("lock").contains(&key) {
-                continue;
-            }
             match grow(client, metrics, namespace, &vct, &name, replicas, &new).await {
                 Ok((grown, claims)) => {
                     asked.extend(claims.into_iter().map(|c| (c, component.clone())));
@@ -164,7 +174,7 @@ pub async fn reconcile(
                     // the next reconcile tries again.
                     match recreate(client, metrics, &live_sts).await {
                         Ok(()) => {
-                            resized.0.lock().expect("lock").insert(key);
+                            recreating.0.lock().expect("lock").insert(uid.clone());
                             out.recreated.push(name.clone());
                         }
                         Err(message) => {

@@ -838,7 +838,19 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
                 return error(409, "Conflict", "Precondition failed: UID in precondition");
             }
             match delete(&shared, &mut store, &key, orphan) {
-                Some(o) => respond(StatusCode::OK, &o),
+                Some(o) => {
+                    if orphan {
+                        // The garbage collector orphans the dependents a
+                        // little later, then lets the object go.
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            let mut store = shared.store.lock().unwrap();
+                            finish_orphaning(&shared, &mut store, &key);
+                        });
+                    }
+                    respond(StatusCode::OK, &o)
+                }
                 None => not_found(&route),
             }
         }
@@ -1165,6 +1177,18 @@ fn delete(
     orphan: bool,
 ) -> Option<Value> {
     let mut object = store.objects.get(key)?.clone();
+    if orphan {
+        // As the API server does: the `orphan` finalizer holds the object
+        // until the garbage collector has orphaned its dependents.
+        let finalizers = &mut object["metadata"]["finalizers"];
+        if !finalizers.is_array() {
+            *finalizers = json!([]);
+        }
+        let list = finalizers.as_array_mut().expect("array");
+        if !list.iter().any(|f| f == "orphan") {
+            list.push(json!("orphan"));
+        }
+    }
     let finalizers = object["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
@@ -1185,37 +1209,41 @@ fn delete(
     store.rv += 1;
     object["metadata"]["resourceVersion"] = json!(store.rv.to_string());
     record(shared, store, &key.0, "DELETED", object.clone());
-    if orphan {
-        let uid = object["metadata"]["uid"].clone();
-        let owned: Vec<_> = store
-            .objects
-            .iter()
-            .filter(|(_, o)| owned_by(o, &uid))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in owned {
-            let mut o = store.objects[&k].clone();
-            if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
-                refs.retain(|r| r["uid"] != uid);
-            }
-            let old = store.objects[&k].clone();
-            let _ = update(
-                shared,
-                store,
-                &k,
-                old,
-                o,
-                Part::All,
-                How {
-                    writer: None,
-                    dry_run: false,
-                },
-            );
-        }
-    } else {
-        collect_garbage(shared, store, &object);
-    }
+    collect_garbage(shared, store, &object);
     Some(object)
+}
+
+/// The garbage collector's part of an orphan deletion: the dependents lose
+/// their reference to the object, then the `orphan` finalizer goes, and
+/// with it the object when no other finalizer holds it.
+fn finish_orphaning(shared: &Shared, store: &mut Store, key: &(Resource, String, String)) {
+    let Some(object) = store.objects.get(key).cloned() else {
+        return;
+    };
+    let uid = object["metadata"]["uid"].clone();
+    let owned: Vec<_> = store
+        .objects
+        .iter()
+        .filter(|(_, o)| owned_by(o, &uid))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let system = How {
+        writer: None,
+        dry_run: false,
+    };
+    for k in owned {
+        let old = store.objects[&k].clone();
+        let mut o = old.clone();
+        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+            refs.retain(|r| r["uid"] != uid);
+        }
+        let _ = update(shared, store, &k, old, o, Part::All, system);
+    }
+    let mut next = object.clone();
+    if let Some(list) = next["metadata"]["finalizers"].as_array_mut() {
+        list.retain(|f| f != "orphan");
+    }
+    let _ = update(shared, store, key, object, next, Part::All, system);
 }
 
 fn owned_by(object: &Value, uid: &Value) -> bool {
