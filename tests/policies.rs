@@ -1677,3 +1677,30 @@ mod checks {
         assert!(err.contains("cannot check"), "{err}");
     }
 }
+
+/// A runaway loop is located in the file the user wrote even when the
+/// policy is called with a large ctx (limits raised by its size): here a
+/// restart plan of 3,000 BEs.
+#[test]
+fn a_runaway_loop_with_a_large_ctx_is_located() {
+    use doris_operator::conventions::ConventionSources;
+    use doris_operator::plan::restart::{full_restart_candidates, plan_restart};
+    let yaml = "apiVersion: doris.selectdb.com/v1\nkind: DorisCluster\n\
+                metadata: {name: big, namespace: doris}\n\
+                spec:\n  feSpec: {replicas: 3, image: apache/doris:fe-2.1.8}\n\
+                \x20 beSpec: {replicas: 3000, image: apache/doris:be-2.1.8}\n";
+    let cluster = doris_operator::render::read_input("big.yaml", yaml)
+        .unwrap()
+        .clusters
+        .remove(0);
+    let policy = "fn restart_order(ctx) {\n    let n = 0;\n    loop {\n        n += ctx.pods.len();\n    }\n}\n";
+    let sources = ConventionSources::embedded().overlay_files("team", [("restart.rhai", policy)]);
+    let bundle = ConventionBundle::compile(sources).unwrap();
+    let cluster = cluster.as_ref();
+    let candidates = full_restart_candidates(cluster);
+    let err = plan_restart(&bundle, cluster, "rev", &candidates)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("restart.rhai:4:"), "{err}");
+    assert!(err.contains("does a loop never end?"), "{err}");
+}

@@ -79,8 +79,14 @@ fn a_policy_may_not_build_much_beyond_a_large_ctx() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("my/restart.rhai: "), "{err}");
+    // Where the tracer reaches the failure in its time (a release build
+    // does, with this ctx), the place is the line that pads; never a guess.
+    assert!(
+        err.starts_with("my/restart.rhai:4:") || err.starts_with("my/restart.rhai: "),
+        "{err}"
+    );
     assert!(err.contains("Size of array"), "{err}");
+    assert!(err.contains("arrays may hold at most 45035 items"), "{err}");
     assert!(
         err.contains("the fixed limits raised by the size of ctx"),
         "{err}"

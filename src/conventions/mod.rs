@@ -615,16 +615,19 @@ impl ConventionBundle {
         let result = result.map_err(|err| {
             let mut located = SourceError::from_rhai(&origin, &err);
             let innermost = innermost(&err);
-            let limit = sandbox::explain_limit(innermost);
+            let limit = sandbox::explain_limit(innermost, engine);
             // Rhai reports some of these at the outermost call; run the call
-            // again under a tracer to find the statement that failed. The
-            // tracer clones every argument of every call it steps through,
-            // which takes time in the square of a large ctx, so a call that
-            // ran with one is reported without a line rather than traced.
-            if located.line.is_none() && limit.is_some() && sized.is_none() {
-                let pos = sandbox::last_position_of(ast, function, ctx.clone());
-                located.line = pos.line();
-                located.col = pos.position();
+            // again, with the same limits, under a tracer to find the
+            // statement that failed. The tracer's own deadline keeps a
+            // large ctx from making the report slow.
+            if located.line.is_none() && limit.is_some() {
+                let tracer = allowance::engine_for(size);
+                if let Some(pos) =
+                    sandbox::last_position_of(tracer, ast, function, ctx.clone(), innermost)
+                {
+                    located.line = pos.line();
+                    located.col = pos.position();
+                }
             }
             if let Some(limit) = limit {
                 located.message = match located.message.find(" (in fn ") {

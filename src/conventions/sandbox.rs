@@ -140,20 +140,33 @@ pub fn engine() -> Engine {
     engine
 }
 
-/// Re-runs a policy call that exceeded its operations under a tracer and
-/// returns the position of the last statement it reached: where it loops.
-/// Only used on that failure, so the tracer costs nothing otherwise.
-pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::Position {
+/// Re-runs a policy call that failed with `failed` (a sandbox limit) on
+/// `tracer` (an engine with the limits of the failed call) and returns the
+/// position of the last statement it reached: where it loops, or where it
+/// built too much. `None` when the traced run did not fail the same way in
+/// its time (a quarter of a call's): a guess is not given as a place. Only
+/// used on that failure, so the tracer costs nothing otherwise.
+pub fn last_position_of(
+    mut tracer: Engine,
+    ast: &rhai::AST,
+    function: &str,
+    arg: Dynamic,
+    failed: &EvalAltResult,
+) -> Option<rhai::Position> {
     thread_local! {
         static LAST: Cell<rhai::Position> = const { Cell::new(rhai::Position::NONE) };
     }
-    let mut tracer = engine();
     #[allow(deprecated)] // the debugger API is marked volatile, not deprecated
     tracer.register_debugger(
         |_, debugger| debugger,
         |_, event, _, _, pos| {
             if matches!(event, rhai::debugger::DebuggerEvent::Step) && !pos.is_none() {
                 LAST.with(|last| last.set(pos));
+            }
+            // Looked at on every step too: between two progress reports the
+            // debugger may copy a large ctx many times over.
+            if DEADLINE.with(Cell::get).is_some_and(|d| Instant::now() > d) {
+                return Err(EvalAltResult::ErrorTerminated(DEADLINE_TOKEN.into(), pos).into());
             }
             Ok(rhai::debugger::DebuggerCommand::StepInto)
         },
@@ -162,7 +175,7 @@ pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::
     let options = rhai::CallFnOptions::new().eval_ast(false);
     // A quarter of a call's time reaches a runaway loop and keeps the
     // whole report well under two calls' time.
-    let _ = within(call_time_limit() / 4, || {
+    let traced = within(call_time_limit() / 4, || {
         tracer.call_fn_with_options::<Dynamic>(
             options,
             &mut rhai::Scope::new(),
@@ -171,7 +184,21 @@ pub fn last_position_of(ast: &rhai::AST, function: &str, arg: Dynamic) -> rhai::
             (arg,),
         )
     });
-    LAST.with(Cell::get)
+    let runaway = |e: &EvalAltResult| match e {
+        EvalAltResult::ErrorTooManyOperations(_) => true,
+        EvalAltResult::ErrorTerminated(token, _) => {
+            token.clone().into_string().ok().as_deref() == Some(DEADLINE_TOKEN)
+        }
+        _ => false,
+    };
+    let traced = super::innermost(traced.as_ref().err()?);
+    let same = if runaway(failed) {
+        runaway(traced)
+    } else {
+        std::mem::discriminant(traced) == std::mem::discriminant(failed)
+    };
+    let last = LAST.with(Cell::get);
+    (same && !last.is_none()).then_some(last)
 }
 
 /// A parse error in words a policy author can act on.
@@ -185,7 +212,8 @@ pub fn explain_parse_error(err: &rhai::ParseError) -> String {
 
 /// A runtime error in words that say which limit of the sandbox was hit,
 /// or `None` when it is not a sandbox limit.
-pub fn explain_limit(err: &EvalAltResult) -> Option<String> {
+/// Sizes are those of `engine`, the one the call ran on.
+pub fn explain_limit(err: &EvalAltResult, engine: &Engine) -> Option<String> {
     Some(match err {
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "call depth above {MAX_CALL_LEVELS}: a policy recursed too deep \
@@ -204,11 +232,14 @@ pub fn explain_limit(err: &EvalAltResult) -> Option<String> {
         }
         EvalAltResult::ErrorDataTooLarge(what, _) => {
             let limit = if what.contains("map") {
-                format!("object maps may hold at most {MAX_MAP_SIZE} entries")
+                format!(
+                    "object maps may hold at most {} entries",
+                    engine.max_map_size()
+                )
             } else if what.contains("array") || what.contains("Array") {
-                format!("arrays may hold at most {MAX_ARRAY_SIZE} items")
+                format!("arrays may hold at most {} items", engine.max_array_size())
             } else if what.contains("tring") {
-                format!("strings may be at most {MAX_STRING_SIZE} bytes")
+                format!("strings may be at most {} bytes", engine.max_string_size())
             } else {
                 "a sandbox size limit".into()
             };
