@@ -13,11 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use env::{Env, SAMPLE, conventions_ready, events_on, eventually, put_conventions, wait_ready};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
-use serde_json::json;
 
 /// A manifest template making one Widget (a CRD's kind) per component.
 const WIDGET_TEMPLATE: &str = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {{ names.statefulset ~ \"-widget\" }}\nspec:\n  size: 1\n";
@@ -32,31 +30,7 @@ fn widget_gvk() -> GroupVersionKind {
 
 /// Installs the Widget CRD and waits until the API server serves it.
 async fn install_widget_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "widgets.example.com",
-        &PatchParams::apply("doris-operator-e2e").force(),
-        &Patch::Apply(json!({
-            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {
-                "group": "example.com", "scope": "Namespaced",
-                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                          "listKind": "WidgetList"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                              "schema": {"openAPIV3Schema": {"type": "object",
-                                  "x-kubernetes-preserve-unknown-fields": true}}}]
-            }
-        })),
-    )
-    .await
-    .expect("Widget CRD applied");
-    eventually("Widgets served", 30, || async {
-        kube::discovery::pinned_kind(client, &widget_gvk())
-            .await
-            .ok()
-    })
-    .await;
+    env::install_open_crd(client, &widget_gvk(), "widgets").await;
 }
 
 fn widgets(env: &Env) -> Api<DynamicObject> {
@@ -148,25 +122,6 @@ fn conventions_dir(name: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// The kubeconfig the operator binary reaches the test's API server with.
-fn kubeconfig(env: &Env, dir: &Path) -> PathBuf {
-    if let Ok(path) = std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
-        return PathBuf::from(path);
-    }
-    let url = env.emulator.as_ref().expect("an emulator").url();
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n\
-             users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    \
-             cluster: test\n    user: test\ncurrent-context: test\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 fn run_operator(env: &Env, dir: &Path, kubeconfig: &Path) -> tokio::process::Child {
     tokio::process::Command::new(binary())
         .args([
@@ -195,7 +150,7 @@ async fn run_starts_with_a_conventions_dir_making_a_served_kind() {
     env.create_cluster(SAMPLE).await;
 
     let dir = conventions_dir("disc-run", &[("widget.yaml.j2", WIDGET_TEMPLATE)]);
-    let config = kubeconfig(&env, &dir);
+    let (config, _) = env.kubeconfig(&dir);
     let mut operator = run_operator(&env, &dir, &config);
     let widgets = widgets(&env);
     let made = tokio::time::timeout(Duration::from_secs(60), async {

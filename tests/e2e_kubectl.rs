@@ -13,7 +13,6 @@ mod env;
 mod fesim;
 mod members;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use doris_operator::crd::DorisCluster;
@@ -332,25 +331,6 @@ async fn restart_writes_the_annotation_of_each_part_asked_for() {
     env.finish().await;
 }
 
-/// A kubeconfig for the test's API server, its context in the test's
-/// namespace; on a real cluster, the one the suite was given.
-fn kubeconfig(env: &Env, dir: &Path) -> (std::path::PathBuf, Vec<String>) {
-    if let Ok(path) = std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
-        return (path.into(), vec!["-n".into(), env.namespace.clone()]);
-    }
-    let emulator = env.emulator.as_ref().expect("an emulator");
-    let path = dir.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n\
-         users:\n- name: e2e\n  user: {{}}\ncontexts:\n- name: e2e\n  context:\n    cluster: e2e\n\
-         \x20   user: e2e\n    namespace: {}\ncurrent-context: e2e\n",
-        emulator.url(),
-        env.namespace
-    );
-    std::fs::write(&path, text).unwrap();
-    (path, Vec::new())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     let r = running("kubectl-binary", &sample(1)).await;
@@ -360,7 +340,7 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     let plugin = dir.join("kubectl-doris");
     let _ = std::fs::remove_file(&plugin);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_doris-operator"), &plugin).unwrap();
-    let (config, namespace_args) = kubeconfig(env, &dir);
+    let (config, namespace_args) = env.kubeconfig(&dir);
     std::fs::write(dir.join("same.yaml"), sample(1)).unwrap();
     std::fs::write(
         dir.join("upgraded.yaml"),

@@ -209,6 +209,62 @@ pub async fn install_crd(client: &Client) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
+/// Installs a CustomResourceDefinition of `kind` (group/version, plural)
+/// that keeps any content, unless the API server already serves the kind,
+/// and waits until it is served.
+pub async fn install_open_crd(client: &Client, gvk: &kube::core::GroupVersionKind, plural: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    if kube::discovery::pinned_kind(client, gvk).await.is_ok() {
+        return;
+    }
+    let name = format!("{plural}.{}", gvk.group);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        &name,
+        &PatchParams::apply("doris-operator-e2e").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {
+                "group": gvk.group, "scope": "Namespaced",
+                "names": {"plural": plural, "singular": gvk.kind.to_lowercase(),
+                          "kind": gvk.kind, "listKind": format!("{}List", gvk.kind)},
+                "versions": [{"name": gvk.version, "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": true}}}]
+            }
+        })),
+    )
+    .await
+    .expect("CRD applied");
+    eventually(&format!("{} served", gvk.kind), 30, || async {
+        kube::discovery::pinned_kind(client, gvk).await.ok()
+    })
+    .await;
+}
+
+impl Env {
+    /// A kubeconfig for the test's API server, its context in the test's
+    /// namespace, written in `dir`; on a real cluster, the one the suite
+    /// was given, with the arguments that name the test's namespace.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+        if let Ok(path) = std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG") {
+            return (path.into(), vec!["-n".into(), self.namespace.clone()]);
+        }
+        let emulator = self.emulator.as_ref().expect("an emulator");
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {}\n\
+             users:\n- name: e2e\n  user: {{}}\ncontexts:\n- name: e2e\n  context:\n    cluster: e2e\n\
+             \x20   user: e2e\n    namespace: {}\ncurrent-context: e2e\n",
+            emulator.url(),
+            self.namespace
+        );
+        std::fs::write(&path, text).unwrap();
+        (path, Vec::new())
+    }
+}
+
 /// Polls `check` until it returns Some, or fails the test after `secs`.
 pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where
