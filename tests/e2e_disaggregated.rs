@@ -1,7 +1,7 @@
 //! Storage-compute separated clusters (`DorisDisaggregatedCluster`) end to
 //! end: brought up in order (meta service, FE, compute groups), scaled and
-//! rolled through the FE, and bad input reported on its field with nothing
-//! applied.
+//! rolled through the FE, configuration changed live where Doris allows
+//! it, and bad input reported on its field with nothing applied.
 //!
 //! The FE is the simulator in tests/fesim in its cloud mode; the member
 //! driver registers each Ready pod as the disaggregated images' entrypoints
@@ -11,6 +11,7 @@
 //! (holding a running pod not Ready) is skipped there.
 
 mod apiserver;
+mod besim;
 mod env;
 mod fesim;
 mod members;
@@ -1045,4 +1046,158 @@ async fn bad_input_is_reported_on_its_field_with_nothing_applied() {
         "{vars:?}"
     );
     s.env.finish().await;
+}
+
+/// A configuration change of a disaggregated cluster goes live where Doris
+/// allows it, as for a DorisCluster: the FE's key through the FE, a compute
+/// group's key on each of its BEs, and no pod restarts; a key Doris cannot
+/// change at run time restarts that group's BEs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
+    let mut env = Env::without_operator("ddc-liveconf").await;
+    let master = fqdn_via(&env, "ddc-fe-0", "ddc-fe-internal");
+    let sim = members::simulated_fe_at(&mut env, FeSimConfig::cloud(), &master).await;
+    let be = Arc::new(besim::BeSim::start().await);
+    let addr = be.addr().to_string();
+    env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
+    env.start_operator();
+    let _driver = MemberDriver::start(&env, sim.clone(), 1);
+    for (name, file, text) in [
+        ("fe-conf", "fe.conf", "qe_slow_log_ms = 5000\n"),
+        ("be-conf", "be.conf", "disable_auto_compaction = false\n"),
+    ] {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": name}, "data": {file: text},
+        }))
+        .unwrap();
+        env.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm)
+            .await
+            .unwrap();
+    }
+    env.create_ddc(&ddc_with(|d| {
+        d["spec"]["feSpec"]["configMaps"] = json!([{"name": "fe-conf"}]);
+        d["spec"]["computeGroups"][0]["configMaps"] = json!([{"name": "be-conf"}]);
+    }))
+    .await;
+    members_synced(&env).await;
+    let before = uids(&env).await;
+
+    for (name, file, text) in [
+        ("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n"),
+        ("be-conf", "be.conf", "disable_auto_compaction = true\n"),
+    ] {
+        env.api::<ConfigMap>()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {file: text}})),
+            )
+            .await
+            .unwrap();
+    }
+    let live = |part: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("{part}'s change live"), 30, || async {
+                let entry = get(env)
+                    .await
+                    .status?
+                    .configuration?
+                    .into_iter()
+                    .find(|e| e.component == part)?;
+                (entry.state == "applied" && !entry.live.is_empty()).then_some(entry)
+            })
+            .await
+        }
+    };
+    let fe = live("fe").await;
+    assert_eq!(
+        (
+            fe.live[0].key.as_str(),
+            fe.live[0].value.as_str(),
+            fe.live[0].nodes
+        ),
+        ("qe_slow_log_ms", "3000", 1),
+        "{fe:?}"
+    );
+    assert_eq!(sim.setting("qe_slow_log_ms").as_deref(), Some("3000"));
+    let etl = live("cg-etl").await;
+    assert_eq!(
+        (
+            etl.live[0].key.as_str(),
+            etl.live[0].value.as_str(),
+            etl.live[0].nodes
+        ),
+        ("disable_auto_compaction", "true", 2),
+        "{etl:?}"
+    );
+    assert!(
+        etl.awaiting_restart.is_empty() && etl.refused.is_empty(),
+        "{etl:?}"
+    );
+    for pod in ["ddc-cg-etl-0", "ddc-cg-etl-1"] {
+        assert_eq!(
+            be.setting(pod, "disable_auto_compaction").as_deref(),
+            Some("true"),
+            "{pod}"
+        );
+    }
+    // The other group's configuration did not change.
+    assert!(
+        be.calls().iter().all(|c| c.node.starts_with("ddc-cg-etl-")),
+        "{:?}",
+        be.calls()
+    );
+    assert_eq!(uids(&env).await, before, "no pod restarted");
+
+    // A key Doris cannot change at run time restarts the group's BEs, and
+    // only those.
+    let pod_uids = || async {
+        env.api::<Pod>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let pods_before = pod_uids().await;
+    env.api::<ConfigMap>()
+        .patch(
+            "be-conf",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"be.conf":
+                "disable_auto_compaction = true\nmem_limit = 80%\n"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the etl BEs restarted", 60, || async {
+        let now = pod_uids().await;
+        ["ddc-cg-etl-0", "ddc-cg-etl-1"]
+            .iter()
+            .all(|p| {
+                now.get(*p)
+                    .is_some_and(|uid| Some(uid) != pods_before.get(*p))
+            })
+            .then_some(())
+    })
+    .await;
+    members_synced(&env).await;
+    let after = pod_uids().await;
+    for (pod, uid) in &pods_before {
+        assert_eq!(
+            after.get(pod) != Some(uid),
+            pod.starts_with("ddc-cg-etl-"),
+            "{pod} restarted only if an etl BE"
+        );
+    }
+    assert_eq!(
+        be.calls().len(),
+        2,
+        "mem_limit not set live: {:?}",
+        be.calls()
+    );
+    env.finish().await;
 }
