@@ -3,13 +3,17 @@
 //! metric say so) until the cluster approves it; a window that is open lets
 //! it run; edits in quick succession restart each pod once.
 //!
-//! The clusters have FEs only and the restart order waits for Ready pods
-//! only, so no FE has to answer: what is tested is when restarts start.
+//! The DorisClusters have FEs only and the restart order waits for Ready
+//! pods only, so no FE has to answer: what is tested is when restarts
+//! start. A disaggregated cluster, which needs its FE to come up, has the
+//! FE simulator in cloud mode.
 //! Windows are computed from the clock when the test writes the policy, so
 //! the same tests run against a real cluster.
 
 mod apiserver;
 mod env;
+mod fesim;
+mod members;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -162,8 +166,17 @@ fn restarted(counts: &[(&str, usize)]) -> BTreeMap<String, usize> {
 /// (while none are held, pods are not written).
 async fn launch(test: &str, maintenance: &str) -> Env {
     let env = Env::start(test).await;
+    put_restart_policy(&env, maintenance).await;
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    pods_stamped(&env, PODS.len(), !maintenance.contains("hold: []")).await;
+    env
+}
+
+/// Puts restart.rhai with `maintenance` and waits until it is live.
+async fn put_restart_policy(env: &Env, maintenance: &str) {
     put_conventions(
-        &env,
+        env,
         "restart",
         &[("restart.rhai", restart_policy(maintenance))],
     )
@@ -175,12 +188,14 @@ async fn launch(test: &str, maintenance: &str) -> Env {
             .then_some(())
     })
     .await;
-    env.create_cluster(CLUSTER).await;
-    wait_ready(&env, "doris").await;
-    let holds = !maintenance.contains("hold: []");
+}
+
+/// Waits until there are `count` pods, each stamped with its inputs when
+/// restarts are held (`holds`), none otherwise.
+async fn pods_stamped(env: &Env, count: usize, holds: bool) {
     eventually("the pods to be stamped with their inputs", 20, || async {
         let pods = env.api::<Pod>().list(&Default::default()).await.ok()?;
-        (pods.items.len() == PODS.len()
+        (pods.items.len() == count
             && pods
                 .items
                 .iter()
@@ -188,7 +203,6 @@ async fn launch(test: &str, maintenance: &str) -> Env {
         .then_some(())
     })
     .await;
-    env
 }
 
 async fn rollout(env: &Env) -> Option<RolloutStatus> {
@@ -394,5 +408,89 @@ async fn two_quick_edits_restart_each_pod_once() {
         pods.restarts(),
         restarted(&[("doris-fe-0", 1), ("doris-fe-1", 1)])
     );
+    env.finish().await;
+}
+
+const DDC: &str = r#"
+apiVersion: disaggregated.cluster.doris.com/v1
+kind: DorisDisaggregatedCluster
+metadata:
+  name: ddc
+spec:
+  metaService:
+    replicas: 1
+    image: apache/doris:ms-3.0.3
+    fdb:
+      address: "doris:fdbclusterid@10.0.0.11:4500"
+  feSpec:
+    replicas: 1
+    image: apache/doris:fe-3.0.3
+  computeGroups:
+  - uniqueId: cg_etl
+    replicas: 2
+    image: apache/doris:be-3.0.3
+"#;
+
+const DDC_PODS: [&str; 4] = ["ddc-cg-etl-0", "ddc-cg-etl-1", "ddc-fe-0", "ddc-ms-0"];
+
+/// A disaggregated cluster goes through the same restart steps: a
+/// convention change is held for the window, shown in its status, and
+/// run, each pod once, when the cluster approves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disaggregated_cluster_holds_a_convention_restart_until_approved() {
+    use doris_operator::crd::DorisDisaggregatedCluster;
+    let mut env = Env::without_operator("window-ddc").await;
+    let master = members::fqdn_via(&env, "ddc-fe-0", "ddc-fe-internal");
+    let sim = members::simulated_fe_at(&mut env, fesim::FeSimConfig::cloud(), &master).await;
+    env.start_operator();
+    let _members = members::MemberDriver::start(&env, sim, 1);
+    let maintenance = format!(
+        r#"#{{ hold: ["conventions"], windows: [{}], settle_seconds: 1 }}"#,
+        closed_window()
+    );
+    put_restart_policy(&env, &maintenance).await;
+    env.create_ddc(DDC).await;
+    env::wait_ddc_ready(&env, "ddc").await;
+    pods_stamped(&env, DDC_PODS.len(), true).await;
+    let pods = Incarnations::start(&env).await;
+    let none: Vec<(&str, usize)> = DDC_PODS.iter().map(|p| (*p, 0)).collect();
+
+    put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
+    let clusters = env.api::<DorisDisaggregatedCluster>();
+    let held = eventually("the held restart in status", 30, || async {
+        let c = clusters.get("ddc").await.ok()?;
+        c.status?.rollout.filter(|r| r.held.is_some())
+    })
+    .await;
+    assert_eq!(held.held.as_deref(), Some("maintenance-window"));
+    assert_eq!(held.reason, "conventions");
+    assert_eq!(env.metrics.restarts_held.get(), 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pods.restarts(), restarted(&none), "nothing restarts");
+
+    let token = held.approve_with.clone().expect("approveWith");
+    clusters
+        .patch(
+            "ddc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {APPROVE_ANNOTATION: token}}})),
+        )
+        .await
+        .unwrap();
+    eventually("every pod on the new template", 90, || async {
+        let list = env.api::<Pod>().list(&Default::default()).await.ok()?;
+        let all = list.items.len() == DDC_PODS.len()
+            && list.items.iter().all(|p| {
+                is_ready(p)
+                    && p.annotations().get("example.com/owner").map(String::as_str)
+                        == Some("platform")
+            });
+        let c = clusters.get("ddc").await.ok()?;
+        (all && c.status?.rollout.is_none()).then_some(())
+    })
+    .await;
+    let once: Vec<(&str, usize)> = DDC_PODS.iter().map(|p| (*p, 1)).collect();
+    assert_eq!(pods.restarts(), restarted(&once), "each pod once");
+    assert_eq!(env.metrics.restarts_held.get(), 0);
     env.finish().await;
 }
