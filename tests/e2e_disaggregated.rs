@@ -1062,19 +1062,14 @@ async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
     env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
     env.start_operator();
     let _driver = MemberDriver::start(&env, sim.clone(), 1);
-    for (name, file, text) in [
-        ("fe-conf", "fe.conf", "qe_slow_log_ms = 5000\n"),
-        ("be-conf", "be.conf", "disable_auto_compaction = false\n"),
-    ] {
-        let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": name}, "data": {file: text},
-        }))
-        .unwrap();
-        env.api::<ConfigMap>()
-            .create(&PostParams::default(), &cm)
-            .await
-            .unwrap();
-    }
+    env::put_file(&env, "fe-conf", "fe.conf", "qe_slow_log_ms = 5000\n").await;
+    env::put_file(
+        &env,
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = false\n",
+    )
+    .await;
     env.create_ddc(&ddc_with(|d| {
         d["spec"]["feSpec"]["configMaps"] = json!([{"name": "fe-conf"}]);
         d["spec"]["computeGroups"][0]["configMaps"] = json!([{"name": "be-conf"}]);
@@ -1083,19 +1078,14 @@ async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
     members_synced(&env).await;
     let before = uids(&env).await;
 
-    for (name, file, text) in [
-        ("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n"),
-        ("be-conf", "be.conf", "disable_auto_compaction = true\n"),
-    ] {
-        env.api::<ConfigMap>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {file: text}})),
-            )
-            .await
-            .unwrap();
-    }
+    env::put_file(&env, "fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n").await;
+    env::put_file(
+        &env,
+        "be-conf",
+        "be.conf",
+        "disable_auto_compaction = true\n",
+    )
+    .await;
     let live = |part: &'static str| {
         let env = &env;
         async move {
@@ -1164,15 +1154,8 @@ async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
             .collect::<BTreeMap<_, _>>()
     };
     let pods_before = pod_uids().await;
-    env.api::<ConfigMap>()
-        .patch(
-            "be-conf",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"be.conf":
-                "disable_auto_compaction = true\nmem_limit = 80%\n"}})),
-        )
-        .await
-        .unwrap();
+    let conf = "disable_auto_compaction = true\nmem_limit = 80%\n";
+    env::put_file(&env, "be-conf", "be.conf", conf).await;
     eventually("the etl BEs restarted", 60, || async {
         let now = pod_uids().await;
         ["ddc-cg-etl-0", "ddc-cg-etl-1"]

@@ -403,27 +403,6 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     r.env.finish().await;
 }
 
-/// A storage-compute separated cluster with one compute group.
-const DDC: &str = r#"
-apiVersion: disaggregated.cluster.doris.com/v1
-kind: DorisDisaggregatedCluster
-metadata:
-  name: ddc
-spec:
-  metaService:
-    replicas: 1
-    image: apache/doris:ms-3.0.3
-    fdb:
-      address: "doris:fdbclusterid@10.0.0.11:4500"
-  feSpec:
-    replicas: 1
-    image: apache/doris:fe-3.0.3
-  computeGroups:
-  - uniqueId: cg_etl
-    replicas: 2
-    image: apache/doris:be-3.0.3
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
     let mut env = Env::without_operator("kubectl-ddc").await;
@@ -431,11 +410,11 @@ async fn a_disaggregated_cluster_diffs_and_reads_as_a_doris_cluster_does() {
     let sim = members::simulated_fe_at(&mut env, FeSimConfig::cloud(), &master).await;
     env.start_operator();
     let _driver = MemberDriver::start(&env, sim.clone(), 1);
-    env.create_ddc(DDC).await;
+    env.create_ddc(env::DDC_SAMPLE).await;
     env::wait_ddc_ready(&env, "ddc").await;
 
-    assert_eq!(diff_of(&env, DDC).await.text, "");
-    let fewer = DDC.replace("replicas: 2", "replicas: 1");
+    assert_eq!(diff_of(&env, env::DDC_SAMPLE).await.text, "");
+    let fewer = env::DDC_SAMPLE.replace("replicas: 2", "replicas: 1");
     let text = diff_of(&env, &fewer).await.text;
     assert!(text.contains("~ StatefulSet ddc-cg-etl\n"), "{text}");
     // Without enableDecommission its nodes are dropped, as membership.rhai says.

@@ -26,10 +26,8 @@ use fesim::{ConfigSet, FeSim, FeSimConfig};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use members::MemberDriver;
-use serde_json::json;
 
 const CLUSTER: &str = r#"
 apiVersion: doris.selectdb.com/v1
@@ -79,19 +77,8 @@ impl Running {
         env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
         env.start_operator();
         let members = MemberDriver::start(&env, fe.clone(), 3);
-        for (name, file, text) in [
-            ("fe-conf", "fe.conf", FE_CONF),
-            ("be-conf", "be.conf", BE_CONF),
-        ] {
-            let cm: ConfigMap = serde_json::from_value(json!({
-                "metadata": {"name": name}, "data": {file: text},
-            }))
-            .unwrap();
-            env.api::<ConfigMap>()
-                .create(&PostParams::default(), &cm)
-                .await
-                .unwrap();
-        }
+        env::put_file(&env, "fe-conf", "fe.conf", FE_CONF).await;
+        env::put_file(&env, "be-conf", "be.conf", BE_CONF).await;
         env.create_cluster(cluster).await;
         wait_ready(&env, "doris").await;
         members::members_synced(&env, "doris").await;
@@ -131,15 +118,7 @@ impl Running {
     }
 
     async fn edit(&self, name: &str, file: &str, text: &str) {
-        self.env
-            .api::<ConfigMap>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": {file: text}})),
-            )
-            .await
-            .unwrap();
+        env::put_file(&self.env, name, file, text).await;
     }
 
     async fn edit_be(&self, text: &str) {

@@ -411,26 +411,6 @@ async fn two_quick_edits_restart_each_pod_once() {
     env.finish().await;
 }
 
-const DDC: &str = r#"
-apiVersion: disaggregated.cluster.doris.com/v1
-kind: DorisDisaggregatedCluster
-metadata:
-  name: ddc
-spec:
-  metaService:
-    replicas: 1
-    image: apache/doris:ms-3.0.3
-    fdb:
-      address: "doris:fdbclusterid@10.0.0.11:4500"
-  feSpec:
-    replicas: 1
-    image: apache/doris:fe-3.0.3
-  computeGroups:
-  - uniqueId: cg_etl
-    replicas: 2
-    image: apache/doris:be-3.0.3
-"#;
-
 const DDC_PODS: [&str; 4] = ["ddc-cg-etl-0", "ddc-cg-etl-1", "ddc-fe-0", "ddc-ms-0"];
 
 /// A disaggregated cluster goes through the same restart steps: a
@@ -449,7 +429,7 @@ async fn a_disaggregated_cluster_holds_a_convention_restart_until_approved() {
         closed_window()
     );
     put_restart_policy(&env, &maintenance).await;
-    env.create_ddc(DDC).await;
+    env.create_ddc(env::DDC_SAMPLE).await;
     env::wait_ddc_ready(&env, "ddc").await;
     pods_stamped(&env, DDC_PODS.len(), true).await;
     let pods = Incarnations::start(&env).await;

@@ -265,6 +265,44 @@ impl Env {
     }
 }
 
+/// Writes file `file` of ConfigMap `name` (made if missing) as a user's
+/// `kubectl apply` would: a user's Doris configuration, say.
+pub async fn put_file(env: &Env, name: &str, file: &str, text: &str) {
+    env.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .patch(
+            name,
+            &PatchParams::apply("e2e-user").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name}, "data": {file: text},
+            })),
+        )
+        .await
+        .unwrap();
+}
+
+/// A storage-compute separated cluster: one meta service pod, one FE and
+/// one compute group of two BEs.
+pub const DDC_SAMPLE: &str = r#"
+apiVersion: disaggregated.cluster.doris.com/v1
+kind: DorisDisaggregatedCluster
+metadata:
+  name: ddc
+spec:
+  metaService:
+    replicas: 1
+    image: apache/doris:ms-3.0.3
+    fdb:
+      address: "doris:fdbclusterid@10.0.0.11:4500"
+  feSpec:
+    replicas: 1
+    image: apache/doris:fe-3.0.3
+  computeGroups:
+  - uniqueId: cg_etl
+    replicas: 2
+    image: apache/doris:be-3.0.3
+"#;
+
 /// Polls `check` until it returns Some, or fails the test after `secs`.
 pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where
