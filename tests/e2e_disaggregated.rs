@@ -1101,26 +1101,19 @@ async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
             .await
         }
     };
+    let keys = |e: &doris_operator::crd::ConfigChangeStatus| -> Vec<(String, String, i32)> {
+        e.live
+            .iter()
+            .map(|l| (l.key.clone(), l.value.clone(), l.nodes))
+            .collect()
+    };
     let fe = live("fe").await;
-    assert_eq!(
-        (
-            fe.live[0].key.as_str(),
-            fe.live[0].value.as_str(),
-            fe.live[0].nodes
-        ),
-        ("qe_slow_log_ms", "3000", 1),
-        "{fe:?}"
-    );
+    assert_eq!(keys(&fe), [("qe_slow_log_ms".into(), "3000".into(), 1)]);
     assert_eq!(sim.setting("qe_slow_log_ms").as_deref(), Some("3000"));
     let etl = live("cg-etl").await;
     assert_eq!(
-        (
-            etl.live[0].key.as_str(),
-            etl.live[0].value.as_str(),
-            etl.live[0].nodes
-        ),
-        ("disable_auto_compaction", "true", 2),
-        "{etl:?}"
+        keys(&etl),
+        [("disable_auto_compaction".into(), "true".into(), 2)]
     );
     assert!(
         etl.awaiting_restart.is_empty() && etl.refused.is_empty(),
@@ -1143,16 +1136,7 @@ async fn mutable_fe_and_compute_group_keys_go_live_without_a_restart() {
 
     // A key Doris cannot change at run time restarts the group's BEs, and
     // only those.
-    let pod_uids = || async {
-        env.api::<Pod>()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
-            .collect::<BTreeMap<_, _>>()
-    };
+    let pod_uids = || env::pod_uids(&env);
     let pods_before = pod_uids().await;
     let conf = "disable_auto_compaction = true\nmem_limit = 80%\n";
     env::put_file(&env, "be-conf", "be.conf", conf).await;

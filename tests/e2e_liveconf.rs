@@ -106,15 +106,7 @@ impl Running {
 
     /// Each pod's UID, by name.
     async fn pod_uids(&self) -> BTreeMap<String, String> {
-        self.env
-            .api::<Pod>()
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
-            .collect()
+        env::pod_uids(&self.env).await
     }
 
     async fn edit(&self, name: &str, file: &str, text: &str) {

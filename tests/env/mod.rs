@@ -303,6 +303,19 @@ spec:
     image: apache/doris:be-3.0.3
 "#;
 
+/// Each pod of the test's namespace's UID, by name.
+pub async fn pod_uids(env: &Env) -> BTreeMap<String, String> {
+    use kube::ResourceExt;
+    env.api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect()
+}
+
 /// Polls `check` until it returns Some, or fails the test after `secs`.
 pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
 where
