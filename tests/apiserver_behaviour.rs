@@ -140,9 +140,8 @@ async fn stale_updates_conflict_and_no_op_patches_write_nothing() {
     assert_eq!(patched.data.unwrap()["k"], "4");
 }
 
-#[tokio::test]
-async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
-    let (_e, _c, api) = setup().await;
+/// ConfigMap `owner`, and ConfigMap `child` that it owns.
+async fn owner_and_child(api: &Api<ConfigMap>) {
     let owner = api
         .create(&PostParams::default(), &cm("owner", json!({})))
         .await
@@ -153,6 +152,12 @@ async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
         "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap()
     })).unwrap()]);
     api.create(&PostParams::default(), &child).await.unwrap();
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
+    let (_e, _c, api) = setup().await;
+    owner_and_child(&api).await;
     api.patch(
         "owner",
         &PatchParams::default(),
@@ -189,16 +194,7 @@ async fn finalizers_hold_deletion_and_owners_take_their_dependents() {
 #[tokio::test]
 async fn an_orphan_deletion_lingers_until_the_dependents_are_let_go() {
     let (_e, _c, api) = setup().await;
-    let owner = api
-        .create(&PostParams::default(), &cm("owner", json!({})))
-        .await
-        .unwrap();
-    let mut child = cm("child", json!({}));
-    child.metadata.owner_references =
-        Some(vec![serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap()
-    })).unwrap()]);
-    api.create(&PostParams::default(), &child).await.unwrap();
+    owner_and_child(&api).await;
 
     api.delete("owner", &DeleteParams::orphan()).await.unwrap();
     let held = api.get("owner").await.unwrap();
