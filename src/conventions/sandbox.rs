@@ -144,7 +144,7 @@ pub fn engine() -> Engine {
 /// `tracer` (an engine with the limits of the failed call) and returns the
 /// position of the last statement it reached: where it loops, or where it
 /// built too much. `None` when the traced run did not fail the same way in
-/// its time (a quarter of a call's): a guess is not given as a place. Only
+/// its time: a guess is not given as a place. Only
 /// used on that failure, so the tracer costs nothing otherwise.
 pub fn last_position_of(
     mut tracer: Engine,
@@ -173,9 +173,23 @@ pub fn last_position_of(
     );
     LAST.with(|last| last.set(rhai::Position::NONE));
     let options = rhai::CallFnOptions::new().eval_ast(false);
-    // A quarter of a call's time reaches a runaway loop and keeps the
-    // whole report well under two calls' time.
-    let traced = within(call_time_limit() / 4, || {
+    let runaway = |e: &EvalAltResult| match e {
+        EvalAltResult::ErrorTooManyOperations(_) => true,
+        EvalAltResult::ErrorTerminated(token, _) => {
+            token.clone().into_string().ok().as_deref() == Some(DEADLINE_TOKEN)
+        }
+        _ => false,
+    };
+    // A quarter of a call's time reaches a runaway loop; a value built too
+    // large is reached where the call reached it, later under the tracer,
+    // so that gets a whole call's time. Either way the report takes less
+    // than two calls' time.
+    let budget = if runaway(failed) {
+        call_time_limit() / 4
+    } else {
+        call_time_limit()
+    };
+    let traced = within(budget, || {
         tracer.call_fn_with_options::<Dynamic>(
             options,
             &mut rhai::Scope::new(),
@@ -184,13 +198,6 @@ pub fn last_position_of(
             (arg,),
         )
     });
-    let runaway = |e: &EvalAltResult| match e {
-        EvalAltResult::ErrorTooManyOperations(_) => true,
-        EvalAltResult::ErrorTerminated(token, _) => {
-            token.clone().into_string().ok().as_deref() == Some(DEADLINE_TOKEN)
-        }
-        _ => false,
-    };
     let traced = super::innermost(traced.as_ref().err()?);
     let same = if runaway(failed) {
         runaway(traced)
