@@ -311,16 +311,28 @@ pub async fn simulated_fe_at(env: &mut Env, mut config: FeSimConfig, master: &st
 /// The cluster once its status says the FE lists exactly its nodes, for
 /// its current generation.
 pub async fn members_synced(env: &Env, name: &str) -> DorisCluster {
-    eventually(&format!("{name} MembersSynced=True"), 30, || async {
+    // What status said last, for the message of a test that times out.
+    let last = std::sync::Mutex::new(String::new());
+    let what = format!("{name} MembersSynced=True");
+    let wait = eventually(&what, 30, || async {
         let c = env.api::<DorisCluster>().get(name).await.ok()?;
-        let synced = c
-            .status
-            .as_ref()?
+        let status = c.status.as_ref()?;
+        *last.lock().unwrap() = format!(
+            "generation {:?}, observed {:?}, conditions {:?}, members {:?}",
+            c.metadata.generation, status.observed_generation, status.conditions, status.membership
+        );
+        let synced = status
             .conditions
             .as_ref()?
             .iter()
             .any(|c| c.type_ == "MembersSynced" && c.status == "True");
-        (synced && c.status.as_ref()?.observed_generation == c.metadata.generation).then_some(c)
-    })
-    .await
+        (synced && status.observed_generation == c.metadata.generation).then_some(c)
+    });
+    match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(wait)).await {
+        Ok(c) => c,
+        Err(_) => panic!(
+            "{name} not MembersSynced=True; status said: {}",
+            last.lock().unwrap()
+        ),
+    }
 }
