@@ -64,6 +64,19 @@ pub struct Outcome {
     pub asked: bool,
 }
 
+/// The last time a cluster's membership was compared with its FE.
+#[derive(Clone, Debug)]
+pub struct FeChecked {
+    at: std::time::Instant,
+    /// Whether the FE answered.
+    answered: bool,
+    /// The replicas (`fe=3,be=3`) the FE was last found to list exactly,
+    /// `None` when it last listed nodes in flux. Status may not show the
+    /// last answer yet (the cache lags the operator's own writes), so this
+    /// says whether a status that looks settled still is.
+    confirmed: Option<String>,
+}
+
 /// One component's replicas: planned, and what its StatefulSet has now.
 struct Scale {
     kind: ComponentKind,
@@ -97,17 +110,20 @@ pub async fn reconcile(
         .any(|s| s.current.is_some_and(|c| c > s.desired));
     let recheck = Duration::from_secs(policy.recheck_seconds.unsigned_abs());
     let uid = cluster.meta().uid.clone().unwrap_or_default();
-    let last = ctx.fe_checked.lock().expect("lock").get(&uid).copied();
+    let last = ctx.fe_checked.lock().expect("lock").get(&uid).cloned();
     let settled = !shrinking
         && previous.nodes.is_empty()
-        && previous.confirmed.as_deref() == Some(&signature);
+        && previous.confirmed.as_deref() == Some(&signature)
+        && last
+            .as_ref()
+            .is_none_or(|l| l.confirmed.as_deref() == Some(&signature));
     // Settled: asked every `recheck`. In flux: at most once a second,
     // however many events come; every ten seconds while the FE has not
     // answered and nothing waits on it.
-    let wait_until = last.map(|(at, answered)| {
-        at + if settled {
+    let wait_until = last.as_ref().map(|l| {
+        l.at + if settled {
             recheck
-        } else if answered || shrinking {
+        } else if l.answered || shrinking {
             MIN_INTERVAL
         } else {
             UNCONFIRMED_INTERVAL
@@ -122,17 +138,24 @@ pub async fn reconcile(
             .filter_map(|s| Some((s.statefulset.clone(), s.current.filter(|c| *c > s.desired)?)))
             .collect();
         // A change not yet checked: the previous "synced" no longer holds.
+        // Settled, what the FE last said holds, whatever status said since
+        // (a "Checking" written while a change was in flux is not left
+        // standing until the next recheck).
         let was_synced = status.conditions.as_ref().is_some_and(|cs| {
             cs.iter()
                 .any(|c| c.type_ == "MembersSynced" && c.status == "True")
         });
-        let condition = (!settled && was_synced).then(|| {
-            (
-                "False",
-                "Checking",
-                format!("comparing the FE's node list with {signature}"),
-            )
-        });
+        let condition = if settled {
+            Some(synced(&signature))
+        } else {
+            was_synced.then(|| {
+                (
+                    "False",
+                    "Checking",
+                    format!("comparing the FE's node list with {signature}"),
+                )
+            })
+        };
         return Outcome {
             status: Some(previous),
             hold,
@@ -141,13 +164,24 @@ pub async fn reconcile(
             ..Outcome::default()
         };
     }
-    let mark = |answered: bool| {
-        ctx.fe_checked
-            .lock()
-            .expect("lock")
-            .insert(uid.clone(), (std::time::Instant::now(), answered));
+    // Until the FE answers, what it said before stands.
+    let before = last.map(|l| l.confirmed).unwrap_or_else(|| {
+        previous
+            .confirmed
+            .clone()
+            .filter(|_| previous.nodes.is_empty())
+    });
+    let mark = |answered: bool, confirmed: Option<String>| {
+        ctx.fe_checked.lock().expect("lock").insert(
+            uid.clone(),
+            FeChecked {
+                at: std::time::Instant::now(),
+                answered,
+                confirmed,
+            },
+        );
     };
-    mark(false);
+    mark(false, before.clone());
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
@@ -186,7 +220,7 @@ pub async fn reconcile(
         async { Ok::<_, FeError>((fe.show_frontends().await?, fe.show_backends().await?)) };
     let (frontends, backends) = match listed.await {
         Ok(listed) => {
-            mark(true);
+            mark(true, None);
             listed
         }
         Err(e) => {
@@ -228,6 +262,7 @@ pub async fn reconcile(
     } else {
         previous.confirmed.clone()
     };
+    mark(true, step.nodes.is_empty().then(|| signature.clone()));
     step.finish(confirmed, &signature)
 }
 
@@ -291,6 +326,16 @@ pub fn follower_cut(
              quorum and are never removed; keep at least {floor}"
         ),
     })
+}
+
+/// The `MembersSynced` condition of a cluster whose FE lists exactly the
+/// nodes of `signature`.
+fn synced(signature: &str) -> (&'static str, &'static str, String) {
+    (
+        "True",
+        "Synced",
+        format!("the FE lists every node and only those ({signature})"),
+    )
 }
 
 /// Puts membership into the status: `status.membership`, the
@@ -794,11 +839,7 @@ impl Step<'_> {
         }
         if self.out.condition.is_none() {
             self.out.condition = Some(match self.nodes.first() {
-                None => (
-                    "True",
-                    "Synced",
-                    format!("the FE lists every node and only those ({signature})"),
-                ),
+                None => synced(signature),
                 Some(_) => {
                     let reason = if self.nodes.iter().any(|n| n.state == "waitingForFe") {
                         "FeUnavailable"

@@ -112,9 +112,9 @@ impl Error {
 /// Shared by every reconcile.
 pub struct Context {
     client: Client,
-    /// When each cluster's membership was last compared with its FE.
-    /// (when, whether it answered)
-    fe_checked: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+    /// When each cluster's membership was last compared with its FE, and
+    /// what the FE said.
+    fe_checked: std::sync::Mutex<std::collections::HashMap<String, membership::FeChecked>>,
     fe_resolver: Option<fe_link::FeResolver>,
     be_resolver: Option<be_link::BeResolver>,
     conventions: Arc<LiveConventions>,
