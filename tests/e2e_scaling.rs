@@ -21,7 +21,7 @@ use doris_operator::crd::{DorisCluster, MemberNode};
 use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use members::{HEARTBEAT_PORT, MemberDriver, fqdn};
@@ -196,15 +196,7 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
     };
     let s = start("scale-cancel", config, SAMPLE).await;
     let env = &s.env;
-    let uids: BTreeMap<String, String> = env
-        .api::<Pod>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|p| (p.name_any(), p.uid().unwrap()))
-        .collect();
+    let uids = env::pod_uids(env).await;
 
     set_replicas(env, "be", 1).await;
     eventually("decommission under way", 20, || async {
@@ -222,15 +214,7 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
         .count();
     assert_eq!(cancels, 2);
     assert_eq!(statefulset_replicas(env, "doris-be").await, 3);
-    let after: BTreeMap<String, String> = env
-        .api::<Pod>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|p| (p.name_any(), p.uid().unwrap()))
-        .collect();
+    let after = env::pod_uids(env).await;
     assert_eq!(after, uids, "no pod was deleted or replaced");
     s.env.finish().await;
 }
