@@ -181,7 +181,7 @@ pub async fn reconcile(
             },
         );
     };
-    mark(false, before.clone());
+    mark(false, before);
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
@@ -219,10 +219,7 @@ pub async fn reconcile(
     let listed =
         async { Ok::<_, FeError>((fe.show_frontends().await?, fe.show_backends().await?)) };
     let (frontends, backends) = match listed.await {
-        Ok(listed) => {
-            mark(true, None);
-            listed
-        }
+        Ok(listed) => listed,
         Err(e) => {
             tracing::info!(cluster = %name, namespace = %namespace, "membership waits: {e}");
             step.fe_unavailable(&scales, format!("the FE does not answer: {}", e.brief()));
