@@ -687,7 +687,7 @@ fn render_refuses_bad_clusters_naming_the_field() {
         ),
         (
             "  feSpec:\n    image: fe\n    envVars:\n    - name: \"\"\n",
-            "spec.feSpec.envVars[0].name: must be an environment variable name",
+            "spec.feSpec.envVars[0].name: \"\" should match '^[-._a-zA-Z][-._a-zA-Z0-9]*$'",
         ),
         (
             "  cnSpec:\n    image: be\n    service:\n      servicePorts: [{targetPort: 9060}, {targetPort: 9060}]\n",
