@@ -425,3 +425,85 @@ fn the_operator_may_write_every_kind_the_conventions_make() {
         }
     }
 }
+
+/// The operator's own pods pass Pod Security `restricted`. Its pod
+/// template, as shipped, is admitted in a namespace that enforces it; on a
+/// real control plane `kubectl apply -k deploy/` installs the operator (its
+/// namespace enforces restricted) and the Deployment's pods are admitted
+/// and become available (kwok runs them). The API emulator runs no
+/// Deployments, so there the template's pod is what is checked.
+#[tokio::test]
+async fn the_operators_own_pods_are_admitted_under_pod_security_restricted() {
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    use kube::api::PostParams;
+    let env = Env::without_operator("restricted").await;
+    env::enforce_pod_security(&env, "restricted").await;
+    let shipped =
+        documents(&std::fs::read_to_string(root().join("deploy/20-deployment.yaml")).unwrap());
+    let deployment = shipped.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let template = &deployment["spec"]["template"];
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": template["spec"]["serviceAccountName"]}
+    }))
+    .unwrap();
+    env.api::<ServiceAccount>()
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "operator", "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    }))
+    .unwrap();
+    if let Err(e) = env.api::<Pod>().create(&PostParams::default(), &pod).await {
+        panic!("the operator's pod is refused under Pod Security restricted: {e}");
+    }
+
+    if env.emulator.is_some() {
+        env.finish().await;
+        return;
+    }
+    let out = Command::new("kubectl")
+        .args(["apply", "-k"])
+        .arg(root().join("deploy"))
+        .arg("--kubeconfig")
+        .arg(std::env::var("DORIS_OPERATOR_TEST_KUBECONFIG").unwrap())
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl apply -k deploy/ failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let namespace = deployment["metadata"]["namespace"].as_str().unwrap();
+    let name = deployment["metadata"]["name"].as_str().unwrap();
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap() as i32;
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(env.client.clone(), namespace);
+    let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+        kube::Api::namespaced(env.client.clone(), namespace);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let d = deployments.get(name).await.unwrap();
+        let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
+        if available == replicas {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let refusals: Vec<String> = events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+                .filter_map(|e| e.message)
+                .collect();
+            panic!(
+                "{namespace}/{name} has {available} of {replicas} pods available; refusals: {refusals:?}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    env.finish().await;
+}

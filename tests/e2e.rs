@@ -769,7 +769,7 @@ async fn an_object_the_api_server_refuses_is_reported_until_it_is_accepted() {
         "names the object: {m}"
     );
     assert!(
-        m.contains("metadata.labels") && m.contains("must be no more than 63 characters"),
+        m.contains("metadata.labels") && m.contains("must be no more than 63 bytes"),
         "carries the API server's message: {m}"
     );
     let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();

@@ -988,7 +988,7 @@ fn create(
 }
 
 /// The API server's validation of label values, every kind's: at most 63
-/// characters, alphanumerics with `-`, `_` and `.` inside. A 422 Invalid
+/// bytes, alphanumerics with `-`, `_` and `.` inside. A 422 Invalid
 /// Status as the API server words it, or `None`.
 fn invalid_labels(object: &Value, name: &str) -> Option<Response<Body>> {
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -998,7 +998,7 @@ fn invalid_labels(object: &Value, name: &str) -> Option<Response<Body>> {
         let value = value.as_str().unwrap_or_default();
         let edge_ok = |c: Option<char>| c.is_none_or(|c| c.is_ascii_alphanumeric());
         let why = if value.len() > 63 {
-            "must be no more than 63 characters"
+            "must be no more than 63 bytes"
         } else if !value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))

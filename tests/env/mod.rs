@@ -60,6 +60,7 @@ impl Env {
                             .expect("kubeconfig is usable");
                     let client = Client::try_from(config.clone()).expect("client");
                     install_crd(&client).await;
+                    install_operator_identity(&client).await;
                     (client, config, None, None)
                 }
                 Err(_) => {
@@ -117,8 +118,13 @@ impl Env {
             fe_resolver: self.fe_resolver.clone(),
             be_resolver: self.be_resolver.clone(),
         };
-        let client =
-            doris_operator::controller::kube_client(self.config.clone()).expect("operator client");
+        let mut config = self.config.clone();
+        if self.emulator.is_none() {
+            // On a real cluster the operator acts as the ServiceAccount it
+            // ships with, so a rule missing from deploy/ fails a test.
+            config.auth_info.impersonate = Some(OPERATOR_IDENTITY.to_string());
+        }
+        let client = doris_operator::controller::kube_client(config).expect("operator client");
         self.operator = Some(tokio::spawn(doris_operator::controller::run(
             client,
             settings,
@@ -207,6 +213,50 @@ pub async fn install_crd(client: &Client) {
     .await
     .expect("DorisDisaggregatedCluster CRD applied");
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// The user the operator acts as on a real cluster: the ServiceAccount of
+/// `deploy/10-rbac.yaml`.
+pub const OPERATOR_IDENTITY: &str = "system:serviceaccount:doris-operator:doris-operator";
+
+/// Applies the operator's namespace, ServiceAccount and RBAC as shipped in
+/// `deploy/`.
+pub async fn install_operator_identity(client: &Client) {
+    let shipped = concat!(
+        include_str!("../../deploy/00-namespace.yaml"),
+        "\n---\n",
+        include_str!("../../deploy/10-rbac.yaml")
+    );
+    let discovery = kube::Discovery::new(client.clone())
+        .filter(&["", "rbac.authorization.k8s.io"])
+        .run()
+        .await
+        .expect("API discovery");
+    for document in serde_norway::Deserializer::from_str(shipped) {
+        let object: serde_json::Value =
+            serde::Deserialize::deserialize(document).expect("deploy/ parses");
+        if object.is_null() {
+            continue;
+        }
+        let object: kube::api::DynamicObject =
+            serde_json::from_value(object).expect("deploy/ holds objects");
+        let gvk = kube::core::GroupVersionKind::try_from(object.types.as_ref().unwrap()).unwrap();
+        let (resource, caps) = discovery.resolve_gvk(&gvk).expect("a served kind");
+        let api: Api<kube::api::DynamicObject> = match (caps.scope, &object.metadata.namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        let name = object.metadata.name.clone().expect("a name");
+        api.patch(
+            &name,
+            &PatchParams::apply("doris-operator-e2e").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {} {name}: {e}", gvk.kind));
+    }
 }
 
 /// Installs a CustomResourceDefinition of `kind` (group/version, plural)
