@@ -540,7 +540,7 @@ async fn api_errors_and_lost_watches_are_recovered_without_extra_writes() {
     env.create_cluster(SAMPLE).await;
     wait_ready(&env, "doris").await;
 
-    let Some(emulator) = env.emulator.clone() else {
+    let Some(emulator) = env.emulator_only("it injects API errors and ends watches") else {
         return env.finish().await;
     };
     // Every watch ends, and resuming from the old resourceVersion is refused
@@ -658,7 +658,7 @@ async fn every_request_names_the_operator_and_its_version() {
     let env = Env::start("user-agent").await;
     env.create_cluster(SAMPLE).await;
     wait_ready(&env, "doris").await;
-    let Some(emulator) = &env.emulator else {
+    let Some(emulator) = env.emulator_only("it reads the request headers") else {
         return env.finish().await;
     };
     let expected = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
@@ -804,7 +804,8 @@ async fn an_object_the_api_server_refuses_is_reported_until_it_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forbidden_and_persistent_conflicts_are_refusals_too() {
     let env = Env::start("forbidden").await;
-    let Some(emulator) = env.emulator.clone() else {
+    let Some(emulator) = env.emulator_only("it makes the API server refuse with 403 and 409")
+    else {
         return env.finish().await;
     };
     emulator.refuse_next(

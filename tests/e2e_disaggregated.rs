@@ -718,8 +718,15 @@ async fn while_the_meta_service_is_down_the_fe_waits_and_nothing_is_deleted() {
             )
             .await
             .unwrap();
-            // As a user would: the pod that never started goes, and comes
-            // back from the fixed template.
+            // As a user would: once the StatefulSet carries the fixed
+            // image, the pod that never started goes, and comes back from
+            // the fixed template.
+            eventually("ddc-ms with the fixed image", 30, || async {
+                let sts = env.api::<StatefulSet>().get("ddc-ms").await.ok()?;
+                let image = sts.spec.template.spec?.containers[0].image.clone()?;
+                (image == "apache/doris:ms-3.0.3").then_some(())
+            })
+            .await;
             let _ = env
                 .api::<Pod>()
                 .delete("ddc-ms-0", &Default::default())
@@ -734,7 +741,7 @@ async fn while_the_meta_service_is_down_the_fe_waits_and_nothing_is_deleted() {
 
     // Down again once everything runs (only the emulator can make a
     // running pod not Ready): nothing is deleted or restarted.
-    let Some(driver) = env.driver() else {
+    let Some(driver) = env.driver_only("it makes a running pod not Ready") else {
         return s.env.finish().await;
     };
     let before = uids(env).await;
@@ -761,11 +768,16 @@ async fn fe_observers_leave_the_fe_before_their_pods_and_too_few_fes_are_refused
     env.create_ddc(&ddc_with(|v| v["spec"]["feSpec"]["replicas"] = json!(3)))
         .await;
     members_synced(env).await;
+    // By pod: the FEs register in the order their pods start, which on a
+    // real cluster is any order.
     let roles = |sim: &FeSim| -> Vec<(String, String)> {
-        sim.frontends()
+        let mut roles: Vec<(String, String)> = sim
+            .frontends()
             .into_iter()
             .map(|f| (f.host.split('.').next().unwrap().to_string(), f.role))
-            .collect()
+            .collect();
+        roles.sort();
+        roles
     };
     assert_eq!(
         roles(&s.sim),

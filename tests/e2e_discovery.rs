@@ -31,6 +31,7 @@ fn widget_gvk() -> GroupVersionKind {
 /// Installs the Widget CRD and waits until the API server serves it.
 async fn install_widget_crd(client: &Client) {
     env::install_open_crd(client, &widget_gvk(), "widgets").await;
+    env::grant_operator(client, &widget_gvk().group, "widgets").await;
 }
 
 fn widgets(env: &Env) -> Api<DynamicObject> {

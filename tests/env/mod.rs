@@ -74,7 +74,14 @@ impl Env {
                     )
                 }
             };
-        let namespace = format!("e2e-{test}-{}", std::process::id());
+        // Unique on a shared API server, where two tests of one process
+        // may name the same test.
+        static ENVS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let namespace = format!(
+            "e2e-{test}-{}-{}",
+            std::process::id(),
+            ENVS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
             .create(
@@ -137,6 +144,31 @@ impl Env {
 
     /// The emulator's pod driver; `None` on a real cluster.
     pub fn driver(&self) -> Option<&PodDriver> {
+        self._driver.as_ref()
+    }
+
+    /// The emulator, for a step only it can stage (`why`); on a real
+    /// control plane `None`, after saying that the rest of the test is
+    /// skipped there and why.
+    pub fn emulator_only(&self, why: &str) -> Option<Arc<Emulator>> {
+        if self.emulator.is_none() {
+            eprintln!(
+                "{}: the rest is skipped on a real control plane: {why}",
+                self.namespace
+            );
+        }
+        self.emulator.clone()
+    }
+
+    /// The emulator's pod driver, for a step only it can stage (`why`); on a
+    /// real control plane `None`, after saying so, as [`Env::emulator_only`].
+    pub fn driver_only(&self, why: &str) -> Option<&PodDriver> {
+        if self._driver.is_none() {
+            eprintln!(
+                "{}: the rest is skipped on a real control plane: {why}",
+                self.namespace
+            );
+        }
         self._driver.as_ref()
     }
 
@@ -257,6 +289,44 @@ pub async fn install_operator_identity(client: &Client) {
         .await
         .unwrap_or_else(|e| panic!("applying {} {name}: {e}", gvk.kind));
     }
+}
+
+/// Lets the operator's ServiceAccount write `plural` of `group`, as the
+/// README tells a platform team to when a convention makes a kind the
+/// shipped RBAC does not cover.
+pub async fn grant_operator(client: &Client, group: &str, plural: &str) {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let name = format!("doris-operator-{plural}.{group}");
+    Api::<ClusterRole>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply("doris-operator-e2e").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": name},
+                "rules": [{"apiGroups": [group], "resources": [plural],
+                           "verbs": ["get", "list", "watch", "create", "patch", "delete"]}],
+            })),
+        )
+        .await
+        .expect("ClusterRole applied");
+    let (namespace, account) = OPERATOR_IDENTITY
+        .trim_start_matches("system:serviceaccount:")
+        .split_once(':')
+        .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply("doris-operator-e2e").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            })),
+        )
+        .await
+        .expect("ClusterRoleBinding applied");
 }
 
 /// Installs a CustomResourceDefinition of `kind` (group/version, plural)
