@@ -281,6 +281,9 @@ async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
         } => {
             let text = read_file(&file)?;
             let input = render::read_input(&file.display().to_string(), &text)?;
+            for warning in &input.warnings {
+                eprintln!("warning: {warning}");
+            }
             let (client, namespace) = kubectl::connect(&connection).await?;
             let options = kubectl::diff::Options {
                 namespace,
@@ -384,6 +387,9 @@ fn run(command: Command) -> Result<(), String> {
             };
             let text = read_file(&file)?;
             let mut input = render::read_input(&file.display().to_string(), &text)?;
+            for warning in &input.warnings {
+                eprintln!("warning: {warning}");
+            }
             if let Some(level) = pod_security {
                 input.pod_security = level;
             }

@@ -22,6 +22,9 @@ pub struct RenderInput {
     /// The namespace's Pod Security level: from a Namespace document's
     /// label, or `render --pod-security`; privileged when neither says.
     pub pod_security: plan::PodSecurity,
+    /// What is allowed but likely not meant (a cluster with no component),
+    /// for stderr.
+    pub warnings: Vec<String>,
 }
 
 /// Output formats.
@@ -45,6 +48,8 @@ pub fn load_bundle(dir: Option<&Path>) -> Result<ConventionBundle, Vec<SourceErr
 /// level); other kinds are ignored. Errors name the file, the document and the field.
 pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
     let mut input = RenderInput::default();
+    // Where each cluster was read, by kind, namespace and name.
+    let mut seen: BTreeMap<(&'static str, String, String), String> = BTreeMap::new();
     for (index, (line, doc)) in documents(text).into_iter().enumerate() {
         let at = format!("{file}: document {} (line {line})", index + 1);
         if let Err(deep) = crate::crd::check_depth(doc) {
@@ -129,6 +134,32 @@ pub fn read_input(file: &str, text: &str) -> Result<RenderInput, String> {
                 input.pod_security = plan::PodSecurity::of_namespace(labels.as_ref());
             }
             _ => {}
+        }
+        if input.clusters.len() > seen.len()
+            && let Some(cluster) = input.clusters.last()
+        {
+            let cluster = cluster.as_ref();
+            // A cluster without a namespace is rendered into `default`.
+            let namespace = Some(cluster.namespace())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into());
+            let place = format!("document {} (line {line})", index + 1);
+            let key = (cluster.kind(), namespace.clone(), cluster.name());
+            if let Some(first) = seen.get(&key) {
+                return Err(format!(
+                    "{file}: {first} and {place} are both {} in namespace {namespace}: \
+                     a cluster may be given once (the second would replace the first)",
+                    cluster.describe()
+                ));
+            }
+            if cluster.parts().is_empty() {
+                input.warnings.push(format!(
+                    "{file}: {place}: {} has no component (spec.feSpec, spec.beSpec, \
+                     spec.cnSpec, spec.brokerSpec): nothing will be created",
+                    cluster.describe()
+                ));
+            }
+            seen.insert(key, place);
         }
     }
     if input.clusters.is_empty() {

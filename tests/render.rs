@@ -10,6 +10,9 @@ use std::process::Command;
 
 use doris_operator::render::{self, Format};
 
+#[path = "render/refused.rs"]
+mod refused;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -8,6 +8,7 @@
 //! is still checked when the operator reads the cluster.
 
 pub mod disaggregated;
+pub mod names;
 mod schema;
 mod validate;
 

@@ -260,8 +260,8 @@ fn openapi_schema(
 }
 
 /// The value checks of an OpenAPI schema that the types do not make:
-/// `minimum`, `maximum`, `maxLength`, `maxItems`, `maxProperties` and
-/// `pattern`, with messages like the API server's.
+/// `required`, `minimum`, `maximum`, `maxLength`, `maxItems`,
+/// `maxProperties` and `pattern`, with messages like the API server's.
 fn bounds(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
     let mut fail = |message: String| {
         errors.push(FieldError {
@@ -305,6 +305,21 @@ fn bounds(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError
         Value::Object(fields) => {
             if let Some(max) = limit("maxProperties").filter(|max| fields.len() as f64 > *max) {
                 fail(format!("must have at most {max} properties"));
+            }
+            // The API server resets the status a create or update sends.
+            let in_status = path == "status" || path.starts_with("status.");
+            let required = schema.get("required").and_then(Value::as_array);
+            for key in required.into_iter().flatten().filter_map(Value::as_str) {
+                if !in_status && !fields.contains_key(key) {
+                    errors.push(FieldError {
+                        path: if path.is_empty() {
+                            key.to_string()
+                        } else {
+                            format!("{path}.{key}")
+                        },
+                        message: "Required value".into(),
+                    });
+                }
             }
             let properties = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
@@ -360,8 +375,8 @@ pub fn validate(cluster: &DorisCluster) -> Vec<FieldError> {
         };
         let at = format!("spec.{}Spec", kind.as_str());
         let base = view.base();
-        if base.image.trim().is_empty() {
-            fail(format!("{at}.image"), "is required".into());
+        if let Err(message) = super::names::image_reference(&base.image) {
+            fail(format!("{at}.image"), message);
         }
         if let Some(r) = base.replicas.filter(|r| *r < 0) {
             fail(
@@ -393,6 +408,7 @@ pub fn validate(cluster: &DorisCluster) -> Vec<FieldError> {
             );
         }
     }
+    super::names::check_metadata(&cluster.metadata, &mut errors);
     errors
 }
 
@@ -427,7 +443,11 @@ pub fn validate_disaggregated(cluster: &DorisDisaggregatedCluster) -> Vec<FieldE
                 format!("must be 0 or more, got {r}"),
             );
         }
+        if let Some(Err(message)) = common.image.as_deref().map(super::names::image_reference) {
+            fail(format!("{at}.image"), message);
+        }
     }
+    super::names::check_metadata(&cluster.metadata, &mut errors);
     // What the CRD's rules refuse at creation (uniqueId format and
     // uniqueness, fdb, FE replicas against electionNumber): an API server
     // that did not evaluate them let the cluster in, so it is said here.

@@ -179,8 +179,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// Plans one part.
-    pub fn component(&mut self, part: &Part<'_>) -> Result<PlannedComponent, SourceError> {
+    /// Plans one part; `None` when its configuration file is refused (the
+    /// reasons are in [`Planner::field_errors`]).
+    pub fn component(&mut self, part: &Part<'_>) -> Result<Option<PlannedComponent>, SourceError> {
         let kind = part.kind;
         let base: &crate::crd::BaseSpec = &part.base;
         let spec = part.spec.clone();
@@ -207,6 +208,7 @@ impl<'a> Planner<'a> {
             }
         }
         let user_conf = ConfFile::parse(user_files.get(conf_file).map_or("", String::as_str));
+        let user_values = user_conf.lookup_map();
         let mounts = mounts::mounts(
             base,
             source.as_deref(),
@@ -233,7 +235,7 @@ impl<'a> Planner<'a> {
                 "file": conf_file,
                 "source": source,
                 "mount_path": CONFIG_MOUNT_PATH,
-                "user": user_conf.lookup_map(),
+                "user": user_values,
             },
             "fe_config": self.fe_config,
             "mounts": mounts,
@@ -270,6 +272,22 @@ impl<'a> Planner<'a> {
             }))),
         )?;
         let final_conf = ConfFile::parse(&rendered).lookup_map();
+        let refused = super::conf_checks::errors(
+            kind,
+            source.as_deref(),
+            conf_file,
+            &user_values,
+            &final_conf,
+        )
+        .map_err(|m| {
+            let what = format!("the {conf_file} of {} it decides: {m}", part.name);
+            SourceError::new(self.bundle.origin("config.rhai"), what)
+        })?;
+        if !refused.is_empty() {
+            // The objects would carry what Doris or the API server refuses.
+            self.field_errors.extend(refused);
+            return Ok(None);
+        }
         let mut files = user_files;
         files.insert(conf_file.to_string(), rendered);
         let (errors, unchecked) = mounts::check(
@@ -449,7 +467,7 @@ impl<'a> Planner<'a> {
             ));
         }
         let out = out.into_iter().map(|(obj, _)| obj).collect();
-        Ok(PlannedComponent {
+        Ok(Some(PlannedComponent {
             objects: out,
             plan: ComponentPlan {
                 kind,
@@ -464,7 +482,7 @@ impl<'a> Planner<'a> {
                     self.input.config_maps,
                 ),
             },
-        })
+        }))
     }
 }
 

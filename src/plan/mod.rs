@@ -15,6 +15,7 @@
 //! 6. every object is checked against its Kubernetes type, put in the
 //!    cluster's namespace and owned by the cluster.
 
+mod conf_checks;
 mod context;
 pub mod live_config;
 pub mod maintenance;
@@ -207,6 +208,10 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
                     path: error.file,
                     message: error.message,
                 }])
+            } else if !planner.field_errors().is_empty() {
+                // What the user wrote wrong in an earlier part may be
+                // what the conventions failed on: that is said first.
+                PlanError::InvalidSpec(planner.field_errors().to_vec())
             } else {
                 PlanError::Convention {
                     component: kind.as_str(),
@@ -214,6 +219,9 @@ pub fn plan(bundle: &ConventionBundle, input: PlanInput<'_>) -> Result<Plan, Pla
                 }
             }
         })?;
+        let Some(component) = component else {
+            continue;
+        };
         plan.objects.extend(component.objects);
         plan.components.push(component.plan);
     }
