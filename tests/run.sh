@@ -34,5 +34,5 @@ KUBECONFIG_FILE="$(bash tests/realk8s/up.sh "$DIR" | tail -n 1)"
 echo "control plane up in $(($(date +%s) - started)) s: $KUBECONFIG_FILE (logs in $DIR/logs)"
 
 echo "== the test suite on the real control plane"
-DORIS_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG_FILE" \
+DORIS_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG_FILE" DORIS_OPERATOR_TEST_AUDIT_LOG="$DIR/audit.log" \
   cargo test --locked "$@" -- --test-threads="${REALK8S_TEST_THREADS:-4}"

@@ -117,7 +117,7 @@ start kube-apiserver kube-apiserver \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-cluster-ip-range=10.96.0.0/16 \
   --audit-policy-file=audit-policy.yaml --audit-log-path="$DIR/audit.log" \
-  --audit-log-maxsize=200 --audit-log-maxbackup=1 --audit-log-mode=batch \
+  --audit-log-maxsize=1000 --audit-log-maxbackup=1 --audit-log-mode=blocking \
   --profiling=false --v=1
 
 ready=
