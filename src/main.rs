@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use doris_operator::conventions::SourceError;
-use doris_operator::kubectl::{self, Connection, KindArg};
+use doris_operator::kubectl::Connection;
+use doris_operator::kubectl::cli::{self as plugin, PluginCommand};
 use doris_operator::render::{self, Format};
 
 #[derive(Parser)]
@@ -97,11 +98,17 @@ enum Command {
     },
     /// The kubectl plugin's commands (what `kubectl doris` runs when this
     /// binary is on PATH as kubectl-doris).
+    #[command(after_help = CONNECTION_HELP)]
     Kubectl {
+        #[command(flatten)]
+        connection: Connection,
         #[command(subcommand)]
         command: PluginCommand,
     },
 }
+
+const CONNECTION_HELP: &str = "kubectl's --kubeconfig, --context and -n/--namespace go \
+    before the command or after it: kubectl doris -n my-ns status my-cluster";
 
 /// `kubectl doris`: this binary, invoked as `kubectl-doris`.
 #[derive(Parser)]
@@ -109,9 +116,12 @@ enum Command {
     name = "kubectl doris",
     bin_name = "kubectl doris",
     version,
-    about = "Doris clusters run by doris-operator, from kubectl"
+    about = "Doris clusters run by doris-operator, from kubectl",
+    after_help = CONNECTION_HELP
 )]
 struct PluginCli {
+    #[command(flatten)]
+    connection: Connection,
     #[command(subcommand)]
     command: PluginTop,
 }
@@ -122,65 +132,6 @@ enum PluginTop {
     Plugin(PluginCommand),
     #[command(flatten)]
     Base(Command),
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Show what applying a cluster file would change in the running
-    /// cluster, planned with the conventions live there. Writes nothing.
-    /// Exit status 0: no change, 1: changes, 2: an error.
-    Diff {
-        /// YAML file with DorisCluster / DorisDisaggregatedCluster documents
-        /// (and ConfigMaps applied with them), `-` for standard input.
-        #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
-        #[command(flatten)]
-        connection: Connection,
-        /// The operator's namespace, where its convention ConfigMaps are.
-        #[arg(long, default_value = "doris-operator")]
-        operator_namespace: String,
-    },
-    /// One screen on a cluster: pods, conditions, FE membership, rollout,
-    /// conventions and recent Warning Events.
-    Status {
-        name: String,
-        #[command(flatten)]
-        connection: Connection,
-        /// The cluster's kind, when both kinds have one by this name.
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-        /// The operator's namespace, where its convention ConfigMaps are.
-        #[arg(long, default_value = "doris-operator")]
-        operator_namespace: String,
-    },
-    /// Restart parts of a cluster (every part when none is named): the
-    /// operator rolls their pods in restart.rhai's order.
-    Restart {
-        name: String,
-        /// fe, be, cn, broker (a DorisDisaggregatedCluster: ms, fe, or a
-        /// compute group's name).
-        parts: Vec<String>,
-        #[command(flatten)]
-        connection: Connection,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-    },
-    /// Halt the cluster's rollouts before their next step.
-    Pause {
-        name: String,
-        #[command(flatten)]
-        connection: Connection,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-    },
-    /// Let a paused rollout go on.
-    Resume {
-        name: String,
-        #[command(flatten)]
-        connection: Connection,
-        #[arg(long, value_enum)]
-        kind: Option<KindArg>,
-    },
 }
 
 #[derive(Subcommand)]
@@ -227,145 +178,77 @@ enum Output {
     Json,
 }
 
+/// What the command line asks for.
+enum Invocation {
+    /// A `kubectl doris` command, with every connection flag given.
+    Plugin(PluginCommand),
+    Operator(Command),
+}
+
+/// Parses the command line of `doris-operator`, or of `kubectl doris` when
+/// `as_plugin`. The connection flags may come before the plugin command as
+/// well as after it.
+fn parse<I, T>(as_plugin: bool, args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let (outer, command) = if as_plugin {
+        let cli = PluginCli::try_parse_from(args)?;
+        match cli.command {
+            PluginTop::Plugin(command) => {
+                return Ok(Invocation::Plugin(command.after(cli.connection)));
+            }
+            PluginTop::Base(command) => (cli.connection, command),
+        }
+    } else {
+        (Connection::default(), Cli::try_parse_from(args)?.command)
+    };
+    match command {
+        Command::Kubectl {
+            connection,
+            command,
+        } => Ok(Invocation::Plugin(command.after(outer.then(connection)))),
+        command if outer == Connection::default() => Ok(Invocation::Operator(command)),
+        command => {
+            let name = match command {
+                Command::Render { .. } => "render",
+                Command::Crd => "crd",
+                Command::Run { .. } => "run",
+                Command::Policy { .. } => "policy",
+                Command::Kubectl { .. } => "kubectl",
+            };
+            Err(PluginCli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{} {} with diff, status, restart, pause and resume, not with {name}",
+                    outer.given().join(", "),
+                    if outer.given().len() == 1 {
+                        "goes"
+                    } else {
+                        "go"
+                    }
+                ),
+            ))
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let as_plugin = std::env::args_os()
         .next()
         .is_some_and(|arg0| Path::new(&arg0).file_stem() == Some("kubectl-doris".as_ref()));
-    let command = if as_plugin {
-        match PluginCli::parse().command {
-            PluginTop::Plugin(command) => return plugin(command),
-            PluginTop::Base(command) => command,
-        }
-    } else {
-        Cli::parse().command
+    let command = match parse(as_plugin, std::env::args_os()) {
+        Ok(Invocation::Plugin(command)) => return plugin::run(command),
+        Ok(Invocation::Operator(command)) => command,
+        Err(e) => e.exit(),
     };
-    if let Command::Kubectl { command } = command {
-        return plugin(command);
-    }
     match run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Runs a plugin command. As with `kubectl diff`, a diff exits 1 when
-/// something would change and 2 on an error; the other commands exit 1 on
-/// an error.
-fn plugin(command: PluginCommand) -> ExitCode {
-    let is_diff = matches!(command, PluginCommand::Diff { .. });
-    let outcome = tokio::runtime::Runtime::new()
-        .map_err(|e| e.to_string())
-        .and_then(|runtime| runtime.block_on(run_plugin(command)));
-    match outcome {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(if is_diff { 2 } else { 1 })
-        }
-    }
-}
-
-async fn run_plugin(command: PluginCommand) -> Result<ExitCode, String> {
-    let done = |text: String| {
-        println!("{text}");
-        Ok(ExitCode::SUCCESS)
-    };
-    match command {
-        PluginCommand::Diff {
-            file,
-            connection,
-            operator_namespace,
-        } => {
-            let text = read_file(&file)?;
-            let input = render::read_input(&file.display().to_string(), &text)?;
-            for warning in &input.warnings {
-                eprintln!("warning: {warning}");
-            }
-            let (client, namespace) = kubectl::connect(&connection).await?;
-            let options = kubectl::diff::Options {
-                namespace,
-                namespace_explicit: connection.namespace.is_some(),
-                operator_namespace,
-            };
-            let report = kubectl::diff::diff(&client, &input, &options).await?;
-            for note in &report.notes {
-                eprintln!("note: {note}");
-            }
-            print!("{}", report.text);
-            Ok(if report.changed() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        PluginCommand::Status {
-            name,
-            connection,
-            kind,
-            operator_namespace,
-        } => {
-            let (client, namespace) = kubectl::connect(&connection).await?;
-            let observed =
-                kubectl::status::observe(&client, &namespace, &name, kind, &operator_namespace)
-                    .await?;
-            print!(
-                "{}",
-                kubectl::status::screen(&observed, k8s_openapi::jiff::Timestamp::now())
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        PluginCommand::Restart {
-            name,
-            parts,
-            connection,
-            kind,
-        } => {
-            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
-            let now = k8s_openapi::jiff::Timestamp::now()
-                .round(k8s_openapi::jiff::Unit::Second)
-                .map_err(|e| e.to_string())?
-                .to_string();
-            done(kubectl::restart(&client, &cluster, &parts, &now).await?)
-        }
-        PluginCommand::Pause {
-            name,
-            connection,
-            kind,
-        } => {
-            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
-            done(kubectl::pause(&client, &cluster).await?)
-        }
-        PluginCommand::Resume {
-            name,
-            connection,
-            kind,
-        } => {
-            let (client, cluster) = cluster_named(&connection, &name, kind).await?;
-            done(kubectl::resume(&client, &cluster).await?)
-        }
-    }
-}
-
-/// A client, and the cluster `name` in the connection's namespace.
-async fn cluster_named(
-    connection: &Connection,
-    name: &str,
-    kind: Option<KindArg>,
-) -> Result<(kube::Client, doris_operator::cluster::Cluster), String> {
-    let (client, namespace) = kubectl::connect(connection).await?;
-    let cluster = kubectl::find_cluster(&client, &namespace, name, kind).await?;
-    Ok((client, cluster))
-}
-
-/// A file's text, or standard input's for `-`.
-fn read_file(file: &Path) -> Result<String, String> {
-    if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))
-    } else {
-        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
     }
 }
 
@@ -385,7 +268,7 @@ fn run(command: Command) -> Result<(), String> {
                 Output::Yaml => Format::Yaml,
                 Output::Json => Format::Json,
             };
-            let text = read_file(&file)?;
+            let text = render::read_file(&file)?;
             let mut input = render::read_input(&file.display().to_string(), &text)?;
             for warning in &input.warnings {
                 eprintln!("warning: {warning}");
@@ -596,4 +479,218 @@ fn errors(errs: Vec<SourceError>) -> String {
         out.push_str(&e.to_string());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection flags a `kubectl doris` command ends up with.
+    fn connection(as_plugin: bool, args: &[&str]) -> Connection {
+        match parse(as_plugin, args) {
+            Ok(Invocation::Plugin(mut command)) => std::mem::take(command.connection_mut()),
+            Ok(Invocation::Operator(_)) => panic!("{args:?}: not a plugin command"),
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    fn flags(
+        kubeconfig: Option<&str>,
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Connection {
+        Connection {
+            kubeconfig: kubeconfig.map(PathBuf::from),
+            context: context.map(String::from),
+            namespace: namespace.map(String::from),
+        }
+    }
+
+    #[test]
+    fn connection_flags_go_before_or_after_the_command() {
+        let my_ns = flags(None, None, Some("my-ns"));
+        for args in [
+            &["kubectl-doris", "-n", "my-ns", "diff", "-f", "c.yaml"][..],
+            &["kubectl-doris", "diff", "-n", "my-ns", "-f", "c.yaml"],
+            &["kubectl-doris", "diff", "-f", "c.yaml", "--namespace=my-ns"],
+            &["kubectl-doris", "--namespace", "my-ns", "status", "foo"],
+            &["kubectl-doris", "-n", "my-ns", "kubectl", "status", "foo"],
+        ] {
+            assert_eq!(connection(true, args), my_ns, "{args:?}");
+        }
+        for args in [
+            &[
+                "doris-operator",
+                "kubectl",
+                "-n",
+                "my-ns",
+                "diff",
+                "-f",
+                "c.yaml",
+            ][..],
+            &[
+                "doris-operator",
+                "kubectl",
+                "diff",
+                "-f",
+                "c.yaml",
+                "-n",
+                "my-ns",
+            ],
+        ] {
+            assert_eq!(connection(false, args), my_ns, "{args:?}");
+        }
+        assert_eq!(
+            connection(true, &["kubectl-doris", "--context", "x", "status", "foo"]),
+            flags(None, Some("x"), None)
+        );
+        assert_eq!(
+            connection(
+                true,
+                &["kubectl-doris", "--kubeconfig", "f", "restart", "foo"]
+            ),
+            flags(Some("f"), None, None)
+        );
+        let all = [
+            "kubectl-doris",
+            "--kubeconfig",
+            "f",
+            "-n",
+            "a",
+            "pause",
+            "foo",
+            "--context",
+            "x",
+        ];
+        assert_eq!(
+            connection(true, &all),
+            flags(Some("f"), Some("x"), Some("a"))
+        );
+        let all = [
+            "doris-operator",
+            "kubectl",
+            "--context",
+            "x",
+            "resume",
+            "foo",
+            "-n",
+            "a",
+        ];
+        assert_eq!(connection(false, &all), flags(None, Some("x"), Some("a")));
+    }
+
+    #[test]
+    fn a_flag_given_twice_is_the_last_one_as_with_kubectl() {
+        for args in [
+            &["kubectl-doris", "-n", "a", "status", "foo", "-n", "b"][..],
+            &["kubectl-doris", "-n", "a", "-n", "b", "status", "foo"],
+            &[
+                "kubectl-doris",
+                "status",
+                "foo",
+                "-n",
+                "a",
+                "--namespace",
+                "b",
+            ],
+            &[
+                "kubectl-doris",
+                "-n",
+                "a",
+                "kubectl",
+                "status",
+                "foo",
+                "-n",
+                "b",
+            ],
+        ] {
+            assert_eq!(
+                connection(true, args),
+                flags(None, None, Some("b")),
+                "{args:?}"
+            );
+        }
+        let args = [
+            "doris-operator",
+            "kubectl",
+            "--context",
+            "x",
+            "status",
+            "foo",
+            "--context",
+            "y",
+        ];
+        assert_eq!(connection(false, &args), flags(None, Some("y"), None));
+        let args = [
+            "kubectl-doris",
+            "--kubeconfig",
+            "f",
+            "restart",
+            "foo",
+            "--kubeconfig",
+            "g",
+        ];
+        assert_eq!(connection(true, &args), flags(Some("g"), None, None));
+    }
+
+    #[test]
+    fn connection_flags_with_an_operator_command_are_refused() {
+        let refusal = |args: &[&str]| match parse(true, args) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{args:?} accepted"),
+        };
+        let err = refusal(&["kubectl-doris", "-n", "my-ns", "render", "-f", "c.yaml"]);
+        assert!(
+            err.contains(
+                "-n/--namespace goes with diff, status, restart, pause and resume, not with render"
+            ),
+            "{err}"
+        );
+        let err = refusal(&["kubectl-doris", "--context", "x", "-n", "a", "crd"]);
+        assert!(
+            err.contains("--context, -n/--namespace go with diff,") && err.contains("not with crd"),
+            "{err}"
+        );
+        let err = refusal(&["kubectl-doris", "render", "-f", "c.yaml", "-n", "my-ns"]);
+        assert!(err.contains("unexpected argument '-n'"), "{err}");
+        // The operator's own --namespace is still its own.
+        match parse(true, ["kubectl-doris", "run", "--namespace", "watched"]) {
+            Ok(Invocation::Operator(Command::Run { namespace, .. })) => {
+                assert_eq!(namespace.as_deref(), Some("watched"));
+            }
+            _ => panic!("run --namespace is not run's"),
+        }
+    }
+
+    #[test]
+    fn the_help_shows_the_connection_flags_where_they_apply() {
+        let mut cli = PluginCli::command();
+        let top = cli.render_help().to_string();
+        for flag in [
+            "--kubeconfig <FILE>",
+            "--context <CONTEXT>",
+            "-n, --namespace <NAMESPACE>",
+        ] {
+            assert!(top.contains(flag), "{top}");
+        }
+        assert!(top.contains("go before the command or after it"), "{top}");
+        let kubectl = cli
+            .find_subcommand_mut("kubectl")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(kubectl.contains("-n, --namespace <NAMESPACE>"), "{kubectl}");
+        let status = cli
+            .find_subcommand_mut("status")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(status.contains("-n, --namespace <NAMESPACE>"), "{status}");
+        let render = cli
+            .find_subcommand_mut("render")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(!render.contains("--kubeconfig"), "{render}");
+    }
 }

@@ -43,6 +43,15 @@ pub fn load_bundle(dir: Option<&Path>) -> Result<ConventionBundle, Vec<SourceErr
     ConventionBundle::compile(sources)
 }
 
+/// A file's text, or standard input's for `-`.
+pub fn read_file(file: &Path) -> Result<String, String> {
+    if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))
+    }
+}
+
 /// Reads DorisCluster, ConfigMap, Secret and Namespace documents from YAML
 /// text (of a Secret only its key names, of a Namespace its Pod Security
 /// level); other kinds are ignored. Errors name the file, the document and the field.

@@ -597,6 +597,18 @@ async fn discovery_lists_built_in_kinds_and_those_of_installed_crds() {
     assert!(!found.contains(&widget));
     let gvk = kube::core::GroupVersionKind::gvk("example.com", "v1", "Widget");
     assert!(pinned_kind(&client, &gvk).await.is_err());
+    // A path nothing serves answers kube-apiserver's plain 404, not a
+    // Status, which kube's get_opt takes for an error.
+    let widgets: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "ns",
+        &kube::core::ApiResource::from_gvk_with_plural(&gvk, "widgets"),
+    );
+    let page_not_found = |got: Result<Option<kube::api::DynamicObject>, kube::Error>| match got {
+        Err(kube::Error::Api(s)) => s.code == 404 && s.message == "404 page not found",
+        _ => false,
+    };
+    assert!(page_not_found(widgets.get_opt("w").await));
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(
@@ -616,6 +628,7 @@ async fn discovery_lists_built_in_kinds_and_those_of_installed_crds() {
     .unwrap();
     let found = kinds(&Discovery::new(client.clone()).run().await.unwrap());
     assert!(found.contains(&widget));
+    assert!(widgets.get_opt("w").await.unwrap().is_none(), "served now");
     let (resource, caps) = pinned_kind(&client, &gvk).await.unwrap();
     assert_eq!(resource.plural, "widgets");
     assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
@@ -635,6 +648,7 @@ async fn discovery_lists_built_in_kinds_and_those_of_installed_crds() {
         .unwrap();
     let found = kinds(&Discovery::new(client).run().await.unwrap());
     assert!(!found.contains(&widget), "served only while its CRD exists");
+    assert!(page_not_found(widgets.get_opt("w").await));
 }
 
 /// As the PersistentVolumeClaimResize admission plugin: a claim grows only

@@ -4,7 +4,9 @@
 //! image change shows the restart order; the status screen of a cluster
 //! mid-rollout says what the rollout waits for; restart, pause and resume
 //! write the annotations the operator reads. One test runs the binary
-//! itself, named kubectl-doris, with a kubeconfig.
+//! itself, named kubectl-doris, with a kubeconfig. Where the API server
+//! serves only one of the two kinds, the commands work on a cluster of
+//! that kind and say when the kind asked for is not served.
 //!
 //! The FE is the simulator in tests/fesim, joined by the member driver.
 
@@ -13,6 +15,7 @@ mod env;
 mod fesim;
 mod members;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doris_operator::crd::DorisCluster;
@@ -22,8 +25,10 @@ use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use members::MemberDriver;
 use serde_json::json;
 
@@ -336,10 +341,7 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
     let r = running("kubectl-binary", &sample(1)).await;
     let env = &r.env;
     let dir = std::env::temp_dir().join(format!("kubectl-doris-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let plugin = dir.join("kubectl-doris");
-    let _ = std::fs::remove_file(&plugin);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_doris-operator"), &plugin).unwrap();
+    let plugin = plugin_in(&dir);
     let (config, namespace_args) = env.kubeconfig(&dir);
     std::fs::write(dir.join("same.yaml"), sample(1)).unwrap();
     std::fs::write(
@@ -487,5 +489,170 @@ async fn a_part_taken_out_shows_its_objects_removed_and_one_put_in_shows_them_ne
     assert!(text.contains("+  name: doris-broker\n"), "{text}");
     // What stays is unchanged.
     assert!(!text.contains("~ StatefulSet"), "{text}");
+    env.finish().await;
+}
+
+/// The binary as kubectl finds it, `kubectl-doris` in a folder of its own.
+fn plugin_in(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let plugin = dir.join("kubectl-doris");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_doris-operator"), &plugin).unwrap();
+    plugin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_the_api_server_does_not_serve_has_no_object() {
+    let env = Env::without_operator("kubectl-unserved").await;
+    let nothing = GroupVersionKind::gvk("unserved.doris-operator.example", "v1", "Nothing");
+    assert!(!kubectl::serves(&env.client, &nothing).await.unwrap());
+    for kind in [kubectl::KindArg::Dcr, kubectl::KindArg::Ddc] {
+        assert!(
+            kubectl::serves(&env.client, &kind.gvk()).await.unwrap(),
+            "{kind:?}"
+        );
+    }
+    // Whatever 404 the server answers for a path it does not serve, it
+    // reads as no object, as a missing object of a served kind does.
+    let resource = ApiResource::from_gvk_with_plural(&nothing, "nothings");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
+    assert!(
+        kubectl::get_if_served(&api, "doris")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let clusters = env.api::<DorisCluster>();
+    assert!(
+        kubectl::get_if_served(&clusters, "doris")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    env.create_cluster(&sample(1)).await;
+    let found = kubectl::get_if_served(&clusters, "doris").await.unwrap();
+    assert_eq!(found.map(|c| c.name_any()).as_deref(), Some("doris"));
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doris_cluster_is_worked_on_where_the_other_kind_is_not_served() {
+    let env = Env::without_operator("kubectl-one-kind").await;
+    if env.emulator.is_none() {
+        eprintln!(
+            "skipped on a real API server: it removes the DorisDisaggregatedCluster CRD, \
+             which the other tests there use"
+        );
+        env.finish().await;
+        return;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    crds.delete(
+        "dorisdisaggregatedclusters.disaggregated.cluster.doris.com",
+        &DeleteParams::default(),
+    )
+    .await
+    .unwrap();
+    env.create_cluster(&sample(1)).await;
+
+    let dir = std::env::temp_dir().join(format!("kubectl-doris-one-kind-{}", std::process::id()));
+    let plugin = plugin_in(&dir);
+    // The context's namespace is `default`: the test's is named with -n.
+    let (config, _) = env.kubeconfig(&dir);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("namespace: {}", env.namespace),
+        "namespace: default",
+    );
+    std::fs::write(&config, text).unwrap();
+    std::fs::write(dir.join("cluster.yaml"), sample(1)).unwrap();
+    std::fs::write(dir.join("ddc.yaml"), env::DDC_SAMPLE).unwrap();
+    let ns = env.namespace.clone();
+    let run = |args: &[&str]| {
+        let (plugin, config) = (plugin.clone(), config.clone());
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if *a == "NS" {
+                    ns.clone()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(plugin)
+                    .args(&args)
+                    .env("KUBECONFIG", config)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.code(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+    let operator_ns = ["--operator-namespace", "NS"];
+
+    let (code, stdout, stderr) =
+        run(&[&["-n", "NS", "status", "doris"][..], &operator_ns].concat()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("DorisCluster {ns}/doris ")),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(&["-n", "NS", "restart", "doris", "be"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("DorisCluster doris: restart of be requested at "),
+        "{stdout}"
+    );
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    assert!(
+        cluster
+            .annotations()
+            .contains_key("apache.doris.be/restartedAt"),
+        "{:?}",
+        cluster.annotations()
+    );
+
+    let cluster_file = dir.join("cluster.yaml").display().to_string();
+    let (code, stdout, stderr) =
+        run(&[&["-n", "NS", "diff", "-f", &cluster_file][..], &operator_ns].concat()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stdout.contains("+ StatefulSet doris-fe (new)\n"),
+        "{stdout}"
+    );
+
+    // The kind not served, named: said so.
+    let not_served = "the API server does not serve DorisDisaggregatedCluster \
+                      (disaggregated.cluster.doris.com/v1): its CustomResourceDefinition \
+                      dorisdisaggregatedclusters.disaggregated.cluster.doris.com is not installed";
+    let (code, _, stderr) = run(&["pause", "doris", "--kind", "ddc", "-n", "NS"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(not_served), "{stderr}");
+    let ddc_file = dir.join("ddc.yaml").display().to_string();
+    let (code, _, stderr) =
+        run(&[&["-n", "NS", "diff", "-f", &ddc_file][..], &operator_ns].concat()).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("DorisDisaggregatedCluster ddc: {not_served}")),
+        "{stderr}"
+    );
+    // A name no cluster has: only the kind served is looked for.
+    let (code, _, stderr) = run(&["-n", "NS", "resume", "nope"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no DorisCluster named nope in namespace {ns} (the API server does not serve \
+             DorisDisaggregatedCluster)"
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     env.finish().await;
 }

@@ -70,8 +70,18 @@ pub async fn diff(
 ) -> Result<Report, String> {
     let mut report = Report::default();
     let resources = Resources::default();
+    let served = super::Served::ask(client).await?;
     for cluster in &input.clusters {
-        diff_cluster(client, &resources, input, cluster, options, &mut report).await?;
+        diff_cluster(
+            client,
+            &resources,
+            served,
+            input,
+            cluster,
+            options,
+            &mut report,
+        )
+        .await?;
     }
     Ok(report)
 }
@@ -101,8 +111,11 @@ fn as_applied(file: &Cluster, live: Option<&Cluster>, namespace: &str) -> Cluste
     cluster
 }
 
+/// The live cluster of the file's document, if there is one. A document
+/// of a kind the API server does not serve could not be applied: an error.
 async fn live_cluster(
     client: &Client,
+    served: super::Served,
     file: &Cluster,
     namespace: &str,
 ) -> Result<Option<Cluster>, String> {
@@ -110,7 +123,10 @@ async fn live_cluster(
         Cluster::Doris(_) => super::KindArg::Dcr,
         Cluster::Disaggregated(_) => super::KindArg::Ddc,
     };
-    super::get_cluster(client, namespace, &file.as_ref().name(), kind).await
+    served
+        .require(kind)
+        .map_err(|e| format!("{}: {e}, so it cannot be applied", file.as_ref().describe()))?;
+    super::get_cluster(client, served, namespace, &file.as_ref().name(), kind).await
 }
 
 fn namespace_of(file: ClusterRef<'_>, options: &Options) -> Result<String, String> {
@@ -129,13 +145,14 @@ fn namespace_of(file: ClusterRef<'_>, options: &Options) -> Result<String, Strin
 async fn diff_cluster(
     client: &Client,
     resources: &Resources,
+    served: super::Served,
     input: &RenderInput,
     file: &Cluster,
     options: &Options,
     report: &mut Report,
 ) -> Result<(), String> {
     let namespace = namespace_of(file.as_ref(), options)?;
-    let live = live_cluster(client, file, &namespace).await?;
+    let live = live_cluster(client, served, file, &namespace).await?;
     let applied = as_applied(file, live.as_ref(), &namespace);
     let cluster = applied.as_ref();
     let title = format!("{} {namespace}/{}", cluster.kind(), cluster.name());

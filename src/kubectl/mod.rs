@@ -12,6 +12,7 @@
 //! Every function takes a [`kube::Client`], so tests run them in-process
 //! against any API server.
 
+pub mod cli;
 pub mod diff;
 pub mod status;
 
@@ -20,8 +21,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
@@ -29,18 +31,44 @@ use crate::conventions::reload::{DEFAULT_SET, SET_KEY, set_sources};
 use crate::conventions::{ConventionBundle, ConventionSources};
 use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
 
-/// How to reach the API server: kubectl's own flags.
-#[derive(clap::Args, Clone, Debug, Default)]
+/// How to reach the API server: kubectl's own flags. `kubectl doris`
+/// takes them before the command as well as after it; given twice, the
+/// last one wins, as with kubectl.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Connection {
     /// The kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", overrides_with = "kubeconfig")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context (default: its current context).
-    #[arg(long)]
+    #[arg(long, overrides_with = "context")]
     pub context: Option<String>,
     /// The namespace (default: the context's, else `default`).
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, overrides_with = "namespace")]
     pub namespace: Option<String>,
+}
+
+impl Connection {
+    /// These flags with those given after them on the command line laid
+    /// over them: each flag given later wins.
+    pub fn then(self, later: Connection) -> Connection {
+        Connection {
+            kubeconfig: later.kubeconfig.or(self.kubeconfig),
+            context: later.context.or(self.context),
+            namespace: later.namespace.or(self.namespace),
+        }
+    }
+
+    /// The flags given, as a user writes them.
+    pub fn given(&self) -> Vec<&'static str> {
+        [
+            (self.kubeconfig.is_some(), "--kubeconfig"),
+            (self.context.is_some(), "--context"),
+            (self.namespace.is_some(), "-n/--namespace"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
 }
 
 /// A client for the connection's cluster, and the namespace to use.
@@ -86,24 +114,169 @@ pub enum KindArg {
     Ddc,
 }
 
+impl KindArg {
+    const BOTH: [KindArg; 2] = [KindArg::Dcr, KindArg::Ddc];
+
+    /// The kind's name.
+    pub fn kind(self) -> String {
+        match self {
+            KindArg::Dcr => DorisCluster::kind(&()).into_owned(),
+            KindArg::Ddc => DorisDisaggregatedCluster::kind(&()).into_owned(),
+        }
+    }
+
+    pub fn gvk(self) -> GroupVersionKind {
+        match self {
+            KindArg::Dcr => GroupVersionKind::gvk(
+                &DorisCluster::group(&()),
+                &DorisCluster::version(&()),
+                &DorisCluster::kind(&()),
+            ),
+            KindArg::Ddc => GroupVersionKind::gvk(
+                &DorisDisaggregatedCluster::group(&()),
+                &DorisDisaggregatedCluster::version(&()),
+                &DorisDisaggregatedCluster::kind(&()),
+            ),
+        }
+    }
+
+    /// The name of the kind's CustomResourceDefinition.
+    fn crd_name(self) -> String {
+        match self {
+            KindArg::Dcr => format!("{}.{}", DorisCluster::plural(&()), DorisCluster::group(&())),
+            KindArg::Ddc => format!(
+                "{}.{}",
+                DorisDisaggregatedCluster::plural(&()),
+                DorisDisaggregatedCluster::group(&())
+            ),
+        }
+    }
+
+    /// The kind with its apiVersion: `DorisCluster (doris.selectdb.com/v1)`.
+    fn described(self) -> String {
+        format!("{} ({})", self.kind(), self.gvk().api_version())
+    }
+}
+
+/// Which of the two kinds the API server serves, as its discovery says:
+/// an API server without a kind's CustomResourceDefinition has no cluster
+/// of that kind, and answers a plain 404 for its paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub dcr: bool,
+    pub ddc: bool,
+}
+
+impl Served {
+    /// Asks the API server (one discovery request per kind).
+    pub async fn ask(client: &Client) -> Result<Served, String> {
+        Ok(Served {
+            dcr: serves(client, &KindArg::Dcr.gvk()).await?,
+            ddc: serves(client, &KindArg::Ddc.gvk()).await?,
+        })
+    }
+
+    pub fn serves(self, kind: KindArg) -> bool {
+        match kind {
+            KindArg::Dcr => self.dcr,
+            KindArg::Ddc => self.ddc,
+        }
+    }
+
+    /// An error saying the API server does not serve `kind`, unless it does.
+    pub fn require(self, kind: KindArg) -> Result<(), String> {
+        if self.serves(kind) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the API server does not serve {}: its CustomResourceDefinition {} is not \
+                 installed",
+                kind.described(),
+                kind.crd_name()
+            ))
+        }
+    }
+}
+
+/// Whether the API server serves `gvk`, as its discovery document for the
+/// group version says.
+pub async fn serves(client: &Client, gvk: &GroupVersionKind) -> Result<bool, String> {
+    match kube::discovery::pinned_kind(client, gvk).await {
+        Ok(_) => Ok(true),
+        // The group version is not served at all, or served without the kind.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_))) => Ok(false),
+        Err(e) => Err(format!(
+            "asking the API server whether it serves {} ({}): {e}",
+            gvk.kind,
+            gvk.api_version()
+        )),
+    }
+}
+
+/// Object `name`, `None` when there is none. Both 404s mean none: the
+/// Status with reason NotFound of a missing object, and the plain 404 ("404
+/// page not found") of a path the API server does not serve, as for a
+/// kind whose CustomResourceDefinition was removed; kube's `get_opt` takes
+/// the latter for an error.
+pub async fn get_if_served<K>(api: &Api<K>, name: &str) -> kube::Result<Option<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The cluster called `name` in `namespace`, of either kind (or of `kind`).
+/// A kind the API server does not serve has no cluster; naming such a kind
+/// with `kind` is an error saying so.
 pub async fn find_cluster(
     client: &Client,
     namespace: &str,
     name: &str,
     kind: Option<KindArg>,
 ) -> Result<Cluster, String> {
+    let served = Served::ask(client).await?;
+    if let Some(kind) = kind {
+        served.require(kind)?;
+    }
+    let kinds: Vec<KindArg> = KindArg::BOTH
+        .into_iter()
+        .filter(|each| kind.is_none_or(|k| k == *each) && served.serves(*each))
+        .collect();
+    if kinds.is_empty() {
+        return Err(format!(
+            "the API server serves neither {} nor {}: the operator's \
+             CustomResourceDefinitions are not installed",
+            KindArg::Dcr.described(),
+            KindArg::Ddc.described()
+        ));
+    }
     let mut found = Vec::new();
-    for each in [KindArg::Dcr, KindArg::Ddc] {
-        if kind.is_none_or(|k| k == each) {
-            found.extend(get_cluster(client, namespace, name, each).await?);
-        }
+    for each in &kinds {
+        found.extend(get_cluster(client, served, namespace, name, *each).await?);
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(format!(
-            "no DorisCluster or DorisDisaggregatedCluster named {name} in namespace {namespace}"
-        )),
+        0 => {
+            let unserved: Vec<String> = KindArg::BOTH
+                .into_iter()
+                .filter(|k| kind.is_none() && !served.serves(*k))
+                .map(KindArg::kind)
+                .collect();
+            let kinds: Vec<String> = kinds.into_iter().map(KindArg::kind).collect();
+            Err(format!(
+                "no {} named {name} in namespace {namespace}{}",
+                kinds.join(" or "),
+                unserved
+                    .iter()
+                    .map(|k| format!(" (the API server does not serve {k})"))
+                    .collect::<String>()
+            ))
+        }
         _ => Err(format!(
             "both a DorisCluster and a DorisDisaggregatedCluster are named {name} in \
              namespace {namespace}: say which with --kind dcr or --kind ddc"
@@ -112,28 +285,32 @@ pub async fn find_cluster(
 }
 
 /// The cluster of kind `kind` called `name`, if there is one (an API
-/// server without the kind's CRD has none).
+/// server that does not serve the kind has none).
 async fn get_cluster(
     client: &Client,
+    served: Served,
     namespace: &str,
     name: &str,
     kind: KindArg,
 ) -> Result<Option<Cluster>, String> {
+    if !served.serves(kind) {
+        return Ok(None);
+    }
     let found = match kind {
-        KindArg::Dcr => Api::<DorisCluster>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await
-            .map(|c| c.map(|c| Cluster::Doris(Box::new(c)))),
-        KindArg::Ddc => Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await
-            .map(|c| c.map(|c| Cluster::Disaggregated(Box::new(c)))),
+        KindArg::Dcr => get_if_served(
+            &Api::<DorisCluster>::namespaced(client.clone(), namespace),
+            name,
+        )
+        .await
+        .map(|c| c.map(|c| Cluster::Doris(Box::new(c)))),
+        KindArg::Ddc => get_if_served(
+            &Api::<DorisDisaggregatedCluster>::namespaced(client.clone(), namespace),
+            name,
+        )
+        .await
+        .map(|c| c.map(|c| Cluster::Disaggregated(Box::new(c)))),
     };
-    let kind = match kind {
-        KindArg::Dcr => "DorisCluster",
-        KindArg::Ddc => "DorisDisaggregatedCluster",
-    };
-    found.map_err(|e| format!("reading {kind} {namespace}/{name}: {e}"))
+    found.map_err(|e| format!("reading {} {namespace}/{name}: {e}", kind.kind()))
 }
 
 /// The conventions the operator would plan a cluster of `set` with: the

@@ -226,6 +226,25 @@ pub fn served(crds: &[Value]) -> Vec<Served> {
     out
 }
 
+/// Whether only a CustomResourceDefinition serves `group`: Kubernetes' own
+/// groups are the core group, the undotted ones (apps, batch, policy) and
+/// those under k8s.io.
+pub fn is_custom_group(group: &str) -> bool {
+    group.contains('.') && !group.ends_with(".k8s.io")
+}
+
+/// Whether `crd` serves resource `plural` at `group`/`version`.
+pub fn crd_serves(crd: &Value, group: &str, version: &str, plural: &str) -> bool {
+    let spec = &crd["spec"];
+    spec["group"] == group
+        && spec["names"]["plural"] == plural
+        && spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["name"] == version && v["served"] != false)
+}
+
 /// The group versions of `group`, in the order first served; the first is
 /// the preferred one.
 fn versions<'a>(served: &'a [Served], group: &str) -> Vec<&'a str> {

@@ -19,13 +19,17 @@
 //! the built-in kinds and those of stored CustomResourceDefinitions (see
 //! [`discovery`]); the `scale` subresource reads and writes `spec.replicas`.
 //! Admission: PodSecurity by namespace label and the resize rules of
-//! PersistentVolumeClaims, as [`admission`] describes.
+//! PersistentVolumeClaims, as [`admission`] describes. A resource of a
+//! custom group (not Kubernetes' own) is served only while a stored
+//! CustomResourceDefinition serves it; otherwise its paths answer the plain
+//! `404 page not found` kube-apiserver answers.
 //!
 //! Known differences from a real API server: there is no other admission
 //! and no schema validation beyond label values, defaulting covers only a
 //! StatefulSet's `replicas`, lists merge by key only for the lists objects
-//! commonly hold, resources are served whether or not their CRD exists,
-//! and lists are never paginated.
+//! commonly hold, every built-in resource is served whether or not
+//! discovery lists it, objects outlive their CRD (they are back when it
+//! is), and lists are never paginated.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -108,6 +112,27 @@ struct Shared {
 }
 
 impl Shared {
+    /// Whether the resource `group/version/plural` is served: a built-in
+    /// one always, a custom one while a stored CRD serves it.
+    fn serves(&self, resource: &str) -> bool {
+        let mut parts = resource.splitn(3, '/');
+        let (group, version, plural) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        if !discovery::is_custom_group(group) {
+            return true;
+        }
+        let store = self.store.lock().unwrap();
+        let start = (discovery::CRDS.to_string(), String::new(), String::new());
+        store
+            .objects
+            .range(start..)
+            .take_while(|((r, _, _), _)| r == discovery::CRDS)
+            .any(|(_, crd)| discovery::crd_serves(crd, group, version, plural))
+    }
+
     /// The stored CustomResourceDefinitions.
     fn crds(&self) -> Vec<Value> {
         let store = self.store.lock().unwrap();
@@ -514,6 +539,15 @@ fn status_error(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+/// What kube-apiserver answers for a path nothing serves: not a Status.
+fn page_not_found() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from("404 page not found\n")).boxed_unsync());
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut()
+        .insert("content-type", "text/plain; charset=utf-8".parse().unwrap());
+    r
+}
+
 fn error(code: u16, reason: &str, message: &str) -> Response<Body> {
     respond(
         StatusCode::from_u16(code).unwrap(),
@@ -587,6 +621,9 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
         verb,
         user_agent: user_agent.clone(),
     });
+    if !shared.serves(&route.resource) {
+        return page_not_found();
+    }
     {
         let mut faults = shared.faults.lock().unwrap();
         if let Some(f) = faults.iter_mut().find(|f| {

@@ -65,6 +65,16 @@ impl Env {
                 }
                 Err(_) => {
                     let emulator = Arc::new(Emulator::start().await);
+                    // Installed, as on any cluster the operator runs in.
+                    for crd in [
+                        doris_operator::crd::crd(),
+                        doris_operator::crd::disaggregated::crd(),
+                    ] {
+                        emulator.put(
+                            crate::apiserver::discovery::CRDS,
+                            serde_json::to_value(crd).expect("a CRD serializes"),
+                        );
+                    }
                     let driver = PodDriver::start(emulator.clone());
                     (
                         emulator.client(),
