@@ -13,11 +13,25 @@
 //! every cluster's FE is one Doris FE simulator, with which each pod's node
 //! registers as it becomes Ready, so membership checks run as for real.
 //! Run with `cargo bench --bench operator`.
+//!
+//! With `BENCH_KUBECONFIG` naming a kubeconfig, it runs on that real
+//! control plane instead (`support/real.rs`): the peer's samples, for this
+//! operator and then for apache/doris-operator, a peer binary you build
+//! yourself, named by `BENCH_PEER_OPERATOR`:
+//!
+//! ```text
+//! REALK8S_PORT_BASE=38000 bash tests/realk8s/up.sh /tmp/bench-k8s
+//! BENCH_KUBECONFIG=/tmp/bench-k8s/kubeconfig BENCH_PEER_OPERATOR=/path/to/peer \
+//!   BENCH_CLUSTERS=20,100 BENCH_DDC_CLUSTERS=100 cargo bench --bench operator
+//! bash tests/realk8s/down.sh /tmp/bench-k8s
+//! ```
 
 #[path = "../tests/apiserver/mod.rs"]
 mod apiserver;
 #[path = "../tests/fesim/mod.rs"]
 mod fesim;
+#[path = "support/real.rs"]
+mod real;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -32,6 +46,10 @@ use support::{
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Some(kubeconfig) = std::env::var_os("BENCH_KUBECONFIG") {
+        real::run(kubeconfig.into()).await;
+        return;
+    }
     let emulator = std::sync::Arc::new(Emulator::start().await);
     let driver = std::sync::Arc::new(PodDriver::start(emulator.clone()));
     let fe = support::DorisFe::start(emulator.clone()).await;

@@ -1,0 +1,646 @@
+//! The operator benchmark on a real control plane: what `cargo bench
+//! --bench operator` measures when `BENCH_KUBECONFIG` names a kubeconfig
+//! (an administrator's, of an API server whose kwok nodes run pods and make
+//! them Ready at once, as `tests/realk8s/up.sh` starts one).
+//!
+//! For each size, N copies of the peer's DorisCluster sample
+//! (`BENCH_CLUSTERS`, a number or a comma-separated list, 20 unless set),
+//! then N copies of its storage-compute separated sample
+//! (`BENCH_DDC_CLUSTERS`, 100 unless set; 0 skips a kind) are created at
+//! once in a fresh namespace, first for this operator, then for
+//! apache/doris-operator (the peer: a binary you build yourself, named by
+//! `BENCH_PEER_OPERATOR`; not measured when unset). Each operator is its
+//! own process, started afresh for each run and watching that namespace
+//! only; it acts as a user of its own by impersonation — this operator as
+//! the ServiceAccount `deploy/` ships, with its RBAC; the peer as a
+//! ServiceAccount bound to cluster-admin — so that the API server's audit
+//! log (`BENCH_AUDIT_LOG`, else `audit.log` beside the kubeconfig) tells
+//! their writes apart. Per run it prints: the time until every cluster is
+//! available, both as its operator reports it and as the pods show it; the
+//! API writes until then (status writes apart); the writes while idle
+//! (`BENCH_IDLE_SECS`, 30 unless set) and after a no-op edit (an annotation)
+//! of each cluster; the operator's CPU seconds and peak RSS. The clusters
+//! and the namespace are deleted before the next run.
+//!
+//! This operator reaches every cluster's FE at one Doris FE simulator
+//! (`--fe-address`), with which each Ready pod's node registers as the
+//! Doris images' entrypoints do. The peer talks MySQL to each cluster's
+//! FE Service, which does not resolve here: its SQL fails, which its
+//! bring-up does not need. Where a mount namespace can be made (as root),
+//! each operator runs in one whose `/etc/resolv.conf` names only 127.0.0.1,
+//! so that such lookups fail at once without leaving the machine.
+
+#[path = "real/audit.rs"]
+mod audit;
+#[path = "real/cluster.rs"]
+mod cluster;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::fesim::{FeSim, FeSimConfig};
+use crate::support::{cpu_seconds, peak_rss_mib};
+use audit::{AuditLog, Writes};
+use cluster::{Kind, Watched, ensure_nodes, install, register_members, wait_until};
+
+/// The user this operator acts as: the ServiceAccount of `deploy/`.
+const OURS_USER: &str = "system:serviceaccount:doris-operator:doris-operator";
+/// The namespace of the peer's ServiceAccount, bound to cluster-admin.
+const PEER_NAMESPACE: &str = "doris-bench-peer";
+const PEER_USER: &str = "system:serviceaccount:doris-bench-peer:doris-operator";
+/// The annotation whose change is the no-op edit.
+const TOUCHED: &str = "bench.doris.apache.org/touched";
+/// The FoundationDB connection string of the separated sample's ConfigMap
+/// (nothing connects to it).
+const FDB: &str = "doris:fdbclusterid@127.0.0.1:4500";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Flavor {
+    Ours,
+    Peer,
+}
+
+/// An operator binary under test.
+struct Contender {
+    flavor: Flavor,
+    name: &'static str,
+    binary: PathBuf,
+    user: &'static str,
+}
+
+impl Contender {
+    /// Whether the operator reports cluster `c` available: this operator's
+    /// Ready condition for the cluster's generation (and, separated, its
+    /// health green); the peer's phase `available` of every component it
+    /// reports (separated: its health green).
+    fn says_available(&self, kind: Kind, c: &DynamicObject) -> bool {
+        let status = &c.data["status"];
+        let generation = c.metadata.generation;
+        let green = status["clusterHealth"]["health"] == "green";
+        match self.flavor {
+            Flavor::Ours => {
+                status["observedGeneration"].as_i64() == generation
+                    && status["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                    && (kind == Kind::DorisCluster || green)
+            }
+            Flavor::Peer => match kind {
+                Kind::DorisCluster => ["feStatus", "beStatus"]
+                    .iter()
+                    .all(|s| status[s]["componentCondition"]["phase"] == "available"),
+                Kind::Disaggregated => {
+                    green
+                        && status["observedGeneration"]
+                            .as_i64()
+                            .is_none_or(|g| Some(g) == generation)
+                }
+            },
+        }
+    }
+}
+
+/// What one run measured.
+struct Figures {
+    operator: &'static str,
+    clusters: usize,
+    /// Until every cluster was available as its operator reports it, and
+    /// as its pods and StatefulSets show it; `None` when not within the limit.
+    reported: Option<Duration>,
+    pods: Option<Duration>,
+    converge: Writes,
+    idle: Writes,
+    noop: Writes,
+    cpu: f64,
+    cpu_total: f64,
+    rss: f64,
+}
+
+/// Sizes from `var`: a number or a comma-separated list.
+fn sizes(var: &str, default: usize) -> Vec<usize> {
+    match std::env::var(var) {
+        Ok(v) => v
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .filter(|n| *n > 0)
+            .collect(),
+        Err(_) => vec![default],
+    }
+}
+
+/// Runs the benchmark against the API server of `kubeconfig`.
+pub async fn run(kubeconfig: PathBuf) {
+    let text = std::fs::read_to_string(&kubeconfig).expect("BENCH_KUBECONFIG is readable");
+    let parsed: kube::config::Kubeconfig = serde_norway::from_str(&text).expect("a kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(parsed, &Default::default())
+        .await
+        .expect("a usable kubeconfig");
+    let client = Client::try_from(config).expect("a client");
+    let audit_path = std::env::var_os("BENCH_AUDIT_LOG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| kubeconfig.with_file_name("audit.log"));
+    let apiserver_pid = std::fs::read_to_string(kubeconfig.with_file_name("pids/kube-apiserver"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok());
+    let work = std::env::temp_dir().join(format!("doris-bench-real-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+
+    let mut contenders = vec![Contender {
+        flavor: Flavor::Ours,
+        name: "doris-operator",
+        binary: std::env::var_os("BENCH_OPERATOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_doris-operator"))),
+        user: OURS_USER,
+    }];
+    match std::env::var_os("BENCH_PEER_OPERATOR") {
+        Some(peer) => contenders.push(Contender {
+            flavor: Flavor::Peer,
+            name: "apache/doris-operator",
+            binary: PathBuf::from(peer),
+            user: PEER_USER,
+        }),
+        None => println!(
+            "the peer (apache/doris-operator) is not measured: BENCH_PEER_OPERATOR names no binary"
+        ),
+    }
+    let runs: Vec<(Kind, usize)> = sizes("BENCH_CLUSTERS", 20)
+        .into_iter()
+        .map(|n| (Kind::DorisCluster, n))
+        .chain(
+            sizes("BENCH_DDC_CLUSTERS", 100)
+                .into_iter()
+                .map(|n| (Kind::Disaggregated, n)),
+        )
+        .collect();
+    let idle: u64 = std::env::var("BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+
+    println!(
+        "real control plane: {} (audit log {})",
+        kubeconfig.display(),
+        audit_path.display()
+    );
+    install(&client).await;
+    let largest = |kind: Kind| {
+        let n = runs
+            .iter()
+            .filter(|r| r.0 == kind)
+            .map(|r| r.1)
+            .max()
+            .unwrap_or(0);
+        let (cpu, mem, pods) = kind.demand();
+        (cpu * n as f64, mem * n as f64, pods * n)
+    };
+    let (a, b) = (largest(Kind::DorisCluster), largest(Kind::Disaggregated));
+    ensure_nodes(&client, a.0.max(b.0), a.1.max(b.1), a.2.max(b.2)).await;
+    println!(
+        "available: as each operator reports it (this operator: Ready for the cluster's \
+         generation, separated also health green; the peer: feStatus/beStatus phase \
+         \"available\", separated health green), and as the pods show it (every \
+         StatefulSet of the cluster at its replicas, all Ready; every pod Ready); the \
+         headline is the later of the two, fair to both"
+    );
+    let resolv = loopback_resolver(&work);
+    match &resolv {
+        Some(_) => println!(
+            "each operator runs in a mount namespace of its own whose resolv.conf names only \
+             127.0.0.1: its lookups of the clusters' Service names fail at once, on this machine"
+        ),
+        None => println!(
+            "the operators run with this machine's resolver (no mount namespace could be made): \
+             the peer's lookups of its clusters' FE Services go to it"
+        ),
+    }
+    let bench = Bench {
+        resolv,
+        client,
+        admin: serde_norway::from_str(&text).expect("a kubeconfig"),
+        audit_path,
+        work,
+        idle,
+        apiserver_pid,
+    };
+
+    let mut all = Vec::new();
+    for (kind, n) in runs {
+        println!("\n== {n} x {} created at once", kind.what());
+        for contender in &contenders {
+            let figures = measure(&bench, contender, kind, n).await;
+            all.push((kind, figures));
+        }
+    }
+    println!(
+        "\n== summary: seconds until all available (the later of reported and pods Ready) and \
+         until pods Ready; API writes until converged, status writes apart; all writes while \
+         idle ({idle} s) and in 15 s after a no-op edit; operator CPU seconds until converged \
+         and in all; peak RSS"
+    );
+    println!(
+        "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>7} {:>7} {:>8}",
+        "clusters",
+        "operator",
+        "avail s",
+        "pods s",
+        "writes",
+        "status",
+        "idle",
+        "no-op",
+        "CPU s",
+        "CPU all",
+        "RSS MiB"
+    );
+    for (kind, f) in &all {
+        let secs =
+            |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64()));
+        println!(
+            "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>7.2} {:>7.2} {:>8.1}",
+            format!("{} x {}", f.clusters, kind.label()),
+            f.operator,
+            secs(f.reported.zip(f.pods).map(|(a, b)| a.max(b))),
+            secs(f.pods),
+            f.converge.all - f.converge.status,
+            f.converge.status,
+            f.idle.all,
+            f.noop.all,
+            f.cpu,
+            f.cpu_total,
+            f.rss
+        );
+    }
+    if contenders.len() == 1 {
+        println!("the peer was not measured (set BENCH_PEER_OPERATOR to its binary)");
+    }
+    println!("operator logs: {}", bench.work.display());
+}
+
+/// A kubeconfig like `admin`'s that impersonates `user`.
+fn impersonating(admin: &Value, user: &str, path: &Path) {
+    let mut config = admin.clone();
+    for u in config["users"].as_array_mut().into_iter().flatten() {
+        u["user"]["as"] = json!(user);
+    }
+    std::fs::write(path, serde_json::to_string(&config).unwrap()).unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts `contender` watching `namespace`, its output in `log`; in a
+/// mount namespace of its own whose `/etc/resolv.conf` is `resolv` when
+/// given.
+fn start_operator(
+    contender: &Contender,
+    kubeconfig: &Path,
+    namespace: &str,
+    fe: Option<std::net::SocketAddr>,
+    log: &Path,
+    resolv: Option<&Path>,
+) -> std::process::Child {
+    let out = std::fs::File::create(log).unwrap();
+    let mut command = match resolv {
+        Some(resolv) => {
+            // unshare and sh exec: the process keeps the pid measured.
+            let mut c = std::process::Command::new("unshare");
+            c.args(["--mount", "--", "sh", "-c"])
+                .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+                .arg(resolv)
+                .arg(&contender.binary);
+            c
+        }
+        None => std::process::Command::new(&contender.binary),
+    };
+    match contender.flavor {
+        Flavor::Ours => {
+            command
+                .args(["run", "--leader-elect=false", "--namespace", namespace])
+                .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+                .args(["--fe-address", &fe.unwrap().to_string()])
+                .env("RUST_LOG", "warn");
+        }
+        Flavor::Peer => {
+            command
+                .arg(format!("--namespace={namespace}"))
+                .arg(format!("--metrics-bind-address=127.0.0.1:{}", free_port()))
+                .arg(format!(
+                    "--health-probe-bind-address=127.0.0.1:{}",
+                    free_port()
+                ))
+                .arg("--leader-elect=false")
+                .env("START_DISAGGREGATED_OPERATOR", "true");
+        }
+    }
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", contender.binary.display()))
+}
+
+/// A resolv.conf naming only 127.0.0.1 (where no DNS server listens), if
+/// a process can be given it: the clusters' Service names, which resolve
+/// nowhere here, are then not asked of this machine's resolver.
+fn loopback_resolver(work: &Path) -> Option<PathBuf> {
+    let path = work.join("resolv.conf");
+    std::fs::write(&path, "nameserver 127.0.0.1\n").ok()?;
+    let works = std::process::Command::new("unshare")
+        .args(["--mount", "--", "sh", "-c"])
+        .arg(r#"mount --bind "$0" /etc/resolv.conf"#)
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    works.then_some(path)
+}
+
+/// What every run shares.
+struct Bench {
+    client: Client,
+    /// The administrator's kubeconfig, as parsed YAML.
+    admin: Value,
+    audit_path: PathBuf,
+    /// Where the operators' kubeconfigs and logs go.
+    work: PathBuf,
+    idle: u64,
+    apiserver_pid: Option<u32>,
+    /// The resolv.conf the operators run with.
+    resolv: Option<PathBuf>,
+}
+
+/// One operator, N clusters of `kind` in a fresh namespace.
+async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> Figures {
+    let (client, work, idle) = (&bench.client, &bench.work, bench.idle);
+    let (audit_path, apiserver_pid) = (&bench.audit_path, bench.apiserver_pid);
+    let short = match (contender.flavor, kind) {
+        (Flavor::Ours, Kind::DorisCluster) => "ours-dc",
+        (Flavor::Ours, Kind::Disaggregated) => "ours-ddc",
+        (Flavor::Peer, Kind::DorisCluster) => "peer-dc",
+        (Flavor::Peer, Kind::Disaggregated) => "peer-ddc",
+    };
+    let namespace = format!("bench-{short}{n}-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap(),
+        )
+        .await
+        .expect("namespace");
+    if kind == Kind::Disaggregated {
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), &namespace);
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "test-cluster-config"},
+                                           "data": {"cluster-file": FDB}}))
+            .unwrap(),
+        )
+        .await
+        .expect("FoundationDB ConfigMap");
+    }
+    let watched = Watched::start(client, &namespace, kind);
+    let (sim, _members) = if contender.flavor == Flavor::Ours {
+        let config = match kind {
+            Kind::DorisCluster => FeSimConfig::default(),
+            Kind::Disaggregated => FeSimConfig::cloud(),
+        };
+        let sim = Arc::new(FeSim::start(config).await);
+        let members = register_members(&watched, sim.clone());
+        (Some(sim), Some(members))
+    } else {
+        (None, None)
+    };
+    let kubeconfig = work.join(format!("{short}{n}.kubeconfig"));
+    impersonating(&bench.admin, contender.user, &kubeconfig);
+    let log = work.join(format!("{short}{n}.log"));
+    let mut process = start_operator(
+        contender,
+        &kubeconfig,
+        &namespace,
+        sim.as_ref().map(|s| s.addr()),
+        &log,
+        bench.resolv.as_deref(),
+    );
+    let pid = process.id();
+    // Started and its caches filled (an empty namespace): ready to work.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &namespace, &kind.resource());
+    let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
+    let mut audit = AuditLog::from_end(audit_path.to_path_buf()).ok();
+    let cpu_before = cpu_seconds(pid);
+    let apiserver_before = apiserver_pid.map(cpu_seconds);
+    let start = Instant::now();
+    futures::stream::iter(&names)
+        .for_each_concurrent(16, |name| {
+            let api = api.clone();
+            let object: DynamicObject =
+                serde_json::from_value(kind.manifest(name, &namespace)).unwrap();
+            async move {
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+            }
+        })
+        .await;
+    let created = start.elapsed();
+    let limit = Duration::from_secs(180 + 3 * n as u64);
+    let (mut reported, mut pods) = (None, None);
+    while start.elapsed() < limit && (reported.is_none() || pods.is_none()) {
+        let clusters = watched.clusters.state();
+        let available = clusters
+            .iter()
+            .filter(|c| contender.says_available(kind, c))
+            .count();
+        if reported.is_none() && available == n {
+            reported = Some(start.elapsed());
+        }
+        if pods.is_none() && watched.ready_by_pods(kind).len() == n {
+            pods = Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged = start.elapsed();
+    // Writes just after the last cluster turned available belong to the
+    // bring-up too: let them land before counting.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let counted = audit.is_some();
+    let mut take = |user: &str| {
+        audit
+            .as_mut()
+            .map(|a| Writes::of(&a.take(), user))
+            .unwrap_or_default()
+    };
+    let converge = take(contender.user);
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let apiserver_cpu = apiserver_pid
+        .zip(apiserver_before)
+        .map(|(p, before)| cpu_seconds(p) - before);
+    let rss_converged = peak_rss_mib(pid);
+
+    println!("-- {} ({})", contender.name, namespace);
+    let secs = |d: Option<Duration>| {
+        d.map_or(format!("not within {:.0} s", limit.as_secs_f64()), |d| {
+            format!("{:.2} s", d.as_secs_f64())
+        })
+    };
+    println!(
+        "  all available:   {}  (operator reports it: {}; pods Ready, StatefulSets at replicas: {}; created in {:.2} s)",
+        secs(reported.zip(pods).map(|(a, b)| a.max(b))),
+        secs(reported),
+        secs(pods),
+        created.as_secs_f64()
+    );
+    if reported.is_none() || pods.is_none() {
+        let clusters = watched.clusters.state();
+        let available = clusters
+            .iter()
+            .filter(|c| contender.says_available(kind, c))
+            .count();
+        let pods_ready = watched.ready_by_pods(kind).len();
+        println!(
+            "  at the limit: {available} of {n} reported available, {pods_ready} of {n} with their pods Ready"
+        );
+        if let Some(c) = clusters.iter().find(|c| !contender.says_available(kind, c)) {
+            println!("  {} status: {}", c.name_any(), c.data["status"]);
+        }
+    }
+    if !counted {
+        println!(
+            "  no audit log at {}: writes not counted",
+            audit_path.display()
+        );
+    }
+    let per = |w: &Writes| format!("{:.1}", (w.all - w.status) as f64 / n as f64);
+    println!("  API writes until converged: {}", converge.line());
+    println!(
+        "    per cluster, status writes apart: {}   (until {:.1} s + 5 s)",
+        per(&converge),
+        converged.as_secs_f64()
+    );
+    println!(
+        "  operator CPU:    {cpu:.2} s until converged ({:.3} s per cluster){}",
+        cpu / n as f64,
+        apiserver_cpu
+            .map(|c| format!("; kube-apiserver {c:.1} s"))
+            .unwrap_or_default()
+    );
+    println!("  operator peak RSS: {rss_converged:.1} MiB");
+
+    // Idle: nothing changes, nothing should be written.
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let idle_writes = take(contender.user);
+    println!("  writes while idle ({idle} s): {}", idle_writes.line());
+
+    // A no-op edit of each cluster: an annotation nothing plans from.
+    for name in &names {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {TOUCHED: "yes"}}})),
+        )
+        .await
+        .expect("annotated");
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let noop = take(contender.user);
+    println!(
+        "  writes after a no-op edit of each cluster (15 s): {}",
+        noop.line()
+    );
+    let cpu_total = cpu_seconds(pid) - cpu_before;
+    let rss = peak_rss_mib(pid);
+    println!("  operator CPU in all: {cpu_total:.2} s; peak RSS {rss:.1} MiB");
+    if contender.flavor == Flavor::Peer {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let sql = text
+            .lines()
+            .filter(|l| {
+                let l = l.to_lowercase();
+                l.contains("mysql") || l.contains("dial tcp") || l.contains("no such host")
+            })
+            .count();
+        println!(
+            "  the peer's MySQL connections to its clusters' FEs fail here (their Service names do \
+             not resolve, no FE runs): {sql} lines of its log tell of it"
+        );
+    }
+
+    // Clusters deleted while their operator runs (it may hold finalizers),
+    // then the namespace.
+    let _ = api
+        .delete_collection(&DeleteParams::background(), &Default::default())
+        .await;
+    wait_until(Duration::from_secs(120), || async {
+        api.list(&Default::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
+    let _ = process.kill();
+    let _ = process.wait();
+    let _ = std::fs::remove_file(&kubeconfig);
+    for c in api
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let _ = api
+            .patch(
+                &c.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+    }
+    drop(watched);
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::background())
+        .await;
+    let gone = Instant::now();
+    let deleted = wait_until(Duration::from_secs(600), || async {
+        namespaces
+            .get_opt(&namespace)
+            .await
+            .is_ok_and(|n| n.is_none())
+    })
+    .await;
+    println!(
+        "  namespace {} in {:.1} s",
+        if deleted {
+            "deleted"
+        } else {
+            "not yet deleted"
+        },
+        gone.elapsed().as_secs_f64()
+    );
+    Figures {
+        operator: contender.name,
+        clusters: n,
+        reported,
+        pods,
+        converge,
+        idle: idle_writes,
+        noop,
+        cpu,
+        cpu_total,
+        rss,
+    }
+}
