@@ -62,7 +62,10 @@ async fn a_baseline_namespace_gets_its_hosts_checked_not_tuned() {
         "{sysctls:?}"
     );
 
-    if env.emulator.is_some() {
+    if env
+        .emulator_only("what a host check reports comes from the emulator's simulated nodes")
+        .is_some()
+    {
         // The node whose vm.max_map_count is low is named, once per setting.
         let checks = eventually("the host check reported", 30, || async {
             let c = env.api::<DorisCluster>().get("doris").await.ok()?;
