@@ -355,17 +355,7 @@ async fn the_binary_is_a_kubectl_plugin_named_kubectl_doris() {
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         args.extend(namespace_args.clone());
         args.extend(["--operator-namespace".into(), env.namespace.clone()]);
-        async move {
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new(plugin)
-                    .args(&args)
-                    .env("KUBECONFIG", config)
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
+        run_plugin(plugin, args, config)
     };
     let same = dir.join("same.yaml").display().to_string();
     let out = run(&["diff", "-f", &same]).await;
@@ -493,6 +483,20 @@ async fn a_part_taken_out_shows_its_objects_removed_and_one_put_in_shows_them_ne
 }
 
 /// The binary as kubectl finds it, `kubectl-doris` in a folder of its own.
+/// Runs `plugin` with `args` against the kubeconfig `config`, off the
+/// test's runtime threads.
+async fn run_plugin(plugin: PathBuf, args: Vec<String>, config: PathBuf) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(plugin)
+            .args(&args)
+            .env("KUBECONFIG", config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 fn plugin_in(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let plugin = dir.join("kubectl-doris");
@@ -581,15 +585,7 @@ async fn a_doris_cluster_is_worked_on_where_the_other_kind_is_not_served() {
             })
             .collect();
         async move {
-            let out = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(plugin)
-                    .args(&args)
-                    .env("KUBECONFIG", config)
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap();
+            let out = run_plugin(plugin, args, config).await;
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             (out.status.code(), text(&out.stdout), text(&out.stderr))
         }

@@ -124,25 +124,28 @@ impl Shared {
         if !discovery::is_custom_group(group) {
             return true;
         }
-        let store = self.store.lock().unwrap();
-        let start = (discovery::CRDS.to_string(), String::new(), String::new());
-        store
-            .objects
-            .range(start..)
-            .take_while(|((r, _, _), _)| r == discovery::CRDS)
-            .any(|(_, crd)| discovery::crd_serves(crd, group, version, plural))
+        self.with_crds(|mut crds| {
+            Iterator::any(&mut crds, |crd| {
+                discovery::crd_serves(crd, group, version, plural)
+            })
+        })
     }
 
     /// The stored CustomResourceDefinitions.
     fn crds(&self) -> Vec<Value> {
+        self.with_crds(|mut crds| Iterator::cloned(&mut crds).collect())
+    }
+
+    /// Runs `f` over the stored CustomResourceDefinitions, in place.
+    fn with_crds<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Value>) -> T) -> T {
         let store = self.store.lock().unwrap();
         let start = (discovery::CRDS.to_string(), String::new(), String::new());
-        store
+        let mut crds = store
             .objects
             .range(start..)
             .take_while(|((r, _, _), _)| r == discovery::CRDS)
-            .map(|(_, v)| v.clone())
-            .collect()
+            .map(|(_, v)| v);
+        f(&mut crds)
     }
 }
 

@@ -35,6 +35,12 @@ if go tool dist list >/dev/null 2>&1 && GOEXPERIMENT=nojsonv2 go version >/dev/n
 fi
 export GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 
+# The go.mod of MODULE at VERSION, downloaded from the module proxy.
+module_file() {
+  go mod download -json "$1@$2" >/dev/null
+  echo "$(go env GOMODCACHE)/cache/download/$1/@v/$2.mod"
+}
+
 # k8s.io/kubernetes cannot be required as it is (its go.mod replaces every
 # staging module with a local path): a wrapper module pins each staging
 # module at the matching v0 version instead.
@@ -42,9 +48,8 @@ build_kubernetes() {
   local dir="$OUT/src/kubernetes" staging="v0${K8S_VERSION#v1}"
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   mkdir -p "$dir"
-  go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
   local kmod
-  kmod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
+  kmod="$(module_file k8s.io/kubernetes "$K8S_VERSION")"
   {
     echo "module doris-operator.test/kubernetes"
     echo
@@ -100,9 +105,8 @@ MOD
 build_kwok() {
   local dir="$OUT/src/kwok"
   mkdir -p "$dir"
-  go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" >/dev/null
   local kmod
-  kmod="$(go env GOMODCACHE)/cache/download/sigs.k8s.io/kwok/@v/$KWOK_VERSION.mod"
+  kmod="$(module_file sigs.k8s.io/kwok "$KWOK_VERSION")"
   {
     echo "module doris-operator.test/kwok"
     echo
