@@ -547,7 +547,7 @@ async fn the_fe_is_reached_over_tls_when_fe_conf_enables_it() {
     env.start_operator();
     // The FE entrypoints log in with the FE's own certificate, as the
     // operator does.
-    let fe_identity = doris_operator::fe::FeTls::new(
+    let fe_identity = doris_operator::doris::FeTls::new(
         pki.ca_pem.clone().into_bytes(),
         pki.server_cert_pem.clone().into_bytes(),
         pki.server_key_pem.clone().into_bytes(),

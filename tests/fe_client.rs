@@ -6,7 +6,7 @@ mod fesim;
 
 use std::time::{Duration, Instant};
 
-use doris_operator::fe::{
+use doris_operator::doris::{
     FeClient, FeClientConfig, FeEndpoint, FeErrorKind, FrontendRole, NodeRole,
 };
 use fesim::{CloudTags, Columns, DEFAULT_COMPUTE_GROUP, FeSim, FeSimConfig, SimFrontend};
@@ -998,7 +998,7 @@ async fn the_disaggregated_entrypoints_statements_are_understood() {
 /// A client of `sim` over TLS, trusting `ca` and presenting `client`'s
 /// certificate.
 fn tls_client(sim: &FeSim, ca: &fesim::TestPki, client: &fesim::TestPki) -> FeClient {
-    let tls = doris_operator::fe::FeTls::new(
+    let tls = doris_operator::doris::FeTls::new(
         ca.ca_pem.clone().into_bytes(),
         client.client_cert_pem.clone().into_bytes(),
         client.client_key_pem.clone().into_bytes(),
@@ -1081,7 +1081,7 @@ async fn a_tls_client_never_falls_back_to_plain_mysql() {
 
 #[test]
 fn bad_pem_is_told_apart_by_which_input_it_is() {
-    use doris_operator::fe::FeTls;
+    use doris_operator::doris::FeTls;
     let pki = fesim::TestPki::new("doris");
     let (ca, cert, key) = (
         pki.ca_pem.as_bytes().to_vec(),

@@ -339,8 +339,8 @@ impl DorisFe {
                             let _ = registering.register_compute_node(&host, 9050);
                         }
                         (None, Some("fe")) => {
-                            let fe = doris_operator::fe::FeClient::new(
-                                doris_operator::fe::FeEndpoint::new("127.0.0.1")
+                            let fe = doris_operator::doris::FeClient::new(
+                                doris_operator::doris::FeEndpoint::new("127.0.0.1")
                                     .with_port(registering.addr().port()),
                             );
                             let _ = fe.add_follower(&host, 9010).await;

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::conf::ConfFile;
-use crate::doris_be::{BeClient, BeEndpoint};
+use crate::doris::{BeClient, BeEndpoint};
 
 /// Replaces the address a BE's webserver is connected to (not the `Host`
 /// it is addressed as): for tests, and for operators that reach pods

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
 use crate::crd::ComponentKind;
-use crate::fe::{FeClient, FeClientConfig, FeEndpoint, FeTls};
+use crate::doris::{FeClient, FeClientConfig, FeEndpoint, FeTls};
 
 /// Replaces the address (not the credentials) of a cluster's FE: for tests,
 /// and for operators that reach FEs through something other than cluster DNS.

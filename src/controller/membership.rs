@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::cluster::ClusterRef;
 use crate::crd::{ComponentKind, FieldError, MemberNode, MembershipStatus};
-use crate::fe::{Backend, FeClient, FeError, Frontend, FrontendRole};
+use crate::doris::{Backend, FeClient, FeError, Frontend, FrontendRole};
 use crate::plan::Plan;
 use crate::plan::membership::{MembershipPolicy, ordinal_of, pod_of_host};
 

@@ -156,7 +156,7 @@ impl Context {
         &self,
         cluster: ClusterRef<'_>,
         objects: &[Value],
-    ) -> Result<crate::fe::FeClient, String> {
+    ) -> Result<crate::doris::FeClient, String> {
         fe_link::client(&self.client, cluster, objects, self.fe_resolver.as_ref()).await
     }
 }

@@ -53,7 +53,7 @@ use serde_json::json;
 use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, RolloutStatus};
-use crate::fe::{Backend, FeClient, FrontendRole};
+use crate::doris::{Backend, FeClient, FrontendRole};
 use crate::plan::maintenance::Maintenance;
 use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
 use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
@@ -158,7 +158,7 @@ struct Fe<'a> {
     cluster: ClusterRef<'a>,
     plan: &'a Plan,
     client: Option<Result<FeClient, String>>,
-    frontends: Option<Result<Vec<crate::fe::Frontend>, String>>,
+    frontends: Option<Result<Vec<crate::doris::Frontend>, String>>,
     backends: Option<Result<Vec<Backend>, String>>,
 }
 
@@ -170,7 +170,7 @@ impl Fe<'_> {
         self.client.clone().unwrap_or_else(|| Err(String::new()))
     }
 
-    async fn frontends(&mut self) -> Result<Vec<crate::fe::Frontend>, String> {
+    async fn frontends(&mut self) -> Result<Vec<crate::doris::Frontend>, String> {
         if self.frontends.is_none() {
             let got = match self.client().await {
                 Ok(c) => c.show_frontends().await.map_err(|e| e.to_string()),

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use doris_operator::fe::{FeClient, FeEndpoint};
+use doris_operator::doris::{FeClient, FeEndpoint};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt};
@@ -109,7 +109,7 @@ impl MemberDriver {
         election_number: usize,
         user: &str,
         password: &str,
-        tls: Option<doris_operator::fe::FeTls>,
+        tls: Option<doris_operator::doris::FeTls>,
     ) -> MemberDriver {
         let (user, password) = (user.to_string(), password.to_string());
         let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -190,7 +190,7 @@ fn fe_client(
     sim: &FeSim,
     user: &str,
     password: &str,
-    tls: &Option<doris_operator::fe::FeTls>,
+    tls: &Option<doris_operator::doris::FeTls>,
 ) -> FeClient {
     let mut endpoint = FeEndpoint::new("127.0.0.1")
         .with_port(sim.addr().port())

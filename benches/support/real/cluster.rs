@@ -403,8 +403,8 @@ pub(super) fn register_members(watched: &Watched, sim: Arc<FeSim>) -> AbortOnDro
                         let _ = sim.register_compute_node(&host, 9050);
                     }
                     (None, Some("fe")) => {
-                        let fe = doris_operator::fe::FeClient::new(
-                            doris_operator::fe::FeEndpoint::new("127.0.0.1")
+                        let fe = doris_operator::doris::FeClient::new(
+                            doris_operator::doris::FeEndpoint::new("127.0.0.1")
                                 .with_port(sim.addr().port()),
                         );
                         let elect = env("ELECT_NUMBER").and_then(|n| n.parse().ok());
