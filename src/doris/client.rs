@@ -7,7 +7,7 @@ use mysql_async::{Conn, OptsBuilder, Row, Value};
 use std::time::Duration;
 
 use super::rows::join_host_port;
-use super::{Backend, Frontend, FrontendConfig};
+use super::{Backend, Frontend, FrontendConfig, Release};
 use super::{FeClientConfig, FeEndpoint, FeError, FeErrorKind, FeTls, RawRow};
 
 /// digits and `.-_:%[]` only, so it can never end a quoted string.
@@ -102,6 +102,19 @@ impl FeClient {
     /// `SHOW BACKENDS`.
     pub async fn show_backends(&self) -> Result<Vec<Backend>, FeError> {
         self.read_rows("SHOW BACKENDS", Backend::from_row).await
+    }
+
+    /// `SELECT @@version_comment`: the Doris release of the FE that
+    /// answers (`Doris version doris-2.1.5-rc02-<hash>`), `None` when the
+    /// text names none.
+    pub async fn release(&self) -> Result<Option<Release>, FeError> {
+        let statement = "SELECT @@version_comment";
+        let rows = self.run(statement, Idempotence::Read).await?;
+        Ok(rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(Release::from_version))
     }
 
     /// `SHOW FRONTEND CONFIG`: the settings of the FE that answers.

@@ -22,10 +22,12 @@ mod be;
 mod client;
 mod endpoint;
 mod error;
+mod profile;
 mod rows;
 
 pub use be::{BeClient, BeConfig, BeEndpoint, BeError, parse_show_config, percent_encode};
 pub use client::{FeClient, quote_string, validate_host};
 pub use endpoint::{DEFAULT_QUERY_PORT, FeClientConfig, FeEndpoint, FeTls, PemError};
 pub use error::{FeError, FeErrorKind};
+pub use profile::{ALL_FRONTENDS_CONFIG_SINCE, Mode, Profile, Release};
 pub use rows::{Backend, Frontend, FrontendConfig, FrontendRole, NodeRole, RawRow};
