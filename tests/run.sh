@@ -9,6 +9,10 @@
 #   tests/run.sh                   # both
 #   REALK8S=0 tests/run.sh         # the emulator only
 #   REALK8S_ONLY=1 tests/run.sh    # the real control plane only
+#
+# On each, the suites that talk to Doris run once more for each other Doris
+# release the simulators play (tests/fesim/profile.rs): DORIS_SIM_PROFILES,
+# by default 2.1.4 (before ADMIN SET ALL FRONTENDS CONFIG) and 3.0.5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +24,24 @@ if [[ "${REALK8S:-1}" != 0 ]]; then
   export PATH="$BIN:$PATH"
 fi
 
-if [[ "${REALK8S_ONLY:-0}" != 1 ]]; then
-  echo "== the test suite on the API emulator"
+DORIS_SUITES=(--test e2e_scaling --test e2e_rollout --test e2e_liveconf --test e2e_disaggregated)
+read -r -a PROFILES <<<"${DORIS_SIM_PROFILES:-2.1.4 3.0.5}"
+
+# The whole suite (as the default Doris), then the Doris suites as each
+# other profile.
+suites() {
+  local where="$1"
+  shift
+  echo "== the test suite on $where"
   cargo test --locked "$@"
+  for profile in "${PROFILES[@]}"; do
+    echo "== the Doris suites on $where, the simulators playing Doris $profile"
+    DORIS_SIM_PROFILE="$profile" cargo test --locked "${DORIS_SUITES[@]}" "$@"
+  done
+}
+
+if [[ "${REALK8S_ONLY:-0}" != 1 ]]; then
+  suites "the API emulator" "$@"
 fi
 [[ "${REALK8S:-1}" == 0 ]] && exit 0
 
@@ -33,6 +52,6 @@ trap 'bash tests/realk8s/down.sh "$DIR"' EXIT
 KUBECONFIG_FILE="$(bash tests/realk8s/up.sh "$DIR" | tail -n 1)"
 echo "control plane up in $(($(date +%s) - started)) s: $KUBECONFIG_FILE (logs in $DIR/logs)"
 
-echo "== the test suite on the real control plane"
-DORIS_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG_FILE" DORIS_OPERATOR_TEST_AUDIT_LOG="$DIR/audit.log" \
-  cargo test --locked "$@" -- --test-threads="${REALK8S_TEST_THREADS:-4}"
+export DORIS_OPERATOR_TEST_KUBECONFIG="$KUBECONFIG_FILE" DORIS_OPERATOR_TEST_AUDIT_LOG="$DIR/audit.log"
+export RUST_TEST_THREADS="${REALK8S_TEST_THREADS:-4}"
+suites "the real control plane" "$@"
