@@ -4,7 +4,9 @@
 //!
 //! The FE is the simulator in tests/fesim; the test plays the BE and FE
 //! entrypoints, registering each node in it when its pod is Ready and
-//! marking it dead while its pod is gone or not Ready.
+//! marking it dead while its pod is gone or not Ready, under its FQDN (the
+//! images' `HOST_TYPE=FQDN`, `enable_fqdn_mode = true`) or its pod's IP
+//! (`enable_fqdn_mode = false`, Doris's default).
 
 mod apiserver;
 mod besim;
@@ -97,8 +99,31 @@ impl Drop for Nodes {
     }
 }
 
+/// The host a node is registered and listed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hosts {
+    Fqdn,
+    /// The pod's IP, as Doris lists nodes with `enable_fqdn_mode = false`
+    /// (fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java
+    /// for an FE; a BE is listed by the IP its entrypoint adds it with,
+    /// fe/fe-core/src/main/java/org/apache/doris/system/SystemInfoService.java).
+    PodIp,
+}
+
+fn pod_ip(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .pod_ip
+        .clone()
+        .filter(|ip| !ip.is_empty())
+}
+
 impl Nodes {
     fn start(env: &Env, sim: Arc<FeSim>) -> Nodes {
+        Nodes::start_with(env, sim, Hosts::Fqdn)
+    }
+
+    fn start_with(env: &Env, sim: Arc<FeSim>, hosts: Hosts) -> Nodes {
         let history = Arc::new(Mutex::new(History::default()));
         let pods: Api<Pod> = env.api();
         let namespace = env.namespace.clone();
@@ -122,8 +147,12 @@ impl Nodes {
                     watcher::Event::Delete(pod) => {
                         let name = pod.name_any();
                         if name.contains("-be-") {
-                            let host =
-                                format!("{name}.doris-be-internal.{watch_ns}.svc.cluster.local");
+                            let host = match hosts {
+                                Hosts::Fqdn => {
+                                    format!("{name}.doris-be-internal.{watch_ns}.svc.cluster.local")
+                                }
+                                Hosts::PodIp => pod_ip(&pod).unwrap_or_default(),
+                            };
                             let drained = watch_sim
                                 .backend(&host, BE_HEARTBEAT_PORT)
                                 .is_some_and(|b| b.query_disabled && b.load_disabled);
@@ -141,7 +170,8 @@ impl Nodes {
         // The entrypoints: a node is alive while its pod is Ready.
         let pods: Api<Pod> = env.api();
         let entrypoints = tokio::spawn(async move {
-            let mut known: BTreeSet<String> = BTreeSet::new();
+            // Each pod's host, once it has one.
+            let mut known: BTreeMap<String, String> = BTreeMap::new();
             loop {
                 if let Ok(list) = pods.list(&Default::default()).await {
                     let ready: BTreeSet<String> = list
@@ -150,18 +180,40 @@ impl Nodes {
                         .filter(|p| is_ready(p))
                         .map(|p| p.name_any())
                         .collect();
-                    known.extend(list.items.iter().map(|p| p.name_any()));
-                    for pod in &known {
-                        let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(pod);
-                        let host = format!("{pod}.{sts}-internal.{namespace}.svc.cluster.local");
+                    for p in &list.items {
+                        let pod = p.name_any();
+                        let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(&pod);
+                        let fqdn = format!("{pod}.{sts}-internal.{namespace}.svc.cluster.local");
+                        let host = match hosts {
+                            Hosts::Fqdn => fqdn.clone(),
+                            Hosts::PodIp => match pod_ip(p) {
+                                Some(ip) => ip,
+                                None => continue,
+                            },
+                        };
+                        let was = known.insert(pod.clone(), host.clone());
+                        if was.as_ref() == Some(&host) {
+                            continue;
+                        }
+                        if pod.contains("-fe-") {
+                            // The FE shows itself by the IP its pod has.
+                            let from = was.unwrap_or(fqdn);
+                            sim.set_frontend_host(&from, FE_EDIT_LOG_PORT, &host);
+                        } else if let Some(was) = was {
+                            // A BE whose pod came back with another IP is a
+                            // new node; the old one is heard no more.
+                            sim.set_backend_alive(&was, BE_HEARTBEAT_PORT, false);
+                        }
+                    }
+                    for (pod, host) in &known {
                         let up = ready.contains(pod);
                         if pod.contains("-fe-") {
-                            sim.set_frontend_alive(&host, FE_EDIT_LOG_PORT, up);
+                            sim.set_frontend_alive(host, FE_EDIT_LOG_PORT, up);
                         } else if pod.contains("-be-") {
-                            if up && sim.backend(&host, BE_HEARTBEAT_PORT).is_none() {
-                                let _ = sim.register_backend(&host, BE_HEARTBEAT_PORT);
+                            if up && sim.backend(host, BE_HEARTBEAT_PORT).is_none() {
+                                let _ = sim.register_backend(host, BE_HEARTBEAT_PORT);
                             }
-                            sim.set_backend_alive(&host, BE_HEARTBEAT_PORT, up);
+                            sim.set_backend_alive(host, BE_HEARTBEAT_PORT, up);
                         }
                     }
                 }
@@ -368,6 +420,85 @@ async fn an_upgrade_restarts_bes_first_then_fes_with_the_master_last_one_at_a_ti
     let steps = events(&env, "RolloutStep").await;
     assert_eq!(steps.len(), 6, "{steps:?}");
     assert_eq!(events(&env, "RolloutComplete").await.len(), 1);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_listed_by_pod_ip_are_waited_for_and_each_be_is_drained() {
+    // doris-fe-1 is the master, known to the operator only by its IP.
+    let (mut env, sim) = start("byip", 1).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start_with(&env, sim.clone(), Hosts::PodIp);
+    backends_up(&sim, 3).await;
+    let pods = env.api::<Pod>();
+    let ips: BTreeSet<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(pod_ip)
+        .collect();
+    assert_eq!(ips.len(), 6, "each pod has an IP of its own: {ips:?}");
+    eventually("the FEs listed by IP", 20, || async {
+        sim.frontends()
+            .iter()
+            .all(|f| ips.contains(&f.host))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        sim.backends().iter().all(|b| ips.contains(&b.host)),
+        "{:?}",
+        sim.backends()
+    );
+
+    let seen = upgrade(&env).await;
+
+    let history = nodes.history();
+    assert_eq!(
+        history.deletions(),
+        [
+            "doris-be-2",
+            "doris-be-1",
+            "doris-be-0",
+            "doris-fe-2",
+            "doris-fe-0",
+            "doris-fe-1"
+        ],
+        "the master, found by its IP, last"
+    );
+    one_at_a_time(&history);
+    for be in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_eq!(
+            history.drained_when_deleted.get(be),
+            Some(&vec![true]),
+            "{be} stopped getting queries and loads before it went"
+        );
+    }
+    let be = seen
+        .iter()
+        .find(|r| r.component == "be")
+        .expect("a BE step");
+    assert_eq!(be.wait_for, ["pod_ready", "fe_reports_alive"]);
+    // Each BE, at the IP its pod has now, is alive and gets queries and
+    // loads again.
+    for pod in pods.list(&Default::default()).await.unwrap().items {
+        if !pod.name_any().contains("-be-") {
+            continue;
+        }
+        let ip = pod_ip(&pod).expect("an IP");
+        let listed = sim.backend(&ip, BE_HEARTBEAT_PORT);
+        assert!(
+            listed
+                .as_ref()
+                .is_some_and(|b| b.alive && !b.query_disabled && !b.load_disabled),
+            "{}: {listed:?}",
+            pod.name_any()
+        );
+    }
     env.finish().await;
 }
 

@@ -681,6 +681,27 @@ impl FeSim {
         }
     }
 
+    /// Makes the frontend listed at `host` listed at `new_host` instead:
+    /// an FE with `enable_fqdn_mode = false` (Doris's default) registers
+    /// and shows itself by the IP it finds at start
+    /// (fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java,
+    /// `initAddrUseIp`), known only once its pod has one. False when there
+    /// is no such frontend.
+    pub fn set_frontend_host(&self, host: &str, edit_log_port: u16, new_host: &str) -> bool {
+        let mut st = self.lock();
+        match st
+            .frontends
+            .iter_mut()
+            .find(|f| f.host == host && f.edit_log_port == edit_log_port)
+        {
+            Some(fe) => {
+                fe.host = new_host.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Tablets handed off per second by decommissioned backends.
     pub fn set_drain_rate(&self, tablets_per_second: f64) {
         let mut st = self.lock();
