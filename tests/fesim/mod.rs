@@ -34,6 +34,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 mod profile;
+pub use profile::integrated_release;
 mod show;
 mod sql;
 mod statements;
