@@ -34,6 +34,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 mod profile;
+#[allow(unused_imports)] // used by the BE simulator, in the binaries that have one
 pub use profile::integrated_release;
 mod show;
 mod sql;
