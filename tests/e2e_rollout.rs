@@ -12,8 +12,9 @@ mod apiserver;
 mod besim;
 mod env;
 mod fesim;
+mod rollout_nodes;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,11 +22,9 @@ use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::{DorisCluster, RolloutStatus};
 use env::{Env, condition, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig, SimFrontend};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const CLUSTER: &str = r#"
@@ -44,192 +43,12 @@ spec:
     image: apache/doris:be-2.1.8
 "#;
 
-const FE_EDIT_LOG_PORT: u16 = 9010;
-const BE_HEARTBEAT_PORT: u16 = 9050;
+use doris_operator::controller::rollout::is_ready;
+use rollout_nodes::{BE_HEARTBEAT_PORT, FE_EDIT_LOG_PORT, History, Hosts, Nodes, pod_ip};
 
 fn fqdn(env: &Env, pod: &str) -> String {
     let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(pod);
     format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
-}
-
-use doris_operator::controller::rollout::is_ready;
-
-/// What the pods went through, from a watch: deletions in order, and each
-/// pod incarnation (UID) the first time it was Ready.
-#[derive(Clone, Default)]
-struct History {
-    /// ("deleted" | "ready", pod), in the order seen.
-    log: Vec<(&'static str, String)>,
-    uids: BTreeMap<String, BTreeSet<String>>,
-    ready: BTreeSet<String>,
-    /// Whether the BE had queries and loads stopped when its pod went.
-    drained_when_deleted: BTreeMap<String, Vec<bool>>,
-}
-
-impl History {
-    fn deletions(&self) -> Vec<String> {
-        self.log
-            .iter()
-            .filter(|(what, _)| *what == "deleted")
-            .map(|(_, pod)| pod.clone())
-            .collect()
-    }
-
-    fn deletions_of(&self, pod: &str) -> usize {
-        self.deletions().iter().filter(|p| *p == pod).count()
-    }
-
-    /// New incarnations of a pod after the first one seen.
-    fn recreations_of(&self, pod: &str) -> usize {
-        self.uids.get(pod).map_or(0, |u| u.len().saturating_sub(1))
-    }
-}
-
-/// Plays the FE and BE entrypoints and records what pods go through.
-struct Nodes {
-    history: Arc<Mutex<History>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-/// The host a node is registered and listed under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Hosts {
-    Fqdn,
-    /// The pod's IP, as Doris lists nodes with `enable_fqdn_mode = false`
-    /// (fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java
-    /// for an FE; a BE is listed by the IP its entrypoint adds it with,
-    /// fe/fe-core/src/main/java/org/apache/doris/system/SystemInfoService.java).
-    PodIp,
-}
-
-fn pod_ip(pod: &Pod) -> Option<String> {
-    pod.status
-        .as_ref()?
-        .pod_ip
-        .clone()
-        .filter(|ip| !ip.is_empty())
-}
-
-impl Nodes {
-    fn start(env: &Env, sim: Arc<FeSim>) -> Nodes {
-        Nodes::start_with(env, sim, Hosts::Fqdn)
-    }
-
-    fn start_with(env: &Env, sim: Arc<FeSim>, hosts: Hosts) -> Nodes {
-        let history = Arc::new(Mutex::new(History::default()));
-        let pods: Api<Pod> = env.api();
-        let namespace = env.namespace.clone();
-        let watched = history.clone();
-        let watch_sim = sim.clone();
-        let watch_ns = namespace.clone();
-        let watch = tokio::spawn(async move {
-            let mut events = watcher(pods, watcher::Config::default()).boxed();
-            while let Some(event) = events.next().await {
-                let Ok(event) = event else { continue };
-                let mut h = watched.lock().unwrap();
-                match event {
-                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                        let name = pod.name_any();
-                        let uid = pod.uid().unwrap_or_default();
-                        h.uids.entry(name.clone()).or_default().insert(uid.clone());
-                        if is_ready(&pod) && h.ready.insert(uid) {
-                            h.log.push(("ready", name));
-                        }
-                    }
-                    watcher::Event::Delete(pod) => {
-                        let name = pod.name_any();
-                        if name.contains("-be-") {
-                            let host = match hosts {
-                                Hosts::Fqdn => {
-                                    format!("{name}.doris-be-internal.{watch_ns}.svc.cluster.local")
-                                }
-                                Hosts::PodIp => pod_ip(&pod).unwrap_or_default(),
-                            };
-                            let drained = watch_sim
-                                .backend(&host, BE_HEARTBEAT_PORT)
-                                .is_some_and(|b| b.query_disabled && b.load_disabled);
-                            h.drained_when_deleted
-                                .entry(name.clone())
-                                .or_default()
-                                .push(drained);
-                        }
-                        h.log.push(("deleted", name));
-                    }
-                    _ => {}
-                }
-            }
-        });
-        // The entrypoints: a node is alive while its pod is Ready.
-        let pods: Api<Pod> = env.api();
-        let entrypoints = tokio::spawn(async move {
-            // Each pod's host, once it has one.
-            let mut known: BTreeMap<String, String> = BTreeMap::new();
-            loop {
-                if let Ok(list) = pods.list(&Default::default()).await {
-                    let ready: BTreeSet<String> = list
-                        .items
-                        .iter()
-                        .filter(|p| is_ready(p))
-                        .map(|p| p.name_any())
-                        .collect();
-                    for p in &list.items {
-                        let pod = p.name_any();
-                        let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(&pod);
-                        let fqdn = format!("{pod}.{sts}-internal.{namespace}.svc.cluster.local");
-                        let host = match hosts {
-                            Hosts::Fqdn => fqdn.clone(),
-                            Hosts::PodIp => match pod_ip(p) {
-                                Some(ip) => ip,
-                                None => continue,
-                            },
-                        };
-                        let was = known.insert(pod.clone(), host.clone());
-                        if was.as_ref() == Some(&host) {
-                            continue;
-                        }
-                        if pod.contains("-fe-") {
-                            // The FE shows itself by the IP its pod has.
-                            let from = was.unwrap_or(fqdn);
-                            sim.set_frontend_host(&from, FE_EDIT_LOG_PORT, &host);
-                        } else if let Some(was) = was {
-                            // A BE whose pod came back with another IP is a
-                            // new node; the old one is heard no more.
-                            sim.set_backend_alive(&was, BE_HEARTBEAT_PORT, false);
-                        }
-                    }
-                    for (pod, host) in &known {
-                        let up = ready.contains(pod);
-                        if pod.contains("-fe-") {
-                            sim.set_frontend_alive(host, FE_EDIT_LOG_PORT, up);
-                        } else if pod.contains("-be-") {
-                            if up && sim.backend(host, BE_HEARTBEAT_PORT).is_none() {
-                                let _ = sim.register_backend(host, BE_HEARTBEAT_PORT);
-                            }
-                            sim.set_backend_alive(host, BE_HEARTBEAT_PORT, up);
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        Nodes {
-            history,
-            tasks: vec![watch, entrypoints],
-        }
-    }
-
-    /// What happened so far.
-    fn history(&self) -> History {
-        self.history.lock().unwrap().clone()
-    }
 }
 
 /// An FE simulator whose FE group is the cluster's three FE pods, with
