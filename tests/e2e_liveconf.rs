@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use besim::BeSim;
+use besim::{BeSim, BeSimConfig};
 use doris_operator::crd::{ConfigChangeStatus, DorisCluster};
 use env::{Env, eventually, wait_ready};
 use fesim::{ConfigSet, FeSim, FeSimConfig};
@@ -70,16 +70,41 @@ impl Running {
     }
 
     async fn start_with(test: &str, cluster: &str) -> Running {
+        Running::start_as(test, cluster, BeSimConfig::default(), None).await
+    }
+
+    /// With BEs configured as `be`, and the operator logging in as the
+    /// user and password of an `authSecret` when `auth` names them (the FE
+    /// taking them, and nodes registering by their pods' IPs).
+    async fn start_as(
+        test: &str,
+        cluster: &str,
+        be: BeSimConfig,
+        auth: Option<(&str, &str)>,
+    ) -> Running {
         let mut env = Env::without_operator(test).await;
-        let fe = members::simulated_fe(&mut env, FeSimConfig::default(), "doris").await;
-        let be = Arc::new(BeSim::start().await);
+        let mut fe_config = FeSimConfig::default();
+        let mut cluster = cluster.to_string();
+        if let Some((user, password)) = auth {
+            fe_config.user = user.into();
+            fe_config.password = password.into();
+            put_auth_secret(&env, "doris-admin", user, password).await;
+            cluster = cluster.replace("spec:\n", "spec:\n  authSecret: doris-admin\n");
+        }
+        let fe = members::simulated_fe(&mut env, fe_config, "doris").await;
+        let be = Arc::new(BeSim::start_with(be).await);
         let addr = be.addr().to_string();
         env.be_resolver = Some(Arc::new(move |_| Some(addr.clone())));
         env.start_operator();
-        let members = MemberDriver::start(&env, fe.clone(), 3);
+        let members = match auth {
+            Some((user, password)) => {
+                MemberDriver::start_by_ip(&env, fe.clone(), 3, user, password)
+            }
+            None => MemberDriver::start(&env, fe.clone(), 3),
+        };
         env::put_file(&env, "fe-conf", "fe.conf", FE_CONF).await;
         env::put_file(&env, "be-conf", "be.conf", BE_CONF).await;
-        env.create_cluster(cluster).await;
+        env.create_cluster(&cluster).await;
         wait_ready(&env, "doris").await;
         members::members_synced(&env, "doris").await;
         // Pod deletions, in order, from now on.
@@ -169,6 +194,31 @@ impl Running {
         })
         .await;
     }
+}
+
+/// A `kubernetes.io/basic-auth` Secret for `spec.authSecret`.
+async fn put_auth_secret(env: &Env, name: &str, user: &str, password: &str) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/basic-auth".into()),
+        data: Some(BTreeMap::from([
+            ("username".to_string(), ByteString(user.as_bytes().to_vec())),
+            (
+                "password".to_string(),
+                ByteString(password.as_bytes().to_vec()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    env.api::<Secret>()
+        .create(&Default::default(), &secret)
+        .await
+        .unwrap();
 }
 
 fn live_keys(entry: &ConfigChangeStatus) -> Vec<(String, String, i32)> {
@@ -428,5 +478,58 @@ async fn without_the_restart_switch_a_change_waits_for_the_next_start() {
     assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
     assert_eq!(r.be.show_config_calls(), 0, "nothing to ask Doris about");
     assert_eq!(r.pod_uids().await, before);
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn be_keys_go_live_on_bes_that_check_http_auth() {
+    // enable_all_http_auth = true: the BEs take the operator's Doris user.
+    let be = BeSimConfig::default().with_admin("ops", "s3cret-pw");
+    let r = Running::start_as("beauth", CLUSTER, be, Some(("ops", "s3cret-pw"))).await;
+
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
+        .await;
+    let be = r.entry("be", "applied", 30, |e| !e.live.is_empty()).await;
+    assert_eq!(
+        live_keys(&be),
+        [("disable_auto_compaction".into(), "true".into(), 3)],
+        "{be:?}"
+    );
+    for pod in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_eq!(
+            r.be.setting(pod, "disable_auto_compaction").as_deref(),
+            Some("true"),
+            "{pod}"
+        );
+    }
+    let (asked, forbidden) = r.be.auth_refusals();
+    assert!(asked >= 1, "the BEs asked for credentials");
+    assert_eq!(forbidden, 0, "and took the ones shown");
+    r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_the_bes_do_not_accept_is_reported_with_what_to_do() {
+    let be = BeSimConfig::default().with_admin("ops", "another-pw");
+    let r = Running::start_as("beforbidden", CLUSTER, be, Some(("ops", "s3cret-pw"))).await;
+
+    r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
+        .await;
+    let waiting = r.entry("be", "applying", 30, |e| e.message.is_some()).await;
+    let message = waiting.message.clone().unwrap_or_default();
+    assert!(message.contains("HTTP 403"), "{waiting:?}");
+    assert!(message.contains("user 'ops'"), "{waiting:?}");
+    assert!(
+        message.contains("give the operator a Doris user with ADMIN privilege"),
+        "{waiting:?}"
+    );
+    assert!(!message.contains("s3cret"), "no password in status");
+    assert!(
+        r.rendered("be")
+            .await
+            .contains("disable_auto_compaction = false"),
+        "the change waits"
+    );
+    assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
     r.env.finish().await;
 }

@@ -4,14 +4,17 @@
 //!
 //! The FE is the simulator in tests/fesim; the test plays the BE and FE
 //! entrypoints, registering each node in it when its pod is Ready and
-//! marking it dead while its pod is gone or not Ready.
+//! marking it dead while its pod is gone or not Ready, under its FQDN (the
+//! images' `HOST_TYPE=FQDN`, `enable_fqdn_mode = true`) or its pod's IP
+//! (`enable_fqdn_mode = false`, Doris's default).
 
 mod apiserver;
 mod besim;
 mod env;
 mod fesim;
+mod rollout_nodes;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,11 +22,9 @@ use doris_operator::conventions::reload::SET_KEY;
 use doris_operator::crd::{DorisCluster, RolloutStatus};
 use env::{Env, condition, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig, SimFrontend};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const CLUSTER: &str = r#"
@@ -42,142 +43,12 @@ spec:
     image: apache/doris:be-2.1.8
 "#;
 
-const FE_EDIT_LOG_PORT: u16 = 9010;
-const BE_HEARTBEAT_PORT: u16 = 9050;
+use doris_operator::controller::rollout::is_ready;
+use rollout_nodes::{BE_HEARTBEAT_PORT, FE_EDIT_LOG_PORT, History, Hosts, Nodes, pod_ip};
 
 fn fqdn(env: &Env, pod: &str) -> String {
     let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(pod);
     format!("{pod}.{sts}-internal.{}.svc.cluster.local", env.namespace)
-}
-
-use doris_operator::controller::rollout::is_ready;
-
-/// What the pods went through, from a watch: deletions in order, and each
-/// pod incarnation (UID) the first time it was Ready.
-#[derive(Clone, Default)]
-struct History {
-    /// ("deleted" | "ready", pod), in the order seen.
-    log: Vec<(&'static str, String)>,
-    uids: BTreeMap<String, BTreeSet<String>>,
-    ready: BTreeSet<String>,
-    /// Whether the BE had queries and loads stopped when its pod went.
-    drained_when_deleted: BTreeMap<String, Vec<bool>>,
-}
-
-impl History {
-    fn deletions(&self) -> Vec<String> {
-        self.log
-            .iter()
-            .filter(|(what, _)| *what == "deleted")
-            .map(|(_, pod)| pod.clone())
-            .collect()
-    }
-
-    fn deletions_of(&self, pod: &str) -> usize {
-        self.deletions().iter().filter(|p| *p == pod).count()
-    }
-
-    /// New incarnations of a pod after the first one seen.
-    fn recreations_of(&self, pod: &str) -> usize {
-        self.uids.get(pod).map_or(0, |u| u.len().saturating_sub(1))
-    }
-}
-
-/// Plays the FE and BE entrypoints and records what pods go through.
-struct Nodes {
-    history: Arc<Mutex<History>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-impl Nodes {
-    fn start(env: &Env, sim: Arc<FeSim>) -> Nodes {
-        let history = Arc::new(Mutex::new(History::default()));
-        let pods: Api<Pod> = env.api();
-        let namespace = env.namespace.clone();
-        let watched = history.clone();
-        let watch_sim = sim.clone();
-        let watch_ns = namespace.clone();
-        let watch = tokio::spawn(async move {
-            let mut events = watcher(pods, watcher::Config::default()).boxed();
-            while let Some(event) = events.next().await {
-                let Ok(event) = event else { continue };
-                let mut h = watched.lock().unwrap();
-                match event {
-                    watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                        let name = pod.name_any();
-                        let uid = pod.uid().unwrap_or_default();
-                        h.uids.entry(name.clone()).or_default().insert(uid.clone());
-                        if is_ready(&pod) && h.ready.insert(uid) {
-                            h.log.push(("ready", name));
-                        }
-                    }
-                    watcher::Event::Delete(pod) => {
-                        let name = pod.name_any();
-                        if name.contains("-be-") {
-                            let host =
-                                format!("{name}.doris-be-internal.{watch_ns}.svc.cluster.local");
-                            let drained = watch_sim
-                                .backend(&host, BE_HEARTBEAT_PORT)
-                                .is_some_and(|b| b.query_disabled && b.load_disabled);
-                            h.drained_when_deleted
-                                .entry(name.clone())
-                                .or_default()
-                                .push(drained);
-                        }
-                        h.log.push(("deleted", name));
-                    }
-                    _ => {}
-                }
-            }
-        });
-        // The entrypoints: a node is alive while its pod is Ready.
-        let pods: Api<Pod> = env.api();
-        let entrypoints = tokio::spawn(async move {
-            let mut known: BTreeSet<String> = BTreeSet::new();
-            loop {
-                if let Ok(list) = pods.list(&Default::default()).await {
-                    let ready: BTreeSet<String> = list
-                        .items
-                        .iter()
-                        .filter(|p| is_ready(p))
-                        .map(|p| p.name_any())
-                        .collect();
-                    known.extend(list.items.iter().map(|p| p.name_any()));
-                    for pod in &known {
-                        let sts = pod.rsplit_once('-').map(|(s, _)| s).unwrap_or(pod);
-                        let host = format!("{pod}.{sts}-internal.{namespace}.svc.cluster.local");
-                        let up = ready.contains(pod);
-                        if pod.contains("-fe-") {
-                            sim.set_frontend_alive(&host, FE_EDIT_LOG_PORT, up);
-                        } else if pod.contains("-be-") {
-                            if up && sim.backend(&host, BE_HEARTBEAT_PORT).is_none() {
-                                let _ = sim.register_backend(&host, BE_HEARTBEAT_PORT);
-                            }
-                            sim.set_backend_alive(&host, BE_HEARTBEAT_PORT, up);
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        Nodes {
-            history,
-            tasks: vec![watch, entrypoints],
-        }
-    }
-
-    /// What happened so far.
-    fn history(&self) -> History {
-        self.history.lock().unwrap().clone()
-    }
 }
 
 /// An FE simulator whose FE group is the cluster's three FE pods, with
@@ -368,6 +239,85 @@ async fn an_upgrade_restarts_bes_first_then_fes_with_the_master_last_one_at_a_ti
     let steps = events(&env, "RolloutStep").await;
     assert_eq!(steps.len(), 6, "{steps:?}");
     assert_eq!(events(&env, "RolloutComplete").await.len(), 1);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_listed_by_pod_ip_are_waited_for_and_each_be_is_drained() {
+    // doris-fe-1 is the master, known to the operator only by its IP.
+    let (mut env, sim) = start("byip", 1).await;
+    env.start_operator();
+    env.create_cluster(CLUSTER).await;
+    wait_ready(&env, "doris").await;
+    let nodes = Nodes::start_with(&env, sim.clone(), Hosts::PodIp);
+    backends_up(&sim, 3).await;
+    let pods = env.api::<Pod>();
+    let ips: BTreeSet<String> = pods
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(pod_ip)
+        .collect();
+    assert_eq!(ips.len(), 6, "each pod has an IP of its own: {ips:?}");
+    eventually("the FEs listed by IP", 20, || async {
+        sim.frontends()
+            .iter()
+            .all(|f| ips.contains(&f.host))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        sim.backends().iter().all(|b| ips.contains(&b.host)),
+        "{:?}",
+        sim.backends()
+    );
+
+    let seen = upgrade(&env).await;
+
+    let history = nodes.history();
+    assert_eq!(
+        history.deletions(),
+        [
+            "doris-be-2",
+            "doris-be-1",
+            "doris-be-0",
+            "doris-fe-2",
+            "doris-fe-0",
+            "doris-fe-1"
+        ],
+        "the master, found by its IP, last"
+    );
+    one_at_a_time(&history);
+    for be in ["doris-be-0", "doris-be-1", "doris-be-2"] {
+        assert_eq!(
+            history.drained_when_deleted.get(be),
+            Some(&vec![true]),
+            "{be} stopped getting queries and loads before it went"
+        );
+    }
+    let be = seen
+        .iter()
+        .find(|r| r.component == "be")
+        .expect("a BE step");
+    assert_eq!(be.wait_for, ["pod_ready", "fe_reports_alive"]);
+    // Each BE, at the IP its pod has now, is alive and gets queries and
+    // loads again.
+    for pod in pods.list(&Default::default()).await.unwrap().items {
+        if !pod.name_any().contains("-be-") {
+            continue;
+        }
+        let ip = pod_ip(&pod).expect("an IP");
+        let listed = sim.backend(&ip, BE_HEARTBEAT_PORT);
+        assert!(
+            listed
+                .as_ref()
+                .is_some_and(|b| b.alive && !b.query_disabled && !b.load_disabled),
+            "{}: {listed:?}",
+            pod.name_any()
+        );
+    }
     env.finish().await;
 }
 

@@ -218,7 +218,7 @@ fn query_port(objects: &[Value], service: &str) -> Option<u16> {
 }
 
 /// The management user and password, as apache/doris-operator reads them.
-async fn credentials(
+pub(crate) async fn credentials(
     kube: &Client,
     cluster: ClusterRef<'_>,
     namespace: &str,

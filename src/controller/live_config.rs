@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use crate::cluster::{ClusterRef, Part};
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, ConfigChangeStatus, LiveSetting, RefusedSetting};
+use crate::doris::BeAuth;
 use crate::plan::live_config::{self as decide, Change, Decision};
 use crate::plan::{ComponentPlan, Plan, hash_files, restamp};
 
@@ -379,13 +380,21 @@ async fn carry_out(
     let live_capable = decide::takes_live_changes(part.kind) && !ready.is_empty();
     let service = statefulset_service(planned, &component.names.statefulset);
     let port = be_link::webserver_port(new_files.get(conf_file).map_or("", String::as_str));
+    let be_auth = match part.kind {
+        ComponentKind::Fe => None,
+        _ if !live_capable => None,
+        _ => be_auth(ctx, cluster).await,
+    };
+    let be_auth = be_auth.as_ref();
     let decisions = match unasked {
         Ok(Some(decisions)) => Ok(decisions),
         Ok(None) if !live_capable => decided(&|_| false),
-        Ok(None) => match mutable_keys(ctx, cluster, planned, part, &ready, &service, port).await {
-            Ok(mutable) => decided(&|key| mutable.contains(&key.to_ascii_lowercase())),
-            Err(message) => Err(message),
-        },
+        Ok(None) => {
+            match mutable_keys(ctx, cluster, planned, part, &ready, &service, port, be_auth).await {
+                Ok(mutable) => decided(&|key| mutable.contains(&key.to_ascii_lowercase())),
+                Err(message) => Err(message),
+            }
+        }
         Err(message) => Err(message),
     };
     let decisions = match decisions {
@@ -439,7 +448,8 @@ async fn carry_out(
             }
         } else {
             let calls = ready.iter().map(|pod| {
-                let be = be_link::client(pod, &service, port, ctx.be_resolver.as_ref());
+                let be = be_link::client(pod, &service, port, ctx.be_resolver.as_ref())
+                    .with_auth(be_auth.cloned());
                 let live = &live;
                 async move {
                     let mut results = Vec::with_capacity(live.len());
@@ -498,6 +508,7 @@ async fn carry_out(
 /// The keys (lower-cased) the running nodes of `part` may change at run
 /// time: the FE's `SHOW FRONTEND CONFIG`, or the first Ready pod's
 /// `show_config`. `Err` says who did not answer.
+#[allow(clippy::too_many_arguments)]
 async fn mutable_keys(
     ctx: &Context,
     cluster: ClusterRef<'_>,
@@ -506,6 +517,7 @@ async fn mutable_keys(
     ready: &[&Pod],
     service: &str,
     port: u16,
+    be_auth: Option<&BeAuth>,
 ) -> Result<BTreeSet<String>, String> {
     if part.kind == ComponentKind::Fe {
         let fe = ctx
@@ -525,7 +537,8 @@ async fn mutable_keys(
             .collect());
     }
     let pod = ready.first().ok_or("no Ready pod")?;
-    let be = be_link::client(pod, service, port, ctx.be_resolver.as_ref());
+    let be =
+        be_link::client(pod, service, port, ctx.be_resolver.as_ref()).with_auth(be_auth.cloned());
     let all = be.show_config().await.map_err(|e| {
         format!(
             "{} did not say which settings may change: {}",
@@ -538,6 +551,18 @@ async fn mutable_keys(
         .filter(|c| c.mutable)
         .map(|c| c.name.to_ascii_lowercase())
         .collect())
+}
+
+/// The Doris user a BE with `enable_all_http_auth = true` is shown: the
+/// one the operator logs in to the FE as (see [`super::fe_link`]).
+async fn be_auth(ctx: &Context, cluster: ClusterRef<'_>) -> Option<BeAuth> {
+    match super::fe_link::credentials(&ctx.client, cluster, &cluster.namespace()).await {
+        Ok((user, password)) => Some(BeAuth { user, password }),
+        Err(e) => {
+            tracing::warn!(cluster = %cluster.name(), "no Doris user for the BEs: {e}");
+            None
+        }
+    }
 }
 
 /// A change that waits: an Event when what it waits for is new.

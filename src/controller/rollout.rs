@@ -53,12 +53,12 @@ use serde_json::json;
 use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, RolloutStatus};
-use crate::doris::{Backend, FeClient, FrontendRole};
 use crate::plan::maintenance::Maintenance;
 use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
 use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 
 use super::kinds::DorisResource;
+use super::rollout_fe::Fe;
 use super::{Context, Error, publish};
 
 /// `"true"` on a DorisCluster halts its rollouts before the next step.
@@ -152,105 +152,8 @@ impl Component<'_> {
     }
 }
 
-/// What the FE says, fetched at most once per reconcile.
-struct Fe<'a> {
-    ctx: &'a Context,
-    cluster: ClusterRef<'a>,
-    plan: &'a Plan,
-    client: Option<Result<FeClient, String>>,
-    frontends: Option<Result<Vec<crate::doris::Frontend>, String>>,
-    backends: Option<Result<Vec<Backend>, String>>,
-}
-
-impl Fe<'_> {
-    async fn client(&mut self) -> Result<FeClient, String> {
-        if self.client.is_none() {
-            self.client = Some(self.ctx.fe_client(self.cluster, &self.plan.objects).await);
-        }
-        self.client.clone().unwrap_or_else(|| Err(String::new()))
-    }
-
-    async fn frontends(&mut self) -> Result<Vec<crate::doris::Frontend>, String> {
-        if self.frontends.is_none() {
-            let got = match self.client().await {
-                Ok(c) => c.show_frontends().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            self.frontends = Some(got);
-        }
-        self.frontends.clone().unwrap_or_else(|| Err(String::new()))
-    }
-
-    async fn backends(&mut self) -> Result<Vec<Backend>, String> {
-        if self.backends.is_none() {
-            let got = match self.client().await {
-                Ok(c) => c.show_backends().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            self.backends = Some(got);
-        }
-        self.backends.clone().unwrap_or_else(|| Err(String::new()))
-    }
-
-    /// The FE role of an FE pod, when the FE answers.
-    async fn role(&mut self, pod: &str) -> Option<String> {
-        let frontends = self.frontends().await.ok()?;
-        let fe = frontends.iter().find(|f| first_label(&f.host) == pod)?;
-        Some(
-            match (&fe.role, fe.is_master) {
-                (_, true) => "master",
-                (FrontendRole::Follower, _) => "follower",
-                (FrontendRole::Observer, _) => "observer",
-                _ => return None,
-            }
-            .to_string(),
-        )
-    }
-
-    /// Whether the FE lists the node of `pod` alive: `Err` says why not known.
-    async fn alive(&mut self, kind: ComponentKind, pod: &str) -> Result<bool, String> {
-        match kind {
-            ComponentKind::Fe => Ok(self
-                .frontends()
-                .await?
-                .iter()
-                .any(|f| first_label(&f.host) == pod && f.alive)),
-            ComponentKind::Be | ComponentKind::Cn | ComponentKind::Cg => Ok(self
-                .backends()
-                .await?
-                .iter()
-                .any(|b| first_label(&b.host) == pod && b.alive)),
-            // Brokers and meta services are not checked through the FE.
-            ComponentKind::Broker | ComponentKind::Ms => Ok(true),
-        }
-    }
-
-    /// Stops (or resumes) queries and loads to the backend of `pod`; Ok
-    /// when the FE does not know the pod (it gets no queries then).
-    async fn set_disabled(&mut self, pod: &str, disabled: bool) -> Result<bool, String> {
-        let backends = self.backends().await?;
-        let Some(be) = backends.iter().find(|b| first_label(&b.host) == pod) else {
-            return Ok(false);
-        };
-        let already = be.query_disabled == Some(disabled) && be.load_disabled == Some(disabled);
-        if already || (!disabled && be.query_disabled.is_none() && be.load_disabled.is_none()) {
-            return Ok(false);
-        }
-        let client = self.client().await?;
-        client
-            .set_backend_query_load(&be.host, be.heartbeat_port, disabled, disabled)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(true)
-    }
-}
-
 fn ordinal(pod: &str) -> Option<i64> {
     pod.rsplit_once('-')?.1.parse().ok()
-}
-
-fn first_label(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
 }
 
 /// Whether a pod is Ready and not on its way out.
@@ -512,14 +415,7 @@ async fn advance_rollout<K: DorisResource>(
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(DEFAULT_STEP_TIMEOUT_SECONDS);
 
-    let mut fe = Fe {
-        ctx,
-        cluster,
-        plan,
-        client: None,
-        frontends: None,
-        backends: None,
-    };
+    let mut fe = Fe::new(ctx, cluster, plan, pods);
     let find = |pod: &str| -> Option<(&Component<'_>, Option<&Pod>)> {
         let comp = components
             .iter()
@@ -1135,14 +1031,5 @@ mod tests {
         );
         revisions.forget("ns/d-be");
         assert_eq!(revisions.first_seen("ns/d-be", "r2", 120), 120);
-    }
-
-    #[test]
-    fn a_node_is_matched_to_its_pod_by_the_first_dns_label() {
-        assert_eq!(
-            first_label("doris-be-2.doris-be-internal.ns.svc.cluster.local"),
-            "doris-be-2"
-        );
-        assert_eq!(first_label("doris-be-2"), "doris-be-2");
     }
 }

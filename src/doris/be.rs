@@ -6,7 +6,20 @@
 //!
 //! One plain HTTP/1.1 request per connection, bounded by timeouts: a BE
 //! that does not answer delays the caller, it never holds it for long.
+//!
+//! A BE with `enable_all_http_auth = true` in be.conf (apache/doris PR
+//! #39577; off by default) wants HTTP Basic credentials of a Doris user
+//! with ADMIN on every call, checked by the master FE
+//! (be/src/http/http_handler_with_auth.cpp): none is `401` with
+//! `WWW-Authenticate: Basic realm="Restricted"`, a user it does not accept
+//! `403`. The client sends the credentials it was given only once a BE has
+//! asked for them with a 401, and from then on to that BE: Basic
+//! credentials cross the pod network readable by anyone on the path, so a
+//! BE that does not check them (the default) never gets them, at the cost
+//! of one refused request per client of a BE that does.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -21,6 +34,31 @@ pub struct BeEndpoint {
     /// The `Host` header: the node's own name and webserver port. A BE
     /// ignores it; it tells a stand-in serving many nodes which one is meant.
     pub authority: String,
+}
+
+/// The Doris user a BE's webserver is shown when it asks (HTTP Basic).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BeAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeAuth")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BeAuth {
+    /// The `Authorization` header value.
+    fn header(&self) -> String {
+        format!(
+            "Basic {}",
+            base64_encode(format!("{}:{}", self.user, self.password).as_bytes())
+        )
+    }
 }
 
 /// One setting as `show_config` lists it.
@@ -65,11 +103,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct BeClient {
     endpoint: BeEndpoint,
+    auth: Option<BeAuth>,
+    /// The BE asked for credentials (a 401): send them from now on.
+    asked: Arc<AtomicBool>,
 }
 
 impl BeClient {
     pub fn new(endpoint: BeEndpoint) -> Self {
-        BeClient { endpoint }
+        BeClient {
+            endpoint,
+            auth: None,
+            asked: Arc::default(),
+        }
+    }
+
+    /// Shows `auth` to a BE that asks for credentials.
+    pub fn with_auth(mut self, auth: Option<BeAuth>) -> Self {
+        self.auth = auth;
+        self
     }
 
     pub fn endpoint(&self) -> &BeEndpoint {
@@ -78,9 +129,9 @@ impl BeClient {
 
     /// `GET /api/show_config`.
     pub async fn show_config(&self) -> Result<Vec<BeConfig>, BeError> {
-        let (status, body) = self.call(Method::GET, "/api/show_config").await?;
-        if status != StatusCode::OK {
-            return Err(self.refused(status, &body));
+        let (answer, body) = self.request(Method::GET, "/api/show_config").await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.refused(answer, &body));
         }
         parse_show_config(&body).map_err(|reason| BeError::Unreadable {
             endpoint: self.endpoint.authority.clone(),
@@ -95,46 +146,82 @@ impl BeClient {
             percent_encode(key),
             percent_encode(value)
         );
-        let (status, body) = self.call(Method::POST, &path).await?;
-        if status != StatusCode::OK {
-            return Err(self.refused(status, &body));
+        let (answer, body) = self.request(Method::POST, &path).await?;
+        if answer.status != StatusCode::OK {
+            return Err(self.refused(answer, &body));
         }
-        // `{"status": "OK", "msg": ""}`, or an array of them (one per key)
-        // from releases that report each key.
-        let answer: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| BeError::Unreadable {
+        match update_result(&body, key) {
+            Ok(UpdateResult::Taken) => Ok(()),
+            Ok(UpdateResult::Refused(message)) => Err(BeError::Refused {
                 endpoint: self.endpoint.authority.clone(),
-                reason: format!("{e}: {body:.200}"),
-            })?;
-        let results = match &answer {
-            serde_json::Value::Array(items) => items.iter().collect(),
-            other => vec![other],
-        };
-        for result in results {
-            let status = result["status"].as_str().unwrap_or_default();
-            if !status.eq_ignore_ascii_case("OK") {
-                let message = result["msg"].as_str().unwrap_or(status);
-                return Err(BeError::Refused {
-                    endpoint: self.endpoint.authority.clone(),
-                    message: message.to_string(),
-                });
-            }
+                message,
+            }),
+            Err(reason) => Err(BeError::Unreadable {
+                endpoint: self.endpoint.authority.clone(),
+                reason,
+            }),
         }
-        Ok(())
     }
 
-    fn refused(&self, status: StatusCode, body: &str) -> BeError {
+    /// One request; when the BE asks for credentials and there are some,
+    /// the same request again with them.
+    async fn request(&self, method: Method, path: &str) -> Result<(Response, String), BeError> {
+        let auth = self.auth.as_ref();
+        let send = self.asked.load(Ordering::Relaxed);
+        let answer = self
+            .call(method.clone(), path, auth.filter(|_| send))
+            .await?;
+        if answer.0.status != StatusCode::UNAUTHORIZED || send || auth.is_none() {
+            return Ok(answer);
+        }
+        self.asked.store(true, Ordering::Relaxed);
+        self.call(method, path, auth).await
+    }
+
+    fn refused(&self, answer: Response, body: &str) -> BeError {
+        let status = answer.status;
+        let mut said = format!("HTTP {status}");
+        if let Some(challenge) = &answer.challenge {
+            said.push_str(&format!(" (WWW-Authenticate: {challenge})"));
+        }
+        let body: String = body.trim().chars().take(300).collect();
+        if !body.is_empty() {
+            said.push_str(&format!(": {body}"));
+        }
+        let message = match (status, &self.auth) {
+            (StatusCode::UNAUTHORIZED, None) => format!(
+                "{said}; the BE checks HTTP requests (enable_all_http_auth = true in be.conf) \
+                 and the operator has no Doris user to show it: give the operator a Doris \
+                 user with ADMIN privilege (spec.authSecret)"
+            ),
+            (StatusCode::UNAUTHORIZED, Some(auth)) => format!(
+                "{said}; the BE checks HTTP requests (enable_all_http_auth = true in be.conf) \
+                 and did not take the credentials of user '{}': give the operator a Doris \
+                 user with ADMIN privilege (spec.authSecret)",
+                auth.user
+            ),
+            (StatusCode::FORBIDDEN, auth) => format!(
+                "{said}; the BE checks HTTP requests (enable_all_http_auth = true in be.conf) \
+                 and the master FE did not accept user '{}' with its password and ADMIN \
+                 privilege: give the operator a Doris user with ADMIN privilege \
+                 (spec.authSecret)",
+                auth.as_ref().map_or("", |a| a.user.as_str())
+            ),
+            _ => said,
+        };
         BeError::Refused {
             endpoint: self.endpoint.authority.clone(),
-            message: format!(
-                "HTTP {status}: {}",
-                body.trim().chars().take(300).collect::<String>()
-            ),
+            message,
         }
     }
 
     /// One request on a fresh connection: the status and the body.
-    async fn call(&self, method: Method, path: &str) -> Result<(StatusCode, String), BeError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&BeAuth>,
+    ) -> Result<(Response, String), BeError> {
         let unreachable = |reason: String| BeError::Unreachable {
             endpoint: self.endpoint.authority.clone(),
             reason,
@@ -152,18 +239,29 @@ impl BeClient {
                     .await
                     .map_err(|e| unreachable(e.to_string()))?;
             let driver = tokio::spawn(connection);
-            let request = Request::builder()
+            let mut request = Request::builder()
                 .method(method)
                 .uri(path)
                 .header(hyper::header::HOST, &self.endpoint.authority)
-                .header(hyper::header::USER_AGENT, crate::controller::USER_AGENT)
+                .header(hyper::header::USER_AGENT, crate::controller::USER_AGENT);
+            if let Some(auth) = auth {
+                request = request.header(hyper::header::AUTHORIZATION, auth.header());
+            }
+            let request = request
                 .body(Empty::<Bytes>::new())
                 .map_err(|e| unreachable(e.to_string()))?;
             let response = sender
                 .send_request(request)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            let status = response.status();
+            let answer = Response {
+                status: response.status(),
+                challenge: response
+                    .headers()
+                    .get(hyper::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            };
             let body = response
                 .into_body()
                 .collect()
@@ -171,12 +269,76 @@ impl BeClient {
                 .map_err(|e| unreachable(e.to_string()))?
                 .to_bytes();
             driver.abort();
-            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+            Ok((answer, String::from_utf8_lossy(&body).into_owned()))
         };
         tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
     }
+}
+
+/// What a BE answered, besides its body.
+#[derive(Debug)]
+struct Response {
+    status: StatusCode,
+    /// `WWW-Authenticate`, when it asks for credentials.
+    challenge: Option<String>,
+}
+
+/// What a BE said about the one key an `update_config` call set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpdateResult {
+    Taken,
+    /// Doris's `msg`.
+    Refused(String),
+}
+
+/// Reads `update_config`'s answer for `key` (be/src/http/action/config_action.cpp):
+/// from 2.1 (apache/doris PR #23702) an array with an entry per key,
+/// `[{"config_name": k, "status": "OK" | "BAD", "msg": ...}]`; before, one
+/// `{"status": ..., "msg": ...}`. An array without an entry for `key` is
+/// unreadable: the BE did not say it took it.
+pub fn update_result(body: &str, key: &str) -> Result<UpdateResult, String> {
+    let answer: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("{e}: {body:.200}"))?;
+    let result = match &answer {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .find(|i| i["config_name"].as_str() == Some(key))
+            .ok_or_else(|| format!("no result for {key} in {body:.200}"))?,
+        serde_json::Value::Object(_) => &answer,
+        _ => return Err(format!("not a result: {body:.200}")),
+    };
+    let status = result["status"]
+        .as_str()
+        .ok_or_else(|| format!("no status in {body:.200}"))?;
+    if status.eq_ignore_ascii_case("OK") {
+        return Ok(UpdateResult::Taken);
+    }
+    let message = result["msg"].as_str().filter(|m| !m.is_empty());
+    Ok(UpdateResult::Refused(message.unwrap_or(status).to_string()))
+}
+
+/// Standard base64 with padding (RFC 4648), for the Basic credentials.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `show_config`'s answer: an array of `[name, type, value, is_mutable]`.
@@ -231,6 +393,57 @@ mod tests {
                 .unwrap_err()
                 .contains("2 fields")
         );
+    }
+
+    #[test]
+    fn update_config_answers_of_both_shapes_are_read_for_the_key_sent() {
+        // 2.1 and later.
+        let array = r#"[{"config_name": "disable_auto_compaction", "status": "OK", "msg": ""}]"#;
+        assert_eq!(
+            update_result(array, "disable_auto_compaction"),
+            Ok(UpdateResult::Taken)
+        );
+        let bad = r#"[{"config_name": "x", "status": "BAD", "msg": "set x=1 failed, reason: [NOT_FOUND]'x' is not found."}]"#;
+        assert_eq!(
+            update_result(bad, "x"),
+            Ok(UpdateResult::Refused(
+                "set x=1 failed, reason: [NOT_FOUND]'x' is not found.".into()
+            ))
+        );
+        // An answer that does not name the key sent says nothing about it.
+        assert!(
+            update_result("[]", "x")
+                .unwrap_err()
+                .contains("no result for x")
+        );
+        assert!(update_result(array, "x").is_err());
+        // Before 2.1.
+        let old = "{\n    \"status\": \"BAD\",\n    \"msg\": \"Now only support to set a single config once\"\n}";
+        assert_eq!(
+            update_result(old, "x"),
+            Ok(UpdateResult::Refused(
+                "Now only support to set a single config once".into()
+            ))
+        );
+        assert_eq!(
+            update_result(r#"{"status": "OK", "msg": ""}"#, "x"),
+            Ok(UpdateResult::Taken)
+        );
+        assert!(update_result(r#""OK""#, "x").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_base64() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b"admin:s3cret!"), "YWRtaW46czNjcmV0IQ==");
+        let auth = BeAuth {
+            user: "admin".into(),
+            password: "s3cret!".into(),
+        };
+        assert_eq!(auth.header(), "Basic YWRtaW46czNjcmV0IQ==");
+        assert!(!format!("{auth:?}").contains("s3cret"));
     }
 
     #[test]

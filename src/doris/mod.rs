@@ -25,7 +25,10 @@ mod error;
 mod profile;
 mod rows;
 
-pub use be::{BeClient, BeConfig, BeEndpoint, BeError, parse_show_config, percent_encode};
+pub use be::{
+    BeAuth, BeClient, BeConfig, BeEndpoint, BeError, UpdateResult, parse_show_config,
+    percent_encode, update_result,
+};
 pub use client::{FeClient, quote_string, validate_host};
 pub use endpoint::{DEFAULT_QUERY_PORT, FeClientConfig, FeEndpoint, FeTls, PemError};
 pub use error::{FeError, FeErrorKind};

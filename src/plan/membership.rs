@@ -51,9 +51,24 @@ pub fn membership_policy(
 /// (`doris-be-2.doris-be-internal.ns.svc.cluster.local`); otherwise the
 /// host is the pod's IP, found in `pod_ips` (pod name, IP).
 pub fn pod_of_host<'a>(host: &'a str, pod_ips: &'a [(String, String)]) -> &'a str {
-    if let Some((pod, _)) = pod_ips.iter().find(|(_, ip)| ip == host) {
+    if let Some((pod, _)) = pod_ips.iter().find(|(_, ip)| !ip.is_empty() && ip == host) {
         return pod;
     }
+    first_label(host)
+}
+
+/// Whether the host the FE lists a node under is pod `pod`'s, whose IP is
+/// `pod_ip` (when it has one): its FQDN (or bare name) in FQDN mode, its IP
+/// otherwise (`enable_fqdn_mode = false`, Doris's default, where nodes
+/// register and show themselves by IP:
+/// fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java).
+pub fn host_is_pod(host: &str, pod: &str, pod_ip: Option<&str>) -> bool {
+    first_label(host) == pod || pod_ip.is_some_and(|ip| !ip.is_empty() && ip == host)
+}
+
+/// The first DNS label of a host (the whole of an IP would be cut at its
+/// first dot, but an IP never names a pod by its labels anyway).
+fn first_label(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
 
@@ -77,6 +92,20 @@ mod tests {
             "doris-be-2"
         );
         assert_eq!(pod_of_host("10.0.0.7", &ips), "doris-be-1");
+        let no_ip = vec![("doris-be-0".to_string(), String::new())];
+        assert_eq!(pod_of_host("", &no_ip), "");
+    }
+
+    #[test]
+    fn a_node_is_its_pod_by_fqdn_or_by_ip() {
+        let fqdn = "doris-be-2.doris-be-internal.ns.svc.cluster.local";
+        assert!(host_is_pod(fqdn, "doris-be-2", Some("10.0.0.9")));
+        assert!(host_is_pod("doris-be-2", "doris-be-2", None));
+        assert!(!host_is_pod(fqdn, "doris-be-1", Some("10.0.0.9")));
+        assert!(host_is_pod("10.0.0.9", "doris-be-2", Some("10.0.0.9")));
+        assert!(!host_is_pod("10.0.0.9", "doris-be-2", Some("10.0.0.19")));
+        assert!(!host_is_pod("10.0.0.9", "doris-be-2", None));
+        assert!(!host_is_pod("", "doris-be-2", Some("")));
         assert_eq!(ordinal_of("doris-be-12", "doris-be"), Some(12));
         assert_eq!(ordinal_of("doris-bexx-1", "doris-be"), None);
         assert_eq!(ordinal_of("other-be-1", "doris-be"), None);

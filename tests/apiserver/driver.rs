@@ -171,6 +171,20 @@ fn ordinal(pod: &str) -> Option<i64> {
     pod.rsplit_once('-')?.1.parse().ok()
 }
 
+/// A pod's IP: one of its own in 10.0.0.0/8, as a cluster's pod network
+/// gives each pod (the FE lists nodes by IP when FQDN mode is off, so two
+/// pods must never share one). Kept by name, so the same pod made again
+/// keeps its IP here.
+fn pod_ip(ns: &str, pod: &str) -> String {
+    // FNV-1a over "ns/pod".
+    let mut h: u32 = 0x811c_9dc5;
+    for b in ns.bytes().chain(*b"/").chain(pod.bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let [_, a, b, c] = h.to_be_bytes();
+    format!("10.{a}.{b}.{}", c.clamp(1, 254))
+}
+
 fn is_ready(pod: &Value) -> bool {
     pod["status"]["containerStatuses"]
         .as_array()
@@ -531,7 +545,7 @@ fn drive(emulator: &Emulator, state: &Mutex<State>, sts: &Value, pods: Vec<Value
             .collect();
         next["status"] = json!({
             "phase": "Running",
-            "podIP": format!("10.0.0.{}", ordinal(pod_name).unwrap_or(0) + 10),
+            "podIP": pod_ip(ns, pod_name),
             "containerStatuses": containers,
             "initContainerStatuses": pod["status"]["initContainerStatuses"],
             "conditions": [{"type": "Ready", "status": if want_ready { "True" } else { "False" }}],

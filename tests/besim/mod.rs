@@ -1,7 +1,18 @@
 //! A simulator of Doris BE webservers: the two configuration calls the
 //! operator makes, `GET /api/show_config` (every setting as
-//! `[name, type, value, is_mutable]`) and `POST /api/update_config?k=v[&persist=true]`
-//! (Doris's `{"status": ..., "msg": ...}` answer), on 127.0.0.1.
+//! `[name, type, value, is_mutable]`) and `POST /api/update_config?k=v[&persist=true]`,
+//! on 127.0.0.1, as be/src/http/action/config_action.cpp answers them in
+//! the release played ([`BeSimConfig::release`], `DORIS_SIM_PROFILE` by
+//! default, as the FE simulator): from 2.1 (apache/doris PR #23702) any
+//! number of keys and a JSON array `[{"config_name", "status", "msg"}]`;
+//! before, one key (plus `persist`) and one `{"status", "msg"}` object.
+//!
+//! With [`BeSimConfig::admins`] the BEs run with `enable_all_http_auth =
+//! true` (be.conf, apache/doris PR #39577) and ask for HTTP Basic
+//! credentials of a Doris user with ADMIN as
+//! be/src/http/http_handler_with_auth.cpp does: none (or unreadable) is
+//! `401` with an empty body and `WWW-Authenticate: Basic realm="Restricted"`;
+//! a user the master FE does not accept is `403` with an empty body.
 //!
 //! One simulator stands for any number of BEs: each request is for the node
 //! its `Host` header names (the first DNS label, the pod's name), and each
@@ -17,11 +28,46 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use doris_operator::doris::Release;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
+
+/// The first release whose `update_config` takes several keys and answers
+/// with an array (apache/doris PR #23702, merged before 2.1 branched).
+const FIRST_MULTI_KEY: Release = Release::new(2, 1, 0);
+
+/// How the BEs of a simulator run.
+#[derive(Clone, Debug)]
+pub struct BeSimConfig {
+    /// The release played.
+    pub release: Release,
+    /// `enable_all_http_auth = true`: the Doris users (name, password) the
+    /// master FE accepts with ADMIN. `None`: no HTTP authentication, the
+    /// default.
+    pub admins: Option<BTreeMap<String, String>>,
+}
+
+impl Default for BeSimConfig {
+    fn default() -> Self {
+        BeSimConfig {
+            release: crate::fesim::integrated_release(),
+            admins: None,
+        }
+    }
+}
+
+impl BeSimConfig {
+    /// With `enable_all_http_auth = true`, accepting `user` with `password`.
+    pub fn with_admin(mut self, user: &str, password: &str) -> Self {
+        self.admins
+            .get_or_insert_with(BTreeMap::new)
+            .insert(user.to_string(), password.to_string());
+        self
+    }
+}
 
 /// Some real BE settings: (name, type, default, mutable).
 const BE_SETTINGS: &[(&str, &str, &str, bool)] = &[
@@ -66,6 +112,10 @@ struct Setting {
 
 #[derive(Default)]
 struct State {
+    config: Option<BeSimConfig>,
+    /// Requests refused for want of credentials (401) or for wrong ones (403).
+    unauthorized: usize,
+    forbidden: usize,
     nodes: BTreeMap<String, BTreeMap<String, Setting>>,
     calls: Vec<UpdateCall>,
     /// (node, key) refused with a message; node `*` is every node.
@@ -110,9 +160,16 @@ impl Drop for BeSim {
 
 impl BeSim {
     pub async fn start() -> BeSim {
+        BeSim::start_with(BeSimConfig::default()).await
+    }
+
+    pub async fn start_with(config: BeSimConfig) -> BeSim {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
-        let state: Arc<Mutex<State>> = Arc::default();
+        let state: Arc<Mutex<State>> = Arc::new(Mutex::new(State {
+            config: Some(config),
+            ..State::default()
+        }));
         let shared = state.clone();
         let accept = tokio::spawn(async move {
             loop {
@@ -158,6 +215,12 @@ impl BeSim {
     /// Every `update_config` call so far.
     pub fn calls(&self) -> Vec<UpdateCall> {
         self.lock().calls.clone()
+    }
+
+    /// Requests refused with 401 (no credentials) and 403 (not accepted).
+    pub fn auth_refusals(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.unauthorized, st.forbidden)
     }
 
     /// How many `show_config` calls were answered.
@@ -221,6 +284,36 @@ fn answer(
     if st.silent.contains(&node) {
         return None;
     }
+    let config = st.config.clone().unwrap_or_default();
+    // be/src/http/http_handler_with_auth.cpp, HttpHandlerWithAuth::on_header.
+    if let Some(admins) = &config.admins {
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(basic_credentials);
+        let Some((user, password)) = given else {
+            st.unauthorized += 1;
+            return Some(
+                Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header("WWW-Authenticate", "Basic realm=\"Restricted\"")
+                    .body(Full::new(Bytes::new()))
+                    .expect("response"),
+            );
+        };
+        // FrontendService.checkAuth on the master FE: the user, its
+        // password and ADMIN privilege.
+        if admins.get(&user) != Some(&password) {
+            st.forbidden += 1;
+            return Some(
+                Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .body(Full::new(Bytes::new()))
+                    .expect("response"),
+            );
+        }
+    }
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or_default();
     Some(match (req.method().as_str(), path) {
@@ -240,47 +333,103 @@ fn answer(
                 .collect();
             json(StatusCode::OK, serde_json::to_string(&rows).expect("json"))
         }
-        ("POST", "/api/update_config") => update_config(&mut st, &node, query),
+        ("POST", "/api/update_config") if config.release >= FIRST_MULTI_KEY => {
+            update_config(&mut st, &node, query)
+        }
+        ("POST", "/api/update_config") => update_one_config(&mut st, &node, query),
         _ => json(StatusCode::NOT_FOUND, "{\"status\":\"NOT_FOUND\"}".into()),
     })
 }
 
-fn update_config(st: &mut State, node: &str, query: &str) -> Response<Full<Bytes>> {
-    let params: Vec<(String, String)> = query
+/// The query parameters as Doris keeps them: a map, keys in order, the
+/// last of a repeated key winning.
+fn params(query: &str) -> BTreeMap<String, String> {
+    query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (decode(k), decode(v))
         })
-        .collect();
-    let persist = params.iter().any(|(k, v)| k == "persist" && v == "true");
-    let settings: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "persist").collect();
-    if settings.is_empty() {
-        return reply(false, "empty config");
-    }
-    for (key, value) in settings {
-        let refused = st
-            .refusals
-            .get(&(node.to_string(), key.clone()))
-            .or_else(|| st.refusals.get(&("*".to_string(), key.clone())))
-            .cloned();
-        let outcome = match refused {
-            Some(message) => Err(message),
-            None => set(st.node(node), key, value),
-        };
-        st.calls.push(UpdateCall {
-            node: node.to_string(),
-            key: key.clone(),
-            value: value.clone(),
-            persist,
-            ok: outcome.is_ok(),
-        });
-        if let Err(message) = outcome {
-            return reply(false, &message);
+        .collect()
+}
+
+const PERSIST: &str = "persist";
+const ONE_KEY: &str = "Now only support to set a single config once, via 'config_name=new_value', and with an optional parameter 'persist'.";
+
+/// Sets `key` on `node` (a refusal the test asked for first), recording
+/// the call: the reason it failed, as Doris's `Status::to_string`.
+fn apply(st: &mut State, node: &str, key: &str, value: &str, persist: bool) -> Result<(), String> {
+    let refused = st
+        .refusals
+        .get(&(node.to_string(), key.to_string()))
+        .or_else(|| st.refusals.get(&("*".to_string(), key.to_string())))
+        .cloned();
+    let outcome = match refused {
+        Some(message) => Err(message),
+        None => set(st.node(node), key, value),
+    };
+    st.calls.push(UpdateCall {
+        node: node.to_string(),
+        key: key.to_string(),
+        value: value.to_string(),
+        persist,
+        ok: outcome.is_ok(),
+    });
+    outcome
+}
+
+/// 2.1 and later (be/src/http/action/config_action.cpp,
+/// `handle_update_config` after apache/doris PR #23702): every key but
+/// `persist` is set in turn, each with an entry of the array answered.
+/// As there, `msg` is not cleared between keys, and no key at all is
+/// answered with `[]`. (Doris reads `persist` without checking it is
+/// there; this simulator takes it as false.)
+fn update_config(st: &mut State, node: &str, query: &str) -> Response<Full<Bytes>> {
+    let params = params(query);
+    let persist = params.get(PERSIST).is_some_and(|v| v == "true");
+    let mut results = Vec::new();
+    let mut msg = String::new();
+    for (key, value) in params.iter().filter(|(k, _)| *k != PERSIST) {
+        let outcome = apply(st, node, key, value, persist);
+        if let Err(reason) = &outcome {
+            msg = format!("set {key}={value} failed, reason: {reason}.");
         }
+        results.push(serde_json::json!({
+            "config_name": key,
+            "status": if outcome.is_ok() { "OK" } else { "BAD" },
+            "msg": msg,
+        }));
     }
-    reply(true, "")
+    json(
+        StatusCode::OK,
+        serde_json::to_string_pretty(&results).expect("json"),
+    )
+}
+
+/// Before 2.1 (be/src/http/action/config_action.cpp before PR #23702):
+/// one key, and `persist` besides; anything else is refused; one
+/// `{"status", "msg"}` answer.
+fn update_one_config(st: &mut State, node: &str, query: &str) -> Response<Full<Bytes>> {
+    let params = params(query);
+    let (key, value, persist) = match params.len() {
+        1 => {
+            let (k, v) = params.iter().next().expect("one");
+            (k.clone(), v.clone(), false)
+        }
+        2 if params.contains_key(PERSIST) => {
+            let (k, v) = params.iter().find(|(k, _)| *k != PERSIST).expect("a key");
+            (k.clone(), v.clone(), params[PERSIST] == "true")
+        }
+        _ => return reply(false, ONE_KEY),
+    };
+    match apply(st, node, &key, &value, persist) {
+        Ok(()) => reply(true, ""),
+        Err(reason) => reply(
+            false,
+            &format!("set {key}={value} failed, reason: {reason}"),
+        ),
+    }
 }
 
 /// Sets one key as a BE does: known, mutable, and of its type.
@@ -314,7 +463,36 @@ fn reply(ok: bool, message: &str) -> Response<Full<Bytes>> {
         "status": if ok { "OK" } else { "BAD" },
         "msg": message,
     });
-    json(StatusCode::OK, body.to_string())
+    json(
+        StatusCode::OK,
+        serde_json::to_string_pretty(&body).expect("json"),
+    )
+}
+
+/// `(user, password)` from `Authorization: Basic <base64(user:password)>`
+/// (be/src/http/utils.cpp, `parse_basic_auth`).
+fn basic_credentials(header: &str) -> Option<(String, String)> {
+    let encoded = header.strip_prefix("Basic ")?.trim();
+    let decoded = String::from_utf8(base64_decode(encoded)?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut bits, mut count) = (0u32, 0);
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c)? as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
 }
 
 /// Undoes percent-encoding (and `+` for a space).

@@ -34,6 +34,8 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 mod profile;
+#[allow(unused_imports)] // used by the BE simulator, in the binaries that have one
+pub use profile::integrated_release;
 mod show;
 mod sql;
 mod statements;
@@ -675,6 +677,27 @@ impl FeSim {
             Some(fe) => {
                 fe.alive = alive;
                 fe.join |= alive;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes the frontend listed at `host` listed at `new_host` instead:
+    /// an FE with `enable_fqdn_mode = false` (Doris's default) registers
+    /// and shows itself by the IP it finds at start
+    /// (fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java,
+    /// `initAddrUseIp`), known only once its pod has one. False when there
+    /// is no such frontend.
+    pub fn set_frontend_host(&self, host: &str, edit_log_port: u16, new_host: &str) -> bool {
+        let mut st = self.lock();
+        match st
+            .frontends
+            .iter_mut()
+            .find(|f| f.host == host && f.edit_log_port == edit_log_port)
+        {
+            Some(fe) => {
+                fe.host = new_host.to_string();
                 true
             }
             None => false,

@@ -36,6 +36,12 @@ fn version_text(release: &str) -> String {
     format!("doris-{release}-rc01-sim")
 }
 
+/// The release an integrated cluster plays: `DORIS_SIM_PROFILE`, else
+/// the default. The BE simulator (tests/besim) plays it too.
+pub fn integrated_release() -> Release {
+    asked().unwrap_or_else(|| Release::from_version(DEFAULT_RELEASE).expect("a release"))
+}
+
 pub fn integrated_version() -> String {
     let release = asked().map(|r| r.to_string());
     version_text(release.as_deref().unwrap_or(DEFAULT_RELEASE))

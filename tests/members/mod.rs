@@ -1,6 +1,12 @@
 //! Doris nodes joining the FE as the images' entrypoints make them: a
 //! member driver registers each Ready pod's node with an FE simulator under
-//! its FQDN, and the operator is pointed at that simulator.
+//! its FQDN (`HOST_TYPE=FQDN`, `enable_fqdn_mode = true`) or, when told, its
+//! pod's IP (`HOST_TYPE=IP`, Doris's default `enable_fqdn_mode = false`:
+//! an FE shows itself by its IP,
+//! fe/fe-core/src/main/java/org/apache/doris/service/FrontendOptions.java,
+//! and a BE is listed by the host it was added with,
+//! fe/fe-core/src/main/java/org/apache/doris/system/SystemInfoService.java),
+//! and the operator is pointed at that simulator.
 //!
 //! Pods of a storage-compute separated cluster are told apart by what the
 //! disaggregated images read, never by their names: a compute group's pod
@@ -101,6 +107,20 @@ impl MemberDriver {
         MemberDriver::start_as(env, sim, election_number, "root", "", None)
     }
 
+    /// Registers a shared-nothing cluster's nodes by their pods' IPs, as
+    /// the images do with `HOST_TYPE=IP`; the master FE the simulator
+    /// started with is listed by its pod's IP once that pod has one.
+    /// Frontends register as `user`.
+    pub fn start_by_ip(
+        env: &Env,
+        sim: Arc<FeSim>,
+        election_number: usize,
+        user: &str,
+        password: &str,
+    ) -> MemberDriver {
+        MemberDriver::spawn(env, sim, election_number, user, password, None, true)
+    }
+
     /// Registers frontends as `user` (the FE entrypoint logs in as the
     /// management user).
     pub fn start_as(
@@ -110,6 +130,18 @@ impl MemberDriver {
         user: &str,
         password: &str,
         tls: Option<doris_operator::doris::FeTls>,
+    ) -> MemberDriver {
+        MemberDriver::spawn(env, sim, election_number, user, password, tls, false)
+    }
+
+    fn spawn(
+        env: &Env,
+        sim: Arc<FeSim>,
+        election_number: usize,
+        user: &str,
+        password: &str,
+        tls: Option<doris_operator::doris::FeTls>,
+        by_ip: bool,
     ) -> MemberDriver {
         let (user, password) = (user.to_string(), password.to_string());
         let skip: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -147,10 +179,25 @@ impl MemberDriver {
                         continue;
                     }
                     let (sts, ordinal) = name.rsplit_once('-').unwrap();
-                    let host = format!("{name}.{sts}-internal.{namespace}.svc.cluster.local");
+                    let fqdn = format!("{name}.{sts}-internal.{namespace}.svc.cluster.local");
+                    let pod_ip = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.pod_ip.clone())
+                        .filter(|ip| !ip.is_empty());
+                    let host = match (by_ip, pod_ip) {
+                        (false, _) => fqdn.clone(),
+                        (true, Some(ip)) => ip,
+                        (true, None) => continue,
+                    };
                     let ordinal: usize = ordinal.parse().unwrap();
                     let component = pod.labels().get("app.kubernetes.io/component").cloned();
                     match component.as_deref() {
+                        // The master the simulator started with, listed by
+                        // its FQDN until its pod has an IP.
+                        Some("fe") if ordinal == 0 && by_ip => {
+                            sim.set_frontend_host(&fqdn, EDIT_LOG_PORT, &host);
+                        }
                         Some("be") => {
                             let _ = sim.register_backend(&host, HEARTBEAT_PORT);
                         }
