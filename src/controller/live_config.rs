@@ -532,7 +532,7 @@ async fn mutable_keys(
         let all = fe.show_frontend_config().await.map_err(|e| {
             format!(
                 "the FE did not say which settings may change: {}",
-                e.brief()
+                live_fe::refusal(&e, &fe.endpoint().user)
             )
         })?;
         return Ok(all
@@ -614,6 +614,9 @@ fn describe(entry: &ConfigChangeStatus) -> String {
     }
     if said.is_empty() {
         return String::new();
+    }
+    if let Some(why) = &entry.message {
+        said.push(why.clone());
     }
     format!("{}: {}", entry.component, said.join("; "))
 }

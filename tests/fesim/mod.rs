@@ -707,6 +707,19 @@ impl FeSim {
         };
     }
 
+    /// Grants `user` (one of [`FeSimConfig::users`]) a global privilege,
+    /// as `GRANT ... ON *.*.*` does. False when there is no such user.
+    pub fn grant(&self, user: &str, privilege: Privilege) -> bool {
+        let mut st = self.lock();
+        match st.config.users.iter_mut().find(|u| u.name == user) {
+            Some(u) => {
+                u.privileges.push(privilege);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every statement received so far, as sent.
     pub fn statements(&self) -> Vec<String> {
         self.lock().statements.clone()
