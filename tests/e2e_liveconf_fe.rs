@@ -139,9 +139,11 @@ async fn a_privilege_doris_refuses_is_shown_in_its_words_until_granted() {
     assert!(admin_sets(&fe.statements()).is_empty());
     let warned = env::events(&env, "ConfigWaiting").await;
     assert!(
-        warned
-            .iter()
-            .any(|e| e.note.as_deref().unwrap_or_default().contains("Access denied")),
+        warned.iter().any(|e| e
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Access denied")),
         "{warned:?}"
     );
 
@@ -188,9 +190,16 @@ async fn in_cloud_mode_only_root_sets_fe_keys_live_and_status_says_so() {
     })
     .await;
     assert!(note.contains("`ops`"), "{note}");
-    assert!(note.contains("the FEs restart for qe_slow_log_ms"), "{note}");
+    assert!(
+        note.contains("the FEs restart for qe_slow_log_ms"),
+        "{note}"
+    );
     assert!(note.contains("spec.authSecret name root"), "{note}");
     // Nothing was sent that Doris would refuse.
-    assert!(admin_sets(&fe.statements()).is_empty(), "{:?}", fe.statements());
+    assert!(
+        admin_sets(&fe.statements()).is_empty(),
+        "{:?}",
+        fe.statements()
+    );
     env.finish().await;
 }

@@ -52,20 +52,31 @@ async fn set_frontend_config_sets_the_fe_it_reaches_only() {
     fe1.set_frontend_config("qe_slow_log_ms", "3000")
         .await
         .unwrap();
-    assert_eq!(sim.setting_on(FES[1], "qe_slow_log_ms").as_deref(), Some("3000"));
-    assert_eq!(sim.setting_on(FES[0], "qe_slow_log_ms").as_deref(), Some("5000"));
-    assert_eq!(sim.setting_on(FES[2], "qe_slow_log_ms").as_deref(), Some("5000"));
+    assert_eq!(
+        sim.setting_on(FES[1], "qe_slow_log_ms").as_deref(),
+        Some("3000")
+    );
+    assert_eq!(
+        sim.setting_on(FES[0], "qe_slow_log_ms").as_deref(),
+        Some("5000")
+    );
+    assert_eq!(
+        sim.setting_on(FES[2], "qe_slow_log_ms").as_deref(),
+        Some("5000")
+    );
     assert_eq!(sim.config_sets()[0].frontend, FES[1]);
     // A master-only key is forwarded to the master and set there.
     fe1.set_frontend_config("max_running_txn_num_per_db", "2000")
         .await
         .unwrap();
     assert_eq!(
-        sim.setting_on(FES[0], "max_running_txn_num_per_db").as_deref(),
+        sim.setting_on(FES[0], "max_running_txn_num_per_db")
+            .as_deref(),
         Some("2000")
     );
     assert_eq!(
-        sim.setting_on(FES[1], "max_running_txn_num_per_db").as_deref(),
+        sim.setting_on(FES[1], "max_running_txn_num_per_db")
+            .as_deref(),
         Some("1000")
     );
 }
@@ -82,7 +93,10 @@ async fn all_frontends_config_exists_from_2_1_5() {
         if takes_it {
             result.unwrap();
             for fe in FES {
-                assert_eq!(sim.setting_on(fe, "qe_slow_log_ms").as_deref(), Some("3000"));
+                assert_eq!(
+                    sim.setting_on(fe, "qe_slow_log_ms").as_deref(),
+                    Some("3000")
+                );
             }
         } else {
             let (code, message) = server_error(result.unwrap_err());
@@ -128,7 +142,12 @@ async fn statements_check_the_privileges_doris_checks() {
     assert_eq!(e, (1227, denied("NODE")));
 
     let none = three_fes(FeSimConfig::default(), &[]).await;
-    let e = server_error(client(none.addr(), "ops", "pw").show_backends().await.unwrap_err());
+    let e = server_error(
+        client(none.addr(), "ops", "pw")
+            .show_backends()
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e, (1227, denied("ADMIN/OPERATOR")));
 }
 
@@ -143,7 +162,10 @@ async fn in_cloud_mode_only_root_sets_fe_config() {
     );
     assert_eq!(
         e,
-        (1105, "errCode = 2, detailMessage = Unsupported operation".into())
+        (
+            1105,
+            "errCode = 2, detailMessage = Unsupported operation".into()
+        )
     );
     client(sim.addr(), "root", "")
         .set_all_frontends_config("qe_slow_log_ms", "3000")

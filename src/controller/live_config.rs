@@ -406,15 +406,15 @@ async fn carry_out(
             entry.message = Some(live_fe::root_only_note(&user, &kept));
             Ok(none)
         }),
-        (unasked, _) => match unasked {
-        Ok(Some(decisions)) => Ok(decisions),
-        Ok(None) if !live_capable => decided(&|_| false),
-        Ok(None) => match mutable_keys(ctx, cluster, planned, part, &ready, &service, port).await {
-            Ok(mutable) => decided(&|key| mutable.contains(&key.to_ascii_lowercase())),
-            Err(message) => Err(message),
-        },
-        Err(message) => Err(message),
-        },
+        (Ok(Some(decisions)), _) => Ok(decisions),
+        (Ok(None), None) if !live_capable => decided(&|_| false),
+        (Ok(None), None) => {
+            match mutable_keys(ctx, cluster, planned, part, &ready, &service, port).await {
+                Ok(mutable) => decided(&|key| mutable.contains(&key.to_ascii_lowercase())),
+                Err(message) => Err(message),
+            }
+        }
+        (Err(message), _) => Err(message),
     };
     let decisions = match decisions {
         Ok(d) => d,

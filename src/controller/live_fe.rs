@@ -26,7 +26,8 @@ use super::Context;
 pub fn root_only_user(cluster: ClusterRef<'_>, fe: &FeClient) -> Option<String> {
     let user = &fe.endpoint().user;
     let cloud = Profile::new(Mode::Cloud, None);
-    let refused = matches!(cluster, ClusterRef::Disaggregated(_)) && !cloud.may_set_frontend_config(user);
+    let refused =
+        matches!(cluster, ClusterRef::Disaggregated(_)) && !cloud.may_set_frontend_config(user);
     refused.then(|| user.clone())
 }
 
@@ -47,10 +48,7 @@ pub fn root_only_note(user: &str, keys: &[(&str, Decision)]) -> String {
     );
     let restart = of(Decision::Restart);
     if !restart.is_empty() {
-        note.push_str(&format!(
-            "; the FEs restart for {}",
-            restart.join(", ")
-        ));
+        note.push_str(&format!("; the FEs restart for {}", restart.join(", ")));
     }
     let ignored = of(Decision::Ignore);
     if !ignored.is_empty() {
@@ -207,7 +205,10 @@ mod tests {
         );
         assert!(note.contains("only root"), "{note}");
         assert!(note.contains("`ops`"), "{note}");
-        assert!(note.contains("the FEs restart for qe_slow_log_ms"), "{note}");
+        assert!(
+            note.contains("the FEs restart for qe_slow_log_ms"),
+            "{note}"
+        );
         assert!(
             note.contains("max_running_txn_num_per_db wait for the FEs' next start"),
             "{note}"

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use super::State;
 use super::access::{ROOT, Session, require_admin};
 use super::sql::{Tok, properties, syntax_error};
 use super::wire::{Answer, SqlError};
-use super::State;
 
 /// One FE setting.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +82,6 @@ pub(super) fn fe_settings() -> BTreeMap<String, SimSetting> {
         })
         .collect()
 }
-
 
 /// `SHOW FRONTEND CONFIG [LIKE 'pattern']`.
 pub(super) fn show_frontend_config(

@@ -365,4 +365,3 @@ pub(super) fn variable(name: &str, st: &State) -> Option<String> {
     };
     Some(v)
 }
-
