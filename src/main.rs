@@ -74,7 +74,8 @@ enum Command {
         conventions_namespace: Option<String>,
         /// Reach every cluster's FE at HOST:PORT instead of through its
         /// access Service (an operator run outside the cluster, with a
-        /// port-forward to the FE).
+        /// port-forward to the FE). Statements that act on one FE only (FE
+        /// settings on Doris before 2.1.5) still go to each FE pod's name.
         #[arg(long, value_name = "HOST:PORT", value_parser = parse_address, env = "FE_ADDRESS")]
         fe_address: Option<(String, u16)>,
         /// Log format.
@@ -354,7 +355,7 @@ fn run(command: Command) -> Result<(), String> {
                         .or_else(|| std::env::var("POD_NAMESPACE").ok()),
                     fe_resolver: fe_address.map(
                         |addr| -> doris_operator::controller::fe_link::FeResolver {
-                            std::sync::Arc::new(move |_| Some(addr.clone()))
+                            std::sync::Arc::new(move |_, pod| pod.is_none().then(|| addr.clone()))
                         },
                     ),
                     be_resolver: None,

@@ -104,7 +104,7 @@ async fn spec_edits_reach_the_objects() {
         sim.register_backend(&host, 9050).unwrap();
     }
     let port = sim.addr().port();
-    env.fe_resolver = Some(std::sync::Arc::new(move |_| {
+    env.fe_resolver = Some(std::sync::Arc::new(move |_, _| {
         Some(("127.0.0.1".to_string(), port))
     }));
     env.start_operator();

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use besim::{BeSim, BeSimConfig};
 use doris_operator::crd::{ConfigChangeStatus, DorisCluster};
+use doris_operator::doris::Profile;
 use env::{Env, eventually, wait_ready};
 use fesim::{ConfigSet, FeSim, FeSimConfig};
 use futures::StreamExt;
@@ -55,6 +56,8 @@ const BE_CONF: &str = "disable_auto_compaction = false\nmem_limit = 90%\n";
 
 struct Running {
     env: Env,
+    /// The Doris the FE simulator plays.
+    profile: Profile,
     fe: Arc<FeSim>,
     be: Arc<BeSim>,
     _members: MemberDriver,
@@ -70,20 +73,28 @@ impl Running {
     }
 
     async fn start_with(test: &str, cluster: &str) -> Running {
-        Running::start_as(test, cluster, BeSimConfig::default(), None).await
+        Running::start_as(
+            test,
+            cluster,
+            FeSimConfig::default(),
+            BeSimConfig::default(),
+            None,
+        )
+        .await
     }
 
-    /// With BEs configured as `be`, and the operator logging in as the
-    /// user and password of an `authSecret` when `auth` names them (the FE
-    /// taking them, and nodes registering by their pods' IPs).
+    /// With the FE playing `fe_config`, BEs configured as `be`, and the
+    /// operator logging in as the user and password of an `authSecret`
+    /// when `auth` names them (the FE taking them, and nodes registering
+    /// by their pods' IPs).
     async fn start_as(
         test: &str,
         cluster: &str,
+        mut fe_config: FeSimConfig,
         be: BeSimConfig,
         auth: Option<(&str, &str)>,
     ) -> Running {
         let mut env = Env::without_operator(test).await;
-        let mut fe_config = FeSimConfig::default();
         let mut cluster = cluster.to_string();
         if let Some((user, password)) = auth {
             fe_config.user = user.into();
@@ -91,6 +102,7 @@ impl Running {
             put_auth_secret(&env, "doris-admin", user, password).await;
             cluster = cluster.replace("spec:\n", "spec:\n  authSecret: doris-admin\n");
         }
+        let profile = fe_config.profile();
         let fe = members::simulated_fe(&mut env, fe_config, "doris").await;
         let be = Arc::new(BeSim::start_with(be).await);
         let addr = be.addr().to_string();
@@ -121,11 +133,48 @@ impl Running {
         });
         Running {
             env,
+            profile,
             fe,
             be,
             _members: members,
             deletions,
             _watch: watch,
+        }
+    }
+
+    /// Every FE has `key` = `value`, set by the statement the simulated
+    /// release takes: one `ADMIN SET ALL FRONTENDS CONFIG` from 2.1.5 on,
+    /// else `ADMIN SET FRONTEND CONFIG` on each FE's own connection.
+    fn every_fe_took(&self, key: &str, value: &str) {
+        let sets = self.fe.config_sets();
+        let fes: Vec<String> = (0..3)
+            .map(|i| members::fqdn(&self.env, &format!("doris-fe-{i}")))
+            .collect();
+        let set = |all: bool, frontend: &str| ConfigSet {
+            all,
+            key: key.into(),
+            value: value.into(),
+            frontend: frontend.into(),
+        };
+        if self.profile.sets_all_frontends_at_once() {
+            assert_eq!(sets, [set(true, &fes[0])], "{}", self.profile);
+        } else {
+            let mut reached: Vec<ConfigSet> = sets.clone();
+            reached.sort_by(|a, b| a.frontend.cmp(&b.frontend));
+            let wanted: Vec<ConfigSet> = fes.iter().map(|fe| set(false, fe)).collect();
+            assert_eq!(reached, wanted, "{}", self.profile);
+            assert!(
+                !self
+                    .fe
+                    .statements()
+                    .iter()
+                    .any(|q| q.contains("ALL FRONTENDS")),
+                "{}",
+                self.profile
+            );
+        }
+        for fe in &fes {
+            assert_eq!(self.fe.setting_on(fe, key).as_deref(), Some(value), "{fe}");
         }
     }
 
@@ -257,17 +306,9 @@ async fn mutable_fe_and_be_keys_go_live_without_restarting_a_pod() {
         "{be:?}"
     );
 
-    // The FE took it for every FE; each BE took it, kept across restarts.
-    assert!(
-        r.fe.config_sets().contains(&ConfigSet {
-            all: true,
-            key: "qe_slow_log_ms".into(),
-            value: "3000".into()
-        }),
-        "{:?}",
-        r.fe.config_sets()
-    );
-    assert_eq!(r.fe.setting("qe_slow_log_ms").as_deref(), Some("3000"));
+    // Every FE took it, in the words its release takes; each BE took it,
+    // kept across restarts.
+    r.every_fe_took("qe_slow_log_ms", "3000");
     for pod in ["doris-be-0", "doris-be-1", "doris-be-2"] {
         assert_eq!(
             r.be.setting(pod, "disable_auto_compaction").as_deref(),
@@ -485,7 +526,14 @@ async fn without_the_restart_switch_a_change_waits_for_the_next_start() {
 async fn be_keys_go_live_on_bes_that_check_http_auth() {
     // enable_all_http_auth = true: the BEs take the operator's Doris user.
     let be = BeSimConfig::default().with_admin("ops", "s3cret-pw");
-    let r = Running::start_as("beauth", CLUSTER, be, Some(("ops", "s3cret-pw"))).await;
+    let r = Running::start_as(
+        "beauth",
+        CLUSTER,
+        FeSimConfig::default(),
+        be,
+        Some(("ops", "s3cret-pw")),
+    )
+    .await;
 
     r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
         .await;
@@ -508,10 +556,38 @@ async fn be_keys_go_live_on_bes_that_check_http_auth() {
     r.env.finish().await;
 }
 
+/// A live FE key on a release `version` names reaches every FE, in the
+/// statement that release takes.
+async fn fe_key_reaches_every_fe_on(test: &str, version: &str) {
+    let config = FeSimConfig {
+        version: version.into(),
+        ..FeSimConfig::default()
+    };
+    let r = Running::start_as(test, CLUSTER, config, BeSimConfig::default(), None).await;
+    r.edit("fe-conf", "fe.conf", "qe_slow_log_ms = 3000\n")
+        .await;
+    let fe = r.entry("fe", "applied", 30, |e| !e.live.is_empty()).await;
+    assert_eq!(
+        live_keys(&fe),
+        [("qe_slow_log_ms".into(), "3000".into(), 3)],
+        "{fe:?}"
+    );
+    r.every_fe_took("qe_slow_log_ms", "3000");
+    assert!(r.deletions.lock().unwrap().is_empty());
+    r.env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_the_bes_do_not_accept_is_reported_with_what_to_do() {
     let be = BeSimConfig::default().with_admin("ops", "another-pw");
-    let r = Running::start_as("beforbidden", CLUSTER, be, Some(("ops", "s3cret-pw"))).await;
+    let r = Running::start_as(
+        "beforbidden",
+        CLUSTER,
+        FeSimConfig::default(),
+        be,
+        Some(("ops", "s3cret-pw")),
+    )
+    .await;
 
     r.edit_be("disable_auto_compaction = true\nmem_limit = 90%\n")
         .await;
@@ -532,4 +608,14 @@ async fn a_user_the_bes_do_not_accept_is_reported_with_what_to_do() {
     );
     assert!(r.be.calls().is_empty(), "{:?}", r.be.calls());
     r.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_2_1_5_each_fe_is_set_on_its_own_connection() {
+    fe_key_reaches_every_fe_on("fe-each", "doris-2.1.4-rc01-sim").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_2_1_5_one_statement_sets_every_fe() {
+    fe_key_reaches_every_fe_on("fe-all", "doris-2.1.7-rc01-sim").await;
 }

@@ -73,7 +73,7 @@ async fn start(test: &str, master: usize) -> (Env, Arc<FeSim>) {
         .await,
     );
     let addr = sim.addr();
-    env.fe_resolver = Some(Arc::new(move |_| {
+    env.fe_resolver = Some(Arc::new(move |_, _| {
         Some(("127.0.0.1".to_string(), addr.port()))
     }));
     (env, sim)

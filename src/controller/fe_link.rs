@@ -10,7 +10,8 @@
 //! mounted at each file's directory (the key is the file's base name), as
 //! the FE pods see them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -21,11 +22,15 @@ use serde_json::Value;
 use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
 use crate::crd::ComponentKind;
-use crate::doris::{FeClient, FeClientConfig, FeEndpoint, FeTls};
+use crate::doris::{FeClient, FeClientConfig, FeEndpoint, FeTls, Mode, Profile, Release};
 
 /// Replaces the address (not the credentials) of a cluster's FE: for tests,
 /// and for operators that reach FEs through something other than cluster DNS.
-pub type FeResolver = Arc<dyn Fn(ClusterRef<'_>) -> Option<(String, u16)> + Send + Sync>;
+/// The second argument is which FE: `None` for any (the FE access
+/// Service), `Some(host)` for the FE pod with that stable DNS name, when a
+/// statement acts on the FE it reaches only.
+pub type FeResolver =
+    Arc<dyn Fn(ClusterRef<'_>, Option<&str>) -> Option<(String, u16)> + Send + Sync>;
 
 /// The FE's query port when the planned access Service names none.
 pub const DEFAULT_QUERY_PORT: u16 = 9030;
@@ -50,15 +55,39 @@ pub async fn client(
     objects: &[Value],
     resolver: Option<&FeResolver>,
 ) -> Result<FeClient, String> {
+    client_of(kube, cluster, objects, resolver, None).await
+}
+
+/// A client of one FE: the pod `pod_host` names (its stable DNS name under
+/// the FE StatefulSet's governing Service), on the access Service's query
+/// port. For statements that act on the FE they reach only.
+pub async fn pod_client(
+    kube: &Client,
+    cluster: ClusterRef<'_>,
+    objects: &[Value],
+    resolver: Option<&FeResolver>,
+    pod_host: &str,
+) -> Result<FeClient, String> {
+    client_of(kube, cluster, objects, resolver, Some(pod_host)).await
+}
+
+async fn client_of(
+    kube: &Client,
+    cluster: ClusterRef<'_>,
+    objects: &[Value],
+    resolver: Option<&FeResolver>,
+    pod_host: Option<&str>,
+) -> Result<FeClient, String> {
     let namespace = cluster.namespace();
     let fe = fe_part(cluster)?;
     let service = fe.names.access_service.clone();
-    let (host, port) = match resolver.and_then(|r| r(cluster)) {
+    let port = query_port(objects, &service).unwrap_or(DEFAULT_QUERY_PORT);
+    let (host, port) = match resolver.and_then(|r| r(cluster, pod_host)) {
         Some(addr) => addr,
-        None => (
-            format!("{service}.{namespace}.svc"),
-            query_port(objects, &service).unwrap_or(DEFAULT_QUERY_PORT),
-        ),
+        None => match pod_host {
+            Some(pod) => (pod.to_string(), port),
+            None => (format!("{service}.{namespace}.svc"), port),
+        },
     };
     let (user, password) = credentials(kube, cluster, &namespace).await?;
     let mut endpoint = FeEndpoint::new(host)
@@ -68,6 +97,78 @@ pub async fn client(
         endpoint = endpoint.with_tls(tls(kube, &namespace, &files).await?);
     }
     Ok(FeClient::with_config(endpoint, client_config()))
+}
+
+/// The release each cluster's FE said it runs (`SELECT @@version_comment`),
+/// with the FE image it ran then, by `namespace/name`: asked again when the
+/// FE image changes, or after a statement the FE refused.
+#[derive(Default)]
+pub struct Releases(Mutex<HashMap<String, (String, Release)>>);
+
+impl Releases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Release)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn cluster_key(cluster: ClusterRef<'_>) -> String {
+    format!("{}/{}", cluster.namespace(), cluster.name())
+}
+
+impl super::Context {
+    /// A client of the FE pod `pod_host` names; see [`pod_client`].
+    pub async fn fe_pod_client(
+        &self,
+        cluster: ClusterRef<'_>,
+        objects: &[Value],
+        pod_host: &str,
+    ) -> Result<FeClient, String> {
+        pod_client(
+            &self.client,
+            cluster,
+            objects,
+            self.fe_resolver.as_ref(),
+            pod_host,
+        )
+        .await
+    }
+
+    /// What `cluster`'s Doris takes: its mode (from the cluster's kind) and
+    /// the release `fe` reports, kept while the FE image stays `image`. An
+    /// FE that does not say leaves the release unknown (and is asked again
+    /// next time): then only statements every release takes are sent.
+    pub async fn fe_profile(&self, cluster: ClusterRef<'_>, image: &str, fe: &FeClient) -> Profile {
+        let mode = match cluster {
+            ClusterRef::Doris(_) => Mode::Integrated,
+            ClusterRef::Disaggregated(_) => Mode::Cloud,
+        };
+        let key = cluster_key(cluster);
+        let known = self
+            .fe_releases
+            .lock()
+            .get(&key)
+            .filter(|(ran, _)| ran == image)
+            .map(|(_, release)| *release);
+        let release = match known {
+            Some(release) => Some(release),
+            None => match fe.release().await {
+                Ok(Some(release)) => {
+                    self.fe_releases
+                        .lock()
+                        .insert(key, (image.to_string(), release));
+                    Some(release)
+                }
+                Ok(None) | Err(_) => None,
+            },
+        };
+        Profile::new(mode, release)
+    }
+
+    /// Forgets what `cluster`'s FE said its release is: after the FE
+    /// refused a statement, it is asked again.
+    pub fn forget_fe_release(&self, cluster: ClusterRef<'_>) {
+        self.fe_releases.lock().remove(&cluster_key(cluster));
+    }
 }
 
 /// One file of the FE's TLS material: the fe.conf key naming it, its path,

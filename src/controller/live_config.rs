@@ -5,7 +5,9 @@
 //! Doris says may change at run time (`SHOW FRONTEND CONFIG`, a BE's
 //! `/api/show_config`), `config.rhai` says `live`, `restart` or `ignore`.
 //! Live keys are set on every Ready node (FE: `ADMIN SET ALL FRONTENDS
-//! CONFIG`; each BE/CN pod: `update_config` with `persist=true`). Only then
+//! CONFIG` from Doris 2.1.5, else `ADMIN SET FRONTEND CONFIG` on each FE,
+//! see [`super::live_fe`]; each BE/CN pod: `update_config` with
+//! `persist=true`). Only then
 //! does the part's ConfigMap get the new files, so a pod that starts later
 //! reads them; and the pod template's configuration hash moves only when a
 //! key needs a restart, so the ordered rollout restarts the pods for that
@@ -43,6 +45,7 @@ use crate::plan::{ComponentPlan, Plan, hash_files, restamp};
 
 use super::Context;
 use super::be_link;
+use super::live_fe;
 use super::rollout::is_ready;
 use super::status::{Status, component_pods};
 
@@ -386,16 +389,39 @@ async fn carry_out(
         _ => be_auth(ctx, cluster).await,
     };
     let be_auth = be_auth.as_ref();
-    let decisions = match unasked {
-        Ok(Some(decisions)) => Ok(decisions),
-        Ok(None) if !live_capable => decided(&|_| false),
-        Ok(None) => {
+    // A storage-compute separated FE that would refuse the operator's user
+    // every `ADMIN SET ... CONFIG`: no key of it is live, and status says
+    // why, and what becomes of the keys that would have been.
+    let root_only = if part.kind == ComponentKind::Fe && live_capable {
+        match ctx.fe_client(cluster, &planned.objects).await {
+            Ok(fe) => live_fe::root_only_user(cluster, &fe),
+            // Reported below, where the FE is asked.
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let decisions = match (unasked, root_only) {
+        (Ok(None), Some(user)) => decided(&|_| true).and_then(|all| {
+            let none = decided(&|_| false)?;
+            let kept: Vec<(&str, Decision)> = changes
+                .iter()
+                .zip(all.iter().zip(&none))
+                .filter(|(_, (a, n))| **a == Decision::Live && **n != Decision::Live)
+                .map(|(c, (_, n))| (c.key.as_str(), *n))
+                .collect();
+            entry.message = Some(live_fe::root_only_note(&user, &kept));
+            Ok(none)
+        }),
+        (Ok(Some(decisions)), _) => Ok(decisions),
+        (Ok(None), None) if !live_capable => decided(&|_| false),
+        (Ok(None), None) => {
             match mutable_keys(ctx, cluster, planned, part, &ready, &service, port, be_auth).await {
                 Ok(mutable) => decided(&|key| mutable.contains(&key.to_ascii_lowercase())),
                 Err(message) => Err(message),
             }
         }
-        Err(message) => Err(message),
+        (Err(message), _) => Err(message),
     };
     let decisions = match decisions {
         Ok(d) => d,
@@ -423,29 +449,18 @@ async fn carry_out(
     let mut took: BTreeMap<&str, i32> = BTreeMap::new();
     if !live.is_empty() {
         if part.kind == ComponentKind::Fe {
-            let node = part.names.access_service.clone();
-            match ctx.fe_client(cluster, &planned.objects).await {
-                Ok(fe) => {
-                    for change in &live {
-                        let value = change.new.as_deref().unwrap_or_default();
-                        match fe.set_all_frontends_config(&change.key, value).await {
-                            Ok(()) => {
-                                *took.entry(change.key.as_str()).or_default() += ready.len() as i32
-                            }
-                            Err(e) => refused.push(RefusedSetting {
-                                node: node.clone(),
-                                key: change.key.clone(),
-                                message: e.brief(),
-                            }),
-                        }
-                    }
-                }
-                Err(e) => refused.extend(live.iter().map(|c| RefusedSetting {
-                    node: node.clone(),
-                    key: c.key.clone(),
-                    message: e.clone(),
-                })),
-            }
+            live_fe::set(
+                ctx,
+                cluster,
+                planned,
+                part,
+                &service,
+                &ready,
+                &live,
+                &mut took,
+                &mut refused,
+            )
+            .await;
         } else {
             let calls = ready.iter().map(|pod| {
                 let be = be_link::client(pod, &service, port, ctx.be_resolver.as_ref())
@@ -527,7 +542,7 @@ async fn mutable_keys(
         let all = fe.show_frontend_config().await.map_err(|e| {
             format!(
                 "the FE did not say which settings may change: {}",
-                e.brief()
+                live_fe::refusal(&e, &fe.endpoint().user)
             )
         })?;
         return Ok(all
@@ -622,6 +637,9 @@ fn describe(entry: &ConfigChangeStatus) -> String {
     }
     if said.is_empty() {
         return String::new();
+    }
+    if let Some(why) = &entry.message {
+        said.push(why.clone());
     }
     format!("{}: {}", entry.component, said.join("; "))
 }

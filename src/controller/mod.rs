@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod kinds;
 pub mod leader;
 pub mod live_config;
+pub mod live_fe;
 pub mod membership;
 pub mod memo;
 pub mod retention;
@@ -118,6 +119,8 @@ pub struct Context {
     fe_checked: std::sync::Mutex<std::collections::HashMap<String, membership::FeChecked>>,
     fe_resolver: Option<fe_link::FeResolver>,
     be_resolver: Option<be_link::BeResolver>,
+    /// What each cluster's FE said its release is.
+    fe_releases: fe_link::Releases,
     conventions: Arc<LiveConventions>,
     stores: Stores,
     resources: Resources,
@@ -272,6 +275,7 @@ pub async fn run(
         client: client.clone(),
         fe_resolver: settings.fe_resolver.clone(),
         be_resolver: settings.be_resolver.clone(),
+        fe_releases: Default::default(),
         fe_checked: Default::default(),
         conventions: settings.conventions.clone(),
         stores,

@@ -654,7 +654,8 @@ pub struct ConfigChangeStatus {
     /// Nodes that refused a key or did not answer.
     #[serde(default)]
     pub refused: Vec<RefusedSetting>,
-    /// Why the change waits, when it does.
+    /// Why the change waits, when it does; or why keys Doris could change
+    /// at run time were not sent to it, and what became of them.
     pub message: Option<String>,
 }
 

@@ -134,6 +134,16 @@ impl FeClient {
             .await
     }
 
+    /// `ADMIN SET FRONTEND CONFIG ("key" = "value")`: changes a mutable
+    /// setting on the FE this client reaches only (a master-only key is
+    /// forwarded to the master and set there). Every release takes it.
+    pub async fn set_frontend_config(&self, key: &str, value: &str) -> Result<(), FeError> {
+        let statement = quote_string(key).and_then(|k| {
+            quote_string(value).map(|v| format!("ADMIN SET FRONTEND CONFIG ({k} = {v})"))
+        });
+        self.write(statement, "ADMIN SET FRONTEND CONFIG").await
+    }
+
     /// `ALTER SYSTEM ADD BACKEND "host:heartbeat_port"`. Doris answers
     /// `Same backend already exists[...]` for a backend it has.
     pub async fn add_backend(&self, host: &str, heartbeat_port: u16) -> Result<(), FeError> {

@@ -15,10 +15,17 @@
 //! compression, no prepared statements.
 //!
 //! It also keeps a small table of real FE settings with Doris's own
-//! mutability: `SHOW FRONTEND CONFIG [LIKE '...']` lists them, and
-//! `ADMIN SET [ALL] FRONTEND[S] CONFIG ("key" = "value")` changes a mutable
-//! one (recorded, see [`FeSim::config_sets`]) and refuses the others with
-//! Doris's messages.
+//! mutability, for each FE: `SHOW FRONTEND CONFIG [LIKE '...']` lists them,
+//! and `ADMIN SET FRONTEND CONFIG ("key" = "value")` changes a mutable one
+//! on the FE the client is connected to, `ADMIN SET ALL FRONTENDS CONFIG`
+//! on every FE, from the release that has it (recorded, see
+//! [`FeSim::config_sets`]); the others are refused with Doris's messages.
+//! The FEs are told apart by address: [`FeSim::addr`] is the access
+//! Service (it lands on the master), [`FeSim::frontend_addr`] an FE's own.
+//!
+//! Users other than [`FeSimConfig::user`] ([`FeSimConfig::users`]) have
+//! the privileges they were granted, and statements check them as Doris
+//! does (see `access.rs`).
 //!
 //! The [`FeSim`] handle shows and changes the state directly, plays a
 //! backend that registers itself, and injects faults: refused connections,
@@ -33,6 +40,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+mod access;
+mod config;
 mod profile;
 #[allow(unused_imports)] // used by the BE simulator, in the binaries that have one
 pub use profile::integrated_release;
@@ -41,6 +50,11 @@ mod sql;
 mod statements;
 mod wire;
 
+#[allow(unused_imports)] // each test binary uses a different part
+pub use access::{Privilege, SimUser};
+pub use config::{ConfigSet, SimSetting};
+
+use config::fe_settings;
 use sql::host_port;
 use wire::{accept_loop, lock};
 
@@ -80,8 +94,11 @@ pub const DEFAULT_COMPUTE_GROUP: &str = "default_compute_group";
 /// How a simulator starts.
 #[derive(Clone, Debug)]
 pub struct FeSimConfig {
+    /// The user the operator logs in as; it has every privilege, as root.
     pub user: String,
     pub password: String,
+    /// Other users, with the global privileges they were granted.
+    pub users: Vec<SimUser>,
     /// Tablets a decommissioned backend hands off per second.
     pub drain_rate: f64,
     /// Whether a backend added with `ALTER SYSTEM ADD BACKEND` shows as
@@ -188,6 +205,7 @@ impl Default for FeSimConfig {
         FeSimConfig {
             user: "root".to_string(),
             password: String::new(),
+            users: Vec::new(),
             drain_rate: 100.0,
             new_backends_alive: true,
             new_backend_tablets: 0,
@@ -279,85 +297,30 @@ struct State {
     tls_sessions: u32,
     /// Why TLS handshakes failed, in order.
     tls_failures: Vec<String>,
-    /// FE settings by key.
-    settings: BTreeMap<String, SimSetting>,
+    /// Each FE's settings by key, by the FE's host; made from the
+    /// defaults when an FE is first asked.
+    settings: BTreeMap<String, BTreeMap<String, SimSetting>>,
     /// Every accepted `ADMIN SET ... CONFIG`, in order.
     config_sets: Vec<ConfigSet>,
 }
 
-/// One FE setting.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimSetting {
-    pub value: String,
-    pub type_: &'static str,
-    pub mutable: bool,
-    pub master_only: bool,
-}
-
-/// An accepted `ADMIN SET ... CONFIG`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigSet {
-    /// Whether it was `ALL FRONTENDS` (else the FE asked only).
-    pub all: bool,
-    pub key: String,
-    pub value: String,
-}
-
-/// Some real FE settings: (key, type, default, mutable, master only).
-const FE_SETTINGS: &[(&str, &str, &str, bool, bool)] = &[
-    ("http_port", "int", "8030", false, false),
-    ("rpc_port", "int", "9020", false, false),
-    ("query_port", "int", "9030", false, false),
-    ("edit_log_port", "int", "9010", false, false),
-    (
-        "meta_dir",
-        "String",
-        "/opt/apache-doris/fe/doris-meta",
-        false,
-        false,
-    ),
-    ("sys_log_level", "String", "INFO", false, false),
-    ("sys_log_mode", "String", "NORMAL", false, false),
-    ("enable_fqdn_mode", "boolean", "false", false, false),
-    ("qe_max_connection", "int", "1024", false, false),
-    (
-        "max_bytes_per_broker_scanner",
-        "long",
-        "536870912000",
-        true,
-        true,
-    ),
-    (
-        "max_routine_load_task_num_per_be",
-        "int",
-        "1024",
-        true,
-        true,
-    ),
-    ("dynamic_partition_enable", "boolean", "true", true, true),
-    ("tablet_create_timeout_second", "int", "2", true, true),
-    ("max_running_txn_num_per_db", "int", "1000", true, true),
-    ("qe_slow_log_ms", "long", "5000", true, false),
-];
-
-fn fe_settings() -> BTreeMap<String, SimSetting> {
-    FE_SETTINGS
-        .iter()
-        .map(|(key, type_, value, mutable, master_only)| {
-            (
-                key.to_string(),
-                SimSetting {
-                    value: value.to_string(),
-                    type_,
-                    mutable: *mutable,
-                    master_only: *master_only,
-                },
-            )
-        })
-        .collect()
-}
-
 impl State {
+    /// The host of the master FE.
+    fn master_host(&self) -> String {
+        self.frontends
+            .iter()
+            .find(|f| f.is_master)
+            .map(|f| f.host.clone())
+            .unwrap_or_default()
+    }
+
+    /// The settings of the FE at `host`.
+    fn settings_of(&mut self, host: &str) -> &mut BTreeMap<String, SimSetting> {
+        self.settings
+            .entry(host.to_string())
+            .or_insert_with(fe_settings)
+    }
+
     /// Moves decommissioned backends' tablets along; removes those left
     /// with none.
     fn advance(&mut self) {
@@ -470,11 +433,16 @@ pub struct FeSim {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     accept: JoinHandle<()>,
+    /// Each FE's own address, by host ([`FeSim::frontend_addr`]).
+    own: Mutex<BTreeMap<String, (SocketAddr, JoinHandle<()>)>>,
 }
 
 impl Drop for FeSim {
     fn drop(&mut self) {
         self.accept.abort();
+        for (_, accept) in self.own.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            accept.abort();
+        }
     }
 }
 
@@ -510,15 +478,40 @@ impl FeSim {
             tls_sessions: 0,
             tls_failures: Vec::new(),
             last_advance: Instant::now(),
-            settings: fe_settings(),
+            settings: BTreeMap::new(),
             config_sets: Vec::new(),
         }));
-        let accept = tokio::spawn(accept_loop(listener, state.clone(), addr.port()));
+        let accept = tokio::spawn(accept_loop(listener, state.clone(), addr.port(), None));
         FeSim {
             addr,
             state,
             accept,
+            own: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The address of the FE at `host` itself (a pod's own address, where
+    /// [`FeSim::addr`] is the access Service's): a connection there runs
+    /// its statements on that FE, so `ADMIN SET FRONTEND CONFIG` sets that
+    /// FE only. Listens from the first call on; must be called within a
+    /// Tokio runtime.
+    pub fn frontend_addr(&self, host: &str) -> SocketAddr {
+        let mut own = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((addr, _)) = own.get(host) {
+            return *addr;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let listener = TcpListener::from_std(listener).expect("within a Tokio runtime");
+        let addr = listener.local_addr().expect("local addr");
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            self.state.clone(),
+            addr.port(),
+            Some(host.to_string()),
+        ));
+        own.insert(host.to_string(), (addr, accept));
+        addr
     }
 
     /// How many connections completed a TLS handshake.
@@ -737,6 +730,19 @@ impl FeSim {
         };
     }
 
+    /// Grants `user` (one of [`FeSimConfig::users`]) a global privilege,
+    /// as `GRANT ... ON *.*.*` does. False when there is no such user.
+    pub fn grant(&self, user: &str, privilege: Privilege) -> bool {
+        let mut st = self.lock();
+        match st.config.users.iter_mut().find(|u| u.name == user) {
+            Some(u) => {
+                u.privileges.push(privilege);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every statement received so far, as sent.
     pub fn statements(&self) -> Vec<String> {
         self.lock().statements.clone()
@@ -747,8 +753,18 @@ impl FeSim {
         self.lock().config_sets.clone()
     }
 
-    /// The value of an FE setting now.
+    /// The value of a setting of the master FE now.
     pub fn setting(&self, key: &str) -> Option<String> {
-        self.lock().settings.get(key).map(|s| s.value.clone())
+        let mut st = self.lock();
+        let master = st.master_host();
+        st.settings_of(&master).get(key).map(|s| s.value.clone())
+    }
+
+    /// The value of a setting of the FE at `host` now.
+    pub fn setting_on(&self, host: &str, key: &str) -> Option<String> {
+        self.lock()
+            .settings_of(host)
+            .get(key)
+            .map(|s| s.value.clone())
     }
 }

@@ -2,18 +2,23 @@
 
 use std::collections::BTreeMap;
 
+use super::access::{Session, require_admin, require_admin_or_node, require_node};
+use super::config::{no_all_frontends, set_config, show_frontend_config};
 use super::show::{show_backends, show_frontends};
 use super::sql::*;
 use super::wire::{Answer, SERVER_VERSION, SqlError};
-use super::{ConfigSet, SimFrontend, State};
+use super::{SimFrontend, State};
 
-pub(super) fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
+pub(super) fn execute(st: &mut State, sql: &str, session: &Session, query_port: u16) -> Answer {
     let toks = match tokenize(sql) {
         Ok(t) => t,
         Err(why) => return syntax_error(sql, &why),
     };
     let kw = keywords(&toks);
     let kw: Vec<&str> = kw.iter().map(String::as_str).collect();
+    if let Err(denied) = check_privileges(st, session, &kw) {
+        return Answer::Error(denied);
+    }
     let result = match kw.as_slice() {
         [] => return syntax_error(sql, "empty statement"),
         ["SET", ..] | ["USE", ..] => Ok(Answer::Ok),
@@ -42,10 +47,15 @@ pub(super) fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
             with_targets(&toks[3..], sql, |t| cancel_decommission(st, t))
         }
         ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] => modify_backends(st, &toks[4..], sql),
-        ["SHOW", "FRONTEND", "CONFIG", ..] => show_frontend_config(st, &toks[3..], sql),
-        ["ADMIN", "SET", "FRONTEND", "CONFIG", ..] => set_config(st, &toks[4..], sql, false),
+        ["SHOW", "FRONTEND", "CONFIG", ..] => show_frontend_config(st, session, &toks[3..], sql),
+        ["ADMIN", "SET", "FRONTEND", "CONFIG", ..] => {
+            set_config(st, session, &toks[4..], sql, false)
+        }
         ["ADMIN", "SET", "ALL", "FRONTENDS", "CONFIG", ..] => {
-            set_config(st, &toks[5..], sql, true)
+            if !st.config.profile().sets_all_frontends_at_once() {
+                return no_all_frontends(sql);
+            }
+            set_config(st, session, &toks[5..], sql, true)
         }
         ["ALTER", "SYSTEM", verb @ ("ADD" | "DROP"), role @ ("FOLLOWER" | "OBSERVER"), ..] => {
             let add = *verb == "ADD";
@@ -57,6 +67,18 @@ pub(super) fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
     match result {
         Ok(answer) => answer,
         Err(message) => Answer::Error(SqlError::doris(message)),
+    }
+}
+
+/// The privilege checks statements make when they are analysed, before
+/// they run (`ADMIN SET ... CONFIG` checks its own, after its key count).
+fn check_privileges(st: &State, session: &Session, kw: &[&str]) -> Result<(), SqlError> {
+    let (config, user) = (&st.config, session.user.as_str());
+    match kw {
+        ["ALTER", "SYSTEM", ..] | ["CANCEL", "DECOMMISSION", ..] => require_node(config, user),
+        ["SHOW", "FRONTENDS"] | ["SHOW", "BACKENDS"] => require_admin_or_node(config, user),
+        ["SHOW", "FRONTEND", "CONFIG", ..] => require_admin(config, user),
+        _ => Ok(()),
     }
 }
 
@@ -342,75 +364,4 @@ pub(super) fn variable(name: &str, st: &State) -> Option<String> {
         _ => return None,
     };
     Some(v)
-}
-
-/// `SHOW FRONTEND CONFIG [LIKE 'pattern']`.
-pub(super) fn show_frontend_config(st: &State, toks: &[Tok], sql: &str) -> Result<Answer, String> {
-    let pattern = match toks {
-        [] => None,
-        [Tok::Word(like), Tok::Str(p)] if like.eq_ignore_ascii_case("LIKE") => Some(p.as_str()),
-        _ => return Ok(syntax_error(sql, "expected LIKE 'pattern'")),
-    };
-    let columns = ["Key", "Value", "Type", "IsMutable", "MasterOnly", "Comment"];
-    let rows = st
-        .settings
-        .iter()
-        .filter(|(key, _)| pattern.is_none_or(|p| like(p, key)))
-        .map(|(key, s)| {
-            vec![
-                Some(key.clone()),
-                Some(s.value.clone()),
-                Some(s.type_.to_string()),
-                Some(s.mutable.to_string()),
-                Some(s.master_only.to_string()),
-                Some(String::new()),
-            ]
-        })
-        .collect();
-    Ok(Answer::Rows {
-        columns: columns.iter().map(|c| c.to_string()).collect(),
-        rows,
-    })
-}
-
-/// SQL `LIKE`, case-insensitive: `%` any run, `_` any one character.
-pub(super) fn like(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some(('%', rest)) => (0..=t.len()).any(|i| go(rest, &t[i..])),
-            Some((c, rest)) => t.split_first().is_some_and(|(d, more)| {
-                (*c == '_' || c.eq_ignore_ascii_case(d)) && go(rest, more)
-            }),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
-}
-
-/// `ADMIN SET [ALL] FRONTEND[S] CONFIG ("key" = "value")`.
-pub(super) fn set_config(
-    st: &mut State,
-    toks: &[Tok],
-    sql: &str,
-    all: bool,
-) -> Result<Answer, String> {
-    let props = match properties(toks) {
-        Ok(p) => p,
-        Err(why) => return Ok(syntax_error(sql, &why)),
-    };
-    if props.len() != 1 {
-        return Err("config parameter size is not equal to 1".to_string());
-    }
-    let (key, value) = props.into_iter().next().expect("one property");
-    let Some(setting) = st.settings.get_mut(&key) else {
-        return Err(format!("Config '{key}' does not exist"));
-    };
-    if !setting.mutable {
-        return Err(format!("Config '{key}' is not mutable"));
-    }
-    setting.value = value.clone();
-    st.config_sets.push(ConfigSet { all, key, value });
-    Ok(Answer::Ok)
 }

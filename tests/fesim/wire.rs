@@ -12,13 +12,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::State;
+use super::access::Session;
 use super::statements::execute;
 
 pub(super) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(super) async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>, query_port: u16) {
+/// Accepts connections on `listener`: the access Service's address when
+/// `frontend` is `None`, else the own address of the FE at that host.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<Mutex<State>>,
+    query_port: u16,
+    frontend: Option<String>,
+) {
     static CONNECTION_ID: AtomicU32 = AtomicU32::new(1);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -35,6 +43,7 @@ pub(super) async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>,
             continue;
         }
         let state = state.clone();
+        let frontend = frontend.clone();
         tokio::spawn(async move {
             if unresponsive {
                 // Hold the socket open without a word until the client leaves.
@@ -50,6 +59,10 @@ pub(super) async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>,
                 state,
                 peer,
                 query_port,
+                session: Session {
+                    user: String::new(),
+                    frontend,
+                },
             };
             let _ = conn.serve(id).await;
         });
@@ -98,6 +111,17 @@ pub(super) struct SqlError {
 }
 
 impl SqlError {
+    /// A missing privilege, as Doris reports it (see `access.rs`).
+    pub(super) fn access_denied(privileges: &str) -> Self {
+        SqlError {
+            code: 1227,
+            state: "42000",
+            message: format!(
+                "errCode = 2, detailMessage = Access denied; you need (at least one of) the ({privileges}) privilege(s) for this operation"
+            ),
+        }
+    }
+
     /// How Doris reports a refused statement.
     pub(super) fn doris(message: impl std::fmt::Display) -> Self {
         SqlError {
@@ -128,6 +152,7 @@ pub(super) struct Connection {
     state: Arc<Mutex<State>>,
     peer: SocketAddr,
     query_port: u16,
+    session: Session,
 }
 
 impl Connection {
@@ -190,7 +215,7 @@ impl Connection {
         }
         let mut st = lock(&self.state);
         st.advance();
-        execute(&mut st, sql, self.query_port)
+        execute(&mut st, sql, &self.session, self.query_port)
     }
 
     async fn send_handshake(&mut self, id: u32, scramble: &[u8; 20]) -> std::io::Result<()> {
@@ -277,12 +302,13 @@ impl Connection {
             self.write_packet(&p).await?;
             auth = self.read_packet().await?;
         }
-        let (user, password) = {
-            let st = lock(&self.state);
-            (st.config.user.clone(), st.config.password.clone())
-        };
-        let ok = response.user == user && native_password_matches(scramble, &password, &auth);
+        let password = lock(&self.state)
+            .config
+            .password_of(&response.user)
+            .map(str::to_string);
+        let ok = password.is_some_and(|p| native_password_matches(scramble, &p, &auth));
         if ok {
+            self.session.user = response.user.clone();
             self.send_ok().await?;
         } else {
             self.send_error(&SqlError {

@@ -350,8 +350,17 @@ pub async fn simulated_cloud_fe(
 pub async fn simulated_fe_at(env: &mut Env, mut config: FeSimConfig, master: &str) -> Arc<FeSim> {
     config.frontends = vec![SimFrontend::new(master, EDIT_LOG_PORT, "FOLLOWER")];
     let sim = Arc::new(FeSim::start(config).await);
-    let port = sim.addr().port();
-    env.fe_resolver = Some(Arc::new(move |_| Some(("127.0.0.1".to_string(), port))));
+    // The access Service is the simulator's address; each FE pod, by its
+    // DNS name, the address of that FE.
+    let fe = Arc::downgrade(&sim);
+    env.fe_resolver = Some(Arc::new(move |_, pod| {
+        let fe = fe.upgrade()?;
+        let addr = match pod {
+            None => fe.addr(),
+            Some(host) => fe.frontend_addr(host),
+        };
+        Some(("127.0.0.1".to_string(), addr.port()))
+    }));
     sim
 }
 
