@@ -873,7 +873,7 @@ fn one_at_a_time(log: &Log) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_operator_restart() {
+async fn a_compute_group_image_change_rolls_one_be_at_a_time_across_an_operator_restart() {
     let mut s = setup("ddc-rollout", FeSimConfig::cloud()).await;
     s.env.create_ddc(&three_etl(None)).await;
     members_synced(&s.env).await;
@@ -928,13 +928,28 @@ async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_o
         log.entries
     );
     one_at_a_time(&log);
+    // Cloud mode refuses `ALTER SYSTEM MODIFY BACKEND`: queries are not
+    // stopped through the FE, the image's pre-stop hook drains the BE, and
+    // each step says so.
+    assert!(
+        !s.sim
+            .statements()
+            .iter()
+            .any(|q| q.contains("MODIFY BACKEND")),
+        "no statement cloud mode refuses"
+    );
     for pod in ["ddc-cg-etl-2", "ddc-cg-etl-1", "ddc-cg-etl-0"] {
-        assert_eq!(
-            log.drained_when_deleted.get(pod),
-            Some(&vec![true]),
-            "{pod} was drained before it went"
-        );
+        assert_eq!(log.drained_when_deleted.get(pod), Some(&vec![false]));
     }
+    let steps = event_notes(env, "RolloutStep").await;
+    assert!(
+        steps.len() >= 3
+            && steps
+                .iter()
+                .all(|n| n.contains("refuses ALTER SYSTEM MODIFY BACKEND")
+                    && n.contains("pre-stop")),
+        "{steps:?}"
+    );
     members_synced(env).await;
     s.env.finish().await;
 }

@@ -41,6 +41,12 @@ pub(super) fn execute(st: &mut State, sql: &str, query_port: u16) -> Answer {
         ["CANCEL", "DECOMMISSION", "BACKEND", ..] => {
             with_targets(&toks[3..], sql, |t| cancel_decommission(st, t))
         }
+        // Cloud mode refuses every `MODIFY BACKEND ... SET`
+        // (fe/fe-core/src/main/java/org/apache/doris/cloud/system/CloudSystemInfoService.java,
+        // `modifyBackends`; regression-test/suites/cloud_p0/node_mgr/test_not_allowed_op.groovy).
+        ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] if !st.config.profile().can_modify_backends() => {
+            Err("Modifying backends is not supported in cloud mode".to_string())
+        }
         ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] => modify_backends(st, &toks[4..], sql),
         ["SHOW", "FRONTEND", "CONFIG", ..] => show_frontend_config(st, &toks[3..], sql),
         ["ADMIN", "SET", "FRONTEND", "CONFIG", ..] => set_config(st, &toks[4..], sql, false),
