@@ -220,6 +220,71 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommission_doris_refuses_is_shown_in_its_words_and_nothing_shrinks() {
+    // The one table keeps three replicas: Doris refuses to decommission
+    // any of the three BEs.
+    let config = FeSimConfig {
+        table_replication_num: Some(3),
+        ..slow_drain()
+    };
+    let s = start("scale-refused", config, SAMPLE).await;
+    let env = &s.env;
+
+    set_replicas(env, "be", 2).await;
+    let node = eventually("the refusal in status", 20, || async {
+        member_nodes(env)
+            .await
+            .into_iter()
+            .find(|n| n.state == "refused")
+    })
+    .await;
+    assert_eq!(node.pod, "doris-be-2");
+    let message = node.message.unwrap();
+    for words in [
+        "ALTER SYSTEM DECOMMISSION BACKEND \"doris-be-2.",
+        "replication allocation { tag.location.default: 3 } > available backend num 2",
+        "set the replicas back",
+    ] {
+        assert!(message.contains(words), "{words:?} in {message}");
+    }
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    let synced = cluster
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "MembersSynced")
+        .unwrap();
+    assert_eq!(synced.reason, "FeRefused");
+    assert!(
+        env::events(env, "StatementRefused")
+            .await
+            .iter()
+            .any(|e| e.note.as_deref().is_some_and(|n| n.contains("doris-be-2")))
+    );
+    // Asked again, but not at every reconcile; nothing shrinks or drops.
+    let tries = || {
+        s.sim
+            .statements()
+            .iter()
+            .filter(|q| q.starts_with("ALTER SYSTEM DECOMMISSION"))
+            .count()
+    };
+    let before = tries();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(tries() - before <= 2, "{} tries in 6s", tries() - before);
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 3);
+    assert!(!s.sim.statements().iter().any(|q| q.contains("DROPP")));
+
+    // Set back: nothing is left in flux.
+    set_replicas(env, "be", 3).await;
+    members_synced(env).await;
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_fe_that_does_not_answer_delays_the_scale_down() {
     let s = start("scale-fe-down", slow_drain(), SAMPLE).await;
     let env = &s.env;
