@@ -614,7 +614,10 @@ async fn a_compute_group_scaled_back_up_mid_decommission_finishes_it_and_rejoins
         (!notes.is_empty()).then_some(notes)
     })
     .await;
-    assert!(rejoining[0].contains("Unsupported operation"), "{rejoining:?}");
+    assert!(
+        rejoining[0].contains("Unsupported operation"),
+        "{rejoining:?}"
+    );
     s.env.finish().await;
 }
 
@@ -1020,10 +1023,9 @@ async fn a_compute_group_image_change_rolls_one_be_at_a_time_across_an_operator_
     let steps = event_notes(env, "RolloutStep").await;
     assert!(
         steps.len() >= 3
-            && steps
-                .iter()
-                .all(|n| n.contains("refuses ALTER SYSTEM MODIFY BACKEND")
-                    && n.contains("pre-stop")),
+            && steps.iter().all(
+                |n| n.contains("refuses ALTER SYSTEM MODIFY BACKEND") && n.contains("pre-stop")
+            ),
         "{steps:?}"
     );
     members_synced(env).await;
