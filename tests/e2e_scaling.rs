@@ -393,7 +393,15 @@ async fn changing_the_follower_count_of_a_running_cluster_is_refused() {
 
 /// Conventions that report quickly, for the tests of what is reported.
 async fn quick_membership(env: &Env) {
-    let policy = "fn membership(ctx) {\n    #{ decommission_be: true, register_timeout_seconds: 1, recheck_seconds: 1,\n       drop_stale: ctx.cluster.annotations[\"doris.selectdb.com/drop-stale-members\"] == \"true\" }\n}\n";
+    membership_policy(env, true).await;
+}
+
+/// A membership policy that decommissions BEs or not as told, and acts
+/// quickly.
+async fn membership_policy(env: &Env, decommission: bool) {
+    let policy = format!(
+        "fn membership(ctx) {{\n    #{{ decommission_be: {decommission}, register_timeout_seconds: 1, recheck_seconds: 1,\n       drop_stale: ctx.cluster.annotations[\"doris.selectdb.com/drop-stale-members\"] == \"true\" }}\n}}\n"
+    );
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "quick-membership",
                      "labels": {"doris.selectdb.com/conventions": "default"}},
@@ -404,6 +412,33 @@ async fn quick_membership(env: &Env) {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_be_with_tablets_is_never_dropped_even_when_the_policy_skips_decommission() {
+    let mut env = Env::without_operator("scale-no-decommission").await;
+    membership_policy(&env, false).await;
+    let sim = simulated_fe(&mut env, slow_drain()).await;
+    env.start_operator();
+    let _driver = MemberDriver::start(&env, sim.clone(), 3);
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    members_synced(&env).await;
+
+    set_replicas(&env, "be", 2).await;
+    let node = eventually("doris-be-2 reported, not dropped", 30, || async {
+        member_nodes(&env)
+            .await
+            .into_iter()
+            .find(|n| n.pod == "doris-be-2" && n.state == "stale")
+    })
+    .await;
+    assert_eq!(node.tablets, Some(60));
+    assert!(node.message.unwrap().contains("not dropped"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!sim.statements().iter().any(|q| q.contains("DROPP")));
+    assert_eq!(be_hosts(&sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+    env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,9 +188,24 @@ impl Step<'_> {
                     None,
                     "dropped from the FE once its pod is gone".into(),
                 );
+            } else if !compute && !profile.is_cloud() && b.tablet_num > 0 {
+                // The policy turned decommission off, but an integrated
+                // BE's tablets would be lost with it: never dropped.
+                let tablets = i64::try_from(b.tablet_num).unwrap_or(i64::MAX);
+                self.node(
+                    &scale.part,
+                    pod,
+                    "stale",
+                    Some(tablets),
+                    format!(
+                        "the FE lists {} holding {tablets} tablets and no pod runs it: not \
+                         dropped, as that would discard them; decommission it or bring its pod back",
+                        b.host_port()
+                    ),
+                );
             } else {
-                // Compute nodes hold no data; BEs get here only when the
-                // policy turned decommission off.
+                // Compute nodes and compute groups hold no data; a BE
+                // gets here without tablets only.
                 dropp(fe, b, pod).await?;
                 self.event(
                     EventType::Normal,
