@@ -3,8 +3,10 @@
 //!
 //! - **BE scale-down**: the BEs going away (highest ordinals) are
 //!   decommissioned through the FE; the StatefulSet keeps its replicas until
-//!   the FE has moved their tablets off and removed them, then shrinks.
-//!   Scaling back up cancels the decommission of the BEs that stay.
+//!   the FE has moved their tablets off and removed them (where Doris keeps
+//!   a decommissioned BE listed, it is dropped once it has no tablets), then
+//!   shrinks. Scaling back up cancels the decommission of the BEs that stay
+//!   where Doris can; membership/backends.rs says what each mode takes.
 //! - **CN scale-down**: the StatefulSet shrinks at once (compute nodes hold
 //!   no data); the FE entries of the pods that went are dropped.
 //! - **FE scale-down**: observers going away are dropped from the FE

@@ -4,8 +4,9 @@
 //! asks a real FE: `SHOW FRONTENDS` and `SHOW BACKENDS` with Doris's own
 //! column names, and the `ALTER SYSTEM` / `CANCEL DECOMMISSION` statements
 //! that change cluster membership, with Doris's error messages. A
-//! decommissioned backend drains its tablets at a set rate and is removed
-//! when none are left, as Doris does.
+//! decommissioned backend drains its tablets at a set rate and, in
+//! integrated mode, is removed when none are left, as Doris does; in cloud
+//! mode it stays listed until dropped (see `State::advance`).
 //!
 //! The protocol side is the classic text protocol only: handshake v10 with
 //! `mysql_native_password`, `COM_QUERY`, `COM_PING`, `COM_INIT_DB` and
