@@ -102,6 +102,17 @@ impl<'a> ClusterRef<'a> {
         }
     }
 
+    /// How its Doris runs: a `DorisDisaggregatedCluster` storage-compute
+    /// separated ("cloud" mode), a `DorisCluster` integrated. The release
+    /// is not known here.
+    pub fn doris_profile(&self) -> crate::doris::Profile {
+        let mode = match self {
+            ClusterRef::Doris(_) => crate::doris::Mode::Integrated,
+            ClusterRef::Disaggregated(_) => crate::doris::Mode::Cloud,
+        };
+        crate::doris::Profile::new(mode, None)
+    }
+
     pub fn api_version(&self) -> &'static str {
         match self {
             ClusterRef::Doris(_) => "doris.selectdb.com/v1",

@@ -519,10 +519,16 @@ async fn a_compute_group_scale_down_with_decommission_waits_for_the_fe() {
     .await;
     assert_eq!(group_pods(&s.sim, "cg_etl"), ["ddc-cg-etl-0"]);
     assert_eq!(group_pods(&s.sim, "cg_query"), ["ddc-cg-query-0"]);
+    // Cloud mode keeps a decommissioned BE listed (no tablets left) until
+    // it is dropped: the operator drops it once its tablets moved.
     for pod in ["ddc-cg-etl-1", "ddc-cg-etl-2"] {
-        let said = statements_naming(&s.sim, pod).join("\n");
-        assert!(said.contains("DECOMMISSION BACKEND"), "{said}");
-        assert!(!said.contains("DROPP"), "{said}");
+        let said = statements_naming(&s.sim, pod);
+        let decommissioned = said.iter().position(|q| q.contains("DECOMMISSION BACKEND"));
+        let dropped = said.iter().position(|q| q.contains("DROPP BACKEND"));
+        assert!(
+            decommissioned.is_some() && dropped > decommissioned,
+            "{pod}: decommissioned, then dropped: {said:?}"
+        );
     }
     eventually("the pods that went", 30, || async {
         let log = watch.log();
@@ -539,6 +545,79 @@ async fn a_compute_group_scale_down_with_decommission_waits_for_the_fe() {
     }
     let groups = cluster.status.unwrap().compute_group_statuses.unwrap();
     assert_eq!(groups[0].replicas, Some(1));
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_group_scaled_back_up_mid_decommission_finishes_it_and_rejoins() {
+    let config = FeSimConfig {
+        new_backend_tablets: 60,
+        drain_rate: 10.0,
+        ..FeSimConfig::cloud()
+    };
+    let s = setup("ddc-back-up", config).await;
+    let env = &s.env;
+    env.create_ddc(&three_etl(Some(true))).await;
+    members_synced(env).await;
+    let uids = env::pod_uids(env).await;
+
+    scale_etl(env, 1).await;
+    eventually("two BEs decommissioning", 20, || async {
+        let going = s
+            .sim
+            .backends_in_group("cg_etl")
+            .iter()
+            .filter(|b| b.decommissioned)
+            .count();
+        (going == 2).then_some(())
+    })
+    .await;
+    scale_etl(env, 3).await;
+    // Cloud mode cannot cancel it: status says the decommission finishes.
+    let message = eventually("status says why it waits", 20, || async {
+        let c = get(env).await;
+        let nodes = c.status?.membership?.nodes;
+        nodes
+            .into_iter()
+            .find(|n| n.pod == "ddc-cg-etl-2" && n.state == "decommissioning")
+            .and_then(|n| n.message)
+            .filter(|m| m.contains("CANCEL DECOMMISSION"))
+    })
+    .await;
+    assert!(message.contains("Unsupported operation"), "{message}");
+
+    // Then both are dropped, and their pods restart and join afresh.
+    members_synced(env).await;
+    eventually("cg_etl back at three BEs", 30, || async {
+        let bes = s.sim.backends_in_group("cg_etl");
+        (bes.len() == 3 && bes.iter().all(|b| !b.decommissioned)).then_some(())
+    })
+    .await;
+    assert_eq!(statefulset_replicas(env, "ddc-cg-etl").await, 3);
+    let after = env::pod_uids(env).await;
+    assert_eq!(after["ddc-cg-etl-0"], uids["ddc-cg-etl-0"]);
+    for pod in ["ddc-cg-etl-1", "ddc-cg-etl-2"] {
+        assert_ne!(after[pod], uids[pod], "{pod} restarted to join afresh");
+        let said = statements_naming(&s.sim, pod).join("\n");
+        assert!(said.contains("DROPP BACKEND"), "{said}");
+    }
+    assert!(
+        !s.sim
+            .statements()
+            .iter()
+            .any(|q| q.starts_with("CANCEL DECOMMISSION")),
+        "no statement cloud mode refuses"
+    );
+    // Events of one reason close together may be folded into one.
+    let rejoining = eventually("the Rejoining events", 10, || async {
+        let notes = event_notes(env, "Rejoining").await;
+        (!notes.is_empty()).then_some(notes)
+    })
+    .await;
+    assert!(
+        rejoining[0].contains("Unsupported operation"),
+        "{rejoining:?}"
+    );
     s.env.finish().await;
 }
 
@@ -873,7 +952,7 @@ fn one_at_a_time(log: &Log) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_operator_restart() {
+async fn a_compute_group_image_change_rolls_one_be_at_a_time_across_an_operator_restart() {
     let mut s = setup("ddc-rollout", FeSimConfig::cloud()).await;
     s.env.create_ddc(&three_etl(None)).await;
     members_synced(&s.env).await;
@@ -928,13 +1007,27 @@ async fn a_compute_group_image_change_rolls_one_drained_be_at_a_time_across_an_o
         log.entries
     );
     one_at_a_time(&log);
+    // Cloud mode refuses `ALTER SYSTEM MODIFY BACKEND`: queries are not
+    // stopped through the FE, the image's pre-stop hook drains the BE, and
+    // each step says so.
+    assert!(
+        !s.sim
+            .statements()
+            .iter()
+            .any(|q| q.contains("MODIFY BACKEND")),
+        "no statement cloud mode refuses"
+    );
     for pod in ["ddc-cg-etl-2", "ddc-cg-etl-1", "ddc-cg-etl-0"] {
-        assert_eq!(
-            log.drained_when_deleted.get(pod),
-            Some(&vec![true]),
-            "{pod} was drained before it went"
-        );
+        assert_eq!(log.drained_when_deleted.get(pod), Some(&vec![false]));
     }
+    let steps = event_notes(env, "RolloutStep").await;
+    assert!(
+        steps.len() >= 3
+            && steps.iter().all(
+                |n| n.contains("refuses ALTER SYSTEM MODIFY BACKEND") && n.contains("pre-stop")
+            ),
+        "{steps:?}"
+    );
     members_synced(env).await;
     s.env.finish().await;
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doris_operator::crd::{DorisCluster, MemberNode};
+use doris_operator::doris::{FeClient, FeEndpoint};
 use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -220,6 +221,71 @@ async fn scaling_back_up_mid_decommission_cancels_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommission_doris_refuses_is_shown_in_its_words_and_nothing_shrinks() {
+    // The one table keeps three replicas: Doris refuses to decommission
+    // any of the three BEs.
+    let config = FeSimConfig {
+        table_replication_num: Some(3),
+        ..slow_drain()
+    };
+    let s = start("scale-refused", config, SAMPLE).await;
+    let env = &s.env;
+
+    set_replicas(env, "be", 2).await;
+    let node = eventually("the refusal in status", 20, || async {
+        member_nodes(env)
+            .await
+            .into_iter()
+            .find(|n| n.state == "refused")
+    })
+    .await;
+    assert_eq!(node.pod, "doris-be-2");
+    let message = node.message.unwrap();
+    for words in [
+        "ALTER SYSTEM DECOMMISSION BACKEND \"doris-be-2.",
+        "replication allocation { tag.location.default: 3 } > available backend num 2",
+        "set the replicas back",
+    ] {
+        assert!(message.contains(words), "{words:?} in {message}");
+    }
+    let cluster = env.api::<DorisCluster>().get("doris").await.unwrap();
+    let synced = cluster
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "MembersSynced")
+        .unwrap();
+    assert_eq!(synced.reason, "FeRefused");
+    assert!(
+        env::events(env, "StatementRefused")
+            .await
+            .iter()
+            .any(|e| e.note.as_deref().is_some_and(|n| n.contains("doris-be-2")))
+    );
+    // Asked again, but not at every reconcile; nothing shrinks or drops.
+    let tries = || {
+        s.sim
+            .statements()
+            .iter()
+            .filter(|q| q.starts_with("ALTER SYSTEM DECOMMISSION"))
+            .count()
+    };
+    let before = tries();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(tries() - before <= 2, "{} tries in 6s", tries() - before);
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 3);
+    assert!(!s.sim.statements().iter().any(|q| q.contains("DROPP")));
+
+    // Set back: nothing is left in flux.
+    set_replicas(env, "be", 3).await;
+    members_synced(env).await;
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_fe_that_does_not_answer_delays_the_scale_down() {
     let s = start("scale-fe-down", slow_drain(), SAMPLE).await;
     let env = &s.env;
@@ -328,7 +394,15 @@ async fn changing_the_follower_count_of_a_running_cluster_is_refused() {
 
 /// Conventions that report quickly, for the tests of what is reported.
 async fn quick_membership(env: &Env) {
-    let policy = "fn membership(ctx) {\n    #{ decommission_be: true, register_timeout_seconds: 1, recheck_seconds: 1,\n       drop_stale: ctx.cluster.annotations[\"doris.selectdb.com/drop-stale-members\"] == \"true\" }\n}\n";
+    membership_policy(env, true).await;
+}
+
+/// A membership policy that decommissions BEs or not as told, and acts
+/// quickly.
+async fn membership_policy(env: &Env, decommission: bool) {
+    let policy = format!(
+        "fn membership(ctx) {{\n    #{{ decommission_be: {decommission}, register_timeout_seconds: 1, recheck_seconds: 1,\n       drop_stale: ctx.cluster.annotations[\"doris.selectdb.com/drop-stale-members\"] == \"true\" }}\n}}\n"
+    );
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "quick-membership",
                      "labels": {"doris.selectdb.com/conventions": "default"}},
@@ -339,6 +413,33 @@ async fn quick_membership(env: &Env) {
         .create(&PostParams::default(), &cm)
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_be_with_tablets_is_never_dropped_even_when_the_policy_skips_decommission() {
+    let mut env = Env::without_operator("scale-no-decommission").await;
+    membership_policy(&env, false).await;
+    let sim = simulated_fe(&mut env, slow_drain()).await;
+    env.start_operator();
+    let _driver = MemberDriver::start(&env, sim.clone(), 3);
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    members_synced(&env).await;
+
+    set_replicas(&env, "be", 2).await;
+    let node = eventually("doris-be-2 reported, not dropped", 30, || async {
+        member_nodes(&env)
+            .await
+            .into_iter()
+            .find(|n| n.pod == "doris-be-2" && n.state == "stale")
+    })
+    .await;
+    assert_eq!(node.tablets, Some(60));
+    assert!(node.message.unwrap().contains("not dropped"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!sim.statements().iter().any(|q| q.contains("DROPP")));
+    assert_eq!(be_hosts(&sim), ["doris-be-0", "doris-be-1", "doris-be-2"]);
+    env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,6 +509,59 @@ async fn unregistered_and_stale_nodes_are_reported_and_dropped_only_when_asked()
     members_synced(&env).await;
     drop(driver);
     env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommissioned_be_the_fe_keeps_listed_is_dropped_once_it_holds_nothing() {
+    // With drop_backend_after_decommission = false (a mutable, master-only
+    // FE setting, Config.java) Doris keeps a drained BE listed with
+    // SystemDecommissioned = true and TabletNum = 0 (SystemHandler.java).
+    let s = start("scale-kept", FeSimConfig::default(), SAMPLE).await;
+    let env = &s.env;
+    let fe = FeClient::new(FeEndpoint::new("127.0.0.1").with_port(s.sim.addr().port()));
+    fe.set_frontend_config("drop_backend_after_decommission", "false")
+        .await
+        .expect("the master takes the setting");
+
+    set_replicas(env, "be", 2).await;
+    members_synced(env).await;
+    assert_eq!(statefulset_replicas(env, "doris-be").await, 2);
+    assert_eq!(be_hosts(&s.sim), ["doris-be-0", "doris-be-1"]);
+    let statements = s.sim.statements().join("\n").to_uppercase();
+    assert!(statements.contains("DECOMMISSION BACKEND"), "{statements}");
+    assert!(
+        statements.contains("DROPP BACKEND"),
+        "dropped once Doris said it holds nothing: {statements}"
+    );
+    s.env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_node_whose_process_stopped_is_still_known_and_dropped() {
+    // Doris lists no NodeRole for a backend that is not alive
+    // (BackendsProcDir.java): the CN is known by its pod.
+    let cluster = format!("{SAMPLE}  cnSpec:\n    replicas: 2\n    image: apache/doris:be-2.1.8\n");
+    let s = start("scale-cn-dead", FeSimConfig::default(), &cluster).await;
+    let env = &s.env;
+    let listed = |sim: &FeSim| {
+        sim.backends()
+            .into_iter()
+            .find(|b| b.host.starts_with("doris-cn-1."))
+    };
+    let stopped = listed(&s.sim).expect("doris-cn-1 registered");
+    assert!(
+        s.sim
+            .set_backend_alive(&stopped.host, stopped.heartbeat_port, false)
+    );
+
+    set_replicas(env, "cn", 1).await;
+    members_synced(env).await;
+    assert_eq!(statefulset_replicas(env, "doris-cn").await, 1);
+    eventually("the stopped CN is dropped from the FE", 30, || async {
+        listed(&s.sim).is_none().then_some(())
+    })
+    .await;
+    s.env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -429,6 +429,28 @@ async fn compute_groups_need_a_storage_compute_separated_fe() {
 }
 
 #[tokio::test]
+async fn cloud_mode_refuses_cancel_decommission_and_modify_backend() {
+    let (sim, client) = start_cloud().await;
+    let host = cg_host("cg1", 0);
+    sim.register_backend_in_group(&host, 9050, "cg1").unwrap();
+    client.decommission_backend(&host, 9050).await.unwrap();
+    let err = client.cancel_decommission(&host, 9050).await.unwrap_err();
+    assert_eq!(
+        err.server_message(),
+        Some("errCode = 2, detailMessage = Unsupported operation")
+    );
+    let err = client
+        .set_backend_query_load(&host, 9050, true, true)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.server_message(),
+        Some("errCode = 2, detailMessage = Modifying backends is not supported in cloud mode")
+    );
+    assert!(sim.backend(&host, 9050).is_some_and(|b| b.decommissioned));
+}
+
+#[tokio::test]
 async fn a_compute_group_backend_is_decommissioned_then_dropped() {
     let (sim, client) = start_cloud().await;
     sim.set_drain_rate(40.0);
@@ -439,7 +461,9 @@ async fn a_compute_group_backend_is_decommissioned_then_dropped() {
     sim.set_tablets(&b, 9050, 8);
     sim.set_tablets(&a, 9050, 1000);
 
-    // The highest ordinal drains and goes.
+    // The highest ordinal drains, and stays listed until dropped: cloud
+    // mode never drops a decommissioned BE by itself (SystemHandler.java,
+    // CloudTabletRebalancer.java; test_cloud_decommission.groovy).
     client.decommission_backend(&b, 9050).await.unwrap();
     let be = client
         .show_backends()
@@ -456,12 +480,23 @@ async fn a_compute_group_backend_is_decommissioned_then_dropped() {
         .await
         .unwrap()
         .iter()
-        .any(|x| x.host == b)
+        .any(|x| x.host == b && x.tablet_num > 0)
     {
         assert!(started.elapsed() < Duration::from_secs(5), "never drained");
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let drained = sim.backend(&b, 9050).expect("listed until dropped");
+    assert!(drained.decommissioned && drained.tablet_num == 0);
+    client.drop_backend(&b, 9050, true).await.unwrap();
     assert_eq!(sim.backends_in_group("cg1").len(), 1);
+    // A second DROPP: Doris's words for a backend it does not have.
+    let err = client.drop_backend(&b, 9050, true).await.unwrap_err();
+    assert!(
+        err.server_message()
+            .is_some_and(|m| m.contains("backend does not exists")),
+        "{err}"
+    );
 
     // The next one is decommissioned, then dropped before it has drained.
     client.decommission_backend(&a, 9050).await.unwrap();

@@ -52,6 +52,12 @@ pub const WARNINGS: &[(&str, &str)] = &[
          FRONTENDS) on the FE lists the nodes it knows",
     ),
     (
+        "StatementRefused",
+        "Doris's words say why it refused the statement for the node named: set the \
+         replicas back to keep the node, or fix what Doris names (e.g. lower a table's \
+         replication num); the scale-down waits and asks again",
+    ),
+    (
         "VolumeShrinkRefused",
         "set the storage request back to at least the claims' size: volumes only grow",
     ),
@@ -72,6 +78,7 @@ pub const NORMALS: &[&str] = &[
     "RolloutComplete",
     "Decommissioning",
     "DecommissionCancelled",
+    "Rejoining",
     "Dropped",
     "ComputeGroupNodeDropped",
     "ObserverDropped",
@@ -119,6 +126,7 @@ mod tests {
         let sources = [
             include_str!("mod.rs"),
             include_str!("membership.rs"),
+            include_str!("membership/backends.rs"),
             include_str!("rollout.rs"),
             include_str!("volumes.rs"),
             include_str!("conventions.rs"),

@@ -3,8 +3,10 @@
 //!
 //! - **BE scale-down**: the BEs going away (highest ordinals) are
 //!   decommissioned through the FE; the StatefulSet keeps its replicas until
-//!   the FE has moved their tablets off and removed them, then shrinks.
-//!   Scaling back up cancels the decommission of the BEs that stay.
+//!   the FE has moved their tablets off and removed them (where Doris keeps
+//!   a decommissioned BE listed, it is dropped once it has no tablets), then
+//!   shrinks. Scaling back up cancels the decommission of the BEs that stay
+//!   where Doris can; membership/backends.rs says what each mode takes.
 //! - **CN scale-down**: the StatefulSet shrinks at once (compute nodes hold
 //!   no data); the FE entries of the pods that went are dropped.
 //! - **FE scale-down**: observers going away are dropped from the FE
@@ -20,6 +22,11 @@
 //! node listed in `status.membership`. An FE that does not answer delays
 //! the step: nothing shrinks until it answers again.
 
+mod backends;
+mod followers;
+
+pub use followers::{election_change, follower_cut};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -29,8 +36,8 @@ use kube::runtime::events::EventType;
 use serde_json::Value;
 
 use crate::cluster::ClusterRef;
-use crate::crd::{ComponentKind, FieldError, MemberNode, MembershipStatus};
-use crate::doris::{Backend, FeClient, FeError, Frontend, FrontendRole};
+use crate::crd::{ComponentKind, MemberNode, MembershipStatus};
+use crate::doris::{FeClient, FeError, Frontend, FrontendRole};
 use crate::plan::Plan;
 use crate::plan::membership::{MembershipPolicy, ordinal_of, pod_of_host};
 
@@ -62,6 +69,8 @@ pub struct Outcome {
     pub compute_group_ids: BTreeMap<String, String>,
     /// Whether the FE was asked (or tried) this time.
     pub asked: bool,
+    /// Pods to restart so that their entrypoint registers them afresh.
+    pub restart: Vec<String>,
 }
 
 /// The last time a cluster's membership was compared with its FE.
@@ -75,6 +84,9 @@ pub struct FeChecked {
     /// last answer yet (the cache lags the operator's own writes), so this
     /// says whether a status that looks settled still is.
     confirmed: Option<String>,
+    /// The replicas the FE last refused a statement for: asked again only
+    /// every [`UNCONFIRMED_INTERVAL`] until the spec changes.
+    refused: Option<String>,
 }
 
 /// One component's replicas: planned, and what its StatefulSet has now.
@@ -123,6 +135,8 @@ pub async fn reconcile(
     let wait_until = last.as_ref().map(|l| {
         l.at + if settled {
             recheck
+        } else if l.refused.as_deref() == Some(&signature) {
+            UNCONFIRMED_INTERVAL
         } else if l.answered || shrinking {
             MIN_INTERVAL
         } else {
@@ -171,17 +185,18 @@ pub async fn reconcile(
             .clone()
             .filter(|_| previous.nodes.is_empty())
     });
-    let mark = |answered: bool, confirmed: Option<String>| {
+    let mark = |answered: bool, confirmed: Option<String>, refused: Option<String>| {
         ctx.fe_checked.lock().expect("lock").insert(
             uid.clone(),
             FeChecked {
                 at: std::time::Instant::now(),
                 answered,
                 confirmed,
+                refused,
             },
         );
     };
-    mark(false, before);
+    mark(false, before, None);
 
     let pods: Vec<(String, String, bool)> = ctx
         .stores
@@ -226,13 +241,20 @@ pub async fn reconcile(
             return step.finish(previous.confirmed.clone(), &signature);
         }
     };
+    let profile = cluster.doris_profile();
     for scale in &scales {
         let result = match scale.kind {
             ComponentKind::Be | ComponentKind::Cg => {
-                step.backends(&fe, scale, &backends, false).await
+                step.backends(&fe, profile, scale, &backends, false).await
             }
-            ComponentKind::Cn => step.backends(&fe, scale, &backends, true).await,
-            ComponentKind::Fe => step.frontends(&fe, scale, &frontends).await,
+            ComponentKind::Cn => step.backends(&fe, profile, scale, &backends, true).await,
+            ComponentKind::Fe => step
+                .frontends(&fe, scale, &frontends)
+                .await
+                .map_err(|error| backends::NodeError {
+                    node: scale.statefulset.clone(),
+                    error,
+                }),
             ComponentKind::Broker | ComponentKind::Ms => Ok(()),
         };
         if let Err(e) = result {
@@ -240,89 +262,27 @@ pub async fn reconcile(
             if let Some(current) = scale.current.filter(|c| *c > scale.desired) {
                 step.out.hold.insert(scale.statefulset.clone(), current);
             }
-            step.node(
-                &scale.part,
-                &scale.statefulset,
-                "waitingForFe",
-                None,
-                e.to_string(),
-            );
+            step.failed(&scale.part, e);
         }
     }
     if let ClusterRef::Disaggregated(ddc) = cluster
         && let Err(e) = step.compute_groups(&fe, ddc, &backends).await
     {
-        step.node("cg", "compute groups", "waitingForFe", None, e.to_string());
+        step.failed("cg", e);
     }
+    restart_pods(ctx, cluster, &step.out.restart).await;
     let confirmed = if step.nodes.is_empty() {
         Some(signature.clone())
     } else {
         previous.confirmed.clone()
     };
-    mark(true, step.nodes.is_empty().then(|| signature.clone()));
+    let refused = step.nodes.iter().any(|n| n.state == "refused");
+    mark(
+        true,
+        step.nodes.is_empty().then(|| signature.clone()),
+        refused.then(|| signature.clone()),
+    );
     step.finish(confirmed, &signature)
-}
-
-/// The follower count of a running FE cannot change: the followers are the
-/// metadata quorum. Compares the planned FE StatefulSet's `ELECT_NUMBER`
-/// with the live one's.
-pub fn election_change(
-    objects: &[Value],
-    live: Option<std::sync::Arc<k8s_openapi::api::apps::v1::StatefulSet>>,
-) -> Option<FieldError> {
-    let live = live?;
-    let name = live.metadata.name.as_deref()?;
-    let planned = objects
-        .iter()
-        .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == name)?;
-    let planned = planned["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == "ELECT_NUMBER")?["value"]
-        .as_str()?
-        .to_string();
-    let running = live
-        .spec
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == "ELECT_NUMBER")?
-        .value
-        .clone()?;
-    (planned != running).then(|| FieldError {
-        path: "spec.feSpec.electionNumber".into(),
-        message: format!(
-            "cannot change from {running} to {planned} on a running cluster: the FE followers \
-             form the metadata quorum; scale observers with feSpec.replicas instead"
-        ),
-    })
-}
-
-/// Followers are the FE's lowest `electionNumber` ordinals and are never
-/// dropped from it, so a running FE cannot shrink below them: scaling to
-/// fewer replicas than both the running ones and `electionNumber` would
-/// take away voting members and can lose the metadata quorum.
-pub fn follower_cut(
-    cluster: ClusterRef<'_>,
-    live: Option<&k8s_openapi::api::apps::v1::StatefulSet>,
-) -> Option<FieldError> {
-    let desired = cluster.fe_replicas()?;
-    let election = cluster.election_number()?;
-    let running = live?.spec.replicas.unwrap_or(1);
-    let floor = running.min(election);
-    (desired < floor).then(|| FieldError {
-        path: "spec.feSpec.replicas".into(),
-        message: format!(
-            "cannot go from {running} to {desired} on a running cluster: the FEs below \
-             ordinal electionNumber ({election}) are followers, which hold the metadata \
-             quorum and are never removed; keep at least {floor}"
-        ),
-    })
 }
 
 /// The `MembersSynced` condition of a cluster whose FE lists exactly the
@@ -468,6 +428,36 @@ pub fn apply_hold(objects: &mut [Value], hold: &BTreeMap<String, i32>) {
     }
 }
 
+/// Deletes `pods` (by UID, so that a replacement is never hit) for their
+/// StatefulSet to start them again.
+async fn restart_pods(ctx: &Context, cluster: ClusterRef<'_>, pods: &[String]) {
+    if pods.is_empty() {
+        return;
+    }
+    let namespace = cluster.namespace();
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(ctx.client.clone(), &namespace);
+    let cached = ctx
+        .stores
+        .cluster_pods(&namespace, &cluster.statefulset_names());
+    for name in pods {
+        let Some(pod) = cached.iter().find(|p| p.name_any() == *name) else {
+            continue;
+        };
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => ctx.metrics.count_write("Pod", "delete"),
+            Err(e) => tracing::info!(%namespace, pod = %name, "not restarted yet: {e}"),
+        }
+    }
+}
+
 struct Step<'a> {
     previous: &'a MembershipStatus,
     now: &'a Time,
@@ -505,6 +495,25 @@ impl Step<'_> {
         self.out.events.push((type_, reason, note));
     }
 
+    /// A statement about `e.node` failed. A refusal is shown with Doris's
+    /// words and told once as a Warning; it is asked again at a slower
+    /// pace. An FE that did not answer is waited for.
+    fn failed(&mut self, part: &str, e: backends::NodeError) {
+        let Some(message) = e.refusal() else {
+            self.node(part, &e.node, "waitingForFe", None, e.error.to_string());
+            return;
+        };
+        let told = self
+            .previous
+            .nodes
+            .iter()
+            .any(|n| n.pod == e.node && n.state == "refused");
+        if !told && let Some(note) = e.refused() {
+            self.event(EventType::Warning, "StatementRefused", note);
+        }
+        self.node(part, &e.node, "refused", None, message);
+    }
+
     fn pod_exists(&self, pod: &str) -> bool {
         self.pods.iter().any(|(p, _, _)| p == pod)
     }
@@ -535,154 +544,6 @@ impl Step<'_> {
         if self.nodes.is_empty() {
             self.out.condition = Some(("False", "FeUnavailable", message));
         }
-    }
-
-    /// BEs (or CNs when `compute`) of one StatefulSet.
-    async fn backends(
-        &mut self,
-        fe: &FeClient,
-        scale: &Scale,
-        backends: &[Backend],
-        compute: bool,
-    ) -> Result<(), FeError> {
-        let ours: Vec<(&Backend, String, i32)> = backends
-            .iter()
-            .filter(|b| b.is_compute_node() == compute)
-            .filter_map(|b| {
-                let pod = pod_of_host(&b.host, &self.pod_ips).to_string();
-                let ordinal = ordinal_of(&pod, &scale.statefulset)?;
-                Some((b, pod, ordinal))
-            })
-            .collect();
-        let current = scale.current.unwrap_or(scale.desired).max(scale.desired);
-        let decommission = !compute && self.policy.decommission_be;
-
-        // Backends that stay but were being decommissioned: scaled back up.
-        for (b, pod, ordinal) in &ours {
-            if *ordinal < scale.desired && b.decommissioned {
-                fe.cancel_decommission(&b.host, b.heartbeat_port).await?;
-                self.event(
-                    EventType::Normal,
-                    "DecommissionCancelled",
-                    format!("{pod} stays: its decommission was cancelled"),
-                );
-            }
-        }
-
-        let mut draining = false;
-        for (b, pod, ordinal) in &ours {
-            if *ordinal < scale.desired {
-                continue;
-            }
-            let going = *ordinal < current;
-            if decommission {
-                if !going && !self.policy.drop_stale && !b.decommissioned {
-                    self.node(
-                        &scale.part,
-                        pod,
-                        "stale",
-                        None,
-                        format!("the FE lists {} but no pod will run it", b.host_port()),
-                    );
-                    continue;
-                }
-                if !b.decommissioned {
-                    fe.decommission_backend(&b.host, b.heartbeat_port).await?;
-                    self.event(
-                        EventType::Normal,
-                        "Decommissioning",
-                        format!(
-                            "{pod}: decommission started; {} tablets to move",
-                            b.tablet_num
-                        ),
-                    );
-                }
-                draining |= going;
-                let tablets = i64::try_from(b.tablet_num).unwrap_or(i64::MAX);
-                self.node(
-                    &scale.part,
-                    pod,
-                    "decommissioning",
-                    Some(tablets),
-                    format!("the FE is moving its tablets to other BEs ({tablets} left)"),
-                );
-            } else if self.pod_exists(pod) {
-                self.node(
-                    &scale.part,
-                    pod,
-                    "dropping",
-                    None,
-                    "dropped from the FE once its pod is gone".into(),
-                );
-            } else {
-                // Compute nodes hold no data; BEs get here only when the
-                // policy turned decommission off.
-                fe.drop_backend(&b.host, b.heartbeat_port, true).await?;
-                self.event(
-                    EventType::Normal,
-                    "Dropped",
-                    format!("{pod} ({}) dropped from the FE", b.host_port()),
-                );
-            }
-        }
-        if draining && let Some(current) = scale.current {
-            self.out.hold.insert(scale.statefulset.clone(), current);
-        }
-        let listed: Vec<&str> = ours.iter().map(|(_, pod, _)| pod.as_str()).collect();
-        self.registration(scale, &listed);
-        Ok(())
-    }
-
-    /// The compute groups the FE knows: their ids, and the BEs of a group
-    /// that left the spec, which are dropped (their data lives in object
-    /// storage; their pods are gone with the group's StatefulSet).
-    async fn compute_groups(
-        &mut self,
-        fe: &FeClient,
-        cluster: &crate::crd::DorisDisaggregatedCluster,
-        backends: &[Backend],
-    ) -> Result<(), FeError> {
-        let parts: BTreeMap<String, String> = cluster
-            .spec
-            .compute_groups
-            .iter()
-            .map(|g| {
-                (
-                    crate::crd::disaggregated::compute_group_name(&g.unique_id),
-                    g.object_name(),
-                )
-            })
-            .collect();
-        for b in backends {
-            let Some(group) = b.compute_group_name() else {
-                continue;
-            };
-            if let Some(part) = parts.get(group) {
-                if let Some(id) = b.compute_group_id() {
-                    self.out
-                        .compute_group_ids
-                        .insert(part.clone(), id.to_string());
-                }
-                continue;
-            }
-            fe.drop_backend(&b.host, b.heartbeat_port, true).await?;
-            self.out.events.push((
-                EventType::Normal,
-                "ComputeGroupNodeDropped",
-                format!(
-                    "dropped BE {} from the FE: its compute group {group} is no longer in the spec",
-                    b.host_port()
-                ),
-            ));
-            self.node(
-                group,
-                &b.host,
-                "dropping",
-                None,
-                format!("compute group {group} left the spec"),
-            );
-        }
-        Ok(())
     }
 
     /// FE observers of one StatefulSet.
@@ -838,7 +699,9 @@ impl Step<'_> {
             self.out.condition = Some(match self.nodes.first() {
                 None => synced(signature),
                 Some(_) => {
-                    let reason = if self.nodes.iter().any(|n| n.state == "waitingForFe") {
+                    let reason = if self.nodes.iter().any(|n| n.state == "refused") {
+                        "FeRefused"
+                    } else if self.nodes.iter().any(|n| n.state == "waitingForFe") {
                         "FeUnavailable"
                     } else if self.nodes.iter().any(|n| n.state == "decommissioning") {
                         "Decommissioning"
@@ -871,60 +734,5 @@ impl Step<'_> {
             nodes: self.nodes,
         });
         self.out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::DorisCluster;
-    use k8s_openapi::api::apps::v1::StatefulSet;
-
-    fn cut(cluster: &DorisCluster, live: Option<&StatefulSet>) -> Option<FieldError> {
-        follower_cut(ClusterRef::Doris(cluster), live)
-    }
-
-    fn cluster(fe: Value) -> DorisCluster {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "doris.selectdb.com/v1", "kind": "DorisCluster",
-            "metadata": {"name": "c"}, "spec": {"feSpec": fe}
-        }))
-        .unwrap()
-    }
-
-    fn running(replicas: i32) -> StatefulSet {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "c-fe"}, "spec": {"replicas": replicas, "selector": {},
-            "serviceName": "c-fe-internal", "template": {}}
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn followers_are_never_scaled_away() {
-        let one = cluster(serde_json::json!({"image": "fe", "replicas": 1}));
-        // A new cluster may have fewer FEs than followers.
-        assert_eq!(cut(&one, None), None);
-        // So may a running one that had them from the start, and it can grow.
-        assert_eq!(cut(&one, Some(&running(1))), None);
-        let three = cluster(serde_json::json!({"image": "fe", "replicas": 3}));
-        assert_eq!(cut(&three, Some(&running(1))), None);
-        // Observers (beyond electionNumber) can go.
-        assert_eq!(cut(&three, Some(&running(5))), None);
-        // Followers cannot.
-        let refused = cut(&one, Some(&running(3))).unwrap();
-        assert_eq!(refused.path, "spec.feSpec.replicas");
-        assert!(
-            refused.message.contains("keep at least 3"),
-            "{}",
-            refused.message
-        );
-        let two = cluster(serde_json::json!({"image": "fe", "replicas": 1, "electionNumber": 3}));
-        let refused = cut(&two, Some(&running(2))).unwrap();
-        assert!(
-            refused.message.contains("keep at least 2"),
-            "{}",
-            refused.message
-        );
     }
 }

@@ -21,7 +21,6 @@ pub mod membership;
 pub mod memo;
 pub mod retention;
 pub mod rollout;
-mod rollout_fe;
 pub mod status;
 pub mod stores;
 pub mod volumes;

@@ -58,8 +58,10 @@ use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
 use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 
 use super::kinds::DorisResource;
-use super::rollout_fe::Fe;
+
+mod fe;
 use super::{Context, Error, publish};
+use fe::Fe;
 
 /// `"true"` on a DorisCluster halts its rollouts before the next step.
 pub const PAUSED_ANNOTATION: &str = "doris.selectdb.com/rollout-paused";
@@ -496,7 +498,7 @@ async fn advance_rollout<K: DorisResource>(
                     Err(e) => return Ok(wait(format!("the FE to answer: {e}"), None)),
                 }
             }
-            if drains_backend(comp.kind) {
+            if drains_backend(comp.kind) && fe.drains_through_fe() {
                 match fe.set_disabled(pod.name_any().as_str(), false).await {
                     Ok(true) => {
                         tracing::info!(cluster = %name, pod = %pod_name, "queries and loads resumed");
@@ -823,7 +825,8 @@ async fn execute(
         .iter()
         .filter_map(|n| comp.pods.iter().copied().find(|p| p.name_any() == *n))
         .collect();
-    if drains_backend(comp.kind) {
+    let through_fe = fe.drains_through_fe();
+    if drains_backend(comp.kind) && through_fe {
         for pod in &pods {
             if let Err(e) = fe.set_disabled(&pod.name_any(), true).await {
                 return Ok((
@@ -867,13 +870,23 @@ async fn execute(
         }
     }
     let pod_list = step.pods.join(", ");
+    // Said in status while the step waits: Doris in storage-compute
+    // separated mode refuses the statement that stops queries.
+    let skipped = if drains_backend(comp.kind) && !through_fe {
+        "; queries are not stopped through the FE first, as Doris in storage-compute \
+         separated mode refuses ALTER SYSTEM MODIFY BACKEND (\"Modifying backends is not \
+         supported in cloud mode\"): the image's pre-stop hook and Doris's graceful shutdown \
+         let running queries end"
+    } else {
+        ""
+    };
     let ends = started.iter().max().copied().unwrap_or(0) + step.drain_seconds;
     let until = k8s_openapi::jiff::Timestamp::from_second(ends)
         .map(|t| t.to_string())
         .unwrap_or_default();
     if began {
         let note = format!(
-            "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned)",
+            "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned){skipped}",
             step.drain_seconds,
             step.wait_for.join(", "),
             count - index - 1
@@ -892,12 +905,12 @@ async fn execute(
         }
         // Status names the step before any pod goes.
         let after = Duration::from_secs(step.drain_seconds.max(1) as u64);
-        return Ok((format!("draining {pod_list} until {until}"), after));
+        return Ok((format!("draining {pod_list} until {until}{skipped}"), after));
     }
     if now.0.as_second() < ends {
         let left = ends - now.0.as_second();
         return Ok((
-            format!("draining {pod_list} until {until}"),
+            format!("draining {pod_list} until {until}{skipped}"),
             Duration::from_secs(left as u64),
         ));
     }

@@ -128,12 +128,18 @@ impl Profile {
     }
 }
 
-impl fmt::Display for Profile {
+impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.mode {
+        f.write_str(match self {
             Mode::Integrated => "integrated",
             Mode::Cloud => "storage-compute separated",
-        };
+        })
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = self.mode;
         match self.release {
             Some(r) => write!(f, "Doris {r} ({mode})"),
             None => write!(f, "Doris of unknown release ({mode})"),

@@ -61,6 +61,16 @@ const FE_SETTINGS: &[(&str, &str, &str, bool, bool)] = &[
         true,
     ),
     ("dynamic_partition_enable", "boolean", "true", true, true),
+    // Whether the master drops a decommissioned BE once it holds no
+    // tablets (Config.java: `@ConfField(mutable = true, masterOnly = true)`,
+    // default true; read by alter/SystemHandler.java).
+    (
+        "drop_backend_after_decommission",
+        "boolean",
+        "true",
+        true,
+        true,
+    ),
     ("tablet_create_timeout_second", "int", "2", true, true),
     ("max_running_txn_num_per_db", "int", "1000", true, true),
     ("qe_slow_log_ms", "long", "5000", true, false),

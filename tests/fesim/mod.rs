@@ -4,8 +4,9 @@
 //! asks a real FE: `SHOW FRONTENDS` and `SHOW BACKENDS` with Doris's own
 //! column names, and the `ALTER SYSTEM` / `CANCEL DECOMMISSION` statements
 //! that change cluster membership, with Doris's error messages. A
-//! decommissioned backend drains its tablets at a set rate and is removed
-//! when none are left, as Doris does.
+//! decommissioned backend drains its tablets at a set rate and, in
+//! integrated mode, is removed when none are left, as Doris does; in cloud
+//! mode it stays listed until dropped (see `State::advance`).
 //!
 //! The protocol side is the classic text protocol only: handshake v10 with
 //! `mysql_native_password`, `COM_QUERY`, `COM_PING`, `COM_INIT_DB` and
@@ -118,6 +119,11 @@ pub struct FeSimConfig {
     /// cloud`), naming compute groups in `Tag` this way. `None`: backends
     /// keep data and belong to no compute group.
     pub cloud: Option<CloudTags>,
+    /// Replicas of the one table the cluster holds
+    /// (`example_db.example_tbl`, on tag `location:default`); `None`: no
+    /// table. An integrated FE refuses to decommission BEs that would leave
+    /// fewer than this.
+    pub table_replication_num: Option<usize>,
 }
 
 impl FeSimConfig {
@@ -214,6 +220,7 @@ impl Default for FeSimConfig {
             version: profile::integrated_version(),
             tls: None,
             cloud: None,
+            table_replication_num: None,
         }
     }
 }
@@ -322,7 +329,16 @@ impl State {
     }
 
     /// Moves decommissioned backends' tablets along; removes those left
-    /// with none.
+    /// with none where Doris does: in integrated mode while
+    /// `drop_backend_after_decommission` is true
+    /// (fe/fe-core/src/main/java/org/apache/doris/alter/SystemHandler.java,
+    /// `runAfterCatalogReady` runs `runAlterJobV2` only `if
+    /// (Config.isNotCloudMode())`). In cloud mode the backend stays listed
+    /// with `SystemDecommissioned` true and no tablets until it is dropped
+    /// (fe/fe-core/src/main/java/org/apache/doris/cloud/catalog/CloudTabletRebalancer.java,
+    /// `checkDecommissionState` only tells the meta service;
+    /// regression-test/suites/cloud_p0/node_mgr/test_cloud_decommission.groovy
+    /// drops it with `DROPP`).
     fn advance(&mut self) {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last_advance).as_secs_f64();
@@ -332,8 +348,16 @@ impl State {
             be.drain_left = (be.drain_left - elapsed * rate).max(0.0);
             be.tablet_num = be.drain_left.ceil() as u64;
         }
-        self.backends
-            .retain(|b| !(b.decommissioned && b.tablet_num == 0));
+        // A master-only setting (fe/fe-core/src/main/java/org/apache/doris/common/Config.java).
+        let master = self.master_host();
+        let auto_drop = self
+            .settings_of(&master)
+            .get("drop_backend_after_decommission")
+            .is_none_or(|s| s.value.eq_ignore_ascii_case("true"));
+        if self.config.profile().drops_decommissioned_itself(auto_drop) {
+            self.backends
+                .retain(|b| !(b.decommissioned && b.tablet_num == 0));
+        }
     }
 
     fn backend_mut(&mut self, host: &str, port: u16) -> Option<&mut SimBackend> {

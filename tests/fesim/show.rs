@@ -230,7 +230,8 @@ pub(super) fn show_backends(st: &State) -> Answer {
                 ("Version", if up { st.config.version.clone() } else { String::new() }),
                 ("Status", status),
                 ("HeartbeatFailureCounter", if up { "0" } else { "3" }.to_string()),
-                // Doris shows the role of live backends only.
+                // Doris shows the role of live backends only
+                // (fe/fe-core/src/main/java/org/apache/doris/common/proc/BackendsProcDir.java).
                 ("NodeRole", if up { be.node_role.clone() } else { String::new() }),
                 ("CpuCores", "16".to_string()),
                 ("Memory", "64.00 GB".to_string()),

@@ -43,8 +43,20 @@ pub(super) fn execute(st: &mut State, sql: &str, session: &Session, query_port: 
         ["ALTER", "SYSTEM", "DECOMMISSION", "BACKEND", ..] => {
             with_targets(&toks[4..], sql, |t| decommission(st, t))
         }
+        // Cloud mode refuses it before looking at the backends
+        // (fe/fe-core/src/main/java/org/apache/doris/nereids/trees/plans/commands/CancelDecommissionBackendCommand.java,
+        // `checkSupportedInCloudMode`).
+        ["CANCEL", "DECOMMISSION", "BACKEND", ..] if !st.config.profile().can_cancel_decommission() => {
+            Err("Unsupported operation".to_string())
+        }
         ["CANCEL", "DECOMMISSION", "BACKEND", ..] => {
             with_targets(&toks[3..], sql, |t| cancel_decommission(st, t))
+        }
+        // Cloud mode refuses every `MODIFY BACKEND ... SET`
+        // (fe/fe-core/src/main/java/org/apache/doris/cloud/system/CloudSystemInfoService.java,
+        // `modifyBackends`; regression-test/suites/cloud_p0/node_mgr/test_not_allowed_op.groovy).
+        ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] if !st.config.profile().can_modify_backends() => {
+            Err("Modifying backends is not supported in cloud mode".to_string())
         }
         ["ALTER", "SYSTEM", "MODIFY", "BACKEND", ..] => modify_backends(st, &toks[4..], sql),
         ["SHOW", "FRONTEND", "CONFIG", ..] => show_frontend_config(st, session, &toks[3..], sql),
@@ -193,7 +205,27 @@ pub(super) fn drop_backends(st: &mut State, targets: &[Target]) -> Result<(), St
 }
 
 pub(super) fn decommission(st: &mut State, targets: &[Target]) -> Result<(), String> {
-    for i in existing_backends(st, targets)? {
+    let going = existing_backends(st, targets)?;
+    // Integrated mode refuses a decommission that leaves too few BEs for a
+    // table's replicas; cloud mode skips the check
+    // (fe/fe-core/src/main/java/org/apache/doris/alter/SystemHandler.java,
+    // `checkDecommissionWithReplicaAllocation`).
+    if let Some(replicas) = st.config.table_replication_num
+        && !st.config.profile().is_cloud()
+    {
+        let left = (0..st.backends.len())
+            .filter(|i| !going.contains(i) && !st.backends[*i].decommissioned)
+            .count();
+        if left < replicas {
+            return Err(format!(
+                "After decommission, partition example_tbl of table example_db.example_tbl 's \
+                 replication allocation {{ tag.location.default: {replicas} }} > available \
+                 backend num {left} on tag location:default, otherwise need to decrease the \
+                 partition's replication num."
+            ));
+        }
+    }
+    for i in going {
         let be = &mut st.backends[i];
         if !be.decommissioned {
             be.decommissioned = true;

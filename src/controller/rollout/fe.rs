@@ -16,7 +16,7 @@ use crate::doris::{Backend, FeClient, FrontendRole};
 use crate::plan::Plan;
 use crate::plan::membership::host_is_pod;
 
-use super::Context;
+use super::super::Context;
 
 /// What the FE says, fetched at most once per reconcile.
 pub(super) struct Fe<'a> {
@@ -122,6 +122,16 @@ impl<'a> Fe<'a> {
             // Brokers and meta services are not checked through the FE.
             ComponentKind::Broker | ComponentKind::Ms => Ok(true),
         }
+    }
+
+    /// Whether the FE takes `ALTER SYSTEM MODIFY BACKEND ... SET
+    /// ("disable_query" ...)`: cloud mode refuses it ("Modifying backends
+    /// is not supported in cloud mode",
+    /// fe/fe-core/src/main/java/org/apache/doris/cloud/system/CloudSystemInfoService.java).
+    /// A compute group's BE is then restarted without it: the image's
+    /// pre-stop hook and Doris's graceful shutdown let its queries end.
+    pub(super) fn drains_through_fe(&self) -> bool {
+        self.cluster.doris_profile().can_modify_backends()
     }
 
     /// Stops (or resumes) queries and loads to the backend of `pod`; Ok
