@@ -22,7 +22,7 @@ use doris_operator::doris::{FeClient, FeEndpoint};
 use env::{Env, SAMPLE, eventually, wait_ready};
 use fesim::{FeSim, FeSimConfig};
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use members::{HEARTBEAT_PORT, MemberDriver, fqdn};
@@ -170,6 +170,18 @@ async fn be_scale_down_decommissions_first_and_keeps_the_data() {
         .items
         .len();
     assert_eq!(claims, 3, "the data volumes of the BEs that went are kept");
+    // The StatefulSet controller deletes the pods that went in its own
+    // time; a pod still running when the count goes back up keeps running,
+    // and its BE, dropped by the FE, registers again only when it restarts.
+    eventually("the pods of the BEs that went are gone", 60, || async {
+        let pods = env.api::<Pod>().list(&Default::default()).await.ok()?;
+        (!pods
+            .items
+            .iter()
+            .any(|p| matches!(p.name_any().as_str(), "doris-be-1" | "doris-be-2")))
+        .then_some(())
+    })
+    .await;
 
     // Back up: the new pods start together and register.
     set_replicas(env, "be", 3).await;
