@@ -1,23 +1,31 @@
 //! The conventions bundle: the Rhai policies and Jinja templates that decide
 //! how a `DorisCluster` is laid out, compiled once and shared by every render.
 //!
-//! A bundle is built from layered sources, later wins per file name: the
-//! defaults compiled into the binary from `policies/` and `templates/`, then a
-//! folder given on the command line. Files are told apart by extension
-//! (`*.rhai` policies, `*.j2` templates), so a flat ConfigMap works as well as
-//! the repository layout. Every bundle has a revision: a hash of the files it
-//! was built from, shown wherever its output is.
+//! A bundle is built from layered sources: the defaults compiled into the
+//! binary from `policies/` and `templates/`, then a folder given on the
+//! command line, then ConfigMaps (see `reload`). A file of a name the layer
+//! below has either replaces it whole or refines it (see `refine`): every
+//! layer of a name is kept, and the bundle calls them in turn. Files are
+//! told apart by extension (`*.rhai` policies, `*.j2` templates), so a flat
+//! ConfigMap works as well as the repository layout. A policy may come in
+//! parts, `<policy>.<part>.rhai`, whose functions are compiled with it.
+//! Every bundle has a revision: a hash of the files it was built from,
+//! shown wherever its output is.
 
 pub mod allowance;
+mod bundle;
+pub mod refine;
 pub mod reload;
 pub mod sandbox;
+
+pub use bundle::ConventionBundle;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior};
-use rhai::{AST, Dynamic, Engine};
+use rhai::AST;
 use sha2::{Digest, Sha256};
 
 /// A policy function each bundle must define, with the file it lives in.
@@ -27,6 +35,16 @@ pub const REQUIRED_POLICIES: &[(&str, &str)] = &[
     ("shape.rhai", "shape"),
     ("restart.rhai", "restart_order"),
     ("membership.rhai", "membership"),
+];
+
+/// The functions of each policy file the operator calls: the required one
+/// first, then the optional ones.
+pub const POLICY_FUNCTIONS: &[(&str, &[&str])] = &[
+    ("config.rhai", &["config", "config_change"]),
+    ("host_init.rhai", &["host_init"]),
+    ("shape.rhai", &["shape"]),
+    ("restart.rhai", &["restart_order", "maintenance"]),
+    ("membership.rhai", &["membership"]),
 ];
 
 /// Configuration templates each bundle must have, one per component.
@@ -47,6 +65,8 @@ pub const MANIFEST_TEMPLATE_SUFFIX: &str = ".yaml.j2";
 pub enum FileRole {
     /// One of [`REQUIRED_POLICIES`].
     Policy,
+    /// `<policy>.<part>.rhai`: functions compiled with that policy.
+    PolicyPart,
     /// One of [`REQUIRED_TEMPLATES`].
     ConfigTemplate,
     /// A `*.yaml.j2` template.
@@ -58,6 +78,8 @@ pub enum FileRole {
 pub fn file_role(name: &str) -> Option<FileRole> {
     if REQUIRED_POLICIES.iter().any(|(file, _)| *file == name) {
         Some(FileRole::Policy)
+    } else if part_of(name).is_some() {
+        Some(FileRole::PolicyPart)
     } else if REQUIRED_TEMPLATES.contains(&name) {
         Some(FileRole::ConfigTemplate)
     } else if name
@@ -70,12 +92,26 @@ pub fn file_role(name: &str) -> Option<FileRole> {
     }
 }
 
+/// The policy file a part (`shape.volumes.rhai`) belongs to.
+pub fn part_of(name: &str) -> Option<&'static str> {
+    let (stem, part) = name.strip_suffix(".rhai")?.split_once('.')?;
+    let valid = !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let policy = REQUIRED_POLICIES
+        .iter()
+        .map(|(file, _)| *file)
+        .find(|file| file.strip_suffix(".rhai") == Some(stem))?;
+    valid.then_some(policy)
+}
+
 /// The names a convention file may have, for error messages.
 pub fn known_file_names() -> String {
     let mut names: Vec<&str> = REQUIRED_POLICIES.iter().map(|(file, _)| *file).collect();
     names.extend(REQUIRED_TEMPLATES);
     format!(
-        "{} and *{MANIFEST_TEMPLATE_SUFFIX} manifest templates",
+        "{}, their parts <policy>.<part>.rhai and *{MANIFEST_TEMPLATE_SUFFIX} manifest templates",
         names.join(", ")
     )
 }
@@ -118,6 +154,9 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
     embedded!("templates", "services.yaml.j2"),
     embedded!("templates", "monitoring.yaml.j2"),
 ];
+
+/// The layer of the defaults compiled into the binary.
+pub const EMBEDDED_LAYER: &str = "embedded defaults";
 
 /// A problem in a convention file, located as precisely as the source allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,10 +353,29 @@ pub struct SourceFile {
     pub content: String,
 }
 
-/// The files a bundle is compiled from, by file name.
+impl SourceFile {
+    /// The layer the file belongs to: its folder, its ConfigMap
+    /// (`configmap NAMESPACE/NAME`), or `embedded defaults`.
+    pub fn layer(&self) -> String {
+        if EMBEDDED.iter().any(|(_, origin, _)| *origin == self.origin) {
+            return EMBEDDED_LAYER.to_string();
+        }
+        match self.origin.rsplit_once('/') {
+            Some((dir, _)) => dir.to_string(),
+            None => self.origin.clone(),
+        }
+    }
+}
+
+/// The files a bundle is compiled from, by file name: the topmost layer's
+/// file of each name, and the files of that name in the layers below.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConventionSources {
     pub files: BTreeMap<String, SourceFile>,
+    /// The lower layers' files of a name, bottom first.
+    pub below: BTreeMap<String, Vec<SourceFile>>,
+    /// The layers, bottom first, as [`SourceFile::layer`] names them.
+    order: Vec<String>,
 }
 
 impl ConventionSources {
@@ -335,7 +393,38 @@ impl ConventionSources {
                 )
             })
             .collect();
-        ConventionSources { files }
+        ConventionSources {
+            files,
+            below: BTreeMap::new(),
+            order: vec![EMBEDDED_LAYER.to_string()],
+        }
+    }
+
+    /// Lays `file` over the file of the same name, which stays below it.
+    fn lay(&mut self, name: &str, file: SourceFile) {
+        let layer = file.layer();
+        if !self.order.contains(&layer) {
+            self.order.push(layer);
+        }
+        if let Some(previous) = self.files.insert(name.to_string(), file) {
+            self.below
+                .entry(name.to_string())
+                .or_default()
+                .push(previous);
+        }
+    }
+
+    /// Every layer of file `name`, bottom first.
+    pub fn layers(&self, name: &str) -> Vec<&SourceFile> {
+        let mut out: Vec<&SourceFile> = self.below.get(name).into_iter().flatten().collect();
+        out.extend(self.files.get(name));
+        out
+    }
+
+    /// The layers these files come from, bottom first, by name (the
+    /// embedded defaults, a folder, `configmap NAMESPACE/NAME`).
+    pub fn layer_names(&self) -> &[String] {
+        &self.order
     }
 
     /// Lays the convention files found in `dir` over these: `*.rhai` and
@@ -378,8 +467,8 @@ impl ConventionSources {
                 }
                 let content = std::fs::read_to_string(&path)
                     .map_err(|e| SourceError::new(path.display().to_string(), e.to_string()))?;
-                self.files.insert(
-                    name.to_string(),
+                self.lay(
+                    name,
                     SourceFile {
                         origin: path.display().to_string(),
                         content,
@@ -406,8 +495,8 @@ impl ConventionSources {
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
         for (name, content) in files {
-            self.files.insert(
-                name.to_string(),
+            self.lay(
+                name,
                 SourceFile {
                     origin: format!("{origin}/{name}"),
                     content: content.to_string(),
@@ -420,276 +509,16 @@ impl ConventionSources {
     /// The content hash of these files: names and contents, in name order.
     pub fn revision(&self) -> String {
         let mut hasher = Sha256::new();
-        for (name, file) in &self.files {
-            hasher.update(name.as_bytes());
-            hasher.update([0]);
-            hasher.update(file.content.as_bytes());
-            hasher.update([0]);
+        for name in self.files.keys() {
+            for file in self.layers(name) {
+                hasher.update(name.as_bytes());
+                hasher.update([0]);
+                hasher.update(file.content.as_bytes());
+                hasher.update([0]);
+            }
         }
         let digest = hasher.finalize();
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// A compiled, ready-to-run set of conventions.
-pub struct ConventionBundle {
-    revision: String,
-    engine: Engine,
-    policies: BTreeMap<String, AST>,
-    templates: Environment<'static>,
-    manifest_templates: Vec<String>,
-    sources: ConventionSources,
-}
-
-impl fmt::Debug for ConventionBundle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConventionBundle")
-            .field("revision", &self.revision)
-            .field("files", &self.sources.files.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl ConventionBundle {
-    /// Compiles the embedded defaults.
-    pub fn embedded() -> Result<Self, Vec<SourceError>> {
-        Self::compile(ConventionSources::embedded())
-    }
-
-    /// Compiles every policy and template; returns every problem found, each
-    /// located by file:line:col, rather than stopping at the first.
-    pub fn compile(sources: ConventionSources) -> Result<Self, Vec<SourceError>> {
-        let engine = sandbox::engine();
-        let mut errors = Vec::new();
-        let mut policies = BTreeMap::new();
-        let mut templates = template_environment();
-        let mut manifest_templates = Vec::new();
-
-        for (name, file) in &sources.files {
-            match file_role(name) {
-                None => errors.push(SourceError::new(
-                    file.origin.clone(),
-                    format!(
-                        "unknown convention file {name:?}: convention files are {}",
-                        known_file_names()
-                    ),
-                )),
-                Some(FileRole::Policy) => match engine.compile(&file.content) {
-                    Ok(mut ast) => {
-                        let problems = policy_problems(&ast, &file.origin);
-                        if problems.is_empty() {
-                            ast.set_source(file.origin.as_str());
-                            policies.insert(name.clone(), ast);
-                        } else {
-                            errors.extend(problems);
-                        }
-                    }
-                    Err(err) => {
-                        let pos = err.position();
-                        errors.push(SourceError {
-                            file: file.origin.clone(),
-                            line: pos.line(),
-                            col: pos.position(),
-                            message: sandbox::explain_parse_error(&err),
-                            in_input: false,
-                        });
-                    }
-                },
-                Some(role) => {
-                    if let Err(err) =
-                        templates.add_template_owned(name.clone(), file.content.clone())
-                    {
-                        errors.push(SourceError::from_jinja(&sources.files, &err));
-                    } else if role == FileRole::ManifestTemplate {
-                        manifest_templates.push(name.clone());
-                    }
-                }
-            }
-        }
-
-        for (file, function) in REQUIRED_POLICIES {
-            match (sources.files.get(*file), policies.get(*file)) {
-                (None, _) => errors.push(SourceError::new(
-                    *file,
-                    format!("missing: every bundle needs {file} defining fn {function}(ctx)"),
-                )),
-                (Some(src), Some(ast)) => {
-                    let defined = ast
-                        .iter_functions()
-                        .any(|f| f.name == *function && f.params.len() == 1);
-                    if !defined {
-                        errors.push(SourceError::new(
-                            src.origin.clone(),
-                            format!("must define fn {function}(ctx) taking one argument"),
-                        ));
-                    }
-                }
-                (Some(_), None) => {} // its problems are already reported
-            }
-        }
-        for file in REQUIRED_TEMPLATES {
-            if !sources.files.contains_key(*file) {
-                errors.push(SourceError::new(
-                    *file,
-                    "missing: every bundle needs this template",
-                ));
-            }
-        }
-
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(ConventionBundle {
-            revision: sources.revision(),
-            engine,
-            policies,
-            templates,
-            manifest_templates,
-            sources,
-        })
-    }
-
-    /// The content hash of the files this bundle was built from.
-    pub fn revision(&self) -> &str {
-        &self.revision
-    }
-
-    pub fn sources(&self) -> &ConventionSources {
-        &self.sources
-    }
-
-    /// The manifest templates, in name order.
-    pub fn manifest_templates(&self) -> &[String] {
-        &self.manifest_templates
-    }
-
-    /// Whether policy `file` defines `function` taking `params` arguments
-    /// (for the optional functions a bundle may leave out).
-    pub fn defines(&self, file: &str, function: &str, params: usize) -> bool {
-        self.policies.get(file).is_some_and(|ast| {
-            ast.iter_functions()
-                .any(|f| f.name == function && f.params.len() == params)
-        })
-    }
-
-    /// Calls `function` of policy `file` with `ctx` as plain data, sandboxed,
-    /// and returns its result as plain data.
-    pub fn call_json(
-        &self,
-        file: &str,
-        function: &str,
-        ctx: &serde_json::Value,
-    ) -> Result<serde_json::Value, SourceError> {
-        let arg = rhai::serde::to_dynamic(ctx)
-            .map_err(|e| SourceError::new(self.origin(file), format!("cannot pass ctx: {e}")))?;
-        self.call_policy(file, function, &arg)
-    }
-
-    /// Calls `function` of policy `file` with `ctx`, sandboxed, and returns
-    /// its result as plain data.
-    pub fn call_policy(
-        &self,
-        file: &str,
-        function: &str,
-        ctx: &Dynamic,
-    ) -> Result<serde_json::Value, SourceError> {
-        let origin = self.origin(file);
-        let ast = self
-            .policies
-            .get(file)
-            .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
-        // A large ctx gets limits raised by its size (see `allowance`).
-        let size = allowance::DataSize::of(ctx);
-        let sized = (!size.is_small()).then(|| allowance::engine_for(size));
-        let engine = sized.as_ref().unwrap_or(&self.engine);
-        let options = rhai::CallFnOptions::new().eval_ast(false);
-        let result = sandbox::with_deadline(|| {
-            engine.call_fn_with_options::<Dynamic>(
-                options,
-                &mut rhai::Scope::new(),
-                ast,
-                function,
-                (ctx.clone(),),
-            )
-        });
-        let result = result.map_err(|err| {
-            let mut located = SourceError::from_rhai(&origin, &err);
-            let innermost = innermost(&err);
-            let limit = sandbox::explain_limit(innermost, engine);
-            // Rhai reports some of these at the outermost call; run the call
-            // again, with the same limits, under a tracer to find the
-            // statement that failed. The tracer's own deadline keeps a
-            // large ctx from making the report slow.
-            if located.line.is_none() && limit.is_some() {
-                let tracer = allowance::engine_for(size);
-                if let Some(pos) =
-                    sandbox::last_position_of(tracer, ast, function, ctx.clone(), innermost)
-                {
-                    located.line = pos.line();
-                    located.col = pos.position();
-                }
-            }
-            if let Some(limit) = limit {
-                located.message = match located.message.find(" (in fn ") {
-                    Some(i) => format!("{limit}{}", &located.message[i..]),
-                    None => limit,
-                };
-                if sized.is_some() {
-                    located.message = format!(
-                        "{} (limits here: {} array items, {} map entries, {} string bytes: \
-                         the fixed limits raised by the size of ctx)",
-                        located.message,
-                        engine.max_array_size(),
-                        engine.max_map_size(),
-                        engine.max_string_size()
-                    );
-                }
-            }
-            located
-        })?;
-        rhai::serde::from_dynamic(&result).map_err(|e| {
-            SourceError::new(
-                origin,
-                format!("fn {function} returned a value that is not plain data: {e}"),
-            )
-        })
-    }
-
-    /// Renders template `name` with `ctx`, strict about undefined values and
-    /// limited by fuel.
-    pub fn render_template(
-        &self,
-        name: &str,
-        ctx: &minijinja::Value,
-    ) -> Result<String, SourceError> {
-        // A large context gets fuel in proportion (see `allowance`).
-        let size = allowance::DataSize::of_template(ctx);
-        let sized = (!size.is_small()).then(|| {
-            let mut env = self.templates.clone();
-            env.set_fuel(Some(allowance::fuel_for(size)));
-            env
-        });
-        let tmpl = sized
-            .as_ref()
-            .unwrap_or(&self.templates)
-            .get_template(name)
-            .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))?;
-        tmpl.render(ctx)
-            .map_err(|err| SourceError::from_jinja(&self.sources.files, &err))
-    }
-
-    /// The text of convention file `name`.
-    pub fn template_source(&self, name: &str) -> Option<&str> {
-        self.sources.files.get(name).map(|f| f.content.as_str())
-    }
-
-    /// The user-facing origin of a convention file (its path).
-    pub fn origin(&self, file: &str) -> String {
-        self.sources
-            .files
-            .get(file)
-            .map(|f| f.origin.clone())
-            .unwrap_or_else(|| file.to_string())
     }
 }
 
@@ -699,6 +528,7 @@ impl ConventionBundle {
 /// also YAML.
 fn template_environment() -> Environment<'static> {
     let mut env = Environment::new();
+    refine::register_filters(&mut env);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(TEMPLATE_FUEL));
@@ -759,7 +589,7 @@ mod tests {
         assert!(
             errs[0]
                 .to_string()
-                .contains("must define fn restart_order(ctx)"),
+                .contains("defines none of fn restart_order, fn maintenance"),
             "{errs:?}"
         );
     }

@@ -150,7 +150,7 @@ pub fn last_position_of(
     mut tracer: Engine,
     ast: &rhai::AST,
     function: &str,
-    arg: Dynamic,
+    args: Vec<Dynamic>,
     failed: &EvalAltResult,
 ) -> Option<rhai::Position> {
     thread_local! {
@@ -195,7 +195,7 @@ pub fn last_position_of(
             &mut rhai::Scope::new(),
             ast,
             function,
-            (arg,),
+            args,
         )
     });
     let traced = super::innermost(traced.as_ref().err()?);
@@ -262,6 +262,8 @@ pub fn explain_limit(err: &EvalAltResult, engine: &Engine) -> Option<String> {
 /// Helpers available to every policy. Each is small, pure and documented in
 /// the README's policy contract.
 fn register_helpers(engine: &mut Engine) {
+    // patch, put and at, for refinements (see `refine`).
+    super::refine::register(engine);
     // Helpers that read a map take it by reference (`&mut`), which Rhai
     // passes without copying.
     //
