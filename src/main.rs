@@ -28,9 +28,11 @@ enum Command {
         /// reference (used for fe.conf/be.conf), `-` for standard input.
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
-        /// Folder of convention files laid over the embedded defaults.
-        #[arg(long)]
-        conventions: Option<PathBuf>,
+        /// Conventions laid over the embedded defaults: a folder of
+        /// convention files, or a YAML file of convention ConfigMaps.
+        /// Repeat to stack layers, lowest first.
+        #[arg(long, value_name = "FOLDER|FILE")]
+        conventions: Vec<PathBuf>,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Yaml)]
         output: Output,
@@ -137,11 +139,13 @@ enum PluginTop {
 
 #[derive(Subcommand)]
 enum PolicyCommand {
-    /// Compile a conventions folder (laid over the defaults) and render the
-    /// built-in sample clusters with it.
+    /// Compile conventions (laid over the defaults) and render the
+    /// built-in sample clusters with them.
     Check {
-        /// The folder of *.rhai and *.j2 files.
-        dir: PathBuf,
+        /// A folder of *.rhai and *.j2 files, or a YAML file of convention
+        /// ConfigMaps; several are stacked, lowest first.
+        #[arg(required = true, value_name = "FOLDER|FILE")]
+        layers: Vec<PathBuf>,
         /// Kinds the API server serves beyond those the operator checks,
         /// as GROUP/VERSION/KIND (monitoring.coreos.com/v1/ServiceMonitor):
         /// manifest templates may make objects of these kinds.
@@ -152,9 +156,10 @@ enum PolicyCommand {
     /// Print a convention bundle as a ConfigMap labelled as convention set
     /// SET, ready to edit and apply.
     Export {
-        /// Folder laid over the embedded defaults before export.
-        #[arg(long)]
-        conventions: Option<PathBuf>,
+        /// Conventions laid over the embedded defaults before export (a
+        /// folder, or a YAML file of convention ConfigMaps; repeatable).
+        #[arg(long, value_name = "FOLDER|FILE")]
+        conventions: Vec<PathBuf>,
         /// The set the ConfigMap belongs to.
         #[arg(long, default_value = "default")]
         set: String,
@@ -277,12 +282,13 @@ fn run(command: Command) -> Result<(), String> {
             if let Some(level) = pod_security {
                 input.pod_security = level;
             }
-            let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
+            let bundle =
+                render::load_bundle(conventions.iter().map(PathBuf::as_path)).map_err(errors)?;
             if let Some(old) = diff {
                 let old = if old.as_os_str() == "embedded" {
                     render::load_bundle(None)
                 } else {
-                    render::load_bundle(Some(&old))
+                    render::load_bundle(Some(old.as_path()))
                 }
                 .map_err(errors)?;
                 print!("{}", render::diff(&old, &bundle, &input)?);
@@ -397,16 +403,25 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Policy {
-            command: PolicyCommand::Check { dir, api_resources },
+            command:
+                PolicyCommand::Check {
+                    layers,
+                    api_resources,
+                },
         } => {
             doris_operator::plan::serve_kinds(api_resources);
-            let bundle = render::load_bundle(Some(&dir)).map_err(errors)?;
+            let bundle =
+                render::load_bundle(layers.iter().map(PathBuf::as_path)).map_err(errors)?;
             let checked = doris_operator::samples::canary(&bundle)?;
             println!(
                 "conventions {} (revision {}): compiled, {checked} sample clusters rendered \
                  with their full restart, membership rules and maintenance windows \
                  (every policy and template ran)",
-                dir.display(),
+                layers
+                    .iter()
+                    .map(|l| l.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" + "),
                 bundle.revision()
             );
             Ok(())
@@ -420,7 +435,8 @@ fn run(command: Command) -> Result<(), String> {
                     namespace,
                 },
         } => {
-            let bundle = render::load_bundle(conventions.as_deref()).map_err(errors)?;
+            let bundle =
+                render::load_bundle(conventions.iter().map(PathBuf::as_path)).map_err(errors)?;
             let name = name.unwrap_or_else(|| format!("doris-conventions-{set}"));
             print!(
                 "{}",

@@ -34,13 +34,100 @@ pub enum Format {
     Json,
 }
 
-/// Loads the conventions: the embedded defaults, with `dir` laid over them.
-pub fn load_bundle(dir: Option<&Path>) -> Result<ConventionBundle, Vec<SourceError>> {
+/// Loads the conventions: the embedded defaults, with each of `layers`
+/// laid over them in turn (see [`load_sources`]).
+pub fn load_bundle<'a>(
+    layers: impl IntoIterator<Item = &'a Path>,
+) -> Result<ConventionBundle, Vec<SourceError>> {
+    ConventionBundle::compile(load_sources(layers).map_err(|e| vec![e])?)
+}
+
+/// The embedded defaults with each of `layers` laid over them in turn: a
+/// folder of convention files, or a YAML file of convention ConfigMaps
+/// (labelled `doris.selectdb.com/conventions`), laid as the operator lays
+/// them: the default set's in name order, then one named set's.
+pub fn load_sources<'a>(
+    layers: impl IntoIterator<Item = &'a Path>,
+) -> Result<ConventionSources, SourceError> {
     let mut sources = ConventionSources::embedded();
-    if let Some(dir) = dir {
-        sources = sources.overlay_dir(dir).map_err(|e| vec![e])?;
+    for layer in layers {
+        sources = if layer.is_dir() {
+            sources.overlay_dir(layer)?
+        } else {
+            let file = layer.display().to_string();
+            let text = read_file(layer).map_err(|e| SourceError::new(&file, e))?;
+            let config_maps =
+                convention_config_maps(&text).map_err(|e| SourceError::new(&file, e))?;
+            let sets: BTreeSet<&str> = config_maps
+                .iter()
+                .map(|c| c.set.as_str())
+                .filter(|s| *s != crate::conventions::reload::DEFAULT_SET)
+                .collect();
+            if sets.len() > 1 {
+                return Err(SourceError::new(
+                    file,
+                    format!(
+                        "holds ConfigMaps of convention sets {}: a cluster uses one set \
+                         (give each set's ConfigMaps in a file of its own)",
+                        sets.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            let set = sets
+                .into_iter()
+                .next()
+                .unwrap_or(crate::conventions::reload::DEFAULT_SET)
+                .to_string();
+            crate::conventions::reload::set_sources(sources, &config_maps, &set)
+        };
     }
-    ConventionBundle::compile(sources)
+    Ok(sources)
+}
+
+/// The convention ConfigMaps of a YAML file; other documents are left out,
+/// and a file with none is refused.
+fn convention_config_maps(
+    text: &str,
+) -> Result<Vec<crate::conventions::reload::ConfigMapLayer>, String> {
+    let mut out = Vec::new();
+    for (index, (line, doc)) in documents(text).into_iter().enumerate() {
+        let value: Value = serde_norway::from_str(doc).map_err(|e| {
+            format!(
+                "document {} (line {line}) is not valid YAML: {e}",
+                index + 1
+            )
+        })?;
+        if value["kind"] != "ConfigMap" {
+            continue;
+        }
+        let Some(set) = value["metadata"]["labels"][crate::conventions::reload::SET_KEY].as_str()
+        else {
+            continue;
+        };
+        let namespace = value["metadata"]["namespace"].as_str().unwrap_or("default");
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        let files = value["data"]
+            .as_object()
+            .map(|data| {
+                data.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(crate::conventions::reload::ConfigMapLayer {
+            name: format!("{namespace}/{name}"),
+            set: set.to_string(),
+            files,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no ConfigMap labelled {} here: give a folder of convention files or a \
+             YAML file of convention ConfigMaps",
+            crate::conventions::reload::SET_KEY
+        ));
+    }
+    Ok(out)
 }
 
 /// A file's text, or standard input's for `-`.

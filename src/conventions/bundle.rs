@@ -26,6 +26,8 @@ use super::{
 struct PolicyLayer {
     ast: AST,
     origin: String,
+    /// The functions compiled in from the policy's parts, with their files.
+    part_functions: BTreeMap<String, String>,
 }
 
 /// The layers of a policy in effect, bottom first: the bottom one replaced
@@ -146,7 +148,7 @@ impl ConventionBundle {
         let engine = sandbox::engine();
         let mut errors = Vec::new();
         let mut compiled: BTreeMap<String, Vec<PolicyLayer>> = BTreeMap::new();
-        let mut parts: BTreeMap<&'static str, Vec<AST>> = BTreeMap::new();
+        let mut parts: BTreeMap<&'static str, Vec<(AST, String)>> = BTreeMap::new();
         let mut templates = template_environment();
         let mut template_layers = BTreeMap::new();
         let mut template_files = BTreeMap::new();
@@ -169,6 +171,7 @@ impl ConventionBundle {
                             Ok(ast) => stack.push(PolicyLayer {
                                 ast,
                                 origin: file.origin.clone(),
+                                part_functions: BTreeMap::new(),
                             }),
                             Err(problems) => errors.extend(problems),
                         }
@@ -180,7 +183,7 @@ impl ConventionBundle {
                     Ok(ast) => parts
                         .entry(part_of(name).expect("a part"))
                         .or_default()
-                        .push(ast),
+                        .push((ast, top.origin.clone())),
                     Err(problems) => errors.extend(problems),
                 },
                 Some(role) => {
@@ -347,7 +350,7 @@ impl ConventionBundle {
     ) -> Result<(Dynamic, String), SourceError> {
         let layer = &stack.layers[i];
         if defines(&layer.ast, function) == Defines::Replaces {
-            let result = self.run(&layer.ast, &layer.origin, function, vec![ctx.clone()])?;
+            let result = self.run(layer, function, vec![ctx.clone()])?;
             return Ok((result, layer.origin.clone()));
         }
         // A refinement: what the layer below returns is its `below`.
@@ -367,27 +370,34 @@ impl ConventionBundle {
             layer_info.insert("below".into(), below_origin.clone().into());
             map.insert("layer".into(), layer_info.into());
         }
+        let below = refine::full_shape(function, below);
         let was_unit = below.is_unit();
-        let result = refine::with_below(&below_name, || {
-            self.run(&layer.ast, &layer.origin, function, vec![told, below])
-        })
-        .map_err(|mut e| {
-            if was_unit && !e.in_input {
-                e.message = format!("{} (below is (): {below_name})", e.message);
-            }
-            e
-        })?;
+        let result =
+            refine::with_below(&below_name, || self.run(layer, function, vec![told, below]))
+                .map_err(|mut e| {
+                    if was_unit && !e.in_input {
+                        e.message = format!("{} (below is (): {below_name})", e.message);
+                    }
+                    e
+                })?;
         Ok((result, layer.origin.clone()))
     }
 
     /// Runs `function` of `ast` with `args`, sandboxed.
     fn run(
         &self,
-        ast: &AST,
-        origin: &str,
+        layer: &PolicyLayer,
         function: &str,
         args: Vec<Dynamic>,
     ) -> Result<Dynamic, SourceError> {
+        let ast = &layer.ast;
+        // An error in a part's function is located in the part.
+        let origin_of = |err: &rhai::EvalAltResult| {
+            super::innermost_function(err)
+                .and_then(|f| layer.part_functions.get(f))
+                .unwrap_or(&layer.origin)
+                .clone()
+        };
         // A large ctx gets limits raised by its size (see `allowance`).
         let size = allowance::DataSize::of(&args[0]);
         let sized = (!size.is_small()).then(|| allowance::engine_for(size));
@@ -403,7 +413,7 @@ impl ConventionBundle {
             )
         });
         result.map_err(|err| {
-            let mut located = SourceError::from_rhai(origin, &err);
+            let mut located = SourceError::from_rhai(&origin_of(&err), &err);
             let innermost = innermost(&err);
             let limit = sandbox::explain_limit(innermost, engine);
             // Rhai reports some of these at the outermost call; run the call
@@ -516,7 +526,7 @@ fn effective(
     mut stack: Vec<PolicyLayer>,
     file: &str,
     function: &str,
-    parts: Vec<AST>,
+    parts: Vec<(AST, String)>,
 ) -> Result<PolicyStack, SourceError> {
     let known = POLICY_FUNCTIONS
         .iter()
@@ -569,8 +579,16 @@ fn effective(
         // The parts' functions, with the file's own over them.
         let bottom = &mut stack[0];
         let mut merged = AST::empty();
-        for part in &parts {
+        for (part, origin) in &parts {
             merged = merged.merge(part);
+            for f in part.iter_functions() {
+                bottom
+                    .part_functions
+                    .insert(f.name.to_string(), origin.clone());
+            }
+        }
+        for f in bottom.ast.iter_functions() {
+            bottom.part_functions.remove(f.name);
         }
         let mut ast = merged.merge(&bottom.ast);
         ast.set_source(bottom.origin.as_str());

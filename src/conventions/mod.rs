@@ -285,6 +285,18 @@ impl SourceError {
     }
 }
 
+/// The function the innermost error happened in, when it is not the one
+/// called (whose file is known).
+fn innermost_function(err: &rhai::EvalAltResult) -> Option<&str> {
+    let mut cur = err;
+    let mut name = None;
+    while let rhai::EvalAltResult::ErrorInFunctionCall(f, _, inner, _) = cur {
+        name = Some(f.as_str());
+        cur = inner;
+    }
+    name
+}
+
 /// The error under Rhai's chain of "in function" wrappers.
 fn innermost(err: &rhai::EvalAltResult) -> &rhai::EvalAltResult {
     let mut cur = err;

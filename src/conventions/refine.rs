@@ -78,6 +78,19 @@ pub fn documents(text: &str) -> Result<minijinja::Value, String> {
     Ok(minijinja::Value::from(minijinja::value::Serde(&out)))
 }
 
+/// What a refinement of `function` receives as `below`: a result that may
+/// come in two shapes comes in its fuller one (fn host_init's array of
+/// init containers as `#{ init_containers, sysctls }`).
+pub fn full_shape(function: &str, below: Dynamic) -> Dynamic {
+    if function == "host_init" && below.is_array() {
+        let mut map = Map::new();
+        map.insert("init_containers".into(), below);
+        map.insert("sysctls".into(), Dynamic::from_array(Vec::new()));
+        return map.into();
+    }
+    below
+}
+
 /// One step of a path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Step {
