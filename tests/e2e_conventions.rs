@@ -426,3 +426,104 @@ async fn an_object_a_template_stops_making_is_deleted() {
 }
 
 const EXTRA_KINDS: &str = "doris.selectdb.com/extra-kinds";
+
+/// The team's refinement: every BE pod gets a toleration and a label.
+fn team_refinement() -> String {
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/conventions/be-toleration.yaml"),
+    )
+    .unwrap();
+    let cm: ConfigMap = serde_norway::from_str(&example).unwrap();
+    cm.data.unwrap()["shape.rhai"].clone()
+}
+
+/// The default shape.rhai as a next version might change it: every
+/// StatefulSet gets one more label.
+fn next_default_shape() -> String {
+    let shipped = doris_operator::conventions::ConventionSources::embedded();
+    let shape = &shipped.files["shape.rhai"].content;
+    assert!(shape.contains("fn shape(ctx) {"));
+    shape.replace("fn shape(ctx) {", "fn shipped_shape(ctx) {")
+        + "\nfn shape(ctx) {\n    let out = shipped_shape(ctx);\n    \
+           out.patch(\"objects[kind=StatefulSet].metadata.labels\", #{ \"example.com/defaults\": \"v2\" });\n    \
+           out\n}\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_the_defaults_reaches_a_cluster_whose_set_refines_them() {
+    let mut env = Env::without_operator("conv-refine").await;
+    put_conventions(&env, "team", "team", &[("shape.rhai", &team_refinement())]).await;
+    env.start_operator();
+    env.create_cluster(&annotated("refined", Some("team")))
+        .await;
+    env.create_cluster(&annotated("plain", None)).await;
+    wait_ready(&env, "refined").await;
+    wait_ready(&env, "plain").await;
+
+    let sts = env.api::<StatefulSet>();
+    let pod_spec = |s: &StatefulSet| {
+        let template = s.spec.as_ref().unwrap().template.clone();
+        (
+            template.metadata.unwrap().labels.unwrap_or_default(),
+            template.spec.unwrap().tolerations.unwrap_or_default(),
+        )
+    };
+    let (labels, tolerations) = pod_spec(&sts.get("refined-be").await.unwrap());
+    assert_eq!(labels.get("team").map(String::as_str), Some("analytics"));
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("dedicated")
+                && t.effect.as_deref() == Some("NoSchedule")),
+        "{tolerations:?}"
+    );
+    let (labels, _) = pod_spec(&sts.get("refined-fe").await.unwrap());
+    assert!(!labels.contains_key("team"), "only BE pods are refined");
+    let (labels, _) = pod_spec(&sts.get("plain-be").await.unwrap());
+    assert!(
+        !labels.contains_key("team"),
+        "the default set is not refined"
+    );
+
+    // The defaults under the refinement change (as a new version of them
+    // would): both clusters get the change, and the refined one keeps its
+    // refinement.
+    put_conventions(
+        &env,
+        "next-defaults",
+        "default",
+        &[("shape.rhai", &next_default_shape())],
+    )
+    .await;
+    for cluster in ["refined", "plain"] {
+        eventually(
+            &format!("{cluster}: the new default reached"),
+            60,
+            || async {
+                let s = sts.get(&format!("{cluster}-be")).await.ok()?;
+                (s.metadata.labels?.get("example.com/defaults")? == "v2").then_some(())
+            },
+        )
+        .await;
+    }
+    let refined = sts.get("refined-be").await.unwrap();
+    let (labels, tolerations) = pod_spec(&refined);
+    assert_eq!(labels.get("team").map(String::as_str), Some("analytics"));
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("dedicated"))
+    );
+    let team = env.conventions.bundle_for("team").unwrap();
+    eventually(
+        "the refined cluster reports the new revision",
+        30,
+        || async {
+            let c = env.api::<DorisCluster>().get("refined").await.ok()?;
+            (c.status?.conventions_revision.as_deref() == Some(team.revision())).then_some(())
+        },
+    )
+    .await;
+    env.finish().await;
+}

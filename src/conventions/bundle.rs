@@ -376,7 +376,11 @@ impl ConventionBundle {
             refine::with_below(&below_name, || self.run(layer, function, vec![told, below]))
                 .map_err(|mut e| {
                     if was_unit && !e.in_input {
-                        e.message = format!("{} (below is (): {below_name})", e.message);
+                        let why = match below_at {
+                            Some(_) => format!("{below_origin} returned it"),
+                            None => below_name.clone(),
+                        };
+                        e.message = format!("{} (below is (): {why})", e.message);
                     }
                     e
                 })?;
