@@ -9,6 +9,7 @@
 //! was built from, shown wherever its output is.
 
 pub mod allowance;
+pub mod contract;
 pub mod reload;
 pub mod sandbox;
 
@@ -507,6 +508,7 @@ impl ConventionBundle {
             }
         }
 
+        errors.extend(contract::check(&sources, &policies));
         for (file, function) in REQUIRED_POLICIES {
             match (sources.files.get(*file), policies.get(*file)) {
                 (None, _) => errors.push(SourceError::new(
@@ -598,6 +600,7 @@ impl ConventionBundle {
             .policies
             .get(file)
             .ok_or_else(|| SourceError::new(origin.clone(), "policy file not in bundle"))?;
+        contract::observe_policy(function, ctx);
         // A large ctx gets limits raised by its size (see `allowance`).
         let size = allowance::DataSize::of(ctx);
         let sized = (!size.is_small()).then(|| allowance::engine_for(size));
@@ -645,6 +648,7 @@ impl ConventionBundle {
                     );
                 }
             }
+            contract::explain_failure(&mut located, ast, function);
             located
         })?;
         rhai::serde::from_dynamic(&result).map_err(|e| {
@@ -662,6 +666,7 @@ impl ConventionBundle {
         name: &str,
         ctx: &minijinja::Value,
     ) -> Result<String, SourceError> {
+        contract::observe_template(name, ctx);
         // A large context gets fuel in proportion (see `allowance`).
         let size = allowance::DataSize::of_template(ctx);
         let sized = (!size.is_small()).then(|| {
