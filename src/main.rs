@@ -157,6 +157,9 @@ enum PolicyCommand {
               value_parser = doris_operator::plan::parse_api_resource)]
         api_resources: Vec<(String, String)>,
     },
+    /// Print the reference of the policy contract: what each policy and
+    /// template receives (docs/conventions/contract.md).
+    Contract,
     /// Print a convention bundle as a ConfigMap labelled as convention set
     /// SET, ready to edit and apply.
     Export {
@@ -423,6 +426,9 @@ fn run(command: Command) -> Result<(), String> {
             doris_operator::plan::serve_kinds(api_resources);
             let bundle =
                 render::load_bundle(layers.iter().map(PathBuf::as_path)).map_err(errors)?;
+            for warning in bundle.contract_warnings() {
+                eprintln!("warning: {warning}");
+            }
             let checked = doris_operator::samples::canary(&bundle)?;
             println!(
                 "conventions {} (revision {}): compiled, {checked} sample clusters rendered \
@@ -435,6 +441,12 @@ fn run(command: Command) -> Result<(), String> {
                     .join(" + "),
                 bundle.revision()
             );
+            Ok(())
+        }
+        Command::Policy {
+            command: PolicyCommand::Contract,
+        } => {
+            print!("{}", doris_operator::conventions::contract::reference());
             Ok(())
         }
         Command::Policy {

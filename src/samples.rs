@@ -30,19 +30,26 @@ pub const SAMPLES: &[(&str, &str)] = &[
 /// samples passed, or the first failure.
 pub fn canary(bundle: &ConventionBundle) -> Result<usize, String> {
     for (file, text) in SAMPLES {
-        let input = render::read_input(file, text)?;
-        render::render(bundle, &input, Format::Yaml).map_err(|e| format!("{file}: {e}"))?;
-        render::render_restart_plan(bundle, &input, Format::Yaml)
-            .map_err(|e| format!("{file}: {e}"))?;
-        for cluster in &input.clusters {
-            let cluster = cluster.as_ref();
-            crate::plan::membership::membership_policy(bundle, cluster)
-                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
-            crate::plan::live_config::check_policy(bundle, cluster)
-                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
-            crate::plan::maintenance::maintenance(bundle, cluster)
-                .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
-        }
+        run_every_policy(bundle, file, text)?;
     }
     Ok(SAMPLES.len())
+}
+
+/// Runs every policy and template of `bundle` on the clusters of one file
+/// (`file` names it in errors), as [`canary`] does for each sample.
+pub fn run_every_policy(bundle: &ConventionBundle, file: &str, text: &str) -> Result<(), String> {
+    let input = render::read_input(file, text)?;
+    render::render(bundle, &input, Format::Yaml).map_err(|e| format!("{file}: {e}"))?;
+    render::render_restart_plan(bundle, &input, Format::Yaml)
+        .map_err(|e| format!("{file}: {e}"))?;
+    for cluster in &input.clusters {
+        let cluster = cluster.as_ref();
+        crate::plan::membership::membership_policy(bundle, cluster)
+            .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+        crate::plan::live_config::check_policy(bundle, cluster)
+            .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+        crate::plan::maintenance::maintenance(bundle, cluster)
+            .map_err(|e| format!("{file}: {}: {e}", cluster.describe()))?;
+    }
+    Ok(())
 }

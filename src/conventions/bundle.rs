@@ -219,6 +219,11 @@ impl ConventionBundle {
             }
         }
 
+        let tops: BTreeMap<String, AST> = compiled
+            .iter()
+            .filter_map(|(name, stack)| stack.last().map(|l| (name.clone(), l.ast.clone())))
+            .collect();
+        errors.extend(super::contract::check(&sources, &tops));
         let mut policies = BTreeMap::new();
         for (file, function) in REQUIRED_POLICIES {
             let Some(stack) = compiled.remove(*file) else {
@@ -320,6 +325,7 @@ impl ConventionBundle {
         ctx: &Dynamic,
     ) -> Result<serde_json::Value, SourceError> {
         let origin = self.origin(file);
+        super::contract::observe_policy(function, ctx);
         let stack = self
             .policies
             .get(file)
@@ -453,6 +459,7 @@ impl ConventionBundle {
                     );
                 }
             }
+            super::contract::explain_failure(&mut located, ast, function);
             located
         })
     }
@@ -464,6 +471,7 @@ impl ConventionBundle {
         name: &str,
         ctx: &minijinja::Value,
     ) -> Result<String, SourceError> {
+        super::contract::observe_template(name, ctx);
         let layers = self
             .template_layers
             .get(name)
@@ -512,6 +520,19 @@ impl ConventionBundle {
             ..ctx.clone()
         };
         tmpl.render(told).map_err(jinja)
+    }
+
+    /// Every policy layer in effect, as (file name, origin, compiled script).
+    pub(super) fn policy_layers(&self) -> Vec<(&str, &str, &AST)> {
+        self.policies
+            .iter()
+            .flat_map(|(name, stack)| {
+                stack
+                    .layers
+                    .iter()
+                    .map(move |l| (name.as_str(), l.origin.as_str(), &l.ast))
+            })
+            .collect()
     }
 
     /// The text of convention file `name` (its topmost layer).

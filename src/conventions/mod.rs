@@ -14,6 +14,7 @@
 
 pub mod allowance;
 mod bundle;
+pub mod contract;
 pub mod refine;
 pub mod reload;
 pub mod sandbox;

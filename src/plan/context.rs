@@ -1,5 +1,6 @@
-//! Builds what each policy and template receives (the `ctx` map documented in
-//! the README) and runs them for one component.
+//! Builds what each policy and template receives (the `ctx` map of the
+//! policy contract, docs/conventions/contract.md) and runs them for one
+//! component.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,7 @@ use super::{ComponentPlan, PlanInput};
 use super::{mounts, objects};
 use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
+use crate::conventions::contract::CONTRACT_VERSION;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
 use crate::crd::DorisDisaggregatedCluster;
@@ -217,6 +219,7 @@ impl<'a> Planner<'a> {
         );
 
         let mut ctx_json = json!({
+            "contract": CONTRACT_VERSION,
             "kind": self.input.cluster.kind(),
             "cluster": self.cluster,
             "component": kind.as_str(),
@@ -264,6 +267,7 @@ impl<'a> Planner<'a> {
         let rendered = self.bundle.render_template(
             &template,
             &minijinja::Value::from(minijinja::value::Serde(json!({
+                "contract": CONTRACT_VERSION,
                 "cluster": ctx_json["cluster"],
                 "component": kind.as_str(),
                 "file": conf_file,

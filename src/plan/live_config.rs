@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ClusterRef, Part};
 use crate::conf::ConfFile;
+use crate::conventions::contract::CONTRACT_VERSION;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
 
@@ -185,6 +186,7 @@ fn ask_policy(
     restarts: bool,
 ) -> Result<Decision, SourceError> {
     let ctx = json!({
+        "contract": CONTRACT_VERSION,
         "kind": cluster.kind(),
         "cluster": super::restart::cluster_ctx(cluster),
         "component": part.kind.as_str(),

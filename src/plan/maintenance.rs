@@ -12,6 +12,7 @@ use jiff::{Timestamp, ToSpan};
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterRef;
+use crate::conventions::contract::CONTRACT_VERSION;
 use crate::conventions::{ConventionBundle, SourceError};
 
 /// The policy function; optional: a `restart.rhai` without it holds
@@ -162,7 +163,10 @@ pub fn maintenance(
     if !bundle.defines("restart.rhai", FUNCTION, 1) {
         return Ok(Maintenance::default());
     }
-    let ctx = json!({ "cluster": super::restart::cluster_ctx(cluster) });
+    let ctx = json!({
+        "contract": CONTRACT_VERSION,
+        "cluster": super::restart::cluster_ctx(cluster),
+    });
     let value = bundle.call_json("restart.rhai", FUNCTION, &ctx)?;
     read(&value).map_err(|m| SourceError::new(bundle.origin("restart.rhai"), m))
 }

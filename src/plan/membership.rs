@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterRef;
+use crate::conventions::contract::CONTRACT_VERSION;
 use crate::conventions::{ConventionBundle, SourceError};
 
 /// What the membership policy decided for a cluster.
@@ -21,6 +22,7 @@ pub fn membership_policy(
     cluster: ClusterRef<'_>,
 ) -> Result<MembershipPolicy, SourceError> {
     let ctx = json!({
+        "contract": CONTRACT_VERSION,
         "kind": cluster.kind(),
         "cluster": super::restart::cluster_ctx(cluster),
     });

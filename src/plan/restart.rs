@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::ClusterRef;
+use crate::conventions::contract::CONTRACT_VERSION;
 use crate::conventions::{ConventionBundle, SourceError};
 use crate::crd::ComponentKind;
 
@@ -43,14 +44,15 @@ pub struct RestartStep {
 /// The conditions a step may wait for.
 pub const WAIT_CONDITIONS: &[&str] = &["pod_ready", "fe_reports_alive"];
 
-/// A cluster as the restart and membership policies see it:
-/// `#{ name, namespace, annotations, spec }`.
+/// A cluster as the policies called for a whole cluster see it:
+/// `#{ kind, name, namespace, annotations, spec }` (a cluster without a
+/// namespace, offline, is in `default`, as its parts are planned).
 pub fn cluster_ctx(cluster: ClusterRef<'_>) -> Value {
     let meta = cluster.meta();
     json!({
         "kind": cluster.kind(),
         "name": meta.name,
-        "namespace": meta.namespace,
+        "namespace": meta.namespace.clone().unwrap_or_else(|| "default".into()),
         "annotations": meta.annotations.clone().unwrap_or_default(),
         "spec": cluster.spec_json(),
     })
@@ -123,6 +125,7 @@ pub fn plan_restart(
     let origin = bundle.origin("restart.rhai");
     let err = |m: String| SourceError::new(origin.clone(), m);
     let ctx = json!({
+        "contract": CONTRACT_VERSION,
         "cluster": cluster_ctx(cluster),
         "reason": reason,
         "pods": candidates,
