@@ -420,6 +420,11 @@ impl ConventionSources {
             self.order.push(layer);
         }
         if let Some(previous) = self.files.insert(name.to_string(), file) {
+            if previous.content == self.files[name].content {
+                // The same file again (a ConfigMap holding the defaults as
+                // they are): one layer, known by where it was read last.
+                return;
+            }
             self.below
                 .entry(name.to_string())
                 .or_default()

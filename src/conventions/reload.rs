@@ -433,9 +433,10 @@ pub fn config_map_yaml(
     let yaml = serde_norway::to_string(&config_map).expect("a ConfigMap serialises");
     format!(
         "# Convention set {set:?}: edit and apply, the operator reloads it within seconds.\n\
-         # Files here replace the embedded defaults of the same name (a named set is\n\
-         # laid over the default set); a broken file is refused and reported, and\n\
-         # the last good version stays live. Made by `doris-operator policy export`.\n{yaml}"
+         # A file here replaces the embedded default of the same name, or refines\n\
+         # it (fn shape(ctx, below): see examples/conventions/); a named set is laid\n\
+         # over the default set. A broken file is refused and reported, and the\n\
+         # last good version stays live. Made by `doris-operator policy export`.\n{yaml}"
     )
 }
 
