@@ -7,6 +7,7 @@ pub mod controller;
 pub mod conventions;
 pub mod crd;
 pub mod doris;
+pub mod explain;
 pub mod kubectl;
 pub mod metrics;
 pub mod plan;

@@ -39,6 +39,10 @@ enum Command {
         /// Print the order a full restart would follow instead of objects.
         #[arg(long)]
         plan: bool,
+        /// Instead of the objects, show which convention layer, and which
+        /// file and line in it, last set each of their fields.
+        #[arg(long, conflicts_with_all = ["plan", "diff"])]
+        explain: bool,
         /// Instead of the objects, show what they would change compared with
         /// rendering by these other conventions (a folder, or `embedded`
         /// for the defaults).
@@ -265,6 +269,7 @@ fn run(command: Command) -> Result<(), String> {
             conventions,
             output,
             plan,
+            explain,
             diff,
             api_resources,
             pod_security,
@@ -281,6 +286,12 @@ fn run(command: Command) -> Result<(), String> {
             }
             if let Some(level) = pod_security {
                 input.pod_security = level;
+            }
+            if explain {
+                let sources = render::load_sources(conventions.iter().map(PathBuf::as_path))
+                    .map_err(|e| errors(vec![e]))?;
+                print!("{}", doris_operator::explain::explain(&sources, &input)?);
+                return Ok(());
             }
             let bundle =
                 render::load_bundle(conventions.iter().map(PathBuf::as_path)).map_err(errors)?;

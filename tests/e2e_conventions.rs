@@ -463,7 +463,7 @@ async fn a_change_of_the_defaults_reaches_a_cluster_whose_set_refines_them() {
 
     let sts = env.api::<StatefulSet>();
     let pod_spec = |s: &StatefulSet| {
-        let template = s.spec.as_ref().unwrap().template.clone();
+        let template = s.spec.template.clone();
         (
             template.metadata.unwrap().labels.unwrap_or_default(),
             template.spec.unwrap().tolerations.unwrap_or_default(),

@@ -390,3 +390,63 @@ fn every_example_passes_policy_check() {
     }
     assert_eq!(checked, 5);
 }
+
+#[test]
+fn explain_names_the_layer_file_and_line_that_set_each_field() {
+    let bin = env!("CARGO_BIN_EXE_doris-operator");
+    let out = std::process::Command::new(bin)
+        .current_dir(root())
+        .args(["render", "--explain", "-f", SAMPLE])
+        .args(["--conventions", "examples/conventions/be-toleration.yaml"])
+        .args(["--conventions", "examples/conventions/fe-jvm-option.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let toleration = "configmap doris-operator/conventions-be-toleration/shape.rhai";
+    let jvm = "configmap doris-operator/conventions-fe-jvm-option/config.rhai";
+    assert!(
+        text.contains(&format!(
+            "  spec.template.spec.tolerations  <- {toleration}:5\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  spec.template.metadata.labels.team  <- {toleration}:4\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  data[\"fe.conf\"] JAVA_OPTS_FOR_JDK_17  <- {jvm}:4\n"
+        )),
+        "{text}"
+    );
+    // An object no refinement touched is the defaults' whole.
+    let fe = text
+        .split("StatefulSet doriscluster-sample-fe\n")
+        .nth(1)
+        .unwrap();
+    assert!(
+        fe.starts_with("  (the rest)  <- embedded defaults\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plain_rhai_refinement_of_a_vanished_field_names_the_file_below() {
+    let err = failure(&[(
+        "shape.rhai",
+        "fn shape(ctx, below) {\n    below.values.renamed_labels.team = \"x\";\n    below\n}\n",
+    )]);
+    assert!(err.contains("configmap ops/team/shape.rhai:2:"), "{err}");
+    assert!(
+        err.contains("(refining what policies/shape.rhai returned)"),
+        "{err}"
+    );
+}

@@ -381,6 +381,11 @@ impl ConventionBundle {
                             None => below_name.clone(),
                         };
                         e.message = format!("{} (below is (): {why})", e.message);
+                    } else if !e.in_input && !e.message.contains(below_origin.as_str()) {
+                        // A target that moved below shows as a plain
+                        // Rhai error: name the file it was looked for in.
+                        e.message =
+                            format!("{} (refining what {below_origin} returned)", e.message);
                     }
                     e
                 })?;

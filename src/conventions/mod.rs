@@ -446,6 +446,30 @@ impl ConventionSources {
         &self.order
     }
 
+    /// These files as the first `n` layers alone made them (the layers
+    /// above left out).
+    pub fn up_to(&self, n: usize) -> ConventionSources {
+        let kept = &self.order[..n.min(self.order.len())];
+        let mut out = ConventionSources {
+            order: kept.to_vec(),
+            ..Default::default()
+        };
+        for name in self.files.keys() {
+            let mut layers = self
+                .layers(name)
+                .into_iter()
+                .filter(|f| kept.contains(&f.layer()))
+                .cloned();
+            if let Some(first) = layers.next() {
+                out.files.insert(name.clone(), first);
+                for file in layers {
+                    out.lay(name, file);
+                }
+            }
+        }
+        out
+    }
+
     /// Lays the convention files found in `dir` over these: `*.rhai` and
     /// `*.j2` directly in it or in its `policies/` and `templates/`
     /// subfolders. Hidden entries (a mounted ConfigMap's `..data` links) are
