@@ -718,7 +718,7 @@ async fn a_convention_change_of_the_pod_template_rolls_every_component() {
     let nodes = launch(&mut env, &sim, CLUSTER).await;
 
     let debug_line = "    if debugging { out[\"selectdb.com.doris/runmode\"] = \"debug\"; }";
-    let shape = include_str!("../policies/shape.rhai");
+    let shape = include_str!("../policies/shape.workload.rhai");
     assert!(shape.contains(debug_line));
     let shape = shape.replace(
         debug_line,
@@ -726,7 +726,7 @@ async fn a_convention_change_of_the_pod_template_rolls_every_component() {
     );
     let cm: ConfigMap = serde_json::from_value(json!({
         "metadata": {"name": "pod-owner", "labels": {SET_KEY: "default"}},
-        "data": {"shape.rhai": shape},
+        "data": {"shape.workload.rhai": shape},
     }))
     .unwrap();
     env.api::<ConfigMap>()

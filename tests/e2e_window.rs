@@ -75,11 +75,14 @@ fn closed_window() -> String {
     format!(r#"#{{ days: ["{name}"], from: "00:00", to: "01:00", time_zone: "UTC" }}"#)
 }
 
-/// A shape.rhai that adds an annotation to every pod: a convention change
-/// of the pod template.
+/// The part of shape.rhai that makes the pod template.
+const SHAPE_WORKLOAD: &str = "shape.workload.rhai";
+
+/// A shape.workload.rhai that adds an annotation to every pod: a convention
+/// change of the pod template.
 fn shape_with_owner() -> String {
     let debug_line = "    if debugging { out[\"selectdb.com.doris/runmode\"] = \"debug\"; }";
-    let shape = include_str!("../policies/shape.rhai");
+    let shape = include_str!("../policies/shape.workload.rhai");
     assert!(shape.contains(debug_line));
     shape.replace(
         debug_line,
@@ -247,7 +250,7 @@ async fn a_convention_change_waits_for_the_window_until_approved() {
     let env = launch("window-closed", &maintenance).await;
     let pods = Incarnations::start(&env).await;
 
-    put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
+    put_conventions(&env, "owner", &[(SHAPE_WORKLOAD, shape_with_owner())]).await;
     let held = eventually("the held restart in status", 30, || async {
         rollout(&env).await.filter(|r| r.held.is_some())
     })
@@ -331,7 +334,7 @@ async fn a_convention_change_runs_in_an_open_window() {
         windows: [#{ from: "00:00", to: "24:00", time_zone: "Asia/Tokyo" }] }"#;
     let env = launch("window-open", maintenance).await;
     let pods = Incarnations::start(&env).await;
-    put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
+    put_conventions(&env, "owner", &[(SHAPE_WORKLOAD, shape_with_owner())]).await;
     restarted_once_on_new_template(env, &pods).await;
 }
 
@@ -343,7 +346,7 @@ async fn a_user_change_goes_at_once_while_a_convention_change_is_held() {
     );
     let env = launch("window-user", &maintenance).await;
     let pods = Incarnations::start(&env).await;
-    put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
+    put_conventions(&env, "owner", &[(SHAPE_WORKLOAD, shape_with_owner())]).await;
     eventually("the held restart in status", 30, || async {
         rollout(&env).await.filter(|r| r.held.is_some())
     })
@@ -435,7 +438,7 @@ async fn a_disaggregated_cluster_holds_a_convention_restart_until_approved() {
     let pods = Incarnations::start(&env).await;
     let none: Vec<(&str, usize)> = DDC_PODS.iter().map(|p| (*p, 0)).collect();
 
-    put_conventions(&env, "owner", &[("shape.rhai", shape_with_owner())]).await;
+    put_conventions(&env, "owner", &[(SHAPE_WORKLOAD, shape_with_owner())]).await;
     let clusters = env.api::<DorisDisaggregatedCluster>();
     let held = eventually("the held restart in status", 30, || async {
         let c = clusters.get("ddc").await.ok()?;
