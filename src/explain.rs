@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::conventions::{ConventionBundle, ConventionSources, SourceFile};
-use crate::plan::{self, PlanInput};
 use crate::render::RenderInput;
 
 /// Objects by `Kind name`, as one layer stack made them.
@@ -22,26 +21,8 @@ type Made = BTreeMap<String, Value>;
 fn plan_all(bundle: &ConventionBundle, input: &RenderInput) -> Result<Made, String> {
     let mut out = Made::new();
     for cluster in &input.clusters {
-        let cluster = cluster.as_ref();
-        let planned = plan::plan(
-            bundle,
-            PlanInput {
-                cluster,
-                config_maps: &input.config_maps,
-                secret_keys: &input.secret_keys,
-                pod_security: input.pod_security,
-            },
-        )
-        .map_err(|e| format!("{}: {e}", cluster.describe()))?;
-        for mut object in planned.objects {
-            crate::render::without_hash(&mut object);
-            let key = format!(
-                "{} {}",
-                object["kind"].as_str().unwrap_or_default(),
-                object["metadata"]["name"].as_str().unwrap_or_default()
-            );
-            out.insert(key, object);
-        }
+        let planned = crate::render::plan_cluster(bundle, input, cluster.as_ref())?;
+        out.extend(crate::render::index(planned.objects));
     }
     Ok(out)
 }

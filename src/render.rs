@@ -278,16 +278,7 @@ pub fn render(
     for cluster in &input.clusters {
         let cluster = cluster.as_ref();
         let name = cluster.describe();
-        let planned = plan::plan(
-            bundle,
-            PlanInput {
-                cluster,
-                config_maps: &input.config_maps,
-                secret_keys: &input.secret_keys,
-                pod_security: input.pod_security,
-            },
-        )
-        .map_err(|e| format!("{name}: {e}"))?;
+        let planned = plan_cluster(bundle, input, cluster)?;
         for cm in &planned.missing_config_maps {
             notes.push(format!(
                 "{name}: ConfigMap {cm} was not in the input; its configuration \
@@ -352,17 +343,7 @@ pub fn diff(
         let cluster = cluster.as_ref();
         let name = cluster.describe();
         let plan_with = |bundle: &ConventionBundle| {
-            plan::plan(
-                bundle,
-                PlanInput {
-                    cluster,
-                    config_maps: &input.config_maps,
-                    secret_keys: &input.secret_keys,
-                    pod_security: input.pod_security,
-                },
-            )
-            .map(|p| index(p.objects))
-            .map_err(|e| format!("{name}: {e}"))
+            plan_cluster(bundle, input, cluster).map(|p| index(p.objects))
         };
         let (before, after) = (plan_with(old)?, plan_with(new)?);
         out.push_str(&format!("# {name}\n"));
@@ -425,7 +406,27 @@ pub fn without_hash(object: &mut Value) {
 }
 
 /// Objects by `Kind name`, without the content hash.
-fn index(objects: Vec<Value>) -> BTreeMap<String, Value> {
+/// What the operator would plan for `cluster`, with the ConfigMaps and
+/// Secrets of `input`; errors name the cluster.
+pub fn plan_cluster(
+    bundle: &ConventionBundle,
+    input: &RenderInput,
+    cluster: crate::cluster::ClusterRef<'_>,
+) -> Result<plan::Plan, String> {
+    plan::plan(
+        bundle,
+        PlanInput {
+            cluster,
+            config_maps: &input.config_maps,
+            secret_keys: &input.secret_keys,
+            pod_security: input.pod_security,
+        },
+    )
+    .map_err(|e| format!("{}: {e}", cluster.describe()))
+}
+
+/// Objects by `Kind name`, without their content hash.
+pub fn index(objects: Vec<Value>) -> BTreeMap<String, Value> {
     objects
         .into_iter()
         .map(|mut o| {

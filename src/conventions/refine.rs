@@ -275,34 +275,27 @@ fn located(path: &str, message: String) -> Box<EvalAltResult> {
 
 /// `patch`, `put` and `at` on any value.
 pub fn register(engine: &mut Engine) {
-    engine.register_fn(
-        "patch",
-        |target: &mut Dynamic,
-         path: ImmutableString,
-         value: Dynamic|
-         -> Result<(), Box<EvalAltResult>> {
-            let steps = parse_path(&path).map_err(|m| located(&path, m))?;
-            let mut value = Some(value);
-            walk(target, &steps, 0, &steps, true, &mut |at| {
-                merge_into(at, value.take().expect("once"))
-            })
-            .map_err(|m| located(&path, m))
-        },
-    );
-    engine.register_fn(
-        "put",
-        |target: &mut Dynamic,
-         path: ImmutableString,
-         value: Dynamic|
-         -> Result<(), Box<EvalAltResult>> {
-            let steps = parse_path(&path).map_err(|m| located(&path, m))?;
-            let mut value = Some(value);
-            walk(target, &steps, 0, &steps, true, &mut |at| {
-                *at = value.take().expect("once")
-            })
-            .map_err(|m| located(&path, m))
-        },
-    );
+    for (name, merge) in [("patch", true), ("put", false)] {
+        engine.register_fn(
+            name,
+            move |target: &mut Dynamic,
+                  path: ImmutableString,
+                  value: Dynamic|
+                  -> Result<(), Box<EvalAltResult>> {
+                let steps = parse_path(&path).map_err(|m| located(&path, m))?;
+                let mut value = Some(value);
+                walk(target, &steps, 0, &steps, true, &mut |at| {
+                    let value = value.take().expect("once");
+                    if merge {
+                        merge_into(at, value);
+                    } else {
+                        *at = value;
+                    }
+                })
+                .map_err(|m| located(&path, m))
+            },
+        );
+    }
     engine.register_fn(
         "at",
         |target: &mut Dynamic, path: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
