@@ -345,7 +345,7 @@ impl ConventionBundle {
                 .find(|f| f.origin == origin)
                 .map(|f| f.content.as_str())
                 .unwrap_or_default();
-            let declared = declared(&origin, content).0.map(|d| d.version);
+            let declared = declared(origin, content).0.map(|d| d.version);
             for read in once_each(stale_reads(ast, &table)) {
                 let why = match declared {
                     None => format!(
