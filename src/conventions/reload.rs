@@ -378,6 +378,9 @@ impl LiveConventions {
                     .join("; "),
             )
         })?;
+        for warning in bundle.contract_warnings() {
+            tracing::warn!(set, "{warning}");
+        }
         let mut sampled = crate::samples::canary(&bundle);
         if let Err(e) = &sampled
             && e.contains(crate::plan::UNSERVED_KIND)
