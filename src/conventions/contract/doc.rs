@@ -323,6 +323,22 @@ For each part, `fn config` decides the configuration, its template renders
 it, then `fn host_init` and `fn shape` run and the manifest templates
 render; each step's ctx has what the steps before it decided. The other
 policies are called for a whole cluster.
+
+## Refinements
+
+Every function below may also be defined with two parameters,
+`fn f(ctx, below)`, in a file laid over another of the same name: it
+refines. `below` is what the layer below returned for the same ctx
+(`host_init`'s always as `#{ init_containers, sysctls }`; `()` when no
+layer below defines the function), and its ctx has one more field,
+`layer`: `#{ file, below }`, the refining file and the file below it. A
+template that reads `below` refines the one below it: `below` is the list
+of objects a manifest template below rendered, or the text a
+configuration template below rendered, and `layer` is as for policies.
+`patch(path, value)`, `put(path, value)` and `at(path)` (methods in
+policies, filters in templates) change or read what a path such as
+`objects[kind=StatefulSet].spec.template.spec` leads to, and name a path
+that does not exist.
 "#;
 
 const SHAPE: &str = r#"`fn shape(ctx)` in `shape.rhai` returns `#{ objects: [..], values: #{..} }`:
