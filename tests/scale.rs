@@ -86,7 +86,7 @@ fn a_policy_may_not_build_much_beyond_a_large_ctx() {
         "{err}"
     );
     assert!(err.contains("Size of array"), "{err}");
-    assert!(err.contains("arrays may hold at most 45035 items"), "{err}");
+    assert!(err.contains("arrays may hold at most 45036 items"), "{err}");
     assert!(
         err.contains("the fixed limits raised by the size of ctx"),
         "{err}"
