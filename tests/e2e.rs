@@ -132,8 +132,14 @@ async fn spec_edits_reach_the_objects() {
         (s.spec.replicas == Some(4) && image == "apache/doris:be-2.1.9").then_some(())
     })
     .await;
-    let cluster = wait_ready(&env, "doris").await;
-    assert_eq!(cluster.status.unwrap().be_status.unwrap().replicas, Some(4));
+    // Ready may still be the status from before the edit: wait for the
+    // status to count the new replicas.
+    eventually("the status counts 4 BEs", 30, || async {
+        let cluster = env.api::<DorisCluster>().get("doris").await.ok()?;
+        (cluster.status?.be_status?.replicas == Some(4)).then_some(())
+    })
+    .await;
+    wait_ready(&env, "doris").await;
     env.finish().await;
 }
 
