@@ -51,6 +51,7 @@ async fn main() {
         return;
     }
     let emulator = std::sync::Arc::new(Emulator::start().await);
+    support::install_crds(&emulator);
     let driver = std::sync::Arc::new(PodDriver::start(emulator.clone()));
     let fe = support::DorisFe::start(emulator.clone()).await;
     let operator = support::Operator::start(&emulator, &fe, &[]);

@@ -19,6 +19,20 @@ pub const DDC_RESOURCE: &str = "disaggregated.cluster.doris.com/v1/dorisdisaggre
 /// The compute groups of [`sized_ddc`], as their `uniqueId`s.
 pub const COMPUTE_GROUPS: [&str; 2] = ["cg_etl", "cg_query"];
 
+/// Installs both CRDs, as on any cluster the operator runs in: the
+/// emulator serves a custom resource only while its CRD is stored.
+pub fn install_crds(emulator: &Emulator) {
+    for crd in [
+        doris_operator::crd::crd(),
+        doris_operator::crd::disaggregated::crd(),
+    ] {
+        emulator.put(
+            crate::apiserver::discovery::CRDS,
+            serde_json::to_value(crd).expect("a CRD serializes"),
+        );
+    }
+}
+
 pub fn cluster(name: &str) -> serde_json::Value {
     sized_cluster(name, 1, 1)
 }
