@@ -159,6 +159,33 @@ fn host_init(ctx) {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let again = env::degraded_because(&env, "PodAdmissionRefused").await;
     assert_eq!(again.message, refused.message);
+    // Its reconciles read the FailedCreate Events from the operator's
+    // cache of them, not from the API server.
+    let mark = env::reads::mark(&env);
+    for nudge in 0..2 {
+        let before = env.metrics.reconciles.get();
+        env.api::<DorisCluster>()
+            .patch(
+                "doris",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {
+                    "e2e.example.com/nudge": nudge.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        eventually("a reconcile after the nudge", 30, || async {
+            (env.metrics.reconciles.get() > before).then_some(())
+        })
+        .await;
+    }
+    let reads = env::reads::since(&env, &mark, &["events"]);
+    assert!(reads.is_empty(), "Events read: {reads:#?}");
+    assert_eq!(
+        env::degraded_because(&env, "PodAdmissionRefused")
+            .await
+            .message,
+        refused.message
+    );
 
     // The convention taken back, the default one checks the hosts instead,
     // and the pods are admitted.

@@ -111,6 +111,58 @@ async fn each_component_is_scraped_through_a_service_monitor() {
     env.finish().await;
 }
 
+/// A converged cluster costs no reads of ServiceMonitors or Events: the
+/// operator keeps both in caches fed by watches, so its reconciles (here
+/// nudged by an annotation the plan does not read) ask the API server
+/// nothing about them. Counted in the emulator's request log, or in the
+/// real control plane's audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciles_of_a_converged_cluster_read_no_service_monitors_or_events() {
+    let mut env = Env::without_operator("monitoring-reads").await;
+    env::install_open_crd(&env.client, &service_monitor_gvk(), "servicemonitors").await;
+    env.start_operator();
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    let monitors = service_monitors(&env);
+    eventually("both ServiceMonitors", 30, || async {
+        let made = monitors.list(&ListParams::default()).await.ok()?.items;
+        (made.len() == 2).then_some(())
+    })
+    .await;
+
+    let mark = env::reads::mark(&env);
+    let clusters = env.api::<doris_operator::crd::DorisCluster>();
+    for nudge in 0..NUDGES {
+        let before = env.metrics.reconciles.get();
+        clusters
+            .patch(
+                "doris",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {
+                    "e2e.example.com/nudge": nudge.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        eventually("a reconcile after the nudge", 30, || async {
+            (env.metrics.reconciles.get() > before).then_some(())
+        })
+        .await;
+    }
+    if !env::reads::counted(&mark) {
+        eprintln!("no DORIS_OPERATOR_TEST_AUDIT_LOG: reads are not counted");
+        return env.finish().await;
+    }
+    let reads = env::reads::since(&env, &mark, &["servicemonitors", "events"]);
+    assert!(
+        reads.is_empty(),
+        "{NUDGES} reconciles of a converged cluster read: {reads:#?}"
+    );
+    env.finish().await;
+}
+
+/// Reconciles the read test asks for.
+const NUDGES: usize = 3;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -21,6 +21,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use super::Error;
+use super::dynamic::{self, Watched};
 use super::stores::Stores;
 use crate::plan::APPLIED_HASH_ANNOTATION;
 
@@ -161,6 +162,7 @@ pub async fn apply_all(
     client: &Client,
     resources: &Resources,
     stores: &Stores,
+    watched: &Watched,
     objects: &[Value],
     autoscaled: &BTreeMap<String, i32>,
 ) -> Result<Applied, Error> {
@@ -175,12 +177,16 @@ pub async fn apply_all(
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         let live_hash = match stores.applied_hash(kind, namespace, name) {
             Some(cached) => cached,
-            // A kind without a cache: read it (a read, not a write).
-            None => api
-                .get_opt(name)
-                .await
-                .map_err(|e| resources.refusal(namespace, kind, name, e))?
-                .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION).cloned()),
+            // A kind the typed caches do not hold: its own cache, once it
+            // has listed the kind; until then the API (a read, not a write).
+            None => match watched.synced(&resource).await {
+                Some(store) => dynamic::applied_hash(&store, &resource, namespace, name),
+                None => api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| resources.refusal(namespace, kind, name, e))?
+                    .and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION).cloned()),
+            },
         };
         if wanted.is_some() && live_hash.as_deref() == wanted {
             continue;
@@ -315,13 +321,16 @@ pub struct Pruned {
 /// Deletes objects the operator made for this cluster that the plan no
 /// longer has (a component removed from the spec, a template that no
 /// longer makes an object): those in its caches, and those of the
-/// uncached `extra_kinds`, listed by the operator's label. Only objects
+/// `extra_kinds` the typed caches do not hold, from their own caches (listed
+/// by the operator's label while a cache has not listed its kind yet). Only objects
 /// labelled as the operator's and owned by the cluster go;
 /// PersistentVolumeClaims are never among them.
+#[allow(clippy::too_many_arguments)]
 pub async fn prune(
     client: &Client,
     resources: &Resources,
     stores: &Stores,
+    watched: &Watched,
     cluster_uid: &str,
     namespace: &str,
     objects: &[Value],
@@ -343,20 +352,29 @@ pub async fn prune(
             continue;
         }
         let resource = resources.resolve(client, api_version, kind).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-        let listed = api
-            .list_metadata(&ListParams::default().labels(super::stores::MANAGED_SELECTOR))
-            .await
-            .map_err(Error::Kube)?;
-        for o in listed.items {
-            if !o.owner_references().iter().any(|r| r.uid == cluster_uid) {
-                continue;
+        let found = match watched.synced(&resource).await {
+            Some(store) => dynamic::owned_by(&store, cluster_uid, namespace),
+            None => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(client.clone(), namespace, &resource);
+                let listed = api
+                    .list_metadata(&ListParams::default().labels(super::stores::MANAGED_SELECTOR))
+                    .await
+                    .map_err(Error::Kube)?;
+                listed
+                    .items
+                    .into_iter()
+                    .filter(|o| o.owner_references().iter().any(|r| r.uid == cluster_uid))
+                    .map(|o| (o.name_any(), o.metadata.deletion_timestamp.is_some()))
+                    .collect()
             }
-            if o.metadata.deletion_timestamp.is_some() {
+        };
+        for (name, deleting) in found {
+            if deleting {
                 // Going already: remembered until it is gone.
                 out.kinds_left.insert((api_version.clone(), kind.clone()));
             } else {
-                owned.push((api_version.clone(), kind.clone(), o.name_any()));
+                owned.push((api_version.clone(), kind.clone(), name));
             }
         }
     }

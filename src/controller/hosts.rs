@@ -3,8 +3,9 @@
 //! - A pod the namespace's admission refuses (PodSecurity, most often) is
 //!   never made: the StatefulSet controller records a `FailedCreate` Event
 //!   on the StatefulSet and tries again forever. When a StatefulSet has
-//!   fewer pods than it wants, its recent `FailedCreate` Events are read and
-//!   one's message shown in status (Degraded, `PodAdmissionRefused`).
+//!   fewer pods than it wants, its recent `FailedCreate` Events are read (from
+//!   the cache of them, [`super::stores::Stores::failed_creates`]) and one's
+//!   message shown in status (Degraded, `PodAdmissionRefused`).
 //! - Where hosts cannot be tuned from a pod (host_init.rhai), a check
 //!   container reports in its termination message the node settings below
 //!   what Doris wants, a line `<setting> <found> <wanted>` each. Those are
@@ -13,11 +14,13 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::Store;
 
 use crate::crd::HostCheck;
 
@@ -37,16 +40,19 @@ pub struct Outcome {
 
 /// Reads why `statefulsets` (part, StatefulSet) that lack pods cannot make
 /// them, and what the pods' host checks report; `reported` are the
-/// shortfalls status already lists.
+/// shortfalls status already lists. `failed_creates` is the cache of
+/// `FailedCreate` Events; the API is asked only while it has not listed
+/// them yet.
 pub async fn reconcile(
     client: &Client,
+    failed_creates: &Store<Event>,
     namespace: &str,
     statefulsets: &[(&str, Option<Arc<StatefulSet>>)],
     pods: &[Arc<Pod>],
     reported: &[HostCheck],
 ) -> Outcome {
     let mut out = Outcome {
-        failure: refused_pods(client, namespace, statefulsets).await,
+        failure: refused_pods(client, failed_creates, namespace, statefulsets).await,
         host_checks: host_checks(pods),
         events: Vec::new(),
     };
@@ -77,10 +83,15 @@ pub async fn reconcile(
 /// whose controller says why.
 async fn refused_pods(
     client: &Client,
+    failed_creates: &Store<Event>,
     namespace: &str,
     statefulsets: &[(&str, Option<Arc<StatefulSet>>)],
 ) -> Option<(&'static str, String)> {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let cached = failed_creates
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok());
     for (part, sts) in statefulsets {
         let Some(sts) = sts else { continue };
         let wanted = sts.spec.replicas.unwrap_or(1);
@@ -93,12 +104,27 @@ async fn refused_pods(
             continue;
         }
         let name = sts.metadata.name.clone().unwrap_or_default();
-        let params = ListParams::default().fields(&format!(
-            "involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate"
-        ));
-        let Ok(events) = api.list(&params).await else {
-            // Unreadable (RBAC): the pods' absence still shows in status.
-            continue;
+        let events: Vec<Event> = if cached {
+            failed_creates
+                .state()
+                .iter()
+                .filter(|e| {
+                    e.metadata.namespace.as_deref() == Some(namespace)
+                        && e.involved_object.kind.as_deref() == Some("StatefulSet")
+                        && e.involved_object.name.as_deref() == Some(name.as_str())
+                        && e.reason.as_deref() == Some("FailedCreate")
+                })
+                .map(|e| Event::clone(e))
+                .collect()
+        } else {
+            let params = ListParams::default().fields(&format!(
+                "involvedObject.kind=StatefulSet,involvedObject.name={name},reason=FailedCreate"
+            ));
+            match api.list(&params).await {
+                Ok(events) => events.items,
+                // Unreadable (RBAC): the pods' absence still shows in status.
+                Err(_) => continue,
+            }
         };
         let when = |e: &Event| {
             e.last_timestamp
@@ -107,7 +133,6 @@ async fn refused_pods(
                 .or(e.event_time.as_ref().map(|t| t.0))
         };
         let current: Vec<Event> = events
-            .items
             .into_iter()
             .filter(|e| e.involved_object.uid == sts.metadata.uid)
             .collect();

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod be_link;
 pub mod conventions;
+pub mod dynamic;
 pub mod events;
 pub mod fe_link;
 pub mod hosts;
@@ -122,6 +123,8 @@ pub struct Context {
     fe_releases: fe_link::Releases,
     conventions: Arc<LiveConventions>,
     stores: Stores,
+    /// The caches of the kinds `stores` does not hold.
+    watched: dynamic::Watched,
     resources: Resources,
     recorder: Recorder,
     metrics: Arc<Metrics>,
@@ -187,6 +190,7 @@ pub async fn run(
     let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
     let (hpa_store, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
+    let (event_store, event_writer) = reflector::store::<k8s_openapi::api::core::v1::Event>();
     let sts_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_statefulset)
@@ -214,6 +218,16 @@ pub async fn run(
     .default_backoff()
     .modify(stores::slim_pod)
     .reflect(pod_writer)
+    .touched_objects();
+    // Why StatefulSets cannot make their pods; a new reason wakes the
+    // StatefulSet's cluster.
+    let event_stream = watcher(
+        api::<k8s_openapi::api::core::v1::Event>(&client, ns),
+        watcher::Config::default().fields(stores::FAILED_CREATE_SELECTOR),
+    )
+    .default_backoff()
+    .modify(stores::slim_event)
+    .reflect(event_writer)
     .touched_objects();
     // The user's ConfigMaps: metadata only, to notice edits of the ones a
     // cluster names.
@@ -245,7 +259,10 @@ pub async fn run(
         config_maps: cm_store,
         autoscalers: hpa_store,
         pods: pod_store,
+        failed_creates: event_store,
     };
+    let statefulsets = stores.statefulsets.clone();
+    let (watched_tx, watched_rx) = futures::channel::mpsc::unbounded();
     let reporter = Reporter {
         controller: "doris-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -278,6 +295,7 @@ pub async fn run(
         fe_checked: Default::default(),
         conventions: settings.conventions.clone(),
         stores,
+        watched: dynamic::Watched::new(client.clone(), ns.clone(), watched_tx),
         resources: Resources::default(),
         metrics: settings.metrics.clone(),
         clusters: clusters.clone(),
@@ -371,6 +389,22 @@ pub async fn run(
             .boxed(),
         ns_stream
             .map(|r| r.map(|o| Touched::Namespace(o.metadata)))
+            .boxed(),
+        watched_rx.map(|meta| Ok(Touched::Owned(meta))).boxed(),
+        // A FailedCreate Event, as a change of its StatefulSet.
+        event_stream
+            .filter_map(move |r| {
+                let sts = r.map(|e| {
+                    let name = e.involved_object.name.unwrap_or_default();
+                    let namespace = e.metadata.namespace.unwrap_or_default();
+                    statefulsets.get(&ObjectRef::new(&name).within(&namespace))
+                });
+                futures::future::ready(match sts {
+                    Ok(Some(sts)) => Some(Ok(Touched::Owned(sts.metadata.clone()))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                })
+            })
             .boxed(),
     ]);
     let _router = AbortOnDrop(tokio::spawn(triggers.route(children)));
@@ -929,6 +963,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             .collect();
         let out = hosts::reconcile(
             &self.ctx.client,
+            &self.ctx.stores.failed_creates,
             &self.namespace,
             &parts,
             &self.pods(),
@@ -1003,6 +1038,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &self.ctx.client,
             &self.ctx.resources,
             &self.ctx.stores,
+            &self.ctx.watched,
             &objects,
             &planned.autoscaled,
         )
@@ -1063,6 +1099,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             &self.ctx.client,
             &self.ctx.resources,
             &self.ctx.stores,
+            &self.ctx.watched,
             &uid,
             &self.namespace,
             &planned.objects,

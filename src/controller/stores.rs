@@ -9,7 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod,
+    ConfigMap, Container, ContainerState, ContainerStateTerminated, ContainerStatus, Event, Pod,
     PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -22,6 +22,9 @@ use crate::plan::APPLIED_HASH_ANNOTATION;
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=doris-operator";
 /// Selects the pods of Doris components.
 pub const POD_SELECTOR: &str = "app.doris.ownerreference/name";
+/// Selects the Events of a StatefulSet's controller that say why it could
+/// not make a pod.
+pub const FAILED_CREATE_SELECTOR: &str = "reason=FailedCreate,involvedObject.kind=StatefulSet";
 
 /// Read-only views of the reflector caches.
 #[derive(Clone)]
@@ -31,6 +34,8 @@ pub struct Stores {
     pub config_maps: Store<ConfigMap>,
     pub autoscalers: Store<HorizontalPodAutoscaler>,
     pub pods: Store<Pod>,
+    /// StatefulSets' `FailedCreate` Events ([`FAILED_CREATE_SELECTOR`]).
+    pub failed_creates: Store<Event>,
 }
 
 impl Stores {
@@ -115,6 +120,18 @@ impl Stores {
         pods.sort_by_key(|p| p.name_any());
         pods
     }
+}
+
+/// An Event as the caches keep it: the object it is about, its message and
+/// its times.
+pub fn slim_event(event: &mut Event) {
+    slim_metadata(&mut event.metadata, false, |_| false);
+    event.source = None;
+    event.related = None;
+    event.series = None;
+    event.reporting_component = None;
+    event.reporting_instance = None;
+    event.action = None;
 }
 
 /// Keeps of a cached object's metadata what the controller reads: name,
@@ -510,6 +527,7 @@ mod tests {
             config_maps: store,
             autoscalers: kube::runtime::reflector::store().0,
             pods: kube::runtime::reflector::store().0,
+            failed_creates: kube::runtime::reflector::store().0,
         };
         assert_eq!(
             stores.applied_hash("ConfigMap", "n", "d-fe-conf"),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod reads;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -84,6 +84,14 @@ apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+# Reads of the kinds whose reads the tests count (tests/env/reads.rs).
+- level: Metadata
+  verbs: [get, list]
+  resources:
+  - group: monitoring.coreos.com
+    resources: [servicemonitors]
+  - group: ""
+    resources: [events]
 - level: None
   verbs: [get, list, watch]
 - level: Metadata
