@@ -658,7 +658,7 @@ async fn an_invalid_cluster_is_reported_in_status_and_nothing_is_made() {
 /// The API server's audit log names the operator and its version: every
 /// request on the emulator (it records request headers), and every write
 /// in the real control plane's audit log (`DORIS_OPERATOR_TEST_AUDIT_LOG`,
-/// which records writes, not reads).
+/// which records writes, and reads of ServiceMonitors and Events only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_names_the_operator_and_its_version() {
     let env = Env::start("user-agent").await;
