@@ -162,22 +162,7 @@ fn host_init(ctx) {
     // Its reconciles read the FailedCreate Events from the operator's
     // cache of them, not from the API server.
     let mark = env::reads::mark(&env);
-    for nudge in 0..2 {
-        let before = env.metrics.reconciles.get();
-        env.api::<DorisCluster>()
-            .patch(
-                "doris",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {
-                    "e2e.example.com/nudge": nudge.to_string()}}})),
-            )
-            .await
-            .unwrap();
-        eventually("a reconcile after the nudge", 30, || async {
-            (env.metrics.reconciles.get() > before).then_some(())
-        })
-        .await;
-    }
+    env::reads::nudge(&env, "doris", 2).await;
     let reads = env::reads::since(&env, &mark, &["events"]);
     assert!(reads.is_empty(), "Events read: {reads:#?}");
     assert_eq!(

@@ -131,23 +131,7 @@ async fn reconciles_of_a_converged_cluster_read_no_service_monitors_or_events() 
     .await;
 
     let mark = env::reads::mark(&env);
-    let clusters = env.api::<doris_operator::crd::DorisCluster>();
-    for nudge in 0..NUDGES {
-        let before = env.metrics.reconciles.get();
-        clusters
-            .patch(
-                "doris",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"annotations": {
-                    "e2e.example.com/nudge": nudge.to_string()}}})),
-            )
-            .await
-            .unwrap();
-        eventually("a reconcile after the nudge", 30, || async {
-            (env.metrics.reconciles.get() > before).then_some(())
-        })
-        .await;
-    }
+    env::reads::nudge(&env, "doris", NUDGES).await;
     if !env::reads::counted(&mark) {
         eprintln!("no DORIS_OPERATOR_TEST_AUDIT_LOG: reads are not counted");
         return env.finish().await;

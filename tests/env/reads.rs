@@ -3,7 +3,33 @@
 //! (`DORIS_OPERATOR_TEST_AUDIT_LOG`; tests/realk8s/up.sh's policy records
 //! gets and lists of the kinds counted here).
 
-use super::{Env, OPERATOR_IDENTITY};
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+
+use super::{Env, OPERATOR_IDENTITY, eventually};
+
+/// Annotates cluster `name` `times` times with a value nothing reads,
+/// waiting after each for a reconcile: reconciles of a cluster whose
+/// desired state did not change.
+pub async fn nudge(env: &Env, name: &str, times: usize) {
+    let clusters = env.api::<doris_operator::crd::DorisCluster>();
+    for nudge in 0..times {
+        let before = env.metrics.reconciles.get();
+        clusters
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {
+                    "e2e.example.com/nudge": nudge.to_string()}}})),
+            )
+            .await
+            .unwrap();
+        eventually("a reconcile after the nudge", 30, || async {
+            (env.metrics.reconciles.get() > before).then_some(())
+        })
+        .await;
+    }
+}
 
 /// Where counting starts.
 pub enum Mark {
