@@ -571,6 +571,27 @@ impl ConventionSources {
     }
 }
 
+/// Splits multi-document YAML text on `---` lines, dropping blank
+/// documents; each with the (1-based) line of the text it starts on.
+pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_end() == "---" {
+            docs.push((start_line, &text[start..offset]));
+            start = offset + line.len();
+            start_line = i + 2;
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &text[start..]));
+    docs.into_iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .collect()
+}
+
 /// Templates render plain text: nothing is escaped, whatever the file
 /// name (minijinja would JSON-escape `*.yaml.j2` by default, quoting every
 /// `{{ value }}`). `| tojson` writes a structured value as JSON, which is

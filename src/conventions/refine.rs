@@ -54,21 +54,7 @@ pub const BELOW_VARIABLE: &str = "below";
 /// each YAML document (`---` between them), empty ones left out.
 pub fn documents(text: &str) -> Result<minijinja::Value, String> {
     let mut out = Vec::new();
-    let mut doc = String::new();
-    let mut docs = Vec::new();
-    for line in text.split_inclusive('\n') {
-        if line.trim_end() == "---" {
-            docs.push(std::mem::take(&mut doc));
-        } else {
-            doc.push_str(line);
-        }
-    }
-    docs.push(doc);
-    for (i, doc) in docs
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| !d.trim().is_empty())
-    {
+    for (i, (_, doc)) in super::split_documents(text).into_iter().enumerate() {
         let value: serde_json::Value = serde_norway::from_str(doc)
             .map_err(|e| format!("rendered document {} is not YAML: {e}", i + 1))?;
         if !value.is_null() {

@@ -423,7 +423,10 @@ impl<'a> Planner<'a> {
                 .bundle
                 .render_template(name, &tctx)
                 .map_err(|e| explain_undefined_value(e, source, &values, &shape_origin))?;
-            for (i, (first_line, doc)) in split_documents(&text).into_iter().enumerate() {
+            for (i, (first_line, doc)) in crate::conventions::split_documents(&text)
+                .into_iter()
+                .enumerate()
+            {
                 crate::crd::check_depth(doc).map_err(|deep| {
                     SourceError::new(
                         origin.clone(),
@@ -605,27 +608,6 @@ fn split_shape(shape: Value) -> Result<(Vec<Value>, Value), String> {
         ));
     }
     Ok((objects, values))
-}
-
-/// Splits multi-document YAML text on `---` lines, dropping blank
-/// documents; each with the (1-based) line of the text it starts on.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
-    let mut docs = Vec::new();
-    let mut start = 0;
-    let mut start_line = 1;
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_end() == "---" {
-            docs.push((start_line, &text[start..offset]));
-            start = offset + line.len();
-            start_line = i + 2;
-        }
-        offset += line.len();
-    }
-    docs.push((start_line, &text[start..]));
-    docs.into_iter()
-        .filter(|(_, d)| !d.trim().is_empty())
-        .collect()
 }
 
 /// A rendered document that is not YAML, located in the template: the
@@ -843,7 +825,7 @@ mod tests {
 
     #[test]
     fn documents_split_on_separator_lines() {
-        let docs = split_documents("---\na: 1\n---\n\n---\nb: 2\n");
+        let docs = crate::conventions::split_documents("---\na: 1\n---\n\n---\nb: 2\n");
         assert_eq!(docs, [(2, "a: 1\n"), (6, "b: 2\n")]);
     }
 
