@@ -15,12 +15,21 @@
 //! the ServiceAccount `deploy/` ships, with its RBAC; the peer as a
 //! ServiceAccount bound to cluster-admin — so that the API server's audit
 //! log (`BENCH_AUDIT_LOG`, else `audit.log` beside the kubeconfig) tells
-//! their writes apart. Per run it prints: the time until every cluster is
-//! available, both as its operator reports it and as the pods show it; the
-//! API writes until then (status writes apart); the writes while idle
-//! (`BENCH_IDLE_SECS`, 30 unless set) and after a no-op edit (an annotation)
-//! of each cluster; the operator's CPU seconds and peak RSS. The clusters
-//! and the namespace are deleted before the next run.
+//! their writes apart (and, where the control plane has the user
+//! `operator-runner` that tests/realk8s/up.sh makes, whose gets and lists
+//! its audit policy records, their reads: the operators run as it). Per run
+//! it prints: the time until every cluster is available, both as its
+//! operator reports it and as the pods show it; the API writes (status
+//! writes apart) and reads until then; the writes while idle
+//! (`BENCH_IDLE_SECS`, 30 unless set), after a no-op edit (an annotation)
+//! of each cluster, and in the first seconds after a restart of the
+//! operator with every cluster converged; the operator's CPU seconds and
+//! peak RSS, and the restarted operator's. The clusters and the namespace
+//! are deleted before the next run.
+//!
+//! With `BENCH_PERF` naming a folder, each operator's CPU is profiled
+//! with `perf record` from the clusters' creation until they converge, and
+//! the functions that took the most samples are printed.
 //!
 //! This operator reaches every cluster's FE at one Doris FE simulator
 //! (`--fe-address`), with which each Ready pod's node registers as the
@@ -34,6 +43,8 @@
 mod audit;
 #[path = "real/cluster.rs"]
 mod cluster;
+#[path = "real/profile.rs"]
+mod profile;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +66,8 @@ const OURS_USER: &str = "system:serviceaccount:doris-operator:doris-operator";
 /// The namespace of the peer's ServiceAccount, bound to cluster-admin.
 const PEER_NAMESPACE: &str = "doris-bench-peer";
 const PEER_USER: &str = "system:serviceaccount:doris-bench-peer:doris-operator";
+/// How long the writes after a restart of the operator are counted.
+const RESTART_SECS: u64 = 30;
 /// The annotation whose change is the no-op edit.
 const TOUCHED: &str = "bench.doris.apache.org/touched";
 /// The FoundationDB connection string of the separated sample's ConfigMap
@@ -119,6 +132,10 @@ struct Figures {
     converge: Writes,
     idle: Writes,
     noop: Writes,
+    /// Writes after the operator was restarted with every cluster converged.
+    restart: Writes,
+    /// The restarted operator's peak RSS.
+    restart_rss: f64,
     cpu: f64,
     cpu_total: f64,
     rss: f64,
@@ -222,10 +239,18 @@ pub async fn run(kubeconfig: PathBuf) {
              the peer's lookups of its clusters' FE Services go to it"
         ),
     }
+    // The operators run as operator-runner when the control plane has it
+    // (tests/realk8s/up.sh), so that the audit log records their reads.
+    let runner = std::fs::read_to_string(kubeconfig.with_file_name("operator.kubeconfig"))
+        .ok()
+        .and_then(|t| serde_norway::from_str(&t).ok());
+    if runner.is_none() {
+        println!("no operator.kubeconfig beside the kubeconfig: reads are not counted");
+    }
     let bench = Bench {
         resolv,
         client,
-        admin: serde_norway::from_str(&text).expect("a kubeconfig"),
+        admin: runner.unwrap_or_else(|| serde_norway::from_str(&text).expect("a kubeconfig")),
         audit_path,
         work,
         idle,
@@ -242,40 +267,47 @@ pub async fn run(kubeconfig: PathBuf) {
     }
     println!(
         "\n== summary: seconds until all available (the later of reported and pods Ready) and \
-         until pods Ready; API writes until converged, status writes apart; all writes while \
-         idle ({idle} s) and in 15 s after a no-op edit; operator CPU seconds until converged \
-         and in all; peak RSS"
+         until pods Ready; API writes until converged, status writes apart; API reads (gets \
+         and lists) until converged; all writes while idle ({idle} s) and in 15 s after a \
+         no-op edit; writes in {RESTART_SECS} s after a restart of the operator; operator CPU \
+         seconds until converged and in all; peak RSS, and of the restarted operator"
     );
     println!(
-        "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>7} {:>7} {:>8}",
+        "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8}",
         "clusters",
         "operator",
         "avail s",
         "pods s",
         "writes",
         "status",
+        "reads",
         "idle",
         "no-op",
+        "restart",
         "CPU s",
         "CPU all",
-        "RSS MiB"
+        "RSS MiB",
+        "restart"
     );
     for (kind, f) in &all {
         let secs =
             |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64()));
         println!(
-            "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6} {:>7.2} {:>7.2} {:>8.1}",
+            "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7.2} {:>7.2} {:>8.1} {:>8.1}",
             format!("{} x {}", f.clusters, kind.label()),
             f.operator,
             secs(f.reported.zip(f.pods).map(|(a, b)| a.max(b))),
             secs(f.pods),
             f.converge.all - f.converge.status,
             f.converge.status,
+            f.converge.reads,
             f.idle.all,
             f.noop.all,
+            f.restart.all,
             f.cpu,
             f.cpu_total,
-            f.rss
+            f.rss,
+            f.restart_rss
         );
     }
     if contenders.len() == 1 {
@@ -371,7 +403,8 @@ fn loopback_resolver(work: &Path) -> Option<PathBuf> {
 /// What every run shares.
 struct Bench {
     client: Client,
-    /// The administrator's kubeconfig, as parsed YAML.
+    /// The kubeconfig the operators start from (each then impersonates
+    /// its ServiceAccount), as parsed YAML.
     admin: Value,
     audit_path: PathBuf,
     /// Where the operators' kubeconfigs and logs go.
@@ -444,6 +477,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         Api::namespaced_with(client.clone(), &namespace, &kind.resource());
     let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
     let mut audit = AuditLog::from_end(audit_path.to_path_buf()).ok();
+    let profile = profile::Profile::start(pid, &format!("{short}{n}"));
     let cpu_before = cpu_seconds(pid);
     let apiserver_before = apiserver_pid.map(cpu_seconds);
     let start = Instant::now();
@@ -493,6 +527,9 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         .zip(apiserver_before)
         .map(|(p, before)| cpu_seconds(p) - before);
     let rss_converged = peak_rss_mib(pid);
+    if let Some(profile) = profile {
+        profile.finish(25);
+    }
 
     println!("-- {} ({})", contender.name, namespace);
     let secs = |d: Option<Duration>| {
@@ -567,6 +604,29 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
     let cpu_total = cpu_seconds(pid) - cpu_before;
     let rss = peak_rss_mib(pid);
     println!("  operator CPU in all: {cpu_total:.2} s; peak RSS {rss:.1} MiB");
+
+    // A restart with every cluster converged (an upgrade, a new leader):
+    // nothing to write.
+    let _ = process.kill();
+    let _ = process.wait();
+    let _ = take(contender.user);
+    let restarted = Instant::now();
+    process = start_operator(
+        contender,
+        &kubeconfig,
+        &namespace,
+        sim.as_ref().map(|s| s.addr()),
+        &work.join(format!("{short}{n}-restarted.log")),
+        bench.resolv.as_deref(),
+    );
+    tokio::time::sleep(Duration::from_secs(RESTART_SECS)).await;
+    let restart = take(contender.user);
+    let restart_rss = peak_rss_mib(process.id());
+    println!(
+        "  after a restart ({:.0} s): {}; peak RSS {restart_rss:.1} MiB",
+        restarted.elapsed().as_secs_f64(),
+        restart.line()
+    );
     if contender.flavor == Flavor::Peer {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let sql = text
@@ -639,6 +699,8 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         converge,
         idle: idle_writes,
         noop,
+        restart,
+        restart_rss,
         cpu,
         cpu_total,
         rss,

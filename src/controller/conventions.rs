@@ -101,11 +101,13 @@ pub fn live_canary(
     client: Client,
     clusters: Store<DorisCluster>,
     disaggregated: Option<Store<DorisDisaggregatedCluster>>,
+    config_maps: Arc<super::user_inputs::UserConfigMaps>,
 ) -> LiveCanary {
     let permissions = Arc::new(Permissions::default());
     Arc::new(move |set, bundle| {
         let client = client.clone();
         let permissions = permissions.clone();
+        let cached = config_maps.clone();
         let live = |meta: &kube::core::ObjectMeta| {
             meta.deletion_timestamp.is_none() && set_of(meta.annotations.as_ref()) == set
         };
@@ -129,7 +131,7 @@ pub fn live_canary(
                 let cluster = object.as_ref();
                 let namespace = cluster.namespace();
                 let name = format!("{} {namespace}/{}", cluster.kind(), cluster.name());
-                let config_maps = super::user_config_maps(&client, cluster)
+                let config_maps = super::user_config_maps(&client, cluster, Some(&cached))
                     .await
                     .map_err(|e| format!("{name}: reading its ConfigMaps: {e}"))?;
                 // Secret keys only decide whether the spec is valid, which

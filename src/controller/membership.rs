@@ -52,6 +52,20 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// answering so far) is checked when nothing is in flux.
 const UNCONFIRMED_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The longest a cluster whose FE keeps not answering waits between two
+/// attempts: each attempt it misses doubles the wait, from
+/// [`MIN_INTERVAL`] (a scale-down waits on the FE) or
+/// [`UNCONFIRMED_INTERVAL`], up to this. Clusters cut off from their FEs
+/// so stay out of the way of the others' reconciles.
+const UNANSWERED_CAP: Duration = Duration::from_secs(300);
+
+/// How long to wait after `unanswered` attempts in a row the FE did not
+/// answer, starting from `base`.
+fn backoff(base: Duration, unanswered: u32) -> Duration {
+    let doublings = unanswered.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(UNANSWERED_CAP)
+}
+
 /// What membership asks of this reconcile.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -79,6 +93,8 @@ pub struct FeChecked {
     at: std::time::Instant,
     /// Whether the FE answered.
     answered: bool,
+    /// Attempts in a row the FE did not answer, this one included.
+    unanswered: u32,
     /// The replicas (`fe=3,be=3`) the FE was last found to list exactly,
     /// `None` when it last listed nodes in flux. Status may not show the
     /// last answer yet (the cache lags the operator's own writes), so this
@@ -137,10 +153,12 @@ pub async fn reconcile(
             recheck
         } else if l.refused.as_deref() == Some(&signature) {
             UNCONFIRMED_INTERVAL
-        } else if l.answered || shrinking {
+        } else if l.answered {
             MIN_INTERVAL
+        } else if shrinking {
+            backoff(MIN_INTERVAL, l.unanswered)
         } else {
-            UNCONFIRMED_INTERVAL
+            backoff(UNCONFIRMED_INTERVAL, l.unanswered)
         }
     });
     let now_instant = std::time::Instant::now();
@@ -179,6 +197,7 @@ pub async fn reconcile(
         };
     }
     // Until the FE answers, what it said before stands.
+    let unanswered = last.as_ref().map_or(0, |l| l.unanswered);
     let before = last.map(|l| l.confirmed).unwrap_or_else(|| {
         previous
             .confirmed
@@ -191,6 +210,7 @@ pub async fn reconcile(
             FeChecked {
                 at: std::time::Instant::now(),
                 answered,
+                unanswered: if answered { 0 } else { unanswered + 1 },
                 confirmed,
                 refused,
             },
@@ -224,10 +244,20 @@ pub async fn reconcile(
         nodes: Vec::new(),
     };
 
+    // When to try again if the FE does not answer this time either.
+    let next_attempt = backoff(
+        if shrinking {
+            MIN_INTERVAL
+        } else {
+            UNCONFIRMED_INTERVAL
+        },
+        unanswered + 1,
+    );
     let fe = match ctx.fe_client(cluster, &planned.objects).await {
         Ok(fe) => fe,
         Err(message) => {
             step.fe_unavailable(&scales, message);
+            step.out.requeue = Some(next_attempt);
             return step.finish(previous.confirmed.clone(), &signature);
         }
     };
@@ -238,6 +268,7 @@ pub async fn reconcile(
         Err(e) => {
             tracing::info!(cluster = %name, namespace = %namespace, "membership waits: {e}");
             step.fe_unavailable(&scales, format!("the FE does not answer: {}", e.brief()));
+            step.out.requeue = Some(next_attempt);
             return step.finish(previous.confirmed.clone(), &signature);
         }
     };
@@ -734,5 +765,21 @@ impl Step<'_> {
             nodes: self.nodes,
         });
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fe_that_keeps_not_answering_is_asked_ever_less_often_up_to_a_cap() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| backoff(UNCONFIRMED_INTERVAL, n).as_secs())
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(MIN_INTERVAL, 1), MIN_INTERVAL);
+        assert_eq!(backoff(MIN_INTERVAL, 4), Duration::from_secs(8));
+        assert_eq!(backoff(MIN_INTERVAL, u32::MAX), UNANSWERED_CAP);
     }
 }

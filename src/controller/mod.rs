@@ -24,6 +24,7 @@ pub mod retention;
 pub mod rollout;
 pub mod status;
 pub mod stores;
+pub mod user_inputs;
 pub mod volumes;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,8 @@ use crate::plan::{self, PlanError, PlanInput};
 use apply::Resources;
 use kinds::DorisResource;
 use stores::Stores;
+use user_inputs::config_map_names;
+pub use user_inputs::{user_config_maps, user_secret_keys};
 
 /// What the operator is started with.
 pub struct Settings {
@@ -132,8 +135,10 @@ pub struct Context {
     clusters: reflector::Store<DorisCluster>,
     disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
-    status_pace: memo::StatusPace,
+    own_status: memo::OwnStatus,
     recreating: volumes::Recreating,
+    /// The data of the ConfigMaps clusters name.
+    user_config_maps: Arc<user_inputs::UserConfigMaps>,
     /// The watched namespaces' labels, for their Pod Security level.
     namespaces: reflector::Store<PartialObjectMeta<Namespace>>,
     /// Since when each StatefulSet with outdated pods has had its revision.
@@ -231,12 +236,16 @@ pub async fn run(
     .touched_objects();
     // The user's ConfigMaps: metadata only, to notice edits of the ones a
     // cluster names.
+    let (user_cm_store, user_cm_writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
     let user_cm_stream = watcher(
         api::<PartialObjectMeta<ConfigMap>>(&client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(|m| m.metadata.managed_fields = None)
+    .reflect(user_cm_writer)
     .touched_objects();
+    let user_config_maps = Arc::new(user_inputs::UserConfigMaps::new(user_cm_store, ns.clone()));
     // Namespaces, metadata only: their Pod Security label decides how hosts
     // are tuned. One namespace by name when watching one.
     let (ns_store, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
@@ -301,9 +310,10 @@ pub async fn run(
         clusters: clusters.clone(),
         disaggregated: disaggregated.clone(),
         plans: Default::default(),
-        status_pace: Default::default(),
+        own_status: Default::default(),
         recreating: Default::default(),
         namespaces: ns_store.clone(),
+        user_config_maps: user_config_maps.clone(),
         revisions: Default::default(),
     });
 
@@ -314,6 +324,7 @@ pub async fn run(
         client.clone(),
         clusters.clone(),
         disaggregated.clone(),
+        user_config_maps,
     ));
     let discover = conventions::served_kinds(client.clone());
     conventions.set_discovery(discover.clone());
@@ -614,6 +625,7 @@ fn references_config_map(cluster: ClusterRef<'_>, namespace: &str, name: &str) -
 }
 
 async fn reconcile<K: DorisResource>(cluster: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    futures::join!(ctx.stores.synced(), ctx.user_config_maps.synced());
     let started = std::time::Instant::now();
     let result = reconcile_cluster(&*cluster, &ctx).await;
     ctx.metrics.observe_reconcile(started.elapsed());
@@ -687,7 +699,7 @@ async fn step_lifecycle<K: DorisResource>(
         if let Some(uid) = object.uid() {
             ctx.fe_checked.lock().expect("lock").remove(&uid);
             ctx.plans.remove(&uid);
-            ctx.status_pace.remove(&uid);
+            ctx.own_status.remove(&uid);
         }
         ctx.metrics.forget_cluster(&cluster_labels(object));
         // Owned objects go with the cluster (ownerReferences); PVCs stay
@@ -773,9 +785,13 @@ impl<'a, K: DorisResource> Run<'a, K> {
         &self,
         _bundle: &ConventionBundle,
     ) -> Result<Inputs, Result<Stop, Error>> {
-        let config_maps = user_config_maps(&self.ctx.client, self.cluster)
-            .await
-            .map_err(Err)?;
+        let config_maps = user_config_maps(
+            &self.ctx.client,
+            self.cluster,
+            Some(&self.ctx.user_config_maps),
+        )
+        .await
+        .map_err(Err)?;
         let secret_keys = user_secret_keys(&self.ctx.client, self.cluster, &self.namespace)
             .await
             .map_err(Err)?;
@@ -1221,7 +1237,8 @@ impl<'a, K: DorisResource> Run<'a, K> {
         let deferred = if awaits_members {
             members.requeue
         } else {
-            write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?
+            write_status_on_news(self.ctx, self.object, &self.previous, &new_status).await?;
+            None
         };
         let next = if let Some(after) = rollout.requeue {
             after
@@ -1409,100 +1426,25 @@ fn clear_removed(old: &Value, new: &mut Value) {
     }
 }
 
-/// The names of the ConfigMaps a cluster reads: those its parts mount.
-fn config_map_names(cluster: ClusterRef<'_>) -> Vec<(String, String)> {
-    let namespace = cluster.namespace();
-    let mut names: Vec<(String, String)> = Vec::new();
-    for part in cluster.parts() {
-        let Some(info) = part.base.config_map_info.as_ref() else {
-            continue;
-        };
-        let found = info.config_map_name.iter().chain(
-            info.config_maps
-                .iter()
-                .flatten()
-                .filter_map(|m| m.config_map_name.as_ref()),
-        );
-        for name in found {
-            if !name.is_empty() && !names.iter().any(|(_, n)| n == name) {
-                names.push((namespace.clone(), name.clone()));
-            }
-        }
-    }
-    names.extend(cluster.external_config_maps());
-    names
-}
-
-/// The data of the ConfigMaps the cluster names (reads, never writes).
-/// One in another namespace is keyed `<namespace>/<name>`.
-pub async fn user_config_maps(
-    client: &Client,
-    cluster: ClusterRef<'_>,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
-    let own = cluster.namespace();
-    let mut out = BTreeMap::new();
-    for (namespace, name) in config_map_names(cluster) {
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-        if let Some(cm) = api.get_opt(&name).await.map_err(Error::Kube)? {
-            let key = if namespace == own {
-                name
-            } else {
-                format!("{namespace}/{name}")
-            };
-            out.insert(key, cm.data.unwrap_or_default());
-        }
-    }
-    Ok(out)
-}
-
-/// The keys of the Secrets the cluster mounts in a directory with other
-/// files, which decide whether their file names collide (reads, never
-/// writes; only the key names are kept). A Secret that does not exist yet
-/// is left out: its pods wait for it, and it is checked once it exists.
-pub async fn user_secret_keys(
-    client: &Client,
-    cluster: ClusterRef<'_>,
-    namespace: &str,
-) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
-    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), namespace);
-    let mut out = BTreeMap::new();
-    for name in plan::mounts::secrets_to_read(cluster) {
-        if let Some(secret) = api.get_opt(&name).await.map_err(Error::Kube)? {
-            let keys = secret
-                .data
-                .iter()
-                .flat_map(|d| d.keys())
-                .chain(secret.string_data.iter().flat_map(|d| d.keys()))
-                .cloned()
-                .collect();
-            out.insert(name, keys);
-        }
-    }
-    Ok(out)
-}
-
 /// How long a cluster's status turning Ready may wait for the FE's answer
 /// about its nodes (see [`Run::step_status`]).
 const AWAIT_MEMBERS: Duration = Duration::from_secs(1);
 
-/// How often a converging cluster's status is written while only its
-/// progress changes (see [`status::headline`]).
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Writes status when it changed. While the cluster converges (not
-/// Ready, or its nodes still registering), a change of progress alone waits until the last write is
-/// [`PROGRESS_INTERVAL`] old: then this returns how long is left, and the
-/// caller looks again then, so the latest state is always written. A
-/// change of the headline, and any change of a converged cluster, is
+/// Writes status when it tells a user something new. While the cluster
+/// converges (not Ready, or its nodes still registering), a change of
+/// progress alone (pods counted ready, nodes registering: what
+/// [`status::headline`] leaves out) is not written on its own: it goes with
+/// the next change of the headline (a component available, a condition
+/// turning, a failure, a rollout step), so a cluster costs the same status
+/// writes however slowly it comes up. Any change of a converged cluster is
 /// written at once.
-async fn write_status_paced<K: DorisResource>(
+async fn write_status_on_news<K: DorisResource>(
     ctx: &Context,
     object: &K,
     previous: &status::Status,
     status: &status::Status,
-) -> Result<Option<Duration>, Error> {
-    let uid = object.uid().unwrap_or_default();
-    // Not Ready yet, or Ready with nodes still registering with the FE.
+) -> Result<(), Error> {
+    // Not Ready yet, or Ready with nodes still registering.
     let converging = status.condition("Ready").is_none_or(|c| c.status != "True")
         || status
             .condition("MembersSynced")
@@ -1510,14 +1452,11 @@ async fn write_status_paced<K: DorisResource>(
     record_health(ctx, object, status);
     if converging
         && !live_status_json(ctx, object).is_null()
-        && previous != status
         && status::headline(previous) == status::headline(status)
-        && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
     {
-        return Ok(Some(wait));
+        return Ok(());
     }
-    write_status(ctx, object, status).await?;
-    Ok(None)
+    write_status(ctx, object, status).await
 }
 
 /// Sets the cluster's metrics from the status it has now, written or not.
@@ -1582,16 +1521,16 @@ async fn write_status<K: DorisResource>(
     patch_status(ctx, object, patch).await?;
     if let Some(uid) = object.uid() {
         let over = object.meta().resource_version.clone();
-        ctx.status_pace
+        ctx.own_status
             .written(&uid, over, status.clone(), new, || ctx.live_uids());
     }
     Ok(())
 }
 
 /// The operator's last status write of `object`'s cluster while the cache
-/// does not show it yet (see [`memo::StatusPace::unseen`]).
+/// does not show it yet (see [`memo::OwnStatus::unseen`]).
 fn written_status<K: DorisResource>(ctx: &Context, object: &K) -> Option<memo::WrittenStatus> {
-    ctx.status_pace.unseen(
+    ctx.own_status.unseen(
         &object.uid().unwrap_or_default(),
         object.meta().resource_version.as_deref(),
     )

@@ -39,6 +39,23 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Waits until every cache has its first full list: a reconcile that
+    /// read a cache still filling would take a missing object for one to
+    /// make, and a converged cluster would be written to after every start
+    /// of the operator. (A watch that lists again later swaps its cache
+    /// whole once the new list is in, so this holds after a re-list too.)
+    pub async fn synced(&self) {
+        // Each fails only when its watch has stopped, at shutdown.
+        let _ = futures::join!(
+            self.statefulsets.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.config_maps.wait_until_ready(),
+            self.autoscalers.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.failed_creates.wait_until_ready(),
+        );
+    }
+
     /// The applied hash of a cached object: `Some(None)` when the kind is
     /// cached but the object is absent or unmarked, `None` when the kind is
     /// not cached at all.

@@ -188,7 +188,7 @@ async fn diff_cluster(
 
     // What the plan reads: the cluster's ConfigMaps and Secret keys, those
     // of the file winning.
-    let mut config_maps = crate::controller::user_config_maps(client, cluster)
+    let mut config_maps = crate::controller::user_config_maps(client, cluster, None)
         .await
         .map_err(|e| format!("{title}: reading its ConfigMaps: {e}"))?;
     config_maps.extend(input.config_maps.clone());

@@ -104,6 +104,8 @@ struct Shared {
     requests: Mutex<Vec<Recorded>>,
     faults: Mutex<Vec<Fault>>,
     latency: Mutex<Option<Duration>>,
+    /// Lists of these resources (plurals) answer this much later.
+    slow_lists: Mutex<Vec<(String, Duration)>>,
     bookmark_every: Duration,
     /// (group, resource, verb) that SelfSubjectAccessReviews deny.
     denied: Mutex<Vec<(String, String, String)>>,
@@ -182,6 +184,7 @@ impl Emulator {
             requests: Mutex::default(),
             faults: Mutex::default(),
             latency: Mutex::default(),
+            slow_lists: Mutex::default(),
             bookmark_every: Duration::from_millis(500),
             denied: Mutex::default(),
             address: addr.to_string(),
@@ -420,6 +423,16 @@ impl Emulator {
         store.oldest = store.rv;
     }
 
+    /// From now on, lists of `plural` answer `delay` late (as a list of
+    /// many objects does on a busy server); watches are not slowed.
+    pub fn slow_lists(&self, plural: &str, delay: Duration) {
+        self.shared
+            .slow_lists
+            .lock()
+            .unwrap()
+            .push((plural.to_string(), delay));
+    }
+
     pub fn set_latency(&self, latency: Option<Duration>) {
         *self.shared.latency.lock().unwrap() = latency;
     }
@@ -626,6 +639,18 @@ async fn handle(shared: Arc<Shared>, req: Request<hyper::body::Incoming>) -> Res
     });
     if !shared.serves(&route.resource) {
         return page_not_found();
+    }
+    if verb == "list" {
+        let delay = shared
+            .slow_lists
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| *p == route.plural)
+            .map(|(_, d)| *d);
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
     }
     {
         let mut faults = shared.faults.lock().unwrap();

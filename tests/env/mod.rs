@@ -63,6 +63,17 @@ impl Env {
                     let client = Client::try_from(config.clone()).expect("client");
                     install_crd(&client).await;
                     install_operator_identity(&client).await;
+                    // The operator's own identity, when tests/realk8s/up.sh
+                    // made one: the audit log records its reads.
+                    let runner = std::path::Path::new(&path).with_file_name("operator.kubeconfig");
+                    let config = match kube::config::Kubeconfig::read_from(&runner) {
+                        Ok(kubeconfig) => {
+                            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                                .await
+                                .expect("operator.kubeconfig is usable")
+                        }
+                        Err(_) => config,
+                    };
                     (client, config, None, None)
                 }
                 Err(_) => {

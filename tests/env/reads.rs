@@ -60,8 +60,8 @@ pub fn counted(mark: &Mark) -> bool {
     !matches!(mark, Mark::None)
 }
 
-/// The operator's GETs and LISTs of `resources` (plurals) since `mark`, as
-/// `verb path`.
+/// The operator's GETs and LISTs of `resources` (plurals; none: of every
+/// kind) since `mark`, as `verb path`.
 pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
     let operator = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
     match mark {
@@ -78,9 +78,10 @@ pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
                 let path = r.path.split('?').next().unwrap_or_default();
                 let mut segments = path.split('/').rev();
                 let (last, before) = (segments.next(), segments.next());
-                resources
-                    .iter()
-                    .any(|p| last == Some(p) || before == Some(p))
+                resources.is_empty()
+                    || resources
+                        .iter()
+                        .any(|p| last == Some(p) || before == Some(p))
             })
             .map(|r| format!("{} {}", r.verb, r.path))
             .collect(),
@@ -93,7 +94,10 @@ pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
                 .filter(|e| e["stage"] == "ResponseComplete")
                 .filter(|e| e["impersonatedUser"]["username"] == OPERATOR_IDENTITY)
                 .filter(|e| e["verb"] == "get" || e["verb"] == "list")
-                .filter(|e| resources.iter().any(|p| e["objectRef"]["resource"] == *p))
+                .filter(|e| {
+                    resources.is_empty()
+                        || resources.iter().any(|p| e["objectRef"]["resource"] == *p)
+                })
                 .map(|e| {
                     format!(
                         "{} {}",
@@ -104,5 +108,70 @@ pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
                 .collect()
         }
         Mark::None => Vec::new(),
+    }
+}
+
+/// The operator's writes (create, update, patch, delete) in the test's
+/// namespace since `mark`, as `verb path`.
+pub fn writes_since(env: &Env, mark: &Mark) -> Vec<String> {
+    let operator = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
+    let writes = ["create", "update", "patch", "delete"];
+    match mark {
+        Mark::Emulator(from) => {
+            let within = format!("/namespaces/{}/", env.namespace);
+            env.emulator
+                .as_ref()
+                .expect("the emulator")
+                .requests()
+                .into_iter()
+                .skip(*from)
+                .filter(|r| writes.contains(&r.verb))
+                .filter(|r| r.user_agent.as_deref() == Some(operator.as_str()))
+                .filter(|r| r.path.contains(&within))
+                .map(|r| format!("{} {}", r.verb, r.path))
+                .collect()
+        }
+        Mark::Audit(log, from) => {
+            let text = std::fs::read(log).expect("the audit log");
+            let from = (*from as usize).min(text.len());
+            String::from_utf8_lossy(&text[from..])
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| e["stage"] == "ResponseComplete")
+                .filter(|e| e["impersonatedUser"]["username"] == OPERATOR_IDENTITY)
+                .filter(|e| writes.iter().any(|w| e["verb"] == *w))
+                .filter(|e| e["objectRef"]["namespace"] == env.namespace.as_str())
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["verb"].as_str().unwrap_or_default(),
+                        e["requestURI"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        }
+        Mark::None => Vec::new(),
+    }
+}
+
+/// Waits until the operator has written nothing in the test's namespace
+/// for `quiet` seconds (at most `secs` in all): a converged cluster.
+pub async fn settled(env: &Env, quiet: u64, secs: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let from = mark(env);
+        if !counted(&from) {
+            tokio::time::sleep(std::time::Duration::from_secs(quiet)).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(quiet)).await;
+        let writes = writes_since(env, &from);
+        if writes.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator still writes after {secs} s: {writes:#?}"
+        );
     }
 }

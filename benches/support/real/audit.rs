@@ -1,4 +1,6 @@
-//! The API writes each operator made, from the API server's audit log.
+//! The API writes and reads each operator made, from the API server's
+//! audit log (reads are recorded for operators run as `operator-runner`:
+//! see tests/realk8s/up.sh).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
@@ -6,13 +8,16 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// API writes one user made, from audit log entries.
+/// API writes (and reads: gets and lists) one user made, from audit log
+/// entries.
 #[derive(Default)]
 pub(super) struct Writes {
     pub(super) all: usize,
     pub(super) status: usize,
     pub(super) refused: usize,
     pub(super) by_kind: BTreeMap<String, usize>,
+    pub(super) reads: usize,
+    pub(super) reads_by_kind: BTreeMap<String, usize>,
 }
 
 impl Writes {
@@ -23,16 +28,22 @@ impl Writes {
                 .as_str()
                 .or(e["user"]["username"].as_str());
             let verb = e["verb"].as_str().unwrap_or_default();
-            if who != Some(user)
-                || e["stage"] != "ResponseComplete"
-                || !matches!(
-                    verb,
-                    "create" | "update" | "patch" | "delete" | "deletecollection"
-                )
-            {
+            if who != Some(user) || e["stage"] != "ResponseComplete" {
                 continue;
             }
             let o = &e["objectRef"];
+            if matches!(verb, "get" | "list") {
+                let what = o["resource"].as_str().unwrap_or_default();
+                w.reads += 1;
+                *w.reads_by_kind.entry(format!("{verb} {what}")).or_default() += 1;
+                continue;
+            }
+            if !matches!(
+                verb,
+                "create" | "update" | "patch" | "delete" | "deletecollection"
+            ) {
+                continue;
+            }
             let mut what = o["resource"].as_str().unwrap_or_default().to_string();
             if let Some(sub) = o["subresource"].as_str() {
                 what = format!("{what}/{sub}");
@@ -51,13 +62,21 @@ impl Writes {
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
+        let reads: Vec<String> = self
+            .reads_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         format!(
-            "{:>6} (status {:>5}, refused {}){}{}",
+            "{:>6} (status {:>5}, refused {}){}{}; reads {}{}{}",
             self.all,
             self.status,
             self.refused,
             if kinds.is_empty() { "" } else { "  " },
-            kinds.join(", ")
+            kinds.join(", "),
+            self.reads,
+            if reads.is_empty() { "" } else { "  " },
+            reads.join(", ")
         )
     }
 }
