@@ -317,7 +317,17 @@ pub fn served_kinds(client: Client) -> Discovery {
     Arc::new(move || {
         let client = client.clone();
         async move {
-            match kube::discovery::Discovery::new(client).run().await {
+            // Aggregated discovery: two requests however many groups are
+            // served (one per group version otherwise, as older API
+            // servers need).
+            let discovered = match kube::discovery::Discovery::new(client.clone())
+                .run_aggregated()
+                .await
+            {
+                Ok(discovery) => Ok(discovery),
+                Err(_) => kube::discovery::Discovery::new(client).run().await,
+            };
+            match discovered {
                 Ok(discovery) => {
                     let mut kinds = Vec::new();
                     for group in discovery.groups() {

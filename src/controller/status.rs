@@ -667,7 +667,9 @@ pub fn headline(status: &Status) -> serde_json::Value {
         c.map(|c| {
             let phase = c.component_condition.phase.as_str();
             json!({
-                // Whether all are available shows in the Ready condition.
+                // A component turning available, or no longer, is news;
+                // how many of its pods are ready on the way is progress.
+                "available": phase == phase::AVAILABLE,
                 "failing": phase == phase::HAVE_MEMBER_FAILED,
                 "failed": c.failed_instances,
                 // A part waiting for the one before it has no
