@@ -247,14 +247,23 @@ fn the_chart_lints_strictly_with_every_documented_values_file() {
 fn the_chart_copies_equal_their_sources() {
     // The CRDs: the two `crds/Kustomization` lists, byte for byte.
     let copies = [
-        ("crds/doris.selectdb.com_dorisclusters.yaml", "crds/doris.selectdb.com_dorisclusters.yaml"),
+        (
+            "crds/doris.selectdb.com_dorisclusters.yaml",
+            "crds/doris.selectdb.com_dorisclusters.yaml",
+        ),
         (
             "crds/disaggregated.cluster.doris.com_dorisdisaggregatedclusters.yaml",
             "crds/disaggregated.cluster.doris.com_dorisdisaggregatedclusters.yaml",
         ),
-        ("files/conventions-default.yaml", "deploy/30-conventions.yaml"),
+        (
+            "files/conventions-default.yaml",
+            "deploy/30-conventions.yaml",
+        ),
         ("files/dashboard.json", "deploy/monitoring/dashboard.json"),
-        ("files/prometheusrule.yaml", "deploy/monitoring/prometheusrule.yaml"),
+        (
+            "files/prometheusrule.yaml",
+            "deploy/monitoring/prometheusrule.yaml",
+        ),
     ];
     let in_chart: BTreeSet<String> = std::fs::read_dir(chart().join("crds"))
         .unwrap()
@@ -300,7 +309,11 @@ fn with_default_values_the_chart_installs_what_kustomize_does() {
     assert_same_objects("deploy", &chart, &kustomize(&kubectl, "deploy"), &skipped);
     let monitoring = template(
         &helm,
-        &["--include-crds", "-f", &values_file("monitoring-values.yaml")],
+        &[
+            "--include-crds",
+            "-f",
+            &values_file("monitoring-values.yaml"),
+        ],
     )
     .unwrap();
     let variant = kustomize(&kubectl, "variants/monitoring");
@@ -327,7 +340,10 @@ fn env_value<'a>(deployment: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 fn kinds(objects: &[Value]) -> BTreeSet<&str> {
-    objects.iter().map(|o| o["kind"].as_str().unwrap()).collect()
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect()
 }
 
 /// Writes the convention files of ConfigMap `config_map` into `dir`.
@@ -389,17 +405,27 @@ fn every_documented_values_combination_renders_as_it_says() {
                 assert_eq!(env_value(d, "WATCH_NAMESPACE").unwrap()["value"], "doris");
             }
             "conventions-values.yaml" => {
-                let dir = std::env::temp_dir()
-                    .join(format!("doris-operator-chart-conventions-{}", std::process::id()));
+                let dir = std::env::temp_dir().join(format!(
+                    "doris-operator-chart-conventions-{}",
+                    std::process::id()
+                ));
                 let cm = by["ConfigMap/doris-operator/doris-conventions-default"];
                 let shipped = default_index["ConfigMap/doris-operator/doris-conventions-default"];
-                assert!(cm["data"]["host_init.rhai"].as_str().unwrap().contains("tcp_keepalive"));
+                assert!(
+                    cm["data"]["host_init.rhai"]
+                        .as_str()
+                        .unwrap()
+                        .contains("tcp_keepalive")
+                );
                 for (name, text) in shipped["data"].as_object().unwrap() {
                     if name != "host_init.rhai" {
                         assert_eq!(&cm["data"][name], text, "{name} is the shipped one");
                     }
                 }
-                assert!(cm["metadata"].get("annotations").is_none(), "no stale revision");
+                assert!(
+                    cm["metadata"].get("annotations").is_none(),
+                    "no stale revision"
+                );
                 let set = by["ConfigMap/doris-operator/doris-conventions-analytics"];
                 assert_eq!(
                     set["metadata"]["labels"]["doris.selectdb.com/conventions"],
@@ -473,19 +499,40 @@ fn a_typo_in_values_is_refused() {
     template(&helm, &["--set", "monitoring.serviceMonitor.enabled=true"]).unwrap();
     for (args, why) in [
         (["--set", "replicaCont=3"], "an unknown key"),
-        (["--set", "monitoring.serviceMonitor.enable=true"], "an unknown nested key"),
+        (
+            ["--set", "monitoring.serviceMonitor.enable=true"],
+            "an unknown nested key",
+        ),
         (["--set", "image.tags=1.0"], "an unknown key of image"),
         (["--set", "replicaCount=two"], "a string for an integer"),
-        (["--set", "leaderElection.enabled=yes"], "a string for a boolean"),
+        (
+            ["--set", "leaderElection.enabled=yes"],
+            "a string for a boolean",
+        ),
         (["--set", "logFormat=xml"], "a value out of its list"),
-        (["--set", "watchNamespace=Not_A_Namespace"], "an invalid namespace"),
-        (["--set", "extraArgs=--concurrency=4"], "a string for a list"),
-        (["--set", "conventions.sets.default.restart\\.rhai=x"], "a set named default"),
-        (["--set", "conventions.default.files.restart_order\\.rhai=x"], "an unknown convention file"),
+        (
+            ["--set", "watchNamespace=Not_A_Namespace"],
+            "an invalid namespace",
+        ),
+        (
+            ["--set", "extraArgs=--concurrency=4"],
+            "a string for a list",
+        ),
+        (
+            ["--set", "conventions.sets.default.restart\\.rhai=x"],
+            "a set named default",
+        ),
+        (
+            ["--set", "conventions.default.files.restart_order\\.rhai=x"],
+            "an unknown convention file",
+        ),
     ] {
         match template(&helm, &args) {
             Ok(_) => panic!("{why} ({args:?}) is accepted"),
-            Err(e) => assert!(e.contains("schema"), "{why} ({args:?}) is refused, but not by the schema: {e}"),
+            Err(e) => assert!(
+                e.contains("schema"),
+                "{why} ({args:?}) is refused, but not by the schema: {e}"
+            ),
         }
     }
 }

@@ -95,49 +95,59 @@ async fn running_on_kwok(env: &Env, name: &str, replicas: i32) -> Vec<Pod> {
     let deployments = env.api::<Deployment>();
     let pods = env.api::<Pod>();
     let nodes: Api<Node> = Api::all(env.client.clone());
-    eventually(&format!("{name}: {replicas} pods running on kwok nodes"), 120, || async {
-        let d = deployments.get(name).await.ok()?;
-        let status = d.status.as_ref()?;
-        if d.spec.replicas != Some(replicas)
-            || status.replicas != Some(replicas)
-            || status.available_replicas != Some(replicas)
-            || status.updated_replicas != Some(replicas)
-        {
-            return None;
-        }
-        let selector = d.spec.selector.match_labels.as_ref()?;
-        let selector = selector
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let list = pods.list(&ListParams::default().labels(&selector)).await.ok()?;
-        let live: Vec<Pod> = list
-            .items
-            .into_iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .collect();
-        if live.len() != replicas as usize {
-            return None;
-        }
-        for pod in &live {
-            let status = pod.status.as_ref()?;
-            let ready = status
-                .conditions
-                .as_ref()?
+    eventually(
+        &format!("{name}: {replicas} pods running on kwok nodes"),
+        120,
+        || async {
+            let d = deployments.get(name).await.ok()?;
+            let status = d.status.as_ref()?;
+            if d.spec.replicas != Some(replicas)
+                || status.replicas != Some(replicas)
+                || status.available_replicas != Some(replicas)
+                || status.updated_replicas != Some(replicas)
+            {
+                return None;
+            }
+            let selector = d.spec.selector.match_labels.as_ref()?;
+            let selector = selector
                 .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            if status.phase.as_deref() != Some("Running") || !ready {
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let list = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            let live: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            if live.len() != replicas as usize {
                 return None;
             }
-            let node = nodes.get(pod.spec.as_ref()?.node_name.as_ref()?).await.ok()?;
-            let annotations = node.metadata.annotations?;
-            if annotations.get("kwok.x-k8s.io/node").map(String::as_str) != Some("fake") {
-                return None;
+            for pod in &live {
+                let status = pod.status.as_ref()?;
+                let ready = status
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if status.phase.as_deref() != Some("Running") || !ready {
+                    return None;
+                }
+                let node = nodes
+                    .get(pod.spec.as_ref()?.node_name.as_ref()?)
+                    .await
+                    .ok()?;
+                let annotations = node.metadata.annotations?;
+                if annotations.get("kwok.x-k8s.io/node").map(String::as_str) != Some("fake") {
+                    return None;
+                }
             }
-        }
-        Some(live)
-    })
+            Some(live)
+        },
+    )
     .await
 }
 
@@ -187,9 +197,28 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     // Install with the default values: the operator's pods are admitted
     // under Pod Security restricted and run on kwok nodes.
     release
-        .helm(&["install", &release.name, &chart, "--wait", "--timeout", "180s"])
+        .helm(&[
+            "install",
+            &release.name,
+            &chart,
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
         .await;
     running_on_kwok(&env, &fullname, 2).await;
+    // Doris's own pods are not `restricted` (they run as root, some tune
+    // their hosts): the namespace takes them from here on, as a namespace
+    // of Doris clusters apart from the operator's would.
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+        .patch(
+            &env.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": null}}})),
+        )
+        .await
+        .unwrap();
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
     roles.get(&fullname).await.expect("the chart's ClusterRole");
     let config_maps = env.api::<ConfigMap>();
@@ -244,11 +273,15 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
         .await
         .unwrap();
     let statefulsets = env.api::<StatefulSet>();
-    eventually("the BE pods labelled by convention set team", 60, || async {
-        let s = statefulsets.get("doris-be").await.ok()?;
-        let labels = s.spec.template.metadata?.labels?;
-        (labels.get("team").map(String::as_str) == Some("analytics")).then_some(())
-    })
+    eventually(
+        "the BE pods labelled by convention set team",
+        60,
+        || async {
+            let s = statefulsets.get("doris-be").await.ok()?;
+            let labels = s.spec.template.metadata?.labels?;
+            (labels.get("team").map(String::as_str) == Some("analytics")).then_some(())
+        },
+    )
     .await;
     env.stop_operator().await;
 
@@ -261,9 +294,22 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
     eventually("the release's objects gone", 60, || async {
         let gone = deployments.get_opt(&fullname).await.ok()?.is_none()
             && roles.get_opt(&fullname).await.ok()?.is_none()
-            && config_maps.get_opt("doris-conventions-default").await.ok()?.is_none()
-            && config_maps.get_opt("doris-conventions-team").await.ok()?.is_none()
-            && env.api::<ServiceAccount>().get_opt(&fullname).await.ok()?.is_none();
+            && config_maps
+                .get_opt("doris-conventions-default")
+                .await
+                .ok()?
+                .is_none()
+            && config_maps
+                .get_opt("doris-conventions-team")
+                .await
+                .ok()?
+                .is_none()
+            && env
+                .api::<ServiceAccount>()
+                .get_opt(&fullname)
+                .await
+                .ok()?
+                .is_none();
         gone.then_some(())
     })
     .await;
@@ -289,13 +335,23 @@ async fn helm_installs_the_operator_for_one_namespace() {
     // An administrator of the namespace only: the CRDs are there already.
     release
         .helm(&[
-            "install", &release.name, &chart, "--skip-crds", "--set", &watch, "--wait", "--timeout",
+            "install",
+            &release.name,
+            &chart,
+            "--skip-crds",
+            "--set",
+            &watch,
+            "--wait",
+            "--timeout",
             "180s",
         ])
         .await;
     running_on_kwok(&env, &fullname, 2).await;
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
-    assert!(roles.get_opt(&fullname).await.unwrap().is_none(), "no ClusterRole");
+    assert!(
+        roles.get_opt(&fullname).await.unwrap().is_none(),
+        "no ClusterRole"
+    );
     env.api::<Role>().get(&fullname).await.expect("a Role");
 
     env.start_operator_as(&release.identity());
@@ -303,7 +359,13 @@ async fn helm_installs_the_operator_for_one_namespace() {
     wait_ready(&env, "doris").await;
     env.stop_operator().await;
     release.helm(&["uninstall", &release.name, "--wait"]).await;
-    assert!(env.api::<Role>().get_opt(&fullname).await.unwrap().is_none());
+    assert!(
+        env.api::<Role>()
+            .get_opt(&fullname)
+            .await
+            .unwrap()
+            .is_none()
+    );
     env.finish().await;
 }
 
@@ -393,7 +455,11 @@ async fn every_documented_values_file_is_accepted_by_the_api_server() {
             }
         }
         let out = run(command);
-        assert!(out.status.success(), "{file:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{file:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rendered = dir.join("rendered.yaml");
         std::fs::write(&rendered, &out.stdout).unwrap();
         let (dry_run, validate) = if real {
