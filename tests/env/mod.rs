@@ -36,6 +36,9 @@ pub struct Env {
     pub fe_resolver: Option<doris_operator::controller::fe_link::FeResolver>,
     /// Where the operator reaches each BE's webserver (a simulator in tests).
     pub be_resolver: Option<doris_operator::controller::be_link::BeResolver>,
+    /// Where the operator reads its convention ConfigMaps (its own
+    /// namespace); `None`: the test's namespace stands in for it.
+    pub operator_namespace: Option<String>,
     _driver: Option<PodDriver>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
@@ -113,6 +116,7 @@ impl Env {
             )),
             fe_resolver: None,
             be_resolver: None,
+            operator_namespace: None,
             _driver: driver,
             stop: None,
             operator: None,
@@ -139,8 +143,13 @@ impl Env {
             conventions: self.conventions.clone(),
             metrics: self.metrics.clone(),
             concurrency: 4,
-            // The test's namespace stands in for the operator's own.
-            conventions_namespace: Some(self.namespace.clone()),
+            // The test's namespace stands in for the operator's own,
+            // unless the test gave it one.
+            conventions_namespace: Some(
+                self.operator_namespace
+                    .clone()
+                    .unwrap_or_else(|| self.namespace.clone()),
+            ),
             fe_resolver: self.fe_resolver.clone(),
             be_resolver: self.be_resolver.clone(),
         };

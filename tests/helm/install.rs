@@ -11,7 +11,7 @@ use crate::env::{self, Env, SAMPLE, eventually, wait_ready};
 use doris_operator::crd::DorisCluster;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -41,15 +41,16 @@ struct Release {
 }
 
 impl Release {
-    fn new(helm: std::path::PathBuf, kubeconfig: String, env: &Env) -> Release {
+    /// A release in namespace `namespace` (the test's, or one of its own).
+    fn new(helm: std::path::PathBuf, kubeconfig: String, namespace: &str) -> Release {
         // Unique on the shared server, and without the chart's name, so
         // that its cluster-scoped objects are <release>-doris-operator and
         // meet none of deploy/'s.
-        let name = env.namespace.replacen("e2e-", "r-", 1);
+        let name = namespace.replacen("e2e-", "r-", 1);
         Release {
             helm,
             kubeconfig,
-            namespace: env.namespace.clone(),
+            namespace: namespace.to_string(),
             name,
         }
     }
@@ -91,9 +92,9 @@ impl Release {
 
 /// The Deployment `name` once it has `replicas` pods, all available, each
 /// Running and Ready on a kwok node.
-async fn running_on_kwok(env: &Env, name: &str, replicas: i32) -> Vec<Pod> {
-    let deployments = env.api::<Deployment>();
-    let pods = env.api::<Pod>();
+async fn running_on_kwok(env: &Env, namespace: &str, name: &str, replicas: i32) -> Vec<Pod> {
+    let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), namespace);
     let nodes: Api<Node> = Api::all(env.client.clone());
     eventually(
         &format!("{name}: {replicas} pods running on kwok nodes"),
@@ -151,9 +152,9 @@ async fn running_on_kwok(env: &Env, name: &str, replicas: i32) -> Vec<Pod> {
     .await
 }
 
-/// Holds the leader Lease in the test's namespace once, acting as
+/// Holds the leader Lease in `namespace` (the operator's) once, acting as
 /// `identity`: the chart's Role lets the operator elect a leader.
-async fn elects_a_leader(env: &Env, identity: &str) {
+async fn elects_a_leader(env: &Env, namespace: &str, identity: &str) {
     let mut config = env.config.clone();
     config.auth_info.impersonate = Some(identity.to_string());
     let client = doris_operator::controller::kube_client(config).unwrap();
@@ -162,7 +163,7 @@ async fn elects_a_leader(env: &Env, identity: &str) {
         Duration::from_secs(60),
         doris_operator::controller::leader::run_as_leader(
             client,
-            &env.namespace,
+            namespace,
             "helm-test",
             std::future::pending(),
             |_stopped| async move {
@@ -174,95 +175,28 @@ async fn elects_a_leader(env: &Env, identity: &str) {
     .expect("the Lease is taken within a minute");
     assert_eq!(outcome, Ok(false), "leader election as {identity}");
     leading.await.expect("it led");
-    env.api::<Lease>()
+    Api::<Lease>::namespaced(env.client.clone(), namespace)
         .get(doris_operator::controller::leader::LEASE_NAME)
         .await
         .expect("the Lease in the release namespace");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_installs_upgrades_and_uninstalls_the_operator() {
-    let Some(helm) = env::tool("helm") else {
-        return;
-    };
-    let Some(kubeconfig) = real_control_plane("helm install, upgrade and uninstall") else {
-        return;
-    };
-    let mut env = Env::without_operator("helm").await;
-    env::enforce_pod_security(&env, "restricted").await;
-    let release = Release::new(helm, kubeconfig, &env);
-    let chart = chart().display().to_string();
-    let fullname = release.fullname();
-
-    // Install with the default values: the operator's pods are admitted
-    // under Pod Security restricted and run on kwok nodes.
-    release
-        .helm(&[
-            "install",
-            &release.name,
-            &chart,
-            "--wait",
-            "--timeout",
-            "180s",
-        ])
-        .await;
-    running_on_kwok(&env, &fullname, 2).await;
-    // Doris's own pods are not `restricted` (they run as root, some tune
-    // their hosts): the namespace takes them from here on, as a namespace
-    // of Doris clusters apart from the operator's would.
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
-        .patch(
-            &env.namespace,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": null}}})),
-        )
-        .await
-        .unwrap();
-    let roles: Api<ClusterRole> = Api::all(env.client.clone());
-    roles.get(&fullname).await.expect("the chart's ClusterRole");
-    let config_maps = env.api::<ConfigMap>();
-    config_maps
-        .get("doris-conventions-default")
-        .await
-        .expect("the default conventions ConfigMap");
-
-    // The operator, acting as the chart's ServiceAccount: it elects a
-    // leader and brings a cluster to Ready with the chart's conventions.
-    elects_a_leader(&env, &release.identity()).await;
-    env.start_operator_as(&release.identity());
-    env.create_cluster(SAMPLE).await;
-    wait_ready(&env, "doris").await;
-
-    // Upgrade: one replica, and a named convention set from values (the
-    // refinement examples/conventions/be-toleration.yaml holds).
+/// A values file (JSON) of `values` plus convention set `team`: the
+/// refinement examples/conventions/be-toleration.yaml holds.
+fn values_file_with_set(release: &Release, mut values: serde_json::Value) -> std::path::PathBuf {
     let example = documents(
         &std::fs::read_to_string(super::root().join("examples/conventions/be-toleration.yaml"))
             .unwrap(),
     );
-    let values = json!({"replicaCount": 1, "conventions": {"sets": {"team": example[0]["data"]}}});
+    values["conventions"] = json!({"sets": {"team": example[0]["data"]}});
     let file = std::env::temp_dir().join(format!("{}-values.json", release.name));
     std::fs::write(&file, values.to_string()).unwrap();
-    release
-        .helm(&[
-            "upgrade",
-            &release.name,
-            &chart,
-            "--values",
-            &file.display().to_string(),
-            "--wait",
-            "--timeout",
-            "180s",
-        ])
-        .await;
-    let _ = std::fs::remove_file(&file);
-    running_on_kwok(&env, &fullname, 1).await;
-    let set = config_maps.get("doris-conventions-team").await.unwrap();
-    assert_eq!(
-        set.metadata.labels.unwrap()["doris.selectdb.com/conventions"],
-        "team"
-    );
-    // A cluster that opts into the set gets what it refines.
+    file
+}
+
+/// DorisCluster `doris` opts into convention set `team`, and its BE pods
+/// get what the set refines: the operator read the set's ConfigMap.
+async fn opts_into_set_team(env: &Env) {
     env.api::<DorisCluster>()
         .patch(
             "doris",
@@ -283,6 +217,84 @@ async fn helm_installs_upgrades_and_uninstalls_the_operator() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_and_uninstalls_the_operator() {
+    let Some(helm) = env::tool("helm") else {
+        return;
+    };
+    let Some(kubeconfig) = real_control_plane("helm install, upgrade and uninstall") else {
+        return;
+    };
+    let mut env = Env::without_operator("helm").await;
+    env::enforce_pod_security(&env, "restricted").await;
+    let release = Release::new(helm, kubeconfig, &env.namespace);
+    let chart = chart().display().to_string();
+    let fullname = release.fullname();
+
+    // Install with the default values: the operator's pods are admitted
+    // under Pod Security restricted and run on kwok nodes.
+    release
+        .helm(&[
+            "install",
+            &release.name,
+            &chart,
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
+        .await;
+    running_on_kwok(&env, &release.namespace, &fullname, 2).await;
+    // Doris's own pods are not `restricted` (they run as root, some tune
+    // their hosts): the namespace takes them from here on, as a namespace
+    // of Doris clusters apart from the operator's would.
+    Api::<Namespace>::all(env.client.clone())
+        .patch(
+            &env.namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": null}}})),
+        )
+        .await
+        .unwrap();
+    let roles: Api<ClusterRole> = Api::all(env.client.clone());
+    roles.get(&fullname).await.expect("the chart's ClusterRole");
+    let config_maps = env.api::<ConfigMap>();
+    config_maps
+        .get("doris-conventions-default")
+        .await
+        .expect("the default conventions ConfigMap");
+
+    // The operator, acting as the chart's ServiceAccount: it elects a
+    // leader and brings a cluster to Ready with the chart's conventions.
+    elects_a_leader(&env, &release.namespace, &release.identity()).await;
+    env.start_operator_as(&release.identity());
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+
+    // Upgrade: one replica, and a named convention set from values.
+    let file = values_file_with_set(&release, json!({"replicaCount": 1}));
+    release
+        .helm(&[
+            "upgrade",
+            &release.name,
+            &chart,
+            "--values",
+            &file.display().to_string(),
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
+        .await;
+    let _ = std::fs::remove_file(&file);
+    running_on_kwok(&env, &release.namespace, &fullname, 1).await;
+    let set = config_maps.get("doris-conventions-team").await.unwrap();
+    assert_eq!(
+        set.metadata.labels.unwrap()["doris.selectdb.com/conventions"],
+        "team"
+    );
+    opts_into_set_team(&env).await;
     env.stop_operator().await;
 
     // Uninstall: the release's objects go; the CRDs stay (helm never
@@ -328,7 +340,7 @@ async fn helm_installs_the_operator_for_one_namespace() {
         return;
     };
     let mut env = Env::without_operator("helm-ns").await;
-    let release = Release::new(helm, kubeconfig, &env);
+    let release = Release::new(helm, kubeconfig, &env.namespace);
     let chart = chart().display().to_string();
     let fullname = release.fullname();
     let watch = format!("watchNamespace={}", env.namespace);
@@ -346,7 +358,7 @@ async fn helm_installs_the_operator_for_one_namespace() {
             "180s",
         ])
         .await;
-    running_on_kwok(&env, &fullname, 2).await;
+    running_on_kwok(&env, &release.namespace, &fullname, 2).await;
     let roles: Api<ClusterRole> = Api::all(env.client.clone());
     assert!(
         roles.get_opt(&fullname).await.unwrap().is_none(),
@@ -366,6 +378,63 @@ async fn helm_installs_the_operator_for_one_namespace() {
             .unwrap()
             .is_none()
     );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_the_operator_watching_another_namespace() {
+    let Some(helm) = env::tool("helm") else {
+        return;
+    };
+    let Some(kubeconfig) = real_control_plane("helm install watching another namespace") else {
+        return;
+    };
+    // The clusters' namespace is the test's; the operator's is another.
+    let mut env = Env::without_operator("helm-other").await;
+    let own = format!("{}-op", env.namespace);
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": own}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let release = Release::new(helm, kubeconfig, &own);
+    let chart = chart().display().to_string();
+    let fullname = release.fullname();
+    let file = values_file_with_set(&release, json!({"watchNamespace": env.namespace}));
+    release
+        .helm(&[
+            "install",
+            &release.name,
+            &chart,
+            "--skip-crds",
+            "--values",
+            &file.display().to_string(),
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
+        .await;
+    let _ = std::fs::remove_file(&file);
+    running_on_kwok(&env, &own, &fullname, 2).await;
+    env.api::<Role>()
+        .get(&fullname)
+        .await
+        .expect("a Role where it watches");
+
+    // The operator in its own namespace: its leader Lease and convention
+    // ConfigMaps there, the clusters in the watched one.
+    elects_a_leader(&env, &own, &release.identity()).await;
+    env.operator_namespace = Some(own.clone());
+    env.start_operator_as(&release.identity());
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    opts_into_set_team(&env).await;
+    env.stop_operator().await;
+    release.helm(&["uninstall", &release.name, "--wait"]).await;
+    let _ = namespaces.delete(&own, &Default::default()).await;
     env.finish().await;
 }
 
@@ -412,7 +481,7 @@ async fn every_documented_values_file_is_accepted_by_the_api_server() {
     let env = Env::without_operator("helm-dry-run").await;
     env::enforce_pod_security(&env, "restricted").await;
     // Pod Security checks workloads' pod templates only where it warns.
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(env.client.clone())
+    Api::<Namespace>::all(env.client.clone())
         .patch(
             &env.namespace,
             &PatchParams::default(),
