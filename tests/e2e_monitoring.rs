@@ -165,13 +165,7 @@ fn kubectl(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_install_variant_is_accepted_by_kubectl_apply() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl is not installed: the install variants are not dry-run");
+    if env::tool("kubectl").is_none() {
         return;
     }
     let env = Env::without_operator("install").await;

@@ -3,8 +3,9 @@
 # real control plane (kube-apiserver, etcd, the controller manager, the
 # scheduler and kwok nodes) that tests/realk8s builds from the Go module
 # proxy (the first run on a machine builds it, later runs reuse the build)
-# and starts on loopback. Needs Rust, Go, openssl and curl. Arguments go to
-# `cargo test`.
+# and starts on loopback; helm, for the chart's tests, is built the same
+# way (tests/realk8s/build-helm.sh). Needs Rust, Go, openssl and curl.
+# Arguments go to `cargo test`.
 #
 #   tests/run.sh                   # both
 #   REALK8S=0 tests/run.sh         # the emulator only
@@ -16,12 +17,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# helm, for the chart's tests (tests/helm.rs) on both servers.
+started=$(date +%s)
+HELM_BIN="$(bash tests/realk8s/build-helm.sh | tail -n 1)"
+echo "helm: $HELM_BIN ($(($(date +%s) - started)) s)"
+export PATH="$HELM_BIN:$PATH"
+
 if [[ "${REALK8S:-1}" != 0 ]]; then
   started=$(date +%s)
   BIN="$(bash tests/realk8s/build.sh | tail -n 1)"
   echo "the real control plane's binaries: $BIN ($(($(date +%s) - started)) s)"
   # Every kubectl the tests run is the one built with the server.
   export PATH="$BIN:$PATH"
+  # kubectl and helm are on PATH now: a test that cannot find one fails
+  # rather than skipping what it checks (tests/env: tool).
+  export DORIS_OPERATOR_REQUIRE_TOOLS=1
 fi
 
 DORIS_SUITES=(--test e2e_scaling --test e2e_rollout --test e2e_liveconf --test e2e_disaggregated)

@@ -36,6 +36,9 @@ pub struct Env {
     pub fe_resolver: Option<doris_operator::controller::fe_link::FeResolver>,
     /// Where the operator reaches each BE's webserver (a simulator in tests).
     pub be_resolver: Option<doris_operator::controller::be_link::BeResolver>,
+    /// Where the operator reads its convention ConfigMaps (its own
+    /// namespace); `None`: the test's namespace stands in for it.
+    pub operator_namespace: Option<String>,
     _driver: Option<PodDriver>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
@@ -124,6 +127,7 @@ impl Env {
             )),
             fe_resolver: None,
             be_resolver: None,
+            operator_namespace: None,
             _driver: driver,
             stop: None,
             operator: None,
@@ -133,6 +137,13 @@ impl Env {
     /// Starts the operator as a new process would: fresh conventions and
     /// metrics, reading everything from the API server.
     pub fn start_operator(&mut self) {
+        self.start_operator_as(OPERATOR_IDENTITY);
+    }
+
+    /// Starts the operator as [`Env::start_operator`] does, acting on a
+    /// real cluster as `identity` (a ServiceAccount's user name), so that
+    /// the rules bound to that account are what the test exercises.
+    pub fn start_operator_as(&mut self, identity: &str) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         self.conventions = Arc::new(LiveConventions::new(
             ConventionBundle::embedded().expect("defaults compile"),
@@ -143,8 +154,13 @@ impl Env {
             conventions: self.conventions.clone(),
             metrics: self.metrics.clone(),
             concurrency: 4,
-            // The test's namespace stands in for the operator's own.
-            conventions_namespace: Some(self.namespace.clone()),
+            // The test's namespace stands in for the operator's own,
+            // unless the test gave it one.
+            conventions_namespace: Some(
+                self.operator_namespace
+                    .clone()
+                    .unwrap_or_else(|| self.namespace.clone()),
+            ),
             fe_resolver: self.fe_resolver.clone(),
             be_resolver: self.be_resolver.clone(),
         };
@@ -152,7 +168,7 @@ impl Env {
         if self.emulator.is_none() {
             // On a real cluster the operator acts as the ServiceAccount it
             // ships with, so a rule missing from deploy/ fails a test.
-            config.auth_info.impersonate = Some(OPERATOR_IDENTITY.to_string());
+            config.auth_info.impersonate = Some(identity.to_string());
         }
         let client = doris_operator::controller::kube_client(config).expect("operator client");
         self.operator = Some(tokio::spawn(doris_operator::controller::run(
@@ -268,6 +284,37 @@ pub async fn install_crd(client: &Client) {
     .await
     .expect("DorisDisaggregatedCluster CRD applied");
     tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// The command-line tool `name` (kubectl, helm) from PATH, or `None`
+/// after saying loudly that what needs it is not checked. Where the tools
+/// are required (`CI` is set, as in CI, or `DORIS_OPERATOR_REQUIRE_TOOLS`,
+/// as tests/run.sh sets once it has put them on PATH), a missing tool fails
+/// the test instead of letting it pass unchecked.
+pub fn tool(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| {
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    });
+    if found.is_none() {
+        let required = ["CI", "DORIS_OPERATOR_REQUIRE_TOOLS"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
+        let message = format!(
+            "{name} is not on PATH: what needs it is NOT checked \
+             (tests/run.sh builds it: tests/realk8s/build.sh, tests/realk8s/build-helm.sh)"
+        );
+        if required {
+            panic!("{message}; CI or DORIS_OPERATOR_REQUIRE_TOOLS requires it");
+        }
+        eprintln!("\n!!! {message}\n");
+    }
+    found
 }
 
 /// The user the operator acts as on a real cluster: the ServiceAccount of
