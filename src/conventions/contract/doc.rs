@@ -1,4 +1,4 @@
-//! The reference page of the contract, `docs/conventions/contract.md`:
+//! The reference page of the contract, `docs/src/conventions/contract.md`:
 //! prose written here, field tables generated from [`FIELDS`] and
 //! [`CHANGES`](super::CHANGES).
 
@@ -255,7 +255,7 @@ convention set receives, and what it must return. Each policy defines one
 function taking one map, `ctx`, and returns plain data (maps, arrays,
 strings, numbers, bools); a field set to `()` is left out. How to write,
 check and roll out a convention set is in the
-[README](../../README.md#change-a-convention).
+[Conventions](index.md#change-a-convention).
 
 The field tables below are generated from the operator's code, and a test
 checks them against the ctx the operator builds for the sample clusters, so
@@ -448,7 +448,7 @@ the FE like a BE), then the FE, master last.
 const MAINTENANCE: &str = r#"`fn maintenance(ctx)` in `restart.rhai` (optional) returns
 `#{ hold, windows, settle_seconds }`, when restarts the user did not ask for
 may run (see
-[Restart on your schedule](../../README.md#restart-on-your-schedule)):
+[Restart on your schedule](../upgrade-restart.md#restart-on-your-schedule)):
 
 - `hold`: the restart reasons that wait for a window or an approval; only
   `"conventions"` can be held.
@@ -521,7 +521,7 @@ are case-insensitive), `storage_paths(storage_root_path)`,
 `expand_doris_home(path, home)`, `unique_suffixes(paths)`, `merge(a, b)`,
 `or_default(value, default)`, `is_absent(value)`, `dns_label(text)` and
 `json_value(text)` (what JSON text holds, or `()` when it is not JSON). What
-else a policy may do is in [The sandbox](../../README.md#the-sandbox).
+else a policy may do is in [The sandbox](sandbox.md).
 
 ## A value of the user's that cannot be used
 
