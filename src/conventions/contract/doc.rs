@@ -280,7 +280,7 @@ whole number from 1. A file written for a newer contract than the
 operator's is refused when the conventions are compiled (by `policy check`,
 and before a convention set goes live), naming the declaration:
 
-```
+```text
 my-conventions/shape.rhai:1: written for contract 3; this operator speaks contract 1 — upgrade the operator
 ```
 
@@ -543,12 +543,11 @@ a ConfigMap or from `run --conventions-dir` at start-up (a kind served by a
 CRD installed later is found when the conventions are next offered).
 Offline, `render` and `policy check` take the served kinds as
 `--api-resources monitoring.coreos.com/v1/ServiceMonitor` (repeat, or
-separate with commas):
+separate with commas), e.g. for the ServiceMonitors the default
+`monitoring.yaml.j2` makes when the API server serves them:
 
-```sh
-doris-operator policy check my-conventions/ --api-resources example.com/v1/Widget
-doris-operator render -f examples/doriscluster-sample.yaml \
-  --conventions my-conventions/ --api-resources example.com/v1/Widget
+```console
+$ doris-operator policy check examples/conventions/service-annotation.yaml --api-resources monitoring.coreos.com/v1/ServiceMonitor
 ```
 
 The operator reads and writes (server-side apply) objects of any kind a
