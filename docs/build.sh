@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-MDBOOK_VERSION=0.4.52
+MDBOOK_VERSION=0.5.4
 tools=${DORIS_OPERATOR_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/doris-operator/tools}
 prefix="$tools/mdbook-$MDBOOK_VERSION"
 mdbook="$prefix/bin/mdbook"

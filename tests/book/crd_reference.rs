@@ -43,9 +43,9 @@ pub fn page(crd: &Value) -> String {
     )
     .unwrap();
     columns(&mut out, version);
-    let rules = rules(schema);
-    if !rules.is_empty() {
-        writeln!(out, "The cluster as a whole is refused when {rules}\n").unwrap();
+    let refused = rules(schema);
+    if !refused.is_empty() {
+        writeln!(out, "The cluster as a whole is refused when {refused}\n").unwrap();
     }
     let mut seen = BTreeMap::new();
     for top in ["spec", "status"] {
@@ -94,9 +94,9 @@ fn section(out: &mut String, path: &str, schema: &Value, seen: &mut BTreeMap<Str
     if let Some(description) = schema["description"].as_str() {
         writeln!(out, "{}\n", text(description)).unwrap();
     }
-    let rules = rules(schema);
-    if !rules.is_empty() {
-        writeln!(out, "Refused when {rules}\n").unwrap();
+    let refused = rules(schema);
+    if !refused.is_empty() {
+        writeln!(out, "Refused when {refused}\n").unwrap();
     }
     let Some(properties) = schema["properties"].as_object() else {
         return;
@@ -133,9 +133,9 @@ fn section(out: &mut String, path: &str, schema: &Value, seen: &mut BTreeMap<Str
         if required.contains(&name.as_str()) {
             notes.insert(0, "Required.".to_string());
         }
-        let rules = rules(field);
-        if !rules.is_empty() {
-            notes.push(format!("Refused when {rules}"));
+        let refused = rules(field);
+        if !refused.is_empty() {
+            notes.push(format!("Refused when {refused}"));
         }
         let description = text(field["description"].as_str().unwrap_or_default());
         let cell = [description]
@@ -200,17 +200,17 @@ fn notes(schema: &Value) -> Vec<String> {
     if !schema["default"].is_null() {
         out.push(format!("Default `{}`.", plain(&schema["default"])));
     }
-    for (key, words) in [
-        ("minimum", "At least"),
-        ("maximum", "At most"),
-        ("minLength", "At least this many characters:"),
-        ("maxLength", "At most this many characters:"),
-        ("minItems", "At least this many items:"),
-        ("maxItems", "At most this many items:"),
-        ("maxProperties", "At most this many entries:"),
+    for (key, sentence) in [
+        ("minimum", "At least {}."),
+        ("maximum", "At most {}."),
+        ("minLength", "At least {} characters."),
+        ("maxLength", "At most {} characters."),
+        ("minItems", "At least {} items."),
+        ("maxItems", "At most {} items."),
+        ("maxProperties", "At most {} entries."),
     ] {
         if let Some(n) = schema[key].as_f64() {
-            out.push(format!("{words} {n}."));
+            out.push(sentence.replace("{}", &n.to_string()));
         }
     }
     if let Some(pattern) = schema["pattern"].as_str() {

@@ -2,7 +2,7 @@
 //! serves on `/metrics`: every family's name, type and help, and the
 //! labels its series carry once each has been recorded.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
 use doris_operator::metrics::{ClusterHealth, ClusterLabels, Metrics};
@@ -35,7 +35,8 @@ fn recorded() -> Metrics {
 struct Family {
     type_: String,
     help: String,
-    labels: BTreeSet<String>,
+    /// In the order the series carry them.
+    labels: Vec<String>,
     samples: usize,
 }
 
@@ -64,12 +65,11 @@ fn families(text: &str) -> BTreeMap<String, Family> {
             let family = out.get_mut(&family).unwrap();
             family.samples += 1;
             if let Some(labels) = c.get(2) {
-                family.labels.extend(
-                    label
-                        .captures_iter(labels.as_str())
-                        .map(|l| l[1].to_string())
-                        .filter(|l| l != "le"),
-                );
+                for l in label.captures_iter(labels.as_str()) {
+                    if &l[1] != "le" && !family.labels.iter().any(|k| k == &l[1]) {
+                        family.labels.push(l[1].to_string());
+                    }
+                }
             }
         }
     }
@@ -80,7 +80,7 @@ fn empty() -> Family {
     Family {
         type_: String::new(),
         help: String::new(),
-        labels: BTreeSet::new(),
+        labels: Vec::new(),
         samples: 0,
     }
 }
@@ -114,11 +114,16 @@ pub fn page() -> String {
             _ => name.clone(),
         };
         let labels: Vec<String> = family.labels.iter().map(|l| format!("`{l}`")).collect();
+        let labels = if labels.is_empty() {
+            "none".to_string()
+        } else {
+            labels.join(", ")
+        };
         writeln!(
             out,
             "| `{series}` | {} | {} | {} |",
             family.type_,
-            labels.join(", "),
+            labels,
             family.help
         )
         .unwrap();
