@@ -254,7 +254,7 @@ This is contract {VERSION}: what each policy function and template of a
 convention set receives, and what it must return. Each policy defines one
 function taking one map, `ctx`, and returns plain data (maps, arrays,
 strings, numbers, bools); a field set to `()` is left out. How to write,
-check and roll out a convention set is in the
+check and roll out a convention set is in
 [Conventions](index.md#change-a-convention).
 
 The field tables below are generated from the operator's code, and a test
@@ -548,6 +548,8 @@ separate with commas), e.g. for the ServiceMonitors the default
 
 ```console
 $ doris-operator policy check examples/conventions/service-annotation.yaml --api-resources monitoring.coreos.com/v1/ServiceMonitor
+conventions examples/conventions/service-annotation.yaml (revision [..]): compiled, 4 sample clusters rendered with their full restart, membership rules and maintenance windows (every policy and template ran)
+
 ```
 
 The operator reads and writes (server-side apply) objects of any kind a
