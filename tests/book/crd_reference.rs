@@ -89,7 +89,11 @@ fn columns(out: &mut String, version: &Value) {
 /// objects among them. An object whose schema is the same as one already
 /// shown links to it instead.
 fn section(out: &mut String, path: &str, schema: &Value, seen: &mut BTreeMap<String, String>) {
-    let heading = if path.matches('.').count() == 0 { "##" } else { "###" };
+    let heading = if path.matches('.').count() == 0 {
+        "##"
+    } else {
+        "###"
+    };
     writeln!(out, "{heading} `{path}`\n").unwrap();
     if let Some(description) = schema["description"].as_str() {
         writeln!(out, "{}\n", text(description)).unwrap();
@@ -194,7 +198,12 @@ fn type_name(schema: &Value) -> String {
 fn notes(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(values) = schema["enum"].as_array() {
-        let values: Vec<String> = values.iter().map(|v| format!("`{}`", plain(v))).collect();
+        // `null` only says the field may be left out.
+        let values: Vec<String> = values
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| format!("`{}`", plain(v)))
+            .collect();
         out.push(format!("One of {}.", values.join(", ")));
     }
     if !schema["default"].is_null() {
@@ -238,6 +247,7 @@ fn rules(schema: &Value) -> String {
 
 fn plain(value: &Value) -> String {
     match value {
+        Value::String(s) if s.is_empty() => "\"\"".to_string(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -27,7 +27,11 @@ fn normalize(path: &Path) -> PathBuf {
 /// folder its relative links must stay in.
 fn problems(file: &Path, within: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap();
-    let shown = file.strip_prefix(root()).unwrap_or(file).display().to_string();
+    let shown = file
+        .strip_prefix(root())
+        .unwrap_or(file)
+        .display()
+        .to_string();
     let mut out = Vec::new();
     for (line, target) in links(&text) {
         if target.contains("://") || target.starts_with("mailto:") {
@@ -55,7 +59,9 @@ fn problems(file: &Path, within: &Path) -> Vec<String> {
         }
         let Some(anchor) = anchor else { continue };
         if resolved.extension().is_none_or(|e| e != "md") {
-            out.push(format!("{shown}:{line}: {target}: an anchor into a file that is not a page"));
+            out.push(format!(
+                "{shown}:{line}: {target}: an anchor into a file that is not a page"
+            ));
             continue;
         }
         let headings = anchors(&std::fs::read_to_string(&resolved).unwrap());
@@ -87,7 +93,11 @@ pub fn check_summary() {
         .map(|(_, target)| normalize(&src.join(target)))
         .collect();
     for page in &listed {
-        assert!(page.exists(), "SUMMARY.md lists {}, which does not exist", page.display());
+        assert!(
+            page.exists(),
+            "SUMMARY.md lists {}, which does not exist",
+            page.display()
+        );
     }
     for page in markdown_files(&src) {
         if page.ends_with("SUMMARY.md") {

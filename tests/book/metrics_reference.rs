@@ -48,9 +48,8 @@ fn families(text: &str) -> BTreeMap<String, Family> {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            out.entry(name.to_string())
-                .or_insert_with(empty)
-                .help = help.trim_end_matches('.').to_string();
+            out.entry(name.to_string()).or_insert_with(empty).help =
+                help.trim_end_matches('.').to_string();
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, type_) = rest.split_once(' ').unwrap();
             out.entry(name.to_string()).or_insert_with(empty).type_ = type_.to_string();
@@ -88,7 +87,11 @@ fn empty() -> Family {
 /// The page.
 pub fn page() -> String {
     let families = families(&recorded().encode());
-    assert!(families.len() >= 10, "{:?}", families.keys().collect::<Vec<_>>());
+    assert!(
+        families.len() >= 10,
+        "{:?}",
+        families.keys().collect::<Vec<_>>()
+    );
     let mut out = String::from(
         "<!-- Generated from src/metrics.rs. Edit the code, then:\n     \
          UPDATE_REFERENCE_DOCS=1 cargo test --test book -->\n\n\
@@ -122,9 +125,7 @@ pub fn page() -> String {
         writeln!(
             out,
             "| `{series}` | {} | {} | {} |",
-            family.type_,
-            labels,
-            family.help
+            family.type_, labels, family.help
         )
         .unwrap();
     }

@@ -92,7 +92,12 @@ pub fn check_events_page() {
     let reasons = event_reasons();
     assert!(reasons.len() >= 25, "{reasons:?}");
     let (_, listed) = page("docs/src/reference/events.md");
-    compare("docs/src/reference/events.md", &listed, &reasons, "Event reasons");
+    compare(
+        "docs/src/reference/events.md",
+        &listed,
+        &reasons,
+        "Event reasons",
+    );
 }
 
 /// The annotation, label and finalizer keys under the operator's and
