@@ -108,3 +108,24 @@ fn every_relative_link_and_anchor_of_the_book_and_readme_resolves() {
 fn the_summary_lists_every_page_and_only_pages_that_exist() {
     links::check_summary();
 }
+
+/// The README stays a page a newcomer reads in two minutes, and keeps the
+/// two set-up commands as they are (CI runs the second).
+#[test]
+fn the_readme_is_short_and_keeps_the_set_up_commands() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines < 200,
+        "README.md has {lines} lines: move the detail into the book"
+    );
+    for command in [
+        "cargo run -- render -f examples/doriscluster-sample.yaml",
+        "tests/run.sh",
+    ] {
+        assert!(
+            readme.lines().any(|l| l == command),
+            "README.md no longer shows the set-up command `{command}` on a line of its own"
+        );
+    }
+}
