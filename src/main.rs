@@ -158,7 +158,7 @@ enum PolicyCommand {
         api_resources: Vec<(String, String)>,
     },
     /// Print the reference of the policy contract: what each policy and
-    /// template receives (docs/conventions/contract.md).
+    /// template receives (docs/src/conventions/contract.md).
     Contract,
     /// Print a convention bundle as a ConfigMap labelled as convention set
     /// SET, ready to edit and apply.

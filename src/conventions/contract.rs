@@ -17,7 +17,7 @@
 //! policy that fails at run time while reading it is told the new name.
 //!
 //! Every field of every ctx is described once, in [`FIELDS`]; the reference
-//! page `docs/conventions/contract.md` is generated from it
+//! page `docs/src/conventions/contract.md` is generated from it
 //! ([`reference`]), and a test checks the table against the ctx the
 //! planning code builds for the sample clusters.
 
@@ -43,7 +43,7 @@ pub const CONTRACT_VERSION: u32 = 1;
 
 /// Where the reference page generated from [`FIELDS`] is kept, from the
 /// repository's root.
-pub const REFERENCE_PAGE: &str = "docs/conventions/contract.md";
+pub const REFERENCE_PAGE: &str = "docs/src/conventions/contract.md";
 
 /// What receives a ctx: a policy function, or one of the two kinds of
 /// template.

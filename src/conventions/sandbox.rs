@@ -260,7 +260,7 @@ pub fn explain_limit(err: &EvalAltResult, engine: &Engine) -> Option<String> {
 }
 
 /// Helpers available to every policy. Each is small, pure and documented in
-/// docs/conventions/contract.md.
+/// docs/src/conventions/contract.md.
 fn register_helpers(engine: &mut Engine) {
     // patch, put and at, for refinements (see `refine`).
     super::refine::register(engine);

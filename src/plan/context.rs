@@ -1,5 +1,5 @@
 //! Builds what each policy and template receives (the `ctx` map of the
-//! policy contract, docs/conventions/contract.md) and runs them for one
+//! policy contract, docs/src/conventions/contract.md) and runs them for one
 //! component.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,4 +1,4 @@
-//! The reference page of the contract, `docs/conventions/contract.md`:
+//! The reference page of the contract, `docs/src/conventions/contract.md`:
 //! prose written here, field tables generated from [`FIELDS`] and
 //! [`CHANGES`](super::CHANGES).
 
@@ -254,8 +254,8 @@ This is contract {VERSION}: what each policy function and template of a
 convention set receives, and what it must return. Each policy defines one
 function taking one map, `ctx`, and returns plain data (maps, arrays,
 strings, numbers, bools); a field set to `()` is left out. How to write,
-check and roll out a convention set is in the
-[README](../../README.md#change-a-convention).
+check and roll out a convention set is in
+[Conventions](index.md#change-a-convention).
 
 The field tables below are generated from the operator's code, and a test
 checks them against the ctx the operator builds for the sample clusters, so
@@ -280,7 +280,7 @@ whole number from 1. A file written for a newer contract than the
 operator's is refused when the conventions are compiled (by `policy check`,
 and before a convention set goes live), naming the declaration:
 
-```
+```text
 my-conventions/shape.rhai:1: written for contract 3; this operator speaks contract 1 — upgrade the operator
 ```
 
@@ -448,7 +448,7 @@ the FE like a BE), then the FE, master last.
 const MAINTENANCE: &str = r#"`fn maintenance(ctx)` in `restart.rhai` (optional) returns
 `#{ hold, windows, settle_seconds }`, when restarts the user did not ask for
 may run (see
-[Restart on your schedule](../../README.md#restart-on-your-schedule)):
+[Restart on your schedule](../upgrade-restart.md#restart-on-your-schedule)):
 
 - `hold`: the restart reasons that wait for a window or an approval; only
   `"conventions"` can be held.
@@ -521,7 +521,7 @@ are case-insensitive), `storage_paths(storage_root_path)`,
 `expand_doris_home(path, home)`, `unique_suffixes(paths)`, `merge(a, b)`,
 `or_default(value, default)`, `is_absent(value)`, `dns_label(text)` and
 `json_value(text)` (what JSON text holds, or `()` when it is not JSON). What
-else a policy may do is in [The sandbox](../../README.md#the-sandbox).
+else a policy may do is in [The sandbox](sandbox.md).
 
 ## A value of the user's that cannot be used
 
@@ -543,12 +543,13 @@ a ConfigMap or from `run --conventions-dir` at start-up (a kind served by a
 CRD installed later is found when the conventions are next offered).
 Offline, `render` and `policy check` take the served kinds as
 `--api-resources monitoring.coreos.com/v1/ServiceMonitor` (repeat, or
-separate with commas):
+separate with commas), e.g. for the ServiceMonitors the default
+`monitoring.yaml.j2` makes when the API server serves them:
 
-```sh
-doris-operator policy check my-conventions/ --api-resources example.com/v1/Widget
-doris-operator render -f examples/doriscluster-sample.yaml \
-  --conventions my-conventions/ --api-resources example.com/v1/Widget
+```console
+$ doris-operator policy check examples/conventions/service-annotation.yaml --api-resources monitoring.coreos.com/v1/ServiceMonitor
+conventions examples/conventions/service-annotation.yaml (revision [..]): compiled, 4 sample clusters rendered with their full restart, membership rules and maintenance windows (every policy and template ran)
+
 ```
 
 The operator reads and writes (server-side apply) objects of any kind a
