@@ -5,20 +5,23 @@
 # the platform names it. Prints the archive's path, then its sha256.
 #
 #   deploy/krew/build-archive.sh [--binary FILE] [--out DIR] [--manifest FILE]
+#                                [--gzip-level N]
 #
 #   --binary FILE    package FILE instead of building the release binary
 #                    (cargo build --release --locked)
 #   --out DIR        where the archive goes (default: target/krew)
 #   --manifest FILE  also write the archive's sha256 into FILE, a copy of
 #                    deploy/krew/doris.yaml, for this platform
+#   --gzip-level N   gzip's level, 1 (fast) to 9 (small, the default)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-binary="" out="$ROOT/target/krew" manifest=""
+binary="" out="$ROOT/target/krew" manifest="" level=9
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --manifest) manifest="$2"; shift 2 ;;
+    --gzip-level) level="$2"; shift 2 ;;
     *) echo "unknown argument: $1 (see the head of $0)" >&2; exit 2 ;;
   esac
 done
@@ -58,7 +61,7 @@ if tar --version 2>/dev/null | grep -q 'GNU tar'; then
 else
   owner=(--uid 0 --gid 0)
 fi
-(cd "$stage" && tar "${owner[@]}" -cf - *) | gzip -n -9 >"$archive"
+(cd "$stage" && tar "${owner[@]}" -cf - *) | gzip -n "-$level" >"$archive"
 
 if command -v sha256sum >/dev/null; then
   sha="$(sha256sum "$archive" | cut -d ' ' -f 1)"
