@@ -598,6 +598,61 @@ fn kubectl_complete_doris_answers_as_kubectl_asks() {
 }
 
 #[test]
+fn kubectl_completes_the_plugin_through_kubectl_complete_doris() {
+    // kubectl's own completion (`kubectl __complete ...`, what its shell
+    // scripts call) finds kubectl_complete-doris on PATH.
+    let minor = Command::new("kubectl")
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .ok()
+        .and_then(|out| serde_json::from_slice::<Value>(&out.stdout).ok())
+        .and_then(|v| {
+            let minor = v["clientVersion"]["minor"].as_str()?.to_string();
+            minor.trim_end_matches('+').parse::<u32>().ok()
+        });
+    match minor {
+        Some(minor) if minor >= 26 => {}
+        found => {
+            eprintln!(
+                "no kubectl 1.26 or later (1.{found:?}): its plugin completion is not checked"
+            );
+            return;
+        }
+    }
+    let dir = scratch("kubectl");
+    linked(&dir, "kubectl-doris");
+    linked(&dir, "kubectl_complete-doris");
+    let path = std::env::join_paths(std::iter::once(dir.clone()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    for (words, expected, directive) in [
+        (&["doris", "st"][..], &["status"][..], ":4"),
+        (
+            &["doris", "-n", "prod", "pause", "--k"],
+            &["--kubeconfig", "--kind"],
+            ":4",
+        ),
+        (&["doris", "diff", "-f", ""], &[], ":0"),
+    ] {
+        let out = Command::new("kubectl")
+            .arg("__complete")
+            .args(words)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            cobra(&stdout),
+            (expected.to_vec(), directive),
+            "kubectl __complete {words:?}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn version_client_needs_no_cluster() {
     let dir = scratch("version");
     let plugin = linked(&dir, "kubectl-doris");
