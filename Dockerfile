@@ -2,6 +2,10 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# The commit `doris-operator version` and the doris_operator_build_info
+# metric name (else what git says of the copied tree, if anything):
+#   --build-arg DORIS_OPERATOR_COMMIT=$(git rev-parse --short=12 HEAD)
+ARG DORIS_OPERATOR_COMMIT
 RUN cargo build --release --locked --bin doris-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -1,6 +1,7 @@
 //! doris-operator: a Kubernetes operator for Apache Doris whose deployment
 //! conventions live in editable Rhai policies and Jinja templates.
 
+pub mod build_info;
 pub mod cluster;
 pub mod conf;
 pub mod controller;

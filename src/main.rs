@@ -103,6 +103,27 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Print a shell completion script for this command line.
+    #[command(after_long_help = COMPLETION_HELP)]
+    Completion {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print this binary's version and, unless --client, the versions of
+    /// the operator and the CRDs the cluster runs, warning of any other
+    /// than this binary's.
+    #[command(after_help = CONNECTION_HELP)]
+    Version {
+        /// This binary's version only; the cluster is not asked.
+        #[arg(long)]
+        client: bool,
+        #[command(flatten)]
+        connection: Connection,
+        /// The operator's namespace, where its Deployment is.
+        #[arg(long, default_value = "doris-operator")]
+        operator_namespace: String,
+    },
     /// The kubectl plugin's commands (what `kubectl doris` runs when this
     /// binary is on PATH as kubectl-doris).
     #[command(after_help = CONNECTION_HELP)]
@@ -116,6 +137,18 @@ enum Command {
 
 const CONNECTION_HELP: &str = "kubectl's --kubeconfig, --context and -n/--namespace go \
     before the command or after it: kubectl doris -n my-ns status my-cluster";
+
+const COMPLETION_HELP: &str = "\
+Load it in the running shell, or install it for every new one:
+  source <(doris-operator completion bash)
+  doris-operator completion zsh > \"${fpath[1]}/_doris-operator\"
+  doris-operator completion fish > ~/.config/fish/completions/doris-operator.fish
+`kubectl doris completion SHELL` prints the script for the command kubectl-doris.
+
+For `kubectl doris <TAB>`, kubectl (1.26 and later) asks the executable
+kubectl_complete-doris on PATH; make it a link to this binary, beside
+kubectl-doris (krew's bin folder, when krew installed it):
+  ln -s \"$(command -v kubectl-doris)\" \"$(dirname \"$(command -v kubectl-doris)\")/kubectl_complete-doris\"";
 
 /// `kubectl doris`: this binary, invoked as `kubectl-doris`.
 #[derive(Parser)]
@@ -222,6 +255,15 @@ where
             connection,
             command,
         } => Ok(Invocation::Plugin(command.after(outer.then(connection)))),
+        Command::Version {
+            client,
+            connection,
+            operator_namespace,
+        } => Ok(Invocation::Operator(Command::Version {
+            client,
+            connection: outer.then(connection),
+            operator_namespace,
+        })),
         command if outer == Connection::default() => Ok(Invocation::Operator(command)),
         command => {
             let name = match command {
@@ -230,11 +272,14 @@ where
                 Command::Run { .. } => "run",
                 Command::Policy { .. } => "policy",
                 Command::Kubectl { .. } => "kubectl",
+                Command::Completion { .. } => "completion",
+                Command::Version { .. } => "version",
             };
             Err(PluginCli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
                 format!(
-                    "{} {} with diff, status, restart, pause and resume, not with {name}",
+                    "{} {} with diff, status, restart, pause, resume and version, not with \
+                     {name}",
                     outer.given().join(", "),
                     if outer.given().len() == 1 {
                         "goes"
@@ -247,12 +292,61 @@ where
     }
 }
 
+/// The name kubectl runs a plugin by.
+const PLUGIN_NAME: &str = "kubectl-doris";
+
+/// The name kubectl asks a plugin's completions of (kubectl 1.26 and later).
+const PLUGIN_COMPLETION_NAME: &str = "kubectl_complete-doris";
+
+/// The command line of `kubectl doris` (`as_plugin`) or of `doris-operator`.
+fn definition(as_plugin: bool) -> clap::Command {
+    if as_plugin {
+        PluginCli::command()
+    } else {
+        Cli::command()
+    }
+}
+
+/// Completes the last of `words` the way Cobra programs answer
+/// `__complete` (src/kubectl/complete.rs).
+fn complete(as_plugin: bool, words: &[std::ffi::OsString]) -> ExitCode {
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let completion = doris_operator::kubectl::complete::complete(&definition(as_plugin), &words);
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), completion.to_cobra().as_bytes());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
-    let as_plugin = std::env::args_os()
-        .next()
-        .is_some_and(|arg0| Path::new(&arg0).file_stem() == Some("kubectl-doris".as_ref()));
-    let command = match parse(as_plugin, std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .and_then(|arg0| Path::new(arg0).file_stem())
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default();
+    if name == PLUGIN_COMPLETION_NAME {
+        return complete(true, &args[1..]);
+    }
+    let as_plugin = name == PLUGIN_NAME;
+    if args.get(1).is_some_and(|a| a == "__complete") {
+        return complete(as_plugin, &args[2..]);
+    }
+    let command = match parse(as_plugin, args) {
         Ok(Invocation::Plugin(command)) => return plugin::run(command),
+        Ok(Invocation::Operator(Command::Completion { shell })) => {
+            let bin_name = if as_plugin {
+                PLUGIN_NAME
+            } else {
+                "doris-operator"
+            };
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut definition(as_plugin), bin_name, &mut script);
+            // A closed pipe (`| head`) is no error of ours.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return ExitCode::SUCCESS;
+        }
         Ok(Invocation::Operator(command)) => command,
         Err(e) => e.exit(),
     };
@@ -411,6 +505,22 @@ fn run(command: Command) -> Result<(), String> {
             })
         }
         Command::Kubectl { .. } => unreachable!("plugin commands are run by `plugin`"),
+        Command::Completion { .. } => unreachable!("completion scripts are printed by `main`"),
+        Command::Version {
+            client,
+            connection,
+            operator_namespace,
+        } => {
+            if client {
+                println!("{}", doris_operator::kubectl::version::client_line());
+                return Ok(());
+            }
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            runtime.block_on(doris_operator::kubectl::version::run(
+                &connection,
+                &operator_namespace,
+            ))
+        }
         Command::Crd => {
             print!("{}", doris_operator::crd::crd_yaml());
             print!("{}", doris_operator::crd::disaggregated::crd_yaml());
@@ -522,215 +632,5 @@ fn errors(errs: Vec<SourceError>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The connection flags a `kubectl doris` command ends up with.
-    fn connection(as_plugin: bool, args: &[&str]) -> Connection {
-        match parse(as_plugin, args) {
-            Ok(Invocation::Plugin(mut command)) => std::mem::take(command.connection_mut()),
-            Ok(Invocation::Operator(_)) => panic!("{args:?}: not a plugin command"),
-            Err(e) => panic!("{args:?}: {e}"),
-        }
-    }
-
-    fn flags(
-        kubeconfig: Option<&str>,
-        context: Option<&str>,
-        namespace: Option<&str>,
-    ) -> Connection {
-        Connection {
-            kubeconfig: kubeconfig.map(PathBuf::from),
-            context: context.map(String::from),
-            namespace: namespace.map(String::from),
-        }
-    }
-
-    #[test]
-    fn connection_flags_go_before_or_after_the_command() {
-        let my_ns = flags(None, None, Some("my-ns"));
-        for args in [
-            &["kubectl-doris", "-n", "my-ns", "diff", "-f", "c.yaml"][..],
-            &["kubectl-doris", "diff", "-n", "my-ns", "-f", "c.yaml"],
-            &["kubectl-doris", "diff", "-f", "c.yaml", "--namespace=my-ns"],
-            &["kubectl-doris", "--namespace", "my-ns", "status", "foo"],
-            &["kubectl-doris", "-n", "my-ns", "kubectl", "status", "foo"],
-        ] {
-            assert_eq!(connection(true, args), my_ns, "{args:?}");
-        }
-        for args in [
-            &[
-                "doris-operator",
-                "kubectl",
-                "-n",
-                "my-ns",
-                "diff",
-                "-f",
-                "c.yaml",
-            ][..],
-            &[
-                "doris-operator",
-                "kubectl",
-                "diff",
-                "-f",
-                "c.yaml",
-                "-n",
-                "my-ns",
-            ],
-        ] {
-            assert_eq!(connection(false, args), my_ns, "{args:?}");
-        }
-        assert_eq!(
-            connection(true, &["kubectl-doris", "--context", "x", "status", "foo"]),
-            flags(None, Some("x"), None)
-        );
-        assert_eq!(
-            connection(
-                true,
-                &["kubectl-doris", "--kubeconfig", "f", "restart", "foo"]
-            ),
-            flags(Some("f"), None, None)
-        );
-        let all = [
-            "kubectl-doris",
-            "--kubeconfig",
-            "f",
-            "-n",
-            "a",
-            "pause",
-            "foo",
-            "--context",
-            "x",
-        ];
-        assert_eq!(
-            connection(true, &all),
-            flags(Some("f"), Some("x"), Some("a"))
-        );
-        let all = [
-            "doris-operator",
-            "kubectl",
-            "--context",
-            "x",
-            "resume",
-            "foo",
-            "-n",
-            "a",
-        ];
-        assert_eq!(connection(false, &all), flags(None, Some("x"), Some("a")));
-    }
-
-    #[test]
-    fn a_flag_given_twice_is_the_last_one_as_with_kubectl() {
-        for args in [
-            &["kubectl-doris", "-n", "a", "status", "foo", "-n", "b"][..],
-            &["kubectl-doris", "-n", "a", "-n", "b", "status", "foo"],
-            &[
-                "kubectl-doris",
-                "status",
-                "foo",
-                "-n",
-                "a",
-                "--namespace",
-                "b",
-            ],
-            &[
-                "kubectl-doris",
-                "-n",
-                "a",
-                "kubectl",
-                "status",
-                "foo",
-                "-n",
-                "b",
-            ],
-        ] {
-            assert_eq!(
-                connection(true, args),
-                flags(None, None, Some("b")),
-                "{args:?}"
-            );
-        }
-        let args = [
-            "doris-operator",
-            "kubectl",
-            "--context",
-            "x",
-            "status",
-            "foo",
-            "--context",
-            "y",
-        ];
-        assert_eq!(connection(false, &args), flags(None, Some("y"), None));
-        let args = [
-            "kubectl-doris",
-            "--kubeconfig",
-            "f",
-            "restart",
-            "foo",
-            "--kubeconfig",
-            "g",
-        ];
-        assert_eq!(connection(true, &args), flags(Some("g"), None, None));
-    }
-
-    #[test]
-    fn connection_flags_with_an_operator_command_are_refused() {
-        let refusal = |args: &[&str]| match parse(true, args) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{args:?} accepted"),
-        };
-        let err = refusal(&["kubectl-doris", "-n", "my-ns", "render", "-f", "c.yaml"]);
-        assert!(
-            err.contains(
-                "-n/--namespace goes with diff, status, restart, pause and resume, not with render"
-            ),
-            "{err}"
-        );
-        let err = refusal(&["kubectl-doris", "--context", "x", "-n", "a", "crd"]);
-        assert!(
-            err.contains("--context, -n/--namespace go with diff,") && err.contains("not with crd"),
-            "{err}"
-        );
-        let err = refusal(&["kubectl-doris", "render", "-f", "c.yaml", "-n", "my-ns"]);
-        assert!(err.contains("unexpected argument '-n'"), "{err}");
-        // The operator's own --namespace is still its own.
-        match parse(true, ["kubectl-doris", "run", "--namespace", "watched"]) {
-            Ok(Invocation::Operator(Command::Run { namespace, .. })) => {
-                assert_eq!(namespace.as_deref(), Some("watched"));
-            }
-            _ => panic!("run --namespace is not run's"),
-        }
-    }
-
-    #[test]
-    fn the_help_shows_the_connection_flags_where_they_apply() {
-        let mut cli = PluginCli::command();
-        let top = cli.render_help().to_string();
-        for flag in [
-            "--kubeconfig <FILE>",
-            "--context <CONTEXT>",
-            "-n, --namespace <NAMESPACE>",
-        ] {
-            assert!(top.contains(flag), "{top}");
-        }
-        assert!(top.contains("go before the command or after it"), "{top}");
-        let kubectl = cli
-            .find_subcommand_mut("kubectl")
-            .unwrap()
-            .render_help()
-            .to_string();
-        assert!(kubectl.contains("-n, --namespace <NAMESPACE>"), "{kubectl}");
-        let status = cli
-            .find_subcommand_mut("status")
-            .unwrap()
-            .render_help()
-            .to_string();
-        assert!(status.contains("-n, --namespace <NAMESPACE>"), "{status}");
-        let render = cli
-            .find_subcommand_mut("render")
-            .unwrap()
-            .render_help()
-            .to_string();
-        assert!(!render.contains("--kubeconfig"), "{render}");
-    }
-}
+#[path = "main_tests.rs"]
+mod tests;

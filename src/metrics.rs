@@ -44,6 +44,14 @@ pub struct WriteLabels {
     pub verb: String,
 }
 
+/// The running binary, as `doris_operator_build_info` names it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    /// The git commit, `unknown` when the build did not record it.
+    pub commit: String,
+}
+
 /// One cluster, as its series name it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClusterLabels {
@@ -180,6 +188,18 @@ impl Default for Metrics {
             "decommission_last_progress_timestamp_seconds",
             "While a BE is decommissioned: when its tablet count last fell, in Unix seconds",
             Listed(decommission_progress.clone()),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: crate::build_info::VERSION.to_string(),
+                commit: crate::build_info::COMMIT.unwrap_or("unknown").to_string(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1: the operator's version and git commit, as labels",
+            build_info,
         );
         let restarts_held = Gauge::default();
         registry.register(
@@ -425,6 +445,19 @@ mod tests {
         // "b" was deleted while held.
         m.restart_held("c", true, || HashSet::from(["c".to_string()]));
         assert!(m.encode().contains("doris_operator_restarts_held 1"));
+    }
+
+    #[test]
+    fn the_build_is_a_series_of_its_own() {
+        let text = Metrics::default().encode();
+        let version = crate::build_info::VERSION;
+        assert!(
+            text.contains(&format!(
+                "doris_operator_build_info{{version=\"{version}\",commit=\"{}\"}} 1",
+                crate::build_info::COMMIT.unwrap_or("unknown")
+            )),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! write the annotations the operator reads. One test runs the binary
 //! itself, named kubectl-doris, with a kubeconfig. Where the API server
 //! serves only one of the two kinds, the commands work on a cluster of
-//! that kind and say when the kind asked for is not served.
+//! that kind and say when the kind asked for is not served. `version`
+//! reads the operator's Deployment and the CRDs, and warns of a version
+//! other than the binary's.
 //!
 //! The FE is the simulator in tests/fesim, joined by the member driver.
 
@@ -649,6 +651,137 @@ async fn a_doris_cluster_is_worked_on_where_the_other_kind_is_not_served() {
         )),
         "{stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_tells_the_operators_and_the_crds_versions_apart_from_its_own() {
+    use doris_operator::kubectl::version::{self, CrdFound};
+    use k8s_openapi::api::apps::v1::Deployment;
+    let ours = doris_operator::build_info::VERSION;
+    let env = Env::without_operator("kubectl-version").await;
+    let dir = std::env::temp_dir().join(format!("kubectl-doris-version-{}", std::process::id()));
+    let plugin = plugin_in(&dir);
+    let (config, _) = env.kubeconfig(&dir);
+    let ns = env.namespace.clone();
+    let run = |args: &[&str]| {
+        let (plugin, config) = (plugin.clone(), config.clone());
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--operator-namespace".into(), ns.clone()]);
+        async move {
+            let out = run_plugin(plugin, args, config).await;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (out.status.code(), text(&out.stdout), text(&out.stderr))
+        }
+    };
+
+    // No operator in the namespace: said, and the CRDs are this binary's.
+    let (code, stdout, stderr) = run(&["version"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Operator Version: not found (no Deployment labelled \
+             app.kubernetes.io/name=doris-operator in namespace {ns};"
+        )),
+        "{stdout}"
+    );
+    for crd in [
+        "dorisclusters.doris.selectdb.com",
+        "dorisdisaggregatedclusters.disaggregated.cluster.doris.com",
+    ] {
+        assert!(stdout.contains(&format!("CRD {crd}: {ours}\n")), "{stdout}");
+    }
+    assert_eq!(stderr, "");
+
+    // The shipped Deployment: its image is this version's.
+    let mut deployment: Deployment =
+        serde_norway::from_str(include_str!("../deploy/20-deployment.yaml")).unwrap();
+    deployment.metadata.namespace = Some(ns.clone());
+    let deployments = env.api::<Deployment>();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let server = version::observe(&env.client, &ns).await;
+    let operators = server.operators.clone().unwrap();
+    assert_eq!(operators.len(), 1, "{operators:?}");
+    assert_eq!(operators[0].deployment, format!("{ns}/doris-operator"));
+    assert_eq!(operators[0].version.as_deref(), Some(ours));
+    assert_eq!(operators[0].ready.1, 2);
+    assert!(
+        server
+            .crds
+            .iter()
+            .all(|(_, found)| *found == CrdFound::Installed(Some(ours.to_string()))),
+        "{:?}",
+        server.crds
+    );
+    let (code, stdout, stderr) = run(&["version"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "Operator Version: {ours} (Deployment {ns}/doris-operator, image \
+             doris-operator:{ours}, "
+        )),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "");
+
+    // Another version's image: warned of, as the CRDs of another version.
+    deployments
+        .patch(
+            "doris-operator",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([{
+                    "op": "replace",
+                    "path": "/spec/template/spec/containers/0/image",
+                    "value": "registry.example:5000/doris-operator:v0.0.9",
+                }]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = run(&["version"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Operator Version: 0.0.9 ("), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: the operator (Deployment {ns}/doris-operator) runs 0.0.9, this binary \
+             is {ours}"
+        )),
+        "{stderr}"
+    );
+    if env
+        .emulator_only("the CRDs are shared by the tests running beside this one")
+        .is_some()
+    {
+        let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+        crds.patch(
+            "dorisclusters.doris.selectdb.com",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                doris_operator::build_info::CRD_VERSION_LABEL: "0.0.8"
+            }}})),
+        )
+        .await
+        .unwrap();
+        let (code, stdout, stderr) = run(&["version"]).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stdout.contains("CRD dorisclusters.doris.selectdb.com: 0.0.8\n"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "warning: the CRD dorisclusters.doris.selectdb.com is 0.0.8's, this binary is \
+                 {ours}"
+            )),
+            "{stderr}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     env.finish().await;
 }

@@ -662,7 +662,9 @@ pub struct ComputeGroupStatus {
 pub fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
-    DorisDisaggregatedCluster::crd()
+    let mut crd = DorisDisaggregatedCluster::crd();
+    crd.metadata.labels = Some(crate::crd::version_labels());
+    crd
 }
 
 /// The CRD as YAML, as committed in `crds/`.

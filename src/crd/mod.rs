@@ -927,11 +927,22 @@ impl DorisClusterSpec {
     }
 }
 
+/// The labels of both CustomResourceDefinitions: the operator version
+/// they come with, which `version` compares with its own.
+pub fn version_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        crate::build_info::CRD_VERSION_LABEL.to_string(),
+        crate::build_info::VERSION.to_string(),
+    )])
+}
+
 /// The CustomResourceDefinition.
 pub fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
-    DorisCluster::crd()
+    let mut crd = DorisCluster::crd();
+    crd.metadata.labels = Some(crate::crd::version_labels());
+    crd
 }
 
 /// The CRD as YAML, as committed in `crds/`.

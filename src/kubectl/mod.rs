@@ -7,14 +7,19 @@
 //!   cluster, planned with the conventions live for it;
 //! - [`status`]: one readable screen per cluster;
 //! - [`restart`], [`pause`], [`resume`]: the annotations the operator reads,
-//!   written for the user.
+//!   written for the user;
+//! - [`version`]: this binary's version beside the operator's and the CRDs';
+//! - [`complete`]: completion of a partly typed command line, as kubectl
+//!   asks a plugin for it (`kubectl_complete-doris`).
 //!
 //! Every function takes a [`kube::Client`], so tests run them in-process
 //! against any API server.
 
 pub mod cli;
+pub mod complete;
 pub mod diff;
 pub mod status;
+pub mod version;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
