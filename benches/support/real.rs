@@ -24,8 +24,10 @@
 //! (`BENCH_IDLE_SECS`, 30 unless set), after a no-op edit (an annotation)
 //! of each cluster, and in the first seconds after a restart of the
 //! operator with every cluster converged; the operator's CPU seconds and
-//! peak RSS, and the restarted operator's. The clusters and the namespace
-//! are deleted before the next run.
+//! peak RSS, and the restarted operator's; for this operator, how long a
+//! convention change takes to reach every cluster, with every FE answering
+//! and with none (`real/reach.rs`). The clusters and the namespace are
+//! deleted before the next run.
 //!
 //! With `BENCH_PERF` naming a folder, each operator's CPU is profiled
 //! with `perf record` from the clusters' creation until they converge, and
@@ -45,6 +47,8 @@ mod audit;
 mod cluster;
 #[path = "real/profile.rs"]
 mod profile;
+#[path = "real/reach.rs"]
+mod reach;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,6 +140,9 @@ struct Figures {
     restart: Writes,
     /// The restarted operator's peak RSS.
     restart_rss: f64,
+    /// How long a convention change took to reach every cluster, with
+    /// every FE answering and with none.
+    reach: (Option<Duration>, Option<Duration>),
     cpu: f64,
     cpu_total: f64,
     rss: f64,
@@ -310,6 +317,24 @@ pub async fn run(kubeconfig: PathBuf) {
             f.restart_rss
         );
     }
+    for (kind, f) in &all {
+        if f.reach.0.is_some() || f.reach.1.is_some() {
+            let secs = |d: Option<Duration>| {
+                d.map_or("not within 120 s".into(), |d| {
+                    format!("{:.1} s", d.as_secs_f64())
+                })
+            };
+            println!(
+                "{} x {}, {}: a convention change reached every cluster in {} with every FE \
+                 answering, {} with none",
+                f.clusters,
+                kind.label(),
+                f.operator,
+                secs(f.reach.0),
+                secs(f.reach.1)
+            );
+        }
+    }
     if contenders.len() == 1 {
         println!("the peer was not measured (set BENCH_PEER_OPERATOR to its binary)");
     }
@@ -360,6 +385,7 @@ fn start_operator(
         Flavor::Ours => {
             command
                 .args(["run", "--leader-elect=false", "--namespace", namespace])
+                .args(["--conventions-namespace", namespace])
                 .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
                 .args(["--fe-address", &fe.unwrap().to_string()])
                 .env("RUST_LOG", "warn");
@@ -627,6 +653,41 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         restarted.elapsed().as_secs_f64(),
         restart.line()
     );
+    let mut reach = (None, None);
+    if contender.flavor == Flavor::Ours {
+        // A convention change, every FE answering.
+        let limit = Duration::from_secs(120);
+        let (took, carried, all) =
+            reach::convention_change(client, &namespace, "answering", limit).await;
+        println!(
+            "  a convention change reached every cluster in {} ({carried} of {all} Services)",
+            secs(took)
+        );
+        reach.0 = took;
+        // The same while no FE answers: each attempt waits out the connect
+        // timeout on a port that takes connections and never speaks.
+        let _ = process.kill();
+        let _ = process.wait();
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a silent port");
+        process = start_operator(
+            contender,
+            &kubeconfig,
+            &namespace,
+            silent.local_addr().ok(),
+            &work.join(format!("{short}{n}-fe-silent.log")),
+            bench.resolv.as_deref(),
+        );
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (took, carried, all) =
+            reach::convention_change(client, &namespace, "fe-silent", limit).await;
+        println!(
+            "  with no FE answering (30 s after a start): reached every cluster in {} \
+             ({carried} of {all} Services)",
+            secs(took)
+        );
+        reach.1 = took;
+        drop(silent);
+    }
     if contender.flavor == Flavor::Peer {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let sql = text
@@ -701,6 +762,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         noop,
         restart,
         restart_rss,
+        reach,
         cpu,
         cpu_total,
         rss,
