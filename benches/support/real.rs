@@ -388,7 +388,10 @@ fn start_operator(
                 .args(["--conventions-namespace", namespace])
                 .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
                 .args(["--fe-address", &fe.unwrap().to_string()])
-                .env("RUST_LOG", "warn");
+                .env(
+                    "RUST_LOG",
+                    std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                );
         }
         Flavor::Peer => {
             command
@@ -659,6 +662,11 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         let limit = Duration::from_secs(120);
         let (took, carried, all) =
             reach::convention_change(client, &namespace, "answering", limit).await;
+        let secs = |d: Option<Duration>| {
+            d.map_or(format!("not within {} s", limit.as_secs()), |d| {
+                format!("{:.2} s", d.as_secs_f64())
+            })
+        };
         println!(
             "  a convention change reached every cluster in {} ({carried} of {all} Services)",
             secs(took)

@@ -59,6 +59,13 @@ const UNCONFIRMED_INTERVAL: Duration = Duration::from_secs(10);
 /// so stay out of the way of the others' reconciles.
 const UNANSWERED_CAP: Duration = Duration::from_secs(300);
 
+/// How many reconciles at once may ask an FE that did not answer last time
+/// (see [`super::Context::fe_suspects`]).
+pub const SUSPECT_ATTEMPTS: usize = 2;
+
+/// When a reconcile that found every such attempt taken looks again.
+const SUSPECT_RETRY: Duration = Duration::from_secs(3);
+
 /// How long to wait after `unanswered` attempts in a row the FE did not
 /// answer, starting from `base`.
 fn backoff(base: Duration, unanswered: u32) -> Duration {
@@ -162,7 +169,23 @@ pub async fn reconcile(
         }
     });
     let now_instant = std::time::Instant::now();
-    let due = wait_until.is_none_or(|until| now_instant >= until);
+    let mut due = wait_until.is_none_or(|until| now_instant >= until);
+    let mut retry = wait_until.map(|until| until.saturating_duration_since(now_instant));
+    // An FE that did not answer last time is asked by a few reconciles at
+    // once at most: each may wait out the connect timeout, and the others'
+    // reconciles must not wait behind them.
+    let _permit = if due && last.as_ref().is_some_and(|l| !l.answered) {
+        match ctx.fe_suspects.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                due = false;
+                retry = Some(SUSPECT_RETRY);
+                None
+            }
+        }
+    } else {
+        None
+    };
     if !due {
         // Not asked now: nothing shrinks without the FE's word.
         let hold = scales
@@ -192,7 +215,7 @@ pub async fn reconcile(
             status: Some(previous),
             hold,
             condition,
-            requeue: wait_until.map(|until| until - now_instant),
+            requeue: retry,
             ..Outcome::default()
         };
     }

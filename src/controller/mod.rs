@@ -14,6 +14,7 @@ pub mod dynamic;
 pub mod events;
 pub mod fe_link;
 pub mod hosts;
+pub mod index;
 pub mod kinds;
 pub mod leader;
 pub mod live_config;
@@ -32,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
@@ -120,6 +121,9 @@ pub struct Context {
     /// When each cluster's membership was last compared with its FE, and
     /// what the FE said.
     fe_checked: std::sync::Mutex<std::collections::HashMap<String, membership::FeChecked>>,
+    /// Permits to ask an FE that did not answer last time: such attempts
+    /// may each wait out the connect timeout, so only a few run at once.
+    fe_suspects: tokio::sync::Semaphore,
     fe_resolver: Option<fe_link::FeResolver>,
     be_resolver: Option<be_link::BeResolver>,
     /// What each cluster's FE said its release is.
@@ -190,6 +194,8 @@ pub async fn run(
     let ns = &settings.namespace;
     let managed = watcher::Config::default().labels(stores::MANAGED_SELECTOR);
 
+    let by_statefulset = Arc::new(index::Index::default());
+    let by_owner = Arc::new(index::Index::default());
     let (sts_store, sts_writer) = reflector::store::<StatefulSet>();
     let (svc_store, svc_writer) = reflector::store::<Service>();
     let (cm_store, cm_writer) = reflector::store::<ConfigMap>();
@@ -200,21 +206,25 @@ pub async fn run(
         .default_backoff()
         .modify(stores::slim_statefulset)
         .reflect(sts_writer)
+        .inspect_ok(index_owned(&by_owner))
         .touched_objects();
     let svc_stream = watcher(api::<Service>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_service)
         .reflect(svc_writer)
+        .inspect_ok(index_owned(&by_owner))
         .touched_objects();
     let cm_stream = watcher(api::<ConfigMap>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_config_map)
         .reflect(cm_writer)
+        .inspect_ok(index_owned(&by_owner))
         .touched_objects();
     let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
         .default_backoff()
         .modify(stores::slim_autoscaler)
         .reflect(hpa_writer)
+        .inspect_ok(index_owned(&by_owner))
         .touched_objects();
     let pod_stream = watcher(
         api::<Pod>(&client, ns),
@@ -223,6 +233,10 @@ pub async fn run(
     .default_backoff()
     .modify(stores::slim_pod)
     .reflect(pod_writer)
+    .inspect_ok({
+        let index = by_statefulset.clone();
+        move |event| index.observe(event, stores::statefulset_keys)
+    })
     .touched_objects();
     // Why StatefulSets cannot make their pods; a new reason wakes the
     // StatefulSet's cluster.
@@ -269,6 +283,8 @@ pub async fn run(
         autoscalers: hpa_store,
         pods: pod_store,
         failed_creates: event_store,
+        by_statefulset,
+        by_owner,
     };
     let statefulsets = stores.statefulsets.clone();
     let (watched_tx, watched_rx) = futures::channel::mpsc::unbounded();
@@ -302,6 +318,7 @@ pub async fn run(
         be_resolver: settings.be_resolver.clone(),
         fe_releases: Default::default(),
         fe_checked: Default::default(),
+        fe_suspects: tokio::sync::Semaphore::new(membership::SUSPECT_ATTEMPTS),
         conventions: settings.conventions.clone(),
         stores,
         watched: dynamic::Watched::new(client.clone(), ns.clone(), watched_tx),
@@ -453,6 +470,14 @@ pub async fn run(
         }
     };
     futures::join!(doris, disaggregated);
+}
+
+/// Keeps `index` of owned objects in step with a cache's watch events.
+fn index_owned<K: Resource<DynamicType = ()>>(
+    index: &Arc<index::Index>,
+) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let index = index.clone();
+    move |event| index.observe(event, stores::owner_keys)
 }
 
 async fn log_outcome<T, E: std::fmt::Display>(result: Result<T, E>) {

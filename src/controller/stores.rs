@@ -18,6 +18,8 @@ use kube::{Resource, ResourceExt};
 
 use crate::plan::APPLIED_HASH_ANNOTATION;
 
+use super::index::{Index, pod_key};
+
 /// Selects the objects the operator manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=doris-operator";
 /// Selects the pods of Doris components.
@@ -36,9 +38,46 @@ pub struct Stores {
     pub pods: Store<Pod>,
     /// StatefulSets' `FailedCreate` Events ([`FAILED_CREATE_SELECTOR`]).
     pub failed_creates: Store<Event>,
+    /// The pods by StatefulSet ([`statefulset_keys`]), and the owned
+    /// objects by owner uid ([`owner_keys`]), as the watches filling the
+    /// caches tell.
+    pub by_statefulset: Arc<Index>,
+    pub by_owner: Arc<Index>,
+}
+
+/// The keys of an owned object: the uids of its owners.
+pub fn owner_keys(meta: &ObjectMeta) -> Vec<String> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .map(|r| r.uid.clone())
+        .collect()
+}
+
+/// The key of a pod: the StatefulSet its owner label names.
+pub fn statefulset_keys(meta: &ObjectMeta) -> Vec<String> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(POD_SELECTOR))
+        .map(|owner| {
+            vec![pod_key(
+                meta.namespace.as_deref().unwrap_or_default(),
+                owner,
+            )]
+        })
+        .unwrap_or_default()
 }
 
 impl Stores {
+    /// Keeps the owner index in step with a watch event of a cache of
+    /// owned objects.
+    pub fn index_owned<K: Resource<DynamicType = ()>>(
+        &self,
+        event: &kube::runtime::watcher::Event<K>,
+    ) {
+        self.by_owner.observe(event, owner_keys);
+    }
+
     /// Waits until every cache has its first full list: a reconcile that
     /// read a cache still filling would take a missing object for one to
     /// make, and a converged cluster would be written to after every start
@@ -88,29 +127,21 @@ impl Stores {
 
     /// (apiVersion, kind, name) of every cached object owned by `uid`.
     pub fn owned_by(&self, uid: &str, namespace: &str) -> Vec<(String, String, String)> {
-        fn owned<K: Resource<DynamicType = ()> + Clone>(
-            store: &Store<K>,
-            uid: &str,
-            namespace: &str,
-            out: &mut Vec<(String, String, String)>,
-        ) {
-            for o in store.state() {
-                let mine = o.namespace().as_deref() == Some(namespace)
-                    && o.owner_references().iter().any(|r| r.uid == uid);
-                if mine {
-                    out.push((
-                        K::api_version(&()).to_string(),
-                        K::kind(&()).to_string(),
-                        o.name_any(),
-                    ));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        owned(&self.statefulsets, uid, namespace, &mut out);
-        owned(&self.services, uid, namespace, &mut out);
-        owned(&self.config_maps, uid, namespace, &mut out);
-        owned(&self.autoscalers, uid, namespace, &mut out);
+        let mut out: Vec<(String, String, String)> = self
+            .by_owner
+            .get(uid)
+            .into_iter()
+            .filter(|(_, ns, _)| ns == namespace)
+            .filter_map(|(kind, _, name)| {
+                let api_version = match kind {
+                    "StatefulSet" => "apps/v1",
+                    "HorizontalPodAutoscaler" => "autoscaling/v2",
+                    "Service" | "ConfigMap" => "v1",
+                    _ => return None,
+                };
+                Some((api_version.to_string(), kind.to_string(), name))
+            })
+            .collect();
         out.sort();
         out
     }
@@ -123,18 +154,13 @@ impl Stores {
     /// Pods of one cluster: those whose owner label names one of its
     /// StatefulSets.
     pub fn cluster_pods(&self, namespace: &str, owners: &[String]) -> Vec<Arc<Pod>> {
-        let mut pods: Vec<_> = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| {
-                p.metadata.namespace.as_deref() == Some(namespace)
-                    && p.labels()
-                        .get(POD_SELECTOR)
-                        .is_some_and(|owner| owners.contains(owner))
-            })
+        let mut pods: Vec<_> = owners
+            .iter()
+            .flat_map(|owner| self.by_statefulset.get(&pod_key(namespace, owner)))
+            .filter_map(|(_, ns, name)| self.pods.get(&ObjectRef::new(&name).within(&ns)))
             .collect();
-        pods.sort_by_key(|p| p.name_any());
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        pods.dedup_by(|a, b| a.metadata.name == b.metadata.name);
         pods
     }
 }
@@ -535,8 +561,10 @@ mod tests {
         slim_service(&mut svc);
         assert!(svc.spec.is_none());
         let (store, mut writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let cm_copy = cm.clone();
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cm));
         let (svc_store, mut svc_writer) = kube::runtime::reflector::store::<Service>();
+        let svc_copy = svc.clone();
         svc_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(svc));
         let stores = Stores {
             statefulsets: kube::runtime::reflector::store().0,
@@ -545,7 +573,11 @@ mod tests {
             autoscalers: kube::runtime::reflector::store().0,
             pods: kube::runtime::reflector::store().0,
             failed_creates: kube::runtime::reflector::store().0,
+            by_statefulset: Default::default(),
+            by_owner: Default::default(),
         };
+        stores.index_owned(&kube::runtime::watcher::Event::Apply(cm_copy));
+        stores.index_owned(&kube::runtime::watcher::Event::Apply(svc_copy));
         assert_eq!(
             stores.applied_hash("ConfigMap", "n", "d-fe-conf"),
             Some(Some("h2".to_string()))
