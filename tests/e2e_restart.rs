@@ -34,6 +34,20 @@ async fn writes_of_a_restart(env: &mut Env, clusters: u64) -> (Mark, Vec<String>
     (from, writes)
 }
 
+/// Once the operator has stopped writing to the test's cluster, a restart
+/// of it writes nothing.
+async fn a_restart_writes_nothing(env: &mut Env) {
+    reads::settled(env, 5, 120).await;
+    let (from, writes) = writes_of_a_restart(env, 1).await;
+    if !reads::counted(&from) {
+        eprintln!("writes are not counted here: no emulator and no audit log named");
+    }
+    assert!(
+        writes.is_empty(),
+        "the restarted operator wrote to a converged cluster: {writes:#?}"
+    );
+}
+
 /// A DorisCluster whose FE lists every node, and a storage-compute
 /// separated cluster, both converged: restarting the operator writes
 /// nothing.
@@ -46,16 +60,7 @@ async fn a_restart_with_converged_clusters_writes_nothing() {
     env.create_cluster(SAMPLE).await;
     wait_ready(&env, "doris").await;
     members::members_synced(&env, "doris").await;
-    reads::settled(&env, 5, 120).await;
-
-    let (from, writes) = writes_of_a_restart(&mut env, 1).await;
-    if !reads::counted(&from) {
-        eprintln!("writes are not counted here: no emulator and no audit log named");
-    }
-    assert!(
-        writes.is_empty(),
-        "the restarted operator wrote to a converged cluster: {writes:#?}"
-    );
+    a_restart_writes_nothing(&mut env).await;
     wait_ready(&env, "doris").await;
     env.finish().await;
 }
@@ -69,13 +74,7 @@ async fn a_restart_with_a_converged_disaggregated_cluster_writes_nothing() {
     let _driver = MemberDriver::start(&env, sim.clone(), 1);
     env.create_ddc(DDC_SAMPLE).await;
     wait_ddc_ready(&env, "ddc").await;
-    reads::settled(&env, 5, 120).await;
-
-    let (_, writes) = writes_of_a_restart(&mut env, 1).await;
-    assert!(
-        writes.is_empty(),
-        "the restarted operator wrote to a converged cluster: {writes:#?}"
-    );
+    a_restart_writes_nothing(&mut env).await;
     env.finish().await;
 }
 
@@ -86,13 +85,7 @@ async fn a_restart_with_a_cluster_whose_fe_does_not_answer_writes_nothing() {
     let mut env = Env::start("restart-no-fe").await;
     env.create_cluster(SAMPLE).await;
     wait_ready(&env, "doris").await;
-    reads::settled(&env, 5, 120).await;
-
-    let (_, writes) = writes_of_a_restart(&mut env, 1).await;
-    assert!(
-        writes.is_empty(),
-        "the restarted operator wrote to a converged cluster: {writes:#?}"
-    );
+    a_restart_writes_nothing(&mut env).await;
     env.finish().await;
 }
 

@@ -60,31 +60,58 @@ pub fn counted(mark: &Mark) -> bool {
     !matches!(mark, Mark::None)
 }
 
-/// The operator's GETs and LISTs of `resources` (plurals; none: of every
-/// kind) since `mark`, as `verb path`.
-pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
-    let operator = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
+/// One request of the operator: verb, path, the resource (plural) and the
+/// namespace it names (empty for neither).
+struct Request {
+    verb: String,
+    path: String,
+    resource: String,
+    namespace: String,
+}
+
+/// The operator's requests since `mark`: from the emulator's request log,
+/// or from the audit log (which records its writes, and its gets and lists
+/// when it runs as tests/realk8s/up.sh's operator-runner).
+fn requests(env: &Env, mark: &Mark) -> Vec<Request> {
     match mark {
-        Mark::Emulator(from) => env
-            .emulator
-            .as_ref()
-            .expect("the emulator")
-            .requests()
-            .into_iter()
-            .skip(*from)
-            .filter(|r| matches!(r.verb, "get" | "list"))
-            .filter(|r| r.user_agent.as_deref() == Some(operator.as_str()))
-            .filter(|r| {
-                let path = r.path.split('?').next().unwrap_or_default();
-                let mut segments = path.split('/').rev();
-                let (last, before) = (segments.next(), segments.next());
-                resources.is_empty()
-                    || resources
-                        .iter()
-                        .any(|p| last == Some(p) || before == Some(p))
-            })
-            .map(|r| format!("{} {}", r.verb, r.path))
-            .collect(),
+        Mark::Emulator(from) => {
+            let operator = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
+            env.emulator
+                .as_ref()
+                .expect("the emulator")
+                .requests()
+                .into_iter()
+                .skip(*from)
+                .filter(|r| r.user_agent.as_deref() == Some(operator.as_str()))
+                .map(|r| {
+                    let path = r.path.split('?').next().unwrap_or_default().to_string();
+                    let segments: Vec<&str> = path.split('/').collect();
+                    let after = |word: &str| {
+                        segments
+                            .iter()
+                            .position(|s| *s == word)
+                            .and_then(|i| segments.get(i + 1))
+                            .map_or(String::new(), |s| s.to_string())
+                    };
+                    // .../<plural>[/<name>[/<subresource>]]
+                    let from_namespace = segments.iter().position(|s| *s == "namespaces");
+                    let resource = match from_namespace {
+                        Some(i) if segments.len() > i + 2 => segments[i + 2].to_string(),
+                        _ => segments
+                            .iter()
+                            .rev()
+                            .find(|s| s.chars().all(|c| c.is_ascii_lowercase()) && !s.is_empty())
+                            .map_or(String::new(), |s| s.to_string()),
+                    };
+                    Request {
+                        verb: r.verb.to_string(),
+                        namespace: after("namespaces"),
+                        resource,
+                        path: r.path,
+                    }
+                })
+                .collect()
+        }
         Mark::Audit(log, from) => {
             let text = std::fs::read(log).expect("the audit log");
             let from = (*from as usize).min(text.len());
@@ -93,17 +120,14 @@ pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .filter(|e| e["stage"] == "ResponseComplete")
                 .filter(|e| e["impersonatedUser"]["username"] == OPERATOR_IDENTITY)
-                .filter(|e| e["verb"] == "get" || e["verb"] == "list")
-                .filter(|e| {
-                    resources.is_empty()
-                        || resources.iter().any(|p| e["objectRef"]["resource"] == *p)
-                })
                 .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["verb"].as_str().unwrap_or_default(),
-                        e["requestURI"].as_str().unwrap_or_default()
-                    )
+                    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                    Request {
+                        verb: text(&e["verb"]),
+                        path: text(&e["requestURI"]),
+                        resource: text(&e["objectRef"]["resource"]),
+                        namespace: text(&e["objectRef"]["namespace"]),
+                    }
                 })
                 .collect()
         }
@@ -111,47 +135,26 @@ pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
     }
 }
 
+/// The operator's GETs and LISTs of `resources` (plurals; none: of every
+/// kind) since `mark`, as `verb path`.
+pub fn since(env: &Env, mark: &Mark, resources: &[&str]) -> Vec<String> {
+    requests(env, mark)
+        .into_iter()
+        .filter(|r| r.verb == "get" || r.verb == "list")
+        .filter(|r| resources.is_empty() || resources.contains(&r.resource.as_str()))
+        .map(|r| format!("{} {}", r.verb, r.path))
+        .collect()
+}
+
 /// The operator's writes (create, update, patch, delete) in the test's
 /// namespace since `mark`, as `verb path`.
 pub fn writes_since(env: &Env, mark: &Mark) -> Vec<String> {
-    let operator = format!("doris-operator/{}", env!("CARGO_PKG_VERSION"));
-    let writes = ["create", "update", "patch", "delete"];
-    match mark {
-        Mark::Emulator(from) => {
-            let within = format!("/namespaces/{}/", env.namespace);
-            env.emulator
-                .as_ref()
-                .expect("the emulator")
-                .requests()
-                .into_iter()
-                .skip(*from)
-                .filter(|r| writes.contains(&r.verb))
-                .filter(|r| r.user_agent.as_deref() == Some(operator.as_str()))
-                .filter(|r| r.path.contains(&within))
-                .map(|r| format!("{} {}", r.verb, r.path))
-                .collect()
-        }
-        Mark::Audit(log, from) => {
-            let text = std::fs::read(log).expect("the audit log");
-            let from = (*from as usize).min(text.len());
-            String::from_utf8_lossy(&text[from..])
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|e| e["stage"] == "ResponseComplete")
-                .filter(|e| e["impersonatedUser"]["username"] == OPERATOR_IDENTITY)
-                .filter(|e| writes.iter().any(|w| e["verb"] == *w))
-                .filter(|e| e["objectRef"]["namespace"] == env.namespace.as_str())
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["verb"].as_str().unwrap_or_default(),
-                        e["requestURI"].as_str().unwrap_or_default()
-                    )
-                })
-                .collect()
-        }
-        Mark::None => Vec::new(),
-    }
+    requests(env, mark)
+        .into_iter()
+        .filter(|r| matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|r| r.namespace == env.namespace)
+        .map(|r| format!("{} {}", r.verb, r.path))
+        .collect()
 }
 
 /// Waits until the operator has written nothing in the test's namespace
