@@ -205,26 +205,26 @@ pub async fn run(
     let sts_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_statefulset)
-        .reflect(sts_writer)
         .inspect_ok(index_owned(&by_owner))
+        .reflect(sts_writer)
         .touched_objects();
     let svc_stream = watcher(api::<Service>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_service)
-        .reflect(svc_writer)
         .inspect_ok(index_owned(&by_owner))
+        .reflect(svc_writer)
         .touched_objects();
     let cm_stream = watcher(api::<ConfigMap>(&client, ns), managed.clone())
         .default_backoff()
         .modify(stores::slim_config_map)
-        .reflect(cm_writer)
         .inspect_ok(index_owned(&by_owner))
+        .reflect(cm_writer)
         .touched_objects();
     let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
         .default_backoff()
         .modify(stores::slim_autoscaler)
-        .reflect(hpa_writer)
         .inspect_ok(index_owned(&by_owner))
+        .reflect(hpa_writer)
         .touched_objects();
     let pod_stream = watcher(
         api::<Pod>(&client, ns),
@@ -232,11 +232,11 @@ pub async fn run(
     )
     .default_backoff()
     .modify(stores::slim_pod)
-    .reflect(pod_writer)
     .inspect_ok({
         let index = by_statefulset.clone();
         move |event| index.observe(event, stores::statefulset_keys)
     })
+    .reflect(pod_writer)
     .touched_objects();
     // Why StatefulSets cannot make their pods; a new reason wakes the
     // StatefulSet's cluster.
@@ -448,6 +448,19 @@ pub async fn run(
         );
     }
 
+    // No reconcile before the caches it reads hold their first lists.
+    let mut missing = ctx.stores.synced(CACHE_WAIT).await;
+    if !ctx.user_config_maps.synced(CACHE_WAIT).await {
+        missing.push("configmaps (metadata)");
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            ?missing,
+            "these caches have no full list after {CACHE_WAIT:?} (can the operator list and \
+             watch them? see its RBAC): reconciling anyway"
+        );
+    }
+
     let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let shutdown = shutdown.shared();
     let doris = controller
@@ -473,6 +486,9 @@ pub async fn run(
 }
 
 /// Keeps `index` of owned objects in step with a cache's watch events.
+/// It sees each event just before the cache does, so that a cache that is
+/// ready (or holds an object) never has an index that is not (a lookup
+/// through the index reads the cache, which drops what it does not hold).
 fn index_owned<K: Resource<DynamicType = ()>>(
     index: &Arc<index::Index>,
 ) -> impl FnMut(&watcher::Event<K>) + use<K> {
@@ -624,6 +640,9 @@ fn slim_controller<K: DorisResource>(api: Api<K>) -> Controller<K> {
 /// How often the operator asks the API server again which kinds it serves.
 const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(600);
 
+/// How long the operator waits at start for its caches' first lists.
+const CACHE_WAIT: Duration = Duration::from_secs(60);
+
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -650,7 +669,6 @@ fn references_config_map(cluster: ClusterRef<'_>, namespace: &str, name: &str) -
 }
 
 async fn reconcile<K: DorisResource>(cluster: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
-    futures::join!(ctx.stores.synced(), ctx.user_config_maps.synced());
     let started = std::time::Instant::now();
     let result = reconcile_cluster(&*cluster, &ctx).await;
     ctx.metrics.observe_reconcile(started.elapsed());

@@ -78,21 +78,32 @@ impl Stores {
         self.by_owner.observe(event, owner_keys);
     }
 
-    /// Waits until every cache has its first full list: a reconcile that
-    /// read a cache still filling would take a missing object for one to
-    /// make, and a converged cluster would be written to after every start
-    /// of the operator. (A watch that lists again later swaps its cache
-    /// whole once the new list is in, so this holds after a re-list too.)
-    pub async fn synced(&self) {
-        // Each fails only when its watch has stopped, at shutdown.
-        let _ = futures::join!(
-            self.statefulsets.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.config_maps.wait_until_ready(),
-            self.autoscalers.wait_until_ready(),
-            self.pods.wait_until_ready(),
-            self.failed_creates.wait_until_ready(),
-        );
+    /// Waits until every cache has its first full list, at most `limit`,
+    /// and names the caches still without one. Called once, before the
+    /// controllers start: a reconcile that read a cache still filling would
+    /// take a missing object for one to make, and a converged cluster would
+    /// be written to after every start of the operator. (A watch that lists
+    /// again later swaps its cache whole once the new list is in, so the
+    /// caches stay whole after a re-list too.) Waited on one at a time: a
+    /// cache's readiness wakes only its last waiter.
+    pub async fn synced(&self, limit: std::time::Duration) -> Vec<&'static str> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut missing = Vec::new();
+        macro_rules! wait {
+            ($store:expr, $name:expr) => {
+                let ready = tokio::time::timeout_at(deadline, $store.wait_until_ready()).await;
+                if !matches!(ready, Ok(Ok(()))) {
+                    missing.push($name);
+                }
+            };
+        }
+        wait!(self.statefulsets, "statefulsets");
+        wait!(self.services, "services");
+        wait!(self.config_maps, "configmaps");
+        wait!(self.autoscalers, "horizontalpodautoscalers");
+        wait!(self.pods, "pods");
+        wait!(self.failed_creates, "events");
+        missing
     }
 
     /// The applied hash of a cached object: `Some(None)` when the kind is

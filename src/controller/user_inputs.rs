@@ -45,9 +45,12 @@ impl UserConfigMaps {
     }
 
     /// Waits for the watch's first full list (until then every ConfigMap
-    /// would look absent).
-    pub async fn synced(&self) {
-        let _ = self.meta.wait_until_ready().await;
+    /// would look absent), at most `limit`; whether it came.
+    pub async fn synced(&self, limit: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.meta.wait_until_ready()).await,
+            Ok(Ok(()))
+        )
     }
 
     /// The data of ConfigMap `namespace/name`: what was read before when
