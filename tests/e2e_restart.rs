@@ -85,6 +85,18 @@ async fn a_restart_with_a_cluster_whose_fe_does_not_answer_writes_nothing() {
     let mut env = Env::start("restart-no-fe").await;
     env.create_cluster(SAMPLE).await;
     wait_ready(&env, "doris").await;
+    // Converged as far as it can be: status says the FE does not answer
+    // (written after an attempt made once the cluster is Ready).
+    let clusters = env.api::<doris_operator::crd::DorisCluster>();
+    eventually("status saying the FE does not answer", 60, || async {
+        let cluster = clusters.get("doris").await.ok()?;
+        let conditions = cluster.status?.conditions?;
+        conditions
+            .iter()
+            .any(|c| c.type_ == "MembersSynced" && c.reason == "FeUnavailable")
+            .then_some(())
+    })
+    .await;
     a_restart_writes_nothing(&mut env).await;
     env.finish().await;
 }

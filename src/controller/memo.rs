@@ -7,7 +7,9 @@
 //!   templates ask about). Planning runs the conventions'
 //!   Rhai and minijinja, by far the dearest part of a reconcile; a pod,
 //!   StatefulSet or Service event changes none of its inputs.
-//! - [`OwnStatus`]: the status last written for each cluster, until the
+//! - [`StatusPace`]: when each cluster's status was last written, so that
+//!   progress alone (one more pod Ready) is written at most once per
+//!   interval while a cluster converges; and what was written, until the
 //!   cluster cache shows it, so that a reconcile running in between takes
 //!   the operator's own write as the cluster's status.
 //!
@@ -17,6 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -176,9 +179,10 @@ fn prune<V>(entries: &mut HashMap<String, V>, live: impl FnOnce() -> HashSet<Str
     entries.retain(|uid, _| live.contains(uid));
 }
 
-/// Each cluster's last status write, until the cluster cache shows it.
+/// When each cluster's status was last written, and what was written until
+/// the cluster cache shows it.
 #[derive(Default)]
-pub struct OwnStatus {
+pub struct StatusPace {
     written: Mutex<HashMap<String, Written>>,
 }
 
@@ -187,13 +191,22 @@ pub type WrittenStatus = Arc<(Status, serde_json::Value)>;
 
 /// One cluster's last status write.
 struct Written {
+    at: Instant,
     /// The write while the cache does not show it yet: the
     /// resourceVersion of the cluster it was written over, the status and
     /// its JSON.
     unseen: Option<(Option<String>, WrittenStatus)>,
 }
 
-impl OwnStatus {
+impl StatusPace {
+    /// How long a write of progress alone must still wait for `uid`:
+    /// `None` when it may be written now.
+    pub fn wait(&self, uid: &str, interval: Duration) -> Option<Duration> {
+        let written = self.written.lock().expect("lock");
+        let since = written.get(uid)?.at.elapsed();
+        (since < interval).then(|| interval - since)
+    }
+
     /// Records that `status` (as `json`) was written over version
     /// `over` of the cluster `uid`.
     pub fn written(
@@ -206,6 +219,7 @@ impl OwnStatus {
     ) {
         let mut written = self.written.lock().expect("lock");
         let entry = Written {
+            at: Instant::now(),
             unseen: Some((over, Arc::new((status, json)))),
         };
         if written.insert(uid.to_string(), entry).is_none() {

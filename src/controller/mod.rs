@@ -139,7 +139,7 @@ pub struct Context {
     clusters: reflector::Store<DorisCluster>,
     disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
-    own_status: memo::OwnStatus,
+    status_pace: memo::StatusPace,
     recreating: volumes::Recreating,
     /// The data of the ConfigMaps clusters name.
     user_config_maps: Arc<user_inputs::UserConfigMaps>,
@@ -327,7 +327,7 @@ pub async fn run(
         clusters: clusters.clone(),
         disaggregated: disaggregated.clone(),
         plans: Default::default(),
-        own_status: Default::default(),
+        status_pace: Default::default(),
         recreating: Default::default(),
         namespaces: ns_store.clone(),
         user_config_maps: user_config_maps.clone(),
@@ -742,7 +742,7 @@ async fn step_lifecycle<K: DorisResource>(
         if let Some(uid) = object.uid() {
             ctx.fe_checked.lock().expect("lock").remove(&uid);
             ctx.plans.remove(&uid);
-            ctx.own_status.remove(&uid);
+            ctx.status_pace.remove(&uid);
         }
         ctx.metrics.forget_cluster(&cluster_labels(object));
         // Owned objects go with the cluster (ownerReferences); PVCs stay
@@ -1280,8 +1280,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         let deferred = if awaits_members {
             members.requeue
         } else {
-            write_status_on_news(self.ctx, self.object, &self.previous, &new_status).await?;
-            None
+            write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?
         };
         let next = if let Some(after) = rollout.requeue {
             after
@@ -1473,21 +1472,25 @@ fn clear_removed(old: &Value, new: &mut Value) {
 /// about its nodes (see [`Run::step_status`]).
 const AWAIT_MEMBERS: Duration = Duration::from_secs(1);
 
-/// Writes status when it tells a user something new. While the cluster
-/// converges (not Ready, or its nodes still registering), a change of
-/// progress alone (pods counted ready, nodes registering: what
-/// [`status::headline`] leaves out) is not written on its own: it goes with
-/// the next change of the headline (a component available, a condition
-/// turning, a failure, a rollout step), so a cluster costs the same status
-/// writes however slowly it comes up. Any change of a converged cluster is
+/// How often a converging cluster's status is written while only its
+/// progress changes (see [`status::headline`]).
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Writes status when it changed. While the cluster converges (not
+/// Ready, or its nodes still registering), a change of progress alone
+/// (what [`status::headline`] leaves out) waits until the last write is
+/// [`PROGRESS_INTERVAL`] old: then this returns how long is left, and the
+/// caller looks again then, so the latest state is always written. A
+/// change of the headline, and any change of a converged cluster, is
 /// written at once.
-async fn write_status_on_news<K: DorisResource>(
+async fn write_status_paced<K: DorisResource>(
     ctx: &Context,
     object: &K,
     previous: &status::Status,
     status: &status::Status,
-) -> Result<(), Error> {
-    // Not Ready yet, or Ready with nodes still registering.
+) -> Result<Option<Duration>, Error> {
+    let uid = object.uid().unwrap_or_default();
+    // Not Ready yet, or Ready with nodes still registering with the FE.
     let converging = status.condition("Ready").is_none_or(|c| c.status != "True")
         || status
             .condition("MembersSynced")
@@ -1495,11 +1498,14 @@ async fn write_status_on_news<K: DorisResource>(
     record_health(ctx, object, status);
     if converging
         && !live_status_json(ctx, object).is_null()
+        && previous != status
         && status::headline(previous) == status::headline(status)
+        && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
     {
-        return Ok(());
+        return Ok(Some(wait));
     }
-    write_status(ctx, object, status).await
+    write_status(ctx, object, status).await?;
+    Ok(None)
 }
 
 /// Sets the cluster's metrics from the status it has now, written or not.
@@ -1564,16 +1570,16 @@ async fn write_status<K: DorisResource>(
     patch_status(ctx, object, patch).await?;
     if let Some(uid) = object.uid() {
         let over = object.meta().resource_version.clone();
-        ctx.own_status
+        ctx.status_pace
             .written(&uid, over, status.clone(), new, || ctx.live_uids());
     }
     Ok(())
 }
 
 /// The operator's last status write of `object`'s cluster while the cache
-/// does not show it yet (see [`memo::OwnStatus::unseen`]).
+/// does not show it yet (see [`memo::StatusPace::unseen`]).
 fn written_status<K: DorisResource>(ctx: &Context, object: &K) -> Option<memo::WrittenStatus> {
-    ctx.own_status.unseen(
+    ctx.status_pace.unseen(
         &object.uid().unwrap_or_default(),
         object.meta().resource_version.as_deref(),
     )
