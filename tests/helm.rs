@@ -101,48 +101,6 @@ fn index(objects: &[Value]) -> BTreeMap<String, &Value> {
     out
 }
 
-/// Reads `value` into `T`, refusing fields `T` does not have.
-fn read_as<T: serde::de::DeserializeOwned>(value: &Value) -> Result<(), String> {
-    let mut unknown = Vec::new();
-    let _: T = serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()))
-        .map_err(|e| e.to_string())?;
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("unknown fields {unknown:?}"))
-    }
-}
-
-/// Every object of a built-in kind reads into its Kubernetes type.
-fn check_types(what: &str, objects: &[Value]) {
-    use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    for object in objects {
-        let kind = object["kind"].as_str().unwrap_or_default();
-        let checked = match kind {
-            "ServiceAccount" => read_as::<ServiceAccount>(object),
-            "Service" => read_as::<Service>(object),
-            "ConfigMap" => read_as::<ConfigMap>(object),
-            "Deployment" => read_as::<Deployment>(object),
-            "Role" => read_as::<Role>(object),
-            "RoleBinding" => read_as::<RoleBinding>(object),
-            "ClusterRole" => read_as::<ClusterRole>(object),
-            "ClusterRoleBinding" => read_as::<ClusterRoleBinding>(object),
-            "CustomResourceDefinition" => read_as::<CustomResourceDefinition>(object),
-            "ServiceMonitor" | "PrometheusRule" => Ok(()),
-            other => Err(format!("a kind the chart should not make: {other}")),
-        };
-        if let Err(e) = checked {
-            panic!(
-                "{what}: {kind} {}: {e}",
-                object["metadata"]["name"].as_str().unwrap_or_default()
-            );
-        }
-    }
-}
-
 /// Where two values differ, as `path: left != right` lines.
 fn differences(path: &str, left: &Value, right: &Value, out: &mut Vec<String>) {
     match (left, right) {
@@ -376,7 +334,7 @@ fn every_documented_values_combination_renders_as_it_says() {
     };
     let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
     let default = template(&helm, &[]).unwrap();
-    check_types("default values", &default);
+    env::manifests::check_types("default values", &default, false, "the chart");
     let default_index = index(&default);
     let rules = &default_index["ClusterRole/doris-operator"]["rules"];
     let files = values_files();
@@ -388,7 +346,7 @@ fn every_documented_values_combination_renders_as_it_says() {
         );
         let objects = template(&helm, &["--include-crds", "-f", &values_file(file)])
             .unwrap_or_else(|e| panic!("{file} does not render:\n{e}"));
-        check_types(file, &objects);
+        env::manifests::check_types(file, &objects, false, "the chart");
         let by = index(&objects);
         let d = deployment(&objects);
         let pod = &d["spec"]["template"]["spec"];

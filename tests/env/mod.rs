@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod manifests;
 pub mod reads;
 
 use std::collections::BTreeMap;
