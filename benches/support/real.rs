@@ -45,6 +45,8 @@
 mod audit;
 #[path = "real/cluster.rs"]
 mod cluster;
+#[path = "real/metrics.rs"]
+mod metrics;
 #[path = "real/profile.rs"]
 mod profile;
 #[path = "real/reach.rs"]
@@ -146,6 +148,8 @@ struct Figures {
     cpu: f64,
     cpu_total: f64,
     rss: f64,
+    /// Reconciles until converged, by the operator's own metrics.
+    reconciles: Option<f64>,
 }
 
 /// Sizes from `var`: a number or a comma-separated list.
@@ -277,10 +281,11 @@ pub async fn run(kubeconfig: PathBuf) {
          until pods Ready; API writes until converged, status writes apart; API reads (gets \
          and lists) until converged; all writes while idle ({idle} s) and in 15 s after a \
          no-op edit; writes in {RESTART_SECS} s after a restart of the operator; operator CPU \
-         seconds until converged and in all; peak RSS, and of the restarted operator"
+         seconds until converged and in all; peak RSS, and of the restarted operator; \
+         reconciles until converged (recs)"
     );
     println!(
-        "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8}",
+        "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
         "clusters",
         "operator",
         "avail s",
@@ -294,13 +299,14 @@ pub async fn run(kubeconfig: PathBuf) {
         "CPU s",
         "CPU all",
         "RSS MiB",
-        "restart"
+        "restart",
+        "recs"
     );
     for (kind, f) in &all {
         let secs =
             |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64()));
         println!(
-            "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7.2} {:>7.2} {:>8.1} {:>8.1}",
+            "{:<20} {:<22} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>7} {:>7.2} {:>7.2} {:>8.1} {:>8.1} {:>6}",
             format!("{} x {}", f.clusters, kind.label()),
             f.operator,
             secs(f.reported.zip(f.pods).map(|(a, b)| a.max(b))),
@@ -314,7 +320,8 @@ pub async fn run(kubeconfig: PathBuf) {
             f.cpu,
             f.cpu_total,
             f.rss,
-            f.restart_rss
+            f.restart_rss,
+            f.reconciles.map_or("-".into(), |r| format!("{r:.0}"))
         );
     }
     for (kind, f) in &all {
@@ -367,6 +374,7 @@ fn start_operator(
     fe: Option<std::net::SocketAddr>,
     log: &Path,
     resolv: Option<&Path>,
+    metrics_port: u16,
 ) -> std::process::Child {
     let out = std::fs::File::create(log).unwrap();
     let mut command = match resolv {
@@ -386,7 +394,7 @@ fn start_operator(
             command
                 .args(["run", "--leader-elect=false", "--namespace", namespace])
                 .args(["--conventions-namespace", namespace])
-                .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+                .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
                 .args(["--fe-address", &fe.unwrap().to_string()])
                 .env(
                     "RUST_LOG",
@@ -396,7 +404,7 @@ fn start_operator(
         Flavor::Peer => {
             command
                 .arg(format!("--namespace={namespace}"))
-                .arg(format!("--metrics-bind-address=127.0.0.1:{}", free_port()))
+                .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
                 .arg(format!(
                     "--health-probe-bind-address=127.0.0.1:{}",
                     free_port()
@@ -490,6 +498,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
     let kubeconfig = work.join(format!("{short}{n}.kubeconfig"));
     impersonating(&bench.admin, contender.user, &kubeconfig);
     let log = work.join(format!("{short}{n}.log"));
+    let metrics_port = free_port();
     let mut process = start_operator(
         contender,
         &kubeconfig,
@@ -497,6 +506,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         sim.as_ref().map(|s| s.addr()),
         &log,
         bench.resolv.as_deref(),
+        metrics_port,
     );
     let pid = process.id();
     // Started and its caches filled (an empty namespace): ready to work.
@@ -508,6 +518,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
     let mut audit = AuditLog::from_end(audit_path.to_path_buf()).ok();
     let profile = profile::Profile::start(pid, &format!("{short}{n}"));
     let cpu_before = cpu_seconds(pid);
+    let reconciles_before = metrics::reconciles(metrics_port);
     let apiserver_before = apiserver_pid.map(cpu_seconds);
     let start = Instant::now();
     futures::stream::iter(&names)
@@ -556,6 +567,8 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         .zip(apiserver_before)
         .map(|(p, before)| cpu_seconds(p) - before);
     let rss_converged = peak_rss_mib(pid);
+    let reconciles =
+        metrics::reconciles(metrics_port).map(|after| after - reconciles_before.unwrap_or(0.0));
     if let Some(profile) = profile {
         profile.finish(25);
     }
@@ -608,6 +621,13 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
             .unwrap_or_default()
     );
     println!("  operator peak RSS: {rss_converged:.1} MiB");
+    println!(
+        "  reconciles until converged: {}",
+        reconciles.map_or("(its metrics did not answer)".into(), |r| format!(
+            "{r:.0} ({:.1} per cluster)",
+            r / n as f64
+        ))
+    );
 
     // Idle: nothing changes, nothing should be written.
     tokio::time::sleep(Duration::from_secs(idle)).await;
@@ -647,6 +667,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         sim.as_ref().map(|s| s.addr()),
         &work.join(format!("{short}{n}-restarted.log")),
         bench.resolv.as_deref(),
+        free_port(),
     );
     tokio::time::sleep(Duration::from_secs(RESTART_SECS)).await;
     let restart = take(contender.user);
@@ -684,6 +705,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
             silent.local_addr().ok(),
             &work.join(format!("{short}{n}-fe-silent.log")),
             bench.resolv.as_deref(),
+            free_port(),
         );
         tokio::time::sleep(Duration::from_secs(30)).await;
         let (took, carried, all) =
@@ -774,5 +796,6 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         cpu,
         cpu_total,
         rss,
+        reconciles,
     }
 }

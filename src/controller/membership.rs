@@ -284,9 +284,7 @@ pub async fn reconcile(
             return step.finish(previous.confirmed.clone(), &signature);
         }
     };
-    let listed =
-        async { Ok::<_, FeError>((fe.show_frontends().await?, fe.show_backends().await?)) };
-    let (frontends, backends) = match listed.await {
+    let (frontends, backends) = match fe.show_members().await {
         Ok(listed) => listed,
         Err(e) => {
             tracing::info!(cluster = %name, namespace = %namespace, "membership waits: {e}");

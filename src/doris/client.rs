@@ -4,6 +4,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::rows::join_host_port;
@@ -104,6 +105,18 @@ impl FeClient {
         self.read_rows("SHOW BACKENDS", Backend::from_row).await
     }
 
+    /// `SHOW FRONTENDS` then `SHOW BACKENDS`, on one connection.
+    pub async fn show_members(&self) -> Result<(Vec<Frontend>, Vec<Backend>), FeError> {
+        let statements = ["SHOW FRONTENDS", "SHOW BACKENDS"];
+        let results = self.run_all(&statements, Idempotence::Read).await?;
+        let [frontends, backends] = <[Vec<RawRow>; 2]>::try_from(results)
+            .map_err(|_| self.error(statements[0], 1, FeErrorKind::Parse("no answer".into())))?;
+        Ok((
+            self.parse_rows(statements[0], &frontends, Frontend::from_row)?,
+            self.parse_rows(statements[1], &backends, Backend::from_row)?,
+        ))
+    }
+
     /// `SELECT @@version_comment`: the Doris release of the FE that
     /// answers (`Doris version doris-2.1.5-rc02-<hash>`), `None` when the
     /// text names none.
@@ -112,8 +125,7 @@ impl FeClient {
         let rows = self.run(statement, Idempotence::Read).await?;
         Ok(rows
             .first()
-            .and_then(|row| row.first())
-            .and_then(|(_, v)| v.as_deref())
+            .and_then(RawRow::first_value)
             .and_then(Release::from_version))
     }
 
@@ -279,6 +291,15 @@ impl FeClient {
         parse: fn(&RawRow) -> Result<T, String>,
     ) -> Result<Vec<T>, FeError> {
         let rows = self.run(statement, Idempotence::Read).await?;
+        self.parse_rows(statement, &rows, parse)
+    }
+
+    fn parse_rows<T>(
+        &self,
+        statement: &str,
+        rows: &[RawRow],
+        parse: fn(&RawRow) -> Result<T, String>,
+    ) -> Result<Vec<T>, FeError> {
         rows.iter()
             .enumerate()
             .map(|(i, row)| {
@@ -295,14 +316,26 @@ impl FeClient {
 
     /// Runs one statement on a fresh connection, with timeouts and retries.
     async fn run(&self, statement: &str, idempotence: Idempotence) -> Result<Vec<RawRow>, FeError> {
+        let mut results = self.run_all(&[statement], idempotence).await?;
+        Ok(results.pop().unwrap_or_default())
+    }
+
+    /// Runs statements one after the other on one fresh connection (one
+    /// handshake for all), with timeouts and retries; the rows of each.
+    async fn run_all(
+        &self,
+        statements: &[&str],
+        idempotence: Idempotence,
+    ) -> Result<Vec<Vec<RawRow>>, FeError> {
         let mut attempt = 0;
         let mut backoff = self.config.retry_backoff;
         loop {
             attempt += 1;
-            let result = self.run_once(statement, idempotence).await;
+            let result = self.run_once(statements, idempotence).await;
             match result {
                 Ok(rows) => return Ok(rows),
-                Err((stage, kind)) => {
+                Err((stage, kind, failed)) => {
+                    let statement = statements.get(failed).copied().unwrap_or_default();
                     // Nothing was sent yet, or a read lost its connection:
                     // worth another go. A slow answer is not: the FE is up
                     // and asking again only adds to its load.
@@ -331,35 +364,52 @@ impl FeClient {
         }
     }
 
+    /// One attempt: connects, then runs each statement; on failure, the
+    /// stage, the error and the index of the statement it befell.
     async fn run_once(
         &self,
-        statement: &str,
+        statements: &[&str],
         idempotence: Idempotence,
-    ) -> Result<Vec<RawRow>, (Stage, FeErrorKind)> {
+    ) -> Result<Vec<Vec<RawRow>>, (Stage, FeErrorKind, usize)> {
         let mut conn =
             match tokio::time::timeout(self.config.connect_timeout, Conn::new(self.opts())).await {
                 Err(_) => {
                     return Err((
                         Stage::Connect,
                         FeErrorKind::ConnectTimeout(self.config.connect_timeout),
+                        0,
                     ));
                 }
-                Ok(Err(e)) => return Err((Stage::Connect, self.classify(e, Stage::Connect))),
+                Ok(Err(e)) => return Err((Stage::Connect, self.classify(e, Stage::Connect), 0)),
                 Ok(Ok(conn)) => conn,
             };
-        let result = match tokio::time::timeout(
-            self.config.query_timeout,
-            exec(&mut conn, statement, idempotence),
-        )
-        .await
-        {
-            Err(_) => Err((
-                Stage::Statement,
-                FeErrorKind::QueryTimeout(self.config.query_timeout),
-            )),
-            Ok(Err(e)) => Err((Stage::Statement, self.classify(e, Stage::Statement))),
-            Ok(Ok(rows)) => Ok(rows),
-        };
+        let mut result = Ok(Vec::with_capacity(statements.len()));
+        for (i, statement) in statements.iter().enumerate() {
+            let answer = tokio::time::timeout(
+                self.config.query_timeout,
+                exec(&mut conn, statement, idempotence),
+            )
+            .await;
+            match answer {
+                Err(_) => {
+                    result = Err((
+                        Stage::Statement,
+                        FeErrorKind::QueryTimeout(self.config.query_timeout),
+                        i,
+                    ));
+                    break;
+                }
+                Ok(Err(e)) => {
+                    result = Err((Stage::Statement, self.classify(e, Stage::Statement), i));
+                    break;
+                }
+                Ok(Ok(rows)) => {
+                    if let Ok(all) = &mut result {
+                        all.push(rows);
+                    }
+                }
+            }
+        }
         // Close the connection within a bound. Left to itself, a dropped
         // connection would wait in the background for the rest of an
         // unfinished answer, for ever from an FE that hangs; a disconnect
@@ -494,29 +544,35 @@ async fn exec(
     match idempotence {
         Idempotence::Read => {
             let rows: Vec<Row> = conn.query(statement).await?;
-            Ok(rows.into_iter().map(raw_row).collect())
+            // The column names once for the whole result.
+            let mut columns: Option<Arc<[String]>> = None;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let columns = columns
+                        .get_or_insert_with(|| {
+                            row.columns_ref()
+                                .iter()
+                                .map(|c| c.name_str().into_owned())
+                                .collect()
+                        })
+                        .clone();
+                    RawRow::new(columns, row.unwrap().into_iter().map(value_text).collect())
+                })
+                .collect())
         }
         Idempotence::Write => conn.query_drop(statement).await.map(|_| Vec::new()),
     }
 }
 
-fn raw_row(row: Row) -> RawRow {
-    let names: Vec<String> = row
-        .columns_ref()
-        .iter()
-        .map(|c| c.name_str().into_owned())
-        .collect();
-    names
-        .into_iter()
-        .zip(row.unwrap())
-        .map(|(name, value)| (name, value_text(value)))
-        .collect()
-}
-
 fn value_text(v: Value) -> Option<String> {
     match v {
         Value::NULL => None,
-        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        // Valid UTF-8 (nearly always) keeps its buffer.
+        Value::Bytes(b) => Some(
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
         Value::Int(i) => Some(i.to_string()),
         Value::UInt(u) => Some(u.to_string()),
         Value::Float(f) => Some(f.to_string()),

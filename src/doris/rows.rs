@@ -2,7 +2,7 @@
 //! CONFIG`, read by column name so that the columns of every Doris
 //! release parse.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A frontend's role in the FE group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,28 +163,50 @@ impl Backend {
     }
 }
 
-/// A result row as column name and text value (`None` for SQL NULL).
-pub type RawRow = Vec<(String, Option<String>)>;
+/// A result row: its text values (`None` for SQL NULL) by column, and the
+/// column names, which every row of one result shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRow {
+    columns: Arc<[String]>,
+    values: Vec<Option<String>>,
+}
 
-/// Looks up columns of one row by name, case-insensitively.
+impl RawRow {
+    /// A row of `values` under `columns` (one per value).
+    pub fn new(columns: Arc<[String]>, values: Vec<Option<String>>) -> RawRow {
+        RawRow { columns, values }
+    }
+
+    /// A row from (column, value) pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, Option<String>)>) -> RawRow {
+        let (columns, values): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        RawRow::new(columns.into(), values)
+    }
+
+    /// The first column's value.
+    pub fn first_value(&self) -> Option<&str> {
+        self.values.first().and_then(|v| v.as_deref())
+    }
+}
+
+/// Looks up columns of one row by name, case-insensitively (a result has
+/// a few dozen columns: a scan costs less than building a map per row).
 struct Columns<'a> {
-    by_name: HashMap<String, Option<&'a str>>,
+    row: &'a RawRow,
 }
 
 impl<'a> Columns<'a> {
     fn new(row: &'a RawRow) -> Self {
-        let by_name = row
-            .iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value.as_deref()))
-            .collect();
-        Columns { by_name }
+        Columns { row }
     }
 
     /// The first of `names` present and not NULL.
     fn get(&self, names: &[&str]) -> Option<&'a str> {
-        names
-            .iter()
-            .find_map(|n| self.by_name.get(&n.to_ascii_lowercase()).copied().flatten())
+        let row = self.row;
+        names.iter().find_map(|n| {
+            let i = row.columns.iter().position(|c| c.eq_ignore_ascii_case(n))?;
+            row.values.get(i)?.as_deref()
+        })
     }
 
     fn required(&self, names: &[&str]) -> Result<&'a str, String> {
@@ -372,14 +394,21 @@ pub(super) fn join_host_port(host: &str, port: u16) -> String {
 mod tests {
     use super::*;
 
-    fn row(cols: &[(&str, &str)]) -> RawRow {
+    /// A row as (column, value) pairs, which the tests edit.
+    type Pairs = Vec<(String, Option<String>)>;
+
+    fn row(cols: &[(&str, &str)]) -> Pairs {
         cols.iter()
             .map(|(k, v)| (k.to_string(), Some(v.to_string())))
             .collect()
     }
 
+    fn raw(pairs: &[(String, Option<String>)]) -> RawRow {
+        RawRow::from_pairs(pairs.iter().cloned())
+    }
+
     /// A Doris 2.1 `SHOW FRONTENDS` row.
-    fn frontend_row() -> RawRow {
+    fn frontend_row() -> Pairs {
         row(&[
             ("Name", "fe_4c0e3a55_9bb6_4f09_a1a5_6b0a0c2a1f7e"),
             ("Host", "doris-fe-0.doris-fe"),
@@ -404,7 +433,7 @@ mod tests {
     }
 
     /// A Doris 2.1 `SHOW BACKENDS` row.
-    fn backend_row() -> RawRow {
+    fn backend_row() -> Pairs {
         row(&[
             ("BackendId", "10002"),
             ("Host", "10.0.0.5"),
@@ -439,7 +468,7 @@ mod tests {
 
     #[test]
     fn parses_a_frontend_row_by_column_name() {
-        let fe = Frontend::from_row(&frontend_row()).unwrap();
+        let fe = Frontend::from_row(&raw(&frontend_row())).unwrap();
         assert_eq!(fe.host, "doris-fe-0.doris-fe");
         assert_eq!(fe.edit_log_port, 9010);
         assert_eq!(fe.http_port, Some(8030));
@@ -455,7 +484,7 @@ mod tests {
         // Column order does not matter.
         let mut reversed = frontend_row();
         reversed.reverse();
-        assert_eq!(Frontend::from_row(&reversed).unwrap(), fe);
+        assert_eq!(Frontend::from_row(&raw(&reversed)).unwrap(), fe);
     }
 
     #[test]
@@ -482,7 +511,7 @@ mod tests {
             ("CurrentConnected", "No"),
             ("SomeFutureColumn", "x"),
         ]);
-        let fe = Frontend::from_row(&old).unwrap();
+        let fe = Frontend::from_row(&raw(&old)).unwrap();
         assert_eq!(fe.host, "10.0.0.2");
         assert_eq!(fe.role, FrontendRole::Observer);
         assert!(!fe.is_master && !fe.alive && !fe.join);
@@ -498,7 +527,7 @@ mod tests {
             ("role", "FOLLOWER"),
             ("alive", "true"),
         ]);
-        let fe = Frontend::from_row(&minimal).unwrap();
+        let fe = Frontend::from_row(&raw(&minimal)).unwrap();
         assert_eq!(fe.http_port, None);
         assert!(!fe.is_master);
     }
@@ -507,27 +536,33 @@ mod tests {
     fn frontend_row_errors_name_the_column() {
         let mut r = frontend_row();
         r.retain(|(k, _)| k != "EditLogPort");
-        assert_eq!(Frontend::from_row(&r).unwrap_err(), "no column EditLogPort");
+        assert_eq!(
+            Frontend::from_row(&raw(&r)).unwrap_err(),
+            "no column EditLogPort"
+        );
         let mut r = frontend_row();
         r.retain(|(k, _)| k != "Host");
-        assert_eq!(Frontend::from_row(&r).unwrap_err(), "no column Host or IP");
+        assert_eq!(
+            Frontend::from_row(&raw(&r)).unwrap_err(),
+            "no column Host or IP"
+        );
         let mut r = frontend_row();
         r[11].1 = Some("maybe".to_string());
         assert_eq!(
-            Frontend::from_row(&r).unwrap_err(),
+            Frontend::from_row(&raw(&r)).unwrap_err(),
             "column Alive: `maybe` is not a boolean"
         );
         let mut r = frontend_row();
         r[2].1 = Some("70000".to_string());
         assert_eq!(
-            Frontend::from_row(&r).unwrap_err(),
+            Frontend::from_row(&raw(&r)).unwrap_err(),
             "column EditLogPort: `70000` is not a port"
         );
     }
 
     #[test]
     fn parses_a_backend_row_by_column_name() {
-        let be = Backend::from_row(&backend_row()).unwrap();
+        let be = Backend::from_row(&raw(&backend_row())).unwrap();
         assert_eq!(be.id, 10002);
         assert_eq!(be.host, "10.0.0.5");
         assert_eq!(be.heartbeat_port, 9050);
@@ -562,7 +597,7 @@ mod tests {
             ("TabletNum", "0"),
             ("Status", "{\"lastSuccessReportTabletsTime\":\"N/A\"}"),
         ]);
-        let be = Backend::from_row(&old).unwrap();
+        let be = Backend::from_row(&raw(&old)).unwrap();
         assert_eq!(be.host, "10.0.0.6");
         assert!(be.decommissioned && !be.alive);
         assert_eq!(be.query_disabled, None);
@@ -577,7 +612,7 @@ mod tests {
         }
         cn.push(("CpuCores".to_string(), Some("16".to_string())));
         cn.push(("Memory".to_string(), Some("64.00 GB".to_string())));
-        let be = Backend::from_row(&cn).unwrap();
+        let be = Backend::from_row(&raw(&cn)).unwrap();
         assert!(be.is_compute_node());
 
         // A dead backend shows no NodeRole.
@@ -587,7 +622,7 @@ mod tests {
                 *v = Some(String::new());
             }
         }
-        assert_eq!(Backend::from_row(&dead).unwrap().node_role, None);
+        assert_eq!(Backend::from_row(&raw(&dead)).unwrap().node_role, None);
 
         // A NULL is as good as missing for optional columns.
         let mut nulls = backend_row();
@@ -596,13 +631,13 @@ mod tests {
                 *v = None;
             }
         }
-        let be = Backend::from_row(&nulls).unwrap();
+        let be = Backend::from_row(&raw(&nulls)).unwrap();
         assert_eq!((be.be_port, be.version), (None, None));
     }
 
     /// A Doris 3.0.x `SHOW BACKENDS` row of a storage-compute separated
     /// cluster, with the given `Tag`.
-    fn cloud_backend_row(tag: &str) -> RawRow {
+    fn cloud_backend_row(tag: &str) -> Pairs {
         row(&[
             ("BackendId", "10221"),
             ("Host", "ddc-cg1-1.ddc-cg1.default.svc.cluster.local"),
@@ -640,9 +675,9 @@ mod tests {
     #[test]
     fn backend_rows_name_their_compute_group() {
         // Doris 3.0.2 and later.
-        let be = Backend::from_row(&cloud_backend_row(
+        let be = Backend::from_row(&raw(&cloud_backend_row(
             "{\"cloud_unique_id\" : \"1:1751150972:t1Ws6Mrv\", \"compute_group_status\" : \"NORMAL\", \"private_endpoint\" : \"\", \"compute_group_name\" : \"cg1\", \"location\" : \"default\", \"public_endpoint\" : \"\", \"compute_group_id\" : \"ZNES_zRC\"}",
-        ))
+        )))
         .unwrap();
         assert_eq!(be.compute_group_name(), Some("cg1"));
         assert_eq!(be.compute_group_id(), Some("ZNES_zRC"));
@@ -653,17 +688,17 @@ mod tests {
         assert_eq!(be.query_disabled, Some(false));
 
         // Doris 3.0.0 and 3.0.1 called compute groups cloud clusters.
-        let be = Backend::from_row(&cloud_backend_row(
+        let be = Backend::from_row(&raw(&cloud_backend_row(
             "{\"cloud_cluster_id\" : \"Ppt5BJ3g\", \"cloud_unique_id\" : \"1:1751150972:JxbgZEBP\", \"cloud_cluster_status\" : \"NORMAL\", \"cloud_cluster_name\" : \"cg2\", \"location\" : \"default\", \"cloud_cluster_private_endpoint\" : \"\", \"cloud_cluster_public_endpoint\" : \"\"}",
-        ))
+        )))
         .unwrap();
         assert_eq!(be.compute_group_name(), Some("cg2"));
         assert_eq!(be.compute_group_id(), Some("Ppt5BJ3g"));
 
         // Key order and spacing do not matter.
-        let be = Backend::from_row(&cloud_backend_row(
+        let be = Backend::from_row(&raw(&cloud_backend_row(
             "{\"compute_group_id\":\"id_9\",\"compute_group_name\":\"etl\"}",
-        ))
+        )))
         .unwrap();
         assert_eq!(
             (be.compute_group_name(), be.compute_group_id()),
@@ -674,7 +709,7 @@ mod tests {
     #[test]
     fn backends_outside_compute_groups_have_none() {
         // A cluster that keeps data on its BEs: only a location.
-        let be = Backend::from_row(&backend_row()).unwrap();
+        let be = Backend::from_row(&raw(&backend_row())).unwrap();
         assert_eq!(
             (be.compute_group_name(), be.compute_group_id()),
             (None, None)
@@ -695,7 +730,7 @@ mod tests {
                     *v = tag.map(str::to_string);
                 }
             }
-            let be = Backend::from_row(&r).unwrap();
+            let be = Backend::from_row(&raw(&r)).unwrap();
             assert_eq!(
                 (be.compute_group_name(), be.compute_group_id()),
                 (None, None),
@@ -704,18 +739,24 @@ mod tests {
         }
         let mut r = cloud_backend_row("");
         r.retain(|(k, _)| k != "Tag");
-        assert_eq!(Backend::from_row(&r).unwrap().compute_group_name(), None);
+        assert_eq!(
+            Backend::from_row(&raw(&r)).unwrap().compute_group_name(),
+            None
+        );
     }
 
     #[test]
     fn backend_row_errors() {
         let mut r = backend_row();
         r.retain(|(k, _)| k != "TabletNum");
-        assert_eq!(Backend::from_row(&r).unwrap_err(), "no column TabletNum");
+        assert_eq!(
+            Backend::from_row(&raw(&r)).unwrap_err(),
+            "no column TabletNum"
+        );
         let mut r = backend_row();
         r[0].1 = Some("abc".to_string());
         assert_eq!(
-            Backend::from_row(&r).unwrap_err(),
+            Backend::from_row(&raw(&r)).unwrap_err(),
             "column BackendId: `abc` is not a number"
         );
         let mut r = backend_row();
@@ -725,7 +766,7 @@ mod tests {
             }
         }
         assert!(
-            Backend::from_row(&r)
+            Backend::from_row(&raw(&r))
                 .unwrap_err()
                 .starts_with("column Status: not JSON")
         );
