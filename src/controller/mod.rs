@@ -461,9 +461,7 @@ pub async fn run(
         );
     }
 
-    let config = kube::runtime::controller::Config::default()
-        .concurrency(settings.concurrency)
-        .debounce(DEBOUNCE);
+    let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let shutdown = shutdown.shared();
     let doris = controller
         .reconcile_on(doris_rx)
@@ -486,13 +484,6 @@ pub async fn run(
     };
     futures::join!(doris, disaggregated);
 }
-
-/// How long a cluster's reconcile waits for more of its changes once one
-/// comes: a pod turning Ready changes the pod, then its StatefulSet's
-/// status, within moments, and one reconcile sees both. Each further change
-/// in the window moves the reconcile later by as much (kube-runtime's
-/// scheduler debounce); timed requeues come this much later too.
-const DEBOUNCE: Duration = Duration::from_millis(1000);
 
 /// Keeps `index` of owned objects in step with a cache's watch events.
 /// It sees each event just before the cache does, so that a cache that is
