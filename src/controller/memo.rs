@@ -192,10 +192,33 @@ pub type WrittenStatus = Arc<(Status, serde_json::Value)>;
 /// One cluster's last status write.
 struct Written {
     at: Instant,
-    /// The write while the cache does not show it yet: the
-    /// resourceVersion of the cluster it was written over, the status and
-    /// its JSON.
-    unseen: Option<(Option<String>, WrittenStatus)>,
+    /// The write while the cache does not show it yet.
+    unseen: Option<Unseen>,
+}
+
+/// A status write the cluster cache may not show yet.
+struct Unseen {
+    /// The resourceVersion of the cluster it was written over.
+    over: Option<String>,
+    /// The resourceVersion the write made.
+    made: Option<String>,
+    status: WrittenStatus,
+}
+
+impl Unseen {
+    /// Whether a cached cluster at `version` is older than this write.
+    /// resourceVersions are compared as numbers where both are (as the
+    /// API server's etcd revisions are), so that a cache that shows an
+    /// earlier write of the operator's, or anyone's, between the version
+    /// written over and this write is still taken as older; otherwise
+    /// only the version written over is known to be older.
+    fn newer_than(&self, version: Option<&str>) -> bool {
+        let number = |v: Option<&str>| v.and_then(|v| v.parse::<u64>().ok());
+        match (number(version), number(self.made.as_deref())) {
+            (Some(cached), Some(made)) => cached < made,
+            _ => version == self.over.as_deref(),
+        }
+    }
 }
 
 impl StatusPace {
@@ -208,11 +231,11 @@ impl StatusPace {
     }
 
     /// Records that `status` (as `json`) was written over version
-    /// `over` of the cluster `uid`.
+    /// `over` of the cluster `uid`, making version `made`.
     pub fn written(
         &self,
         uid: &str,
-        over: Option<String>,
+        (over, made): (Option<String>, Option<String>),
         status: Status,
         json: serde_json::Value,
         live: impl FnOnce() -> HashSet<String>,
@@ -220,7 +243,11 @@ impl StatusPace {
         let mut written = self.written.lock().expect("lock");
         let entry = Written {
             at: Instant::now(),
-            unseen: Some((over, Arc::new((status, json)))),
+            unseen: Some(Unseen {
+                over,
+                made,
+                status: Arc::new((status, json)),
+            }),
         };
         if written.insert(uid.to_string(), entry).is_none() {
             prune(&mut written, live);
@@ -228,15 +255,16 @@ impl StatusPace {
     }
 
     /// The status last written for `uid` while the cached cluster, at
-    /// `version`, is still the one it was written over: a reconcile that
-    /// runs before the cache shows the operator's own write reads that,
-    /// not the older status, and so neither writes it again nor dates its
-    /// transitions anew. Once the cache has moved on, nothing.
+    /// `version`, is older than that write: a reconcile that runs before
+    /// the cache shows the operator's own write reads that, not the older
+    /// status, and so neither writes it again, nor dates its transitions
+    /// anew, nor drops what only that write said (a configuration change
+    /// carried out is said once). Once the cache has caught up, nothing.
     pub fn unseen(&self, uid: &str, version: Option<&str>) -> Option<WrittenStatus> {
         let mut written = self.written.lock().expect("lock");
         let entry = written.get_mut(uid)?;
         match &entry.unseen {
-            Some((over, status)) if over.as_deref() == version => Some(status.clone()),
+            Some(unseen) if unseen.newer_than(version) => Some(unseen.status.clone()),
             Some(_) => {
                 entry.unseen = None;
                 None
@@ -424,5 +452,51 @@ mod tests {
         assert!(plans.get("u2", &[1; 32]).is_none(), "another key misses");
         plans.remove("u2");
         assert!(plans.get("u2", &[0; 32]).is_none());
+    }
+
+    #[test]
+    fn an_own_write_stands_until_the_cache_reaches_its_version() {
+        use crate::controller::status::Status;
+        let pace = StatusPace::default();
+        let status = |n: i64| Status {
+            observed_generation: Some(n),
+            ..Status::default()
+        };
+        let seen = |version: &str| {
+            pace.unseen("u", Some(version))
+                .map(|w| w.0.observed_generation)
+        };
+        let live = || HashSet::from(["u".to_string()]);
+        // Written over 10, making 11; again over 10 (the cache had not
+        // moved), making 12.
+        pace.written(
+            "u",
+            (Some("10".into()), Some("11".into())),
+            status(1),
+            json!(1),
+            live,
+        );
+        assert_eq!(seen("10"), Some(Some(1)));
+        pace.written(
+            "u",
+            (Some("10".into()), Some("12".into())),
+            status(2),
+            json!(2),
+            live,
+        );
+        // The cache at the first write still lacks the second.
+        assert_eq!(seen("11"), Some(Some(2)));
+        assert_eq!(seen("12"), None, "the cache shows it");
+        assert_eq!(seen("11"), None, "forgotten once seen");
+        // Versions that are not numbers: only the one written over is older.
+        pace.written(
+            "u",
+            (Some("a".into()), Some("b".into())),
+            status(3),
+            json!(3),
+            live,
+        );
+        assert_eq!(seen("a"), Some(Some(3)));
+        assert_eq!(seen("c"), None);
     }
 }

@@ -1567,11 +1567,11 @@ async fn write_status<K: DorisResource>(
         // A merge patch keeps keys it does not mention: clear the ones that went.
         clear_removed(&old, &mut patch);
     }
-    patch_status(ctx, object, patch).await?;
+    let made = patch_status(ctx, object, patch).await?;
     if let Some(uid) = object.uid() {
         let over = object.meta().resource_version.clone();
         ctx.status_pace
-            .written(&uid, over, status.clone(), new, || ctx.live_uids());
+            .written(&uid, (over, made), status.clone(), new, || ctx.live_uids());
     }
     Ok(())
 }
@@ -1591,22 +1591,24 @@ fn live_status_json<K: DorisResource>(ctx: &Context, object: &K) -> Value {
     written_status(ctx, object).map_or_else(|| object.status_json(), |w| w.1.clone())
 }
 
+/// Patches the cluster's status; the resourceVersion the write made.
 async fn patch_status<K: DorisResource>(
     ctx: &Context,
     object: &K,
     new: Value,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": new })),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    let written = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": new })),
+        )
+        .await
+        .map_err(Error::Kube)?;
     ctx.metrics
         .count_write(K::kind(&()).as_ref(), "patch-status");
-    Ok(())
+    Ok(written.meta().resource_version.clone())
 }
 
 async fn publish(
