@@ -352,17 +352,15 @@ async fn an_autoscaled_cn_keeps_the_count_its_autoscaler_sets() {
     })
     .await;
     members_synced(env, name).await;
-    let cluster = wait_ready(env, name).await;
-    assert_eq!(
-        cluster
-            .status
-            .unwrap()
-            .cn_status
-            .unwrap()
-            .component
-            .replicas,
-        Some(5)
-    );
+    // Status counts them (it follows the pods, a moment after the FE may).
+    let api = env.api::<DorisCluster>();
+    eventually("status counting five compute nodes", 10, || async {
+        let c = api.get(name).await.ok()?;
+        let cn = c.status.as_ref()?.cn_status.as_ref()?.component.replicas;
+        (cn == Some(5)).then_some(())
+    })
+    .await;
+    wait_ready(env, name).await;
 
     // A converged cluster costs no writes, and a spec change that leaves
     // the CN alone does not bring the CR's replicas back.

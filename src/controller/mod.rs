@@ -25,6 +25,7 @@ pub mod retention;
 pub mod rollout;
 pub mod status;
 pub mod stores;
+pub mod triggers;
 pub mod user_inputs;
 pub mod volumes;
 
@@ -57,7 +58,7 @@ use crate::plan::{self, PlanError, PlanInput};
 use apply::Resources;
 use kinds::DorisResource;
 use stores::Stores;
-use user_inputs::config_map_names;
+use triggers::{Touched, Triggers};
 pub use user_inputs::{user_config_maps, user_secret_keys};
 
 /// What the operator is started with.
@@ -502,129 +503,6 @@ async fn log_outcome<T, E: std::fmt::Display>(result: Result<T, E>) {
     }
 }
 
-/// A change the operator reconciles a cluster for.
-enum Touched {
-    /// An object made for a cluster (its controller owner).
-    Owned(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
-    /// A pod of a cluster's StatefulSet.
-    Pod(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
-    /// Any ConfigMap: a cluster may name it.
-    UserConfigMap(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
-    /// A namespace: its Pod Security level may have changed.
-    Namespace(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta),
-}
-
-/// Sends each change to the controller of the cluster it belongs to.
-struct Triggers {
-    doris: futures::channel::mpsc::UnboundedSender<ObjectRef<DorisCluster>>,
-    clusters: reflector::Store<DorisCluster>,
-    disaggregated: Option<(
-        futures::channel::mpsc::UnboundedSender<ObjectRef<DorisDisaggregatedCluster>>,
-        reflector::Store<DorisDisaggregatedCluster>,
-    )>,
-}
-
-impl Triggers {
-    async fn route(
-        self,
-        mut changes: impl futures::Stream<Item = Result<Touched, watcher::Error>> + Unpin,
-    ) {
-        while let Some(change) = changes.next().await {
-            match change {
-                Ok(Touched::Owned(meta)) => self.owned(&meta),
-                Ok(Touched::Pod(meta)) => self.pod(&meta),
-                Ok(Touched::UserConfigMap(meta)) => self.config_map(&meta),
-                Ok(Touched::Namespace(meta)) => self.namespace(&meta),
-                Err(e) => tracing::debug!(error = %e, "watch failed; it is retried"),
-            }
-        }
-    }
-
-    fn owned(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
-        let Some(namespace) = meta.namespace.as_deref() else {
-            return;
-        };
-        for owner in meta.owner_references.iter().flatten() {
-            if owner.controller != Some(true) {
-                continue;
-            }
-            match owner.kind.as_str() {
-                "DorisCluster" => {
-                    let _ = self
-                        .doris
-                        .unbounded_send(ObjectRef::new(&owner.name).within(namespace));
-                }
-                "DorisDisaggregatedCluster" => {
-                    if let Some((tx, _)) = &self.disaggregated {
-                        let _ = tx.unbounded_send(ObjectRef::new(&owner.name).within(namespace));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// The cluster of a pod, from its selector label `<cluster>-<component>`.
-    fn pod(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
-        let labels = meta.labels.as_ref();
-        let label = |key: &str| labels.and_then(|l| l.get(key));
-        if let Some(cluster) = label(crate::cluster::DISAGGREGATED_CLUSTER_LABEL) {
-            if let (Some((tx, _)), Some(namespace)) =
-                (&self.disaggregated, meta.namespace.as_deref())
-            {
-                let _ = tx.unbounded_send(ObjectRef::new(cluster).within(namespace));
-            }
-            return;
-        }
-        let (Some(namespace), Some(owner), Some(component)) = (
-            meta.namespace.as_deref(),
-            label(stores::POD_SELECTOR),
-            label("app.kubernetes.io/component"),
-        ) else {
-            return;
-        };
-        if let Some(cluster) = owner.strip_suffix(&format!("-{component}")) {
-            let _ = self
-                .doris
-                .unbounded_send(ObjectRef::new(cluster).within(namespace));
-        }
-    }
-
-    /// Every cluster in a namespace (re-planned only if its level changed).
-    fn namespace(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
-        let name = meta.name.as_deref();
-        for c in self.clusters.state() {
-            if c.metadata.namespace.as_deref() == name {
-                let _ = self.doris.unbounded_send(ObjectRef::from_obj(c.as_ref()));
-            }
-        }
-        if let Some((tx, store)) = &self.disaggregated {
-            for c in store.state() {
-                if c.metadata.namespace.as_deref() == name {
-                    let _ = tx.unbounded_send(ObjectRef::from_obj(c.as_ref()));
-                }
-            }
-        }
-    }
-
-    fn config_map(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
-        let namespace = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
-        for c in self.clusters.state() {
-            if references_config_map(c.cluster(), &namespace, &name) {
-                let _ = self.doris.unbounded_send(ObjectRef::from_obj(c.as_ref()));
-            }
-        }
-        if let Some((tx, store)) = &self.disaggregated {
-            for c in store.state() {
-                if references_config_map(c.cluster(), &namespace, &name) {
-                    let _ = tx.unbounded_send(ObjectRef::from_obj(c.as_ref()));
-                }
-            }
-        }
-    }
-}
-
 /// A controller of the clusters of one kind whose cache keeps them without
 /// `managedFields` (often the largest part of an object, and never read).
 fn slim_controller<K: DorisResource>(api: Api<K>) -> Controller<K> {
@@ -660,12 +538,6 @@ fn conventions_changed(
         rx.changed().await.ok()?;
         Some(((), rx))
     })
-}
-
-fn references_config_map(cluster: ClusterRef<'_>, namespace: &str, name: &str) -> bool {
-    config_map_names(cluster)
-        .iter()
-        .any(|(ns, n)| n == name && ns == namespace)
 }
 
 async fn reconcile<K: DorisResource>(cluster: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
