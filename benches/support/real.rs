@@ -33,18 +33,23 @@
 //! with `perf record` from the clusters' creation until they converge, and
 //! the functions that took the most samples are printed.
 //!
-//! This operator reaches every cluster's FE at one Doris FE simulator
-//! (`--fe-address`), with which each Ready pod's node registers as the
-//! Doris images' entrypoints do. The peer talks MySQL to each cluster's
-//! FE Service, which does not resolve here: its SQL fails, which its
-//! bring-up does not need. Where a mount namespace can be made (as root),
-//! each operator runs in one whose `/etc/resolv.conf` names only 127.0.0.1,
-//! so that such lookups fail at once without leaving the machine.
+//! This operator reaches each cluster's FE at a Doris FE simulator of that
+//! cluster's own (`real/fleet.rs`), with which each Ready pod's node
+//! registers as the Doris images' entrypoints do. The peer talks MySQL to
+//! each cluster's FE Service, which does not resolve here: its SQL fails,
+//! which its bring-up does not need. Where a mount namespace can be made
+//! (as root), each operator runs in one whose `/etc/resolv.conf` names
+//! only 127.0.0.1, so that such lookups fail at once without leaving the
+//! machine, and whose `/etc/hosts` names this operator's FE simulators
+//! (where none can be made, one simulator plays every cluster's FE,
+//! reached through `--fe-address`).
 
 #[path = "real/audit.rs"]
 mod audit;
 #[path = "real/cluster.rs"]
 mod cluster;
+#[path = "real/fleet.rs"]
+mod fleet;
 #[path = "real/metrics.rs"]
 mod metrics;
 #[path = "real/profile.rs"]
@@ -62,10 +67,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::fesim::{FeSim, FeSimConfig};
 use crate::support::{cpu_seconds, peak_rss_mib};
 use audit::{AuditLog, Writes};
 use cluster::{Kind, Watched, ensure_nodes, install, register_members, wait_until};
+use fleet::{FeReach, Fleet};
 
 /// The user this operator acts as: the ServiceAccount of `deploy/`.
 const OURS_USER: &str = "system:serviceaccount:doris-operator:doris-operator";
@@ -366,12 +371,12 @@ fn free_port() -> u16 {
 
 /// Starts `contender` watching `namespace`, its output in `log`; in a
 /// mount namespace of its own whose `/etc/resolv.conf` is `resolv` when
-/// given.
+/// given (and whose `/etc/hosts` is the one `fe` names, if it does).
 fn start_operator(
     contender: &Contender,
     kubeconfig: &Path,
     namespace: &str,
-    fe: Option<std::net::SocketAddr>,
+    fe: Option<&FeReach>,
     log: &Path,
     resolv: Option<&Path>,
     metrics_port: u16,
@@ -382,9 +387,14 @@ fn start_operator(
             // unshare and sh exec: the process keeps the pid measured.
             let mut c = std::process::Command::new("unshare");
             c.args(["--mount", "--", "sh", "-c"])
-                .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+                .arg(
+                    r#"mount --bind "$0" /etc/resolv.conf && if [ -n "$BENCH_HOSTS" ]; then mount --bind "$BENCH_HOSTS" /etc/hosts; fi && unset BENCH_HOSTS && exec "$@""#,
+                )
                 .arg(resolv)
                 .arg(&contender.binary);
+            if let Some(FeReach::Hosts(hosts)) = fe {
+                c.env("BENCH_HOSTS", hosts);
+            }
             c
         }
         None => std::process::Command::new(&contender.binary),
@@ -395,11 +405,13 @@ fn start_operator(
                 .args(["run", "--leader-elect=false", "--namespace", namespace])
                 .args(["--conventions-namespace", namespace])
                 .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-                .args(["--fe-address", &fe.unwrap().to_string()])
                 .env(
                     "RUST_LOG",
                     std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
                 );
+            if let Some(FeReach::Address(fe)) = fe {
+                command.args(["--fe-address", &fe.to_string()]);
+            }
         }
         Flavor::Peer => {
             command
@@ -484,14 +496,12 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         .expect("FoundationDB ConfigMap");
     }
     let watched = Watched::start(client, &namespace, kind);
-    let (sim, _members) = if contender.flavor == Flavor::Ours {
-        let config = match kind {
-            Kind::DorisCluster => FeSimConfig::default(),
-            Kind::Disaggregated => FeSimConfig::cloud(),
-        };
-        let sim = Arc::new(FeSim::start(config).await);
-        let members = register_members(&watched, sim.clone());
-        (Some(sim), Some(members))
+    let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
+    let (fleet, _members) = if contender.flavor == Flavor::Ours {
+        let per_cluster = bench.resolv.is_some();
+        let fleet = Arc::new(Fleet::start(kind, &names, &namespace, work, per_cluster).await);
+        let members = register_members(&watched, fleet.clone());
+        (Some(fleet), Some(members))
     } else {
         (None, None)
     };
@@ -503,7 +513,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         contender,
         &kubeconfig,
         &namespace,
-        sim.as_ref().map(|s| s.addr()),
+        fleet.as_ref().map(|f| f.reach()),
         &log,
         bench.resolv.as_deref(),
         metrics_port,
@@ -514,7 +524,6 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
 
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &namespace, &kind.resource());
-    let names: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
     let mut audit = AuditLog::from_end(audit_path.to_path_buf()).ok();
     let profile = profile::Profile::start(pid, &format!("{short}{n}"));
     let cpu_before = cpu_seconds(pid);
@@ -664,7 +673,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         contender,
         &kubeconfig,
         &namespace,
-        sim.as_ref().map(|s| s.addr()),
+        fleet.as_ref().map(|f| f.reach()),
         &work.join(format!("{short}{n}-restarted.log")),
         bench.resolv.as_deref(),
         free_port(),
@@ -697,12 +706,12 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         // timeout on a port that takes connections and never speaks.
         let _ = process.kill();
         let _ = process.wait();
-        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a silent port");
+        let (silent_reach, silent) = fleet.as_ref().expect("FE simulators").silent();
         process = start_operator(
             contender,
             &kubeconfig,
             &namespace,
-            silent.local_addr().ok(),
+            Some(&silent_reach),
             &work.join(format!("{short}{n}-fe-silent.log")),
             bench.resolv.as_deref(),
             free_port(),

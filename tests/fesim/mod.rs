@@ -473,9 +473,14 @@ impl Drop for FeSim {
 impl FeSim {
     /// Starts listening on 127.0.0.1 on a free port.
     pub async fn start(config: FeSimConfig) -> FeSim {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        FeSim::start_at(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts listening on `at` (port 0: a free one).
+    pub async fn start_at(config: FeSimConfig, at: SocketAddr) -> FeSim {
+        let listener = TcpListener::bind(at)
             .await
-            .expect("bind 127.0.0.1:0");
+            .unwrap_or_else(|e| panic!("bind {at}: {e}"));
         let addr = listener.local_addr().expect("local addr");
         let mut frontends = config.frontends.clone();
         if frontends.is_empty() {

@@ -18,7 +18,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::PEER_NAMESPACE;
-use crate::fesim::FeSim;
+use super::fleet::Fleet;
 
 /// The peer's `doc/examples/doriscluster-sample.yaml`: 3 FE (6 CPU, 12Gi)
 /// and 3 BE (8 CPU, 16Gi), emptyDir storage.
@@ -358,7 +358,7 @@ impl Watched {
 /// (`COMPUTE_GROUP_NAME`), a BE or CN as such, an FE as follower below its
 /// `ELECT_NUMBER`, else observer; a meta service pod not at all. Its FQDN
 /// goes through the Service its StatefulSet names.
-pub(super) fn register_members(watched: &Watched, sim: Arc<FeSim>) -> AbortOnDrop {
+pub(super) fn register_members(watched: &Watched, fleet: Arc<Fleet>) -> AbortOnDrop {
     let (pods, statefulsets) = (watched.pods.clone(), watched.statefulsets.clone());
     AbortOnDrop(tokio::spawn(async move {
         let mut done = HashSet::new();
@@ -369,6 +369,9 @@ pub(super) fn register_members(watched: &Watched, sim: Arc<FeSim>) -> AbortOnDro
                     continue;
                 }
                 let name = pod.name_any();
+                let Some(sim) = fleet.of(&name) else {
+                    continue;
+                };
                 let ns = pod.namespace().unwrap_or_default();
                 let Some((sts, ordinal)) = name.rsplit_once('-') else {
                     continue;
@@ -404,7 +407,7 @@ pub(super) fn register_members(watched: &Watched, sim: Arc<FeSim>) -> AbortOnDro
                     }
                     (None, Some("fe")) => {
                         let fe = doris_operator::doris::FeClient::new(
-                            doris_operator::doris::FeEndpoint::new("127.0.0.1")
+                            doris_operator::doris::FeEndpoint::new(sim.addr().ip().to_string())
                                 .with_port(sim.addr().port()),
                         );
                         let elect = env("ELECT_NUMBER").and_then(|n| n.parse().ok());
