@@ -466,36 +466,23 @@ mod tests {
             pace.unseen("u", Some(version))
                 .map(|w| w.0.observed_generation)
         };
-        let live = || HashSet::from(["u".to_string()]);
+        let write = |over: &str, made: &str, n: i64| {
+            let versions = (Some(over.to_string()), Some(made.to_string()));
+            pace.written("u", versions, status(n), json!(n), || {
+                HashSet::from(["u".to_string()])
+            });
+        };
         // Written over 10, making 11; again over 10 (the cache had not
         // moved), making 12.
-        pace.written(
-            "u",
-            (Some("10".into()), Some("11".into())),
-            status(1),
-            json!(1),
-            live,
-        );
+        write("10", "11", 1);
         assert_eq!(seen("10"), Some(Some(1)));
-        pace.written(
-            "u",
-            (Some("10".into()), Some("12".into())),
-            status(2),
-            json!(2),
-            live,
-        );
+        write("10", "12", 2);
         // The cache at the first write still lacks the second.
         assert_eq!(seen("11"), Some(Some(2)));
         assert_eq!(seen("12"), None, "the cache shows it");
         assert_eq!(seen("11"), None, "forgotten once seen");
         // Versions that are not numbers: only the one written over is older.
-        pace.written(
-            "u",
-            (Some("a".into()), Some("b".into())),
-            status(3),
-            json!(3),
-            live,
-        );
+        write("a", "b", 3);
         assert_eq!(seen("a"), Some(Some(3)));
         assert_eq!(seen("c"), None);
     }
