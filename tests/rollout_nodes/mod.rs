@@ -24,8 +24,9 @@ use crate::fesim::FeSim;
 pub const FE_EDIT_LOG_PORT: u16 = 9010;
 pub const BE_HEARTBEAT_PORT: u16 = 9050;
 
-/// What the pods went through, from a watch: deletions in order, and each
-/// pod incarnation (UID) the first time it was Ready.
+/// What the pods went through, from a watch: deletions (of pods that had
+/// been Ready) in order, and each pod incarnation (UID) the first time it
+/// was Ready.
 #[derive(Clone, Default)]
 pub struct History {
     /// ("deleted" | "ready", pod), in the order seen.
@@ -116,6 +117,13 @@ impl Nodes {
                     }
                     watcher::Event::Delete(pod) => {
                         let name = pod.name_any();
+                        // A pod that never ran was not restarted: the real
+                        // control plane's stand-in kubelet (kwok) deletes
+                        // by name, and a delete of its queued twice can
+                        // take a replacement the moment it is made.
+                        if !h.ready.contains(&pod.uid().unwrap_or_default()) {
+                            continue;
+                        }
                         if name.contains("-be-") {
                             let host = match hosts {
                                 Hosts::Fqdn => {
