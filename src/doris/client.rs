@@ -383,33 +383,26 @@ impl FeClient {
                 Ok(Err(e)) => return Err((Stage::Connect, self.classify(e, Stage::Connect), 0)),
                 Ok(Ok(conn)) => conn,
             };
-        let mut result = Ok(Vec::with_capacity(statements.len()));
-        for (i, statement) in statements.iter().enumerate() {
-            let answer = tokio::time::timeout(
-                self.config.query_timeout,
-                exec(&mut conn, statement, idempotence),
-            )
-            .await;
-            match answer {
-                Err(_) => {
-                    result = Err((
-                        Stage::Statement,
-                        FeErrorKind::QueryTimeout(self.config.query_timeout),
-                        i,
-                    ));
-                    break;
-                }
-                Ok(Err(e)) => {
-                    result = Err((Stage::Statement, self.classify(e, Stage::Statement), i));
-                    break;
-                }
-                Ok(Ok(rows)) => {
-                    if let Ok(all) = &mut result {
-                        all.push(rows);
-                    }
-                }
+        let result = async {
+            let mut all = Vec::with_capacity(statements.len());
+            for (i, statement) in statements.iter().enumerate() {
+                let answer = tokio::time::timeout(
+                    self.config.query_timeout,
+                    exec(&mut conn, statement, idempotence),
+                )
+                .await
+                .map_err(|_| {
+                    let timeout = FeErrorKind::QueryTimeout(self.config.query_timeout);
+                    (Stage::Statement, timeout, i)
+                })?;
+                all.push(
+                    answer
+                        .map_err(|e| (Stage::Statement, self.classify(e, Stage::Statement), i))?,
+                );
             }
+            Ok(all)
         }
+        .await;
         // Close the connection within a bound. Left to itself, a dropped
         // connection would wait in the background for the rest of an
         // unfinished answer, for ever from an FE that hangs; a disconnect

@@ -14,13 +14,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use doris_operator::controller::fe_link::DEFAULT_QUERY_PORT as QUERY_PORT;
 use doris_operator::crd::ComponentKind;
 
 use super::cluster::Kind;
 use crate::fesim::{FeSim, FeSimConfig};
-
-/// The FE query port the samples' access Services carry.
-const QUERY_PORT: u16 = 9030;
 
 /// How the operator under test reaches the clusters' FEs.
 pub(super) enum FeReach {
