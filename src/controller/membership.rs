@@ -41,6 +41,7 @@ use crate::doris::{FeClient, FeError, Frontend, FrontendRole};
 use crate::plan::Plan;
 use crate::plan::membership::{MembershipPolicy, ordinal_of, pod_of_host};
 
+use super::fe_reach::Unreached;
 use super::status::Status;
 
 use super::Context;
@@ -58,13 +59,6 @@ const UNCONFIRMED_INTERVAL: Duration = Duration::from_secs(10);
 /// [`UNCONFIRMED_INTERVAL`], up to this. Clusters cut off from their FEs
 /// so stay out of the way of the others' reconciles.
 const UNANSWERED_CAP: Duration = Duration::from_secs(300);
-
-/// How many reconciles at once may ask an FE that did not answer last time
-/// (see [`super::Context::fe_suspects`]).
-pub const SUSPECT_ATTEMPTS: usize = 2;
-
-/// When a reconcile that found every such attempt taken looks again.
-const SUSPECT_RETRY: Duration = Duration::from_secs(3);
 
 /// How long to wait after `unanswered` attempts in a row the FE did not
 /// answer, starting from `base`.
@@ -169,24 +163,22 @@ pub async fn reconcile(
         }
     });
     let now_instant = std::time::Instant::now();
-    let mut due = wait_until.is_none_or(|until| now_instant >= until);
+    let due = wait_until.is_none_or(|until| now_instant >= until);
     let mut retry = wait_until.map(|until| until.saturating_duration_since(now_instant));
-    // An FE that did not answer last time is asked by a few reconciles at
-    // once at most: each may wait out the connect timeout, and the others'
-    // reconciles must not wait behind them.
-    let _permit = if due && last.as_ref().is_some_and(|l| !l.answered) {
-        match ctx.fe_suspects.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                due = false;
-                retry = Some(SUSPECT_RETRY);
+    // The FE is asked once it is known to answer: one that is not known
+    // to is probed aside, and this reconcile does not wait for it.
+    let reached = match due {
+        false => None,
+        true => match ctx.fe_reached(cluster, &planned.objects).await {
+            Ok(fe) => Some(Ok(fe)),
+            Err(Unreached::Unavailable(why)) => Some(Err(why)),
+            Err(Unreached::Pending(wait)) => {
+                retry = Some(wait);
                 None
             }
-        }
-    } else {
-        None
+        },
     };
-    if !due {
+    let Some(reached) = reached else {
         // Not asked now: nothing shrinks without the FE's word.
         let hold = scales
             .iter()
@@ -218,7 +210,7 @@ pub async fn reconcile(
             requeue: retry,
             ..Outcome::default()
         };
-    }
+    };
     // Until the FE answers, what it said before stands.
     let unanswered = last.as_ref().map_or(0, |l| l.unanswered);
     let before = last.map(|l| l.confirmed).unwrap_or_else(|| {
@@ -276,7 +268,7 @@ pub async fn reconcile(
         },
         unanswered + 1,
     );
-    let fe = match ctx.fe_client(cluster, &planned.objects).await {
+    let fe = match reached {
         Ok(fe) => fe,
         Err(message) => {
             step.fe_unavailable(&scales, message);

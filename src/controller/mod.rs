@@ -13,6 +13,7 @@ pub mod conventions;
 pub mod dynamic;
 pub mod events;
 pub mod fe_link;
+pub mod fe_reach;
 pub mod hosts;
 pub mod index;
 pub mod kinds;
@@ -122,9 +123,8 @@ pub struct Context {
     /// When each cluster's membership was last compared with its FE, and
     /// what the FE said.
     fe_checked: std::sync::Mutex<std::collections::HashMap<String, membership::FeChecked>>,
-    /// Permits to ask an FE that did not answer last time: such attempts
-    /// may each wait out the connect timeout, so only a few run at once.
-    fe_suspects: tokio::sync::Semaphore,
+    /// Whether each cluster's FE answers.
+    fe_reach: fe_reach::FeReach,
     fe_resolver: Option<fe_link::FeResolver>,
     be_resolver: Option<be_link::BeResolver>,
     /// What each cluster's FE said its release is.
@@ -167,13 +167,35 @@ impl Context {
 }
 
 impl Context {
-    /// A client of `cluster`'s FE; `objects` are its planned objects.
+    /// A client of `cluster`'s FE, once the FE answers (see
+    /// [`fe_reach`]); `objects` are its planned objects.
+    pub async fn fe_reached(
+        &self,
+        cluster: ClusterRef<'_>,
+        objects: &[Value],
+    ) -> Result<crate::doris::FeClient, fe_reach::Unreached> {
+        let fe = fe_link::client(&self.client, cluster, objects, self.fe_resolver.as_ref())
+            .await
+            .map_err(fe_reach::Unreached::Unavailable)?;
+        let uid = cluster.meta().uid.clone().unwrap_or_default();
+        self.fe_reach.admit(&uid, &fe).await?;
+        Ok(fe.observed(self.fe_reach.observer(&uid)))
+    }
+
+    /// [`Context::fe_reached`], an FE not answered yet said in words.
     pub async fn fe_client(
         &self,
         cluster: ClusterRef<'_>,
         objects: &[Value],
     ) -> Result<crate::doris::FeClient, String> {
-        fe_link::client(&self.client, cluster, objects, self.fe_resolver.as_ref()).await
+        self.fe_reached(cluster, objects)
+            .await
+            .map_err(|unreached| match unreached {
+                fe_reach::Unreached::Pending(_) => {
+                    "the FE has not answered yet (a connection to it is being tried)".to_string()
+                }
+                fe_reach::Unreached::Unavailable(why) => why,
+            })
     }
 }
 
@@ -319,7 +341,7 @@ pub async fn run(
         be_resolver: settings.be_resolver.clone(),
         fe_releases: Default::default(),
         fe_checked: Default::default(),
-        fe_suspects: tokio::sync::Semaphore::new(membership::SUSPECT_ATTEMPTS),
+        fe_reach: Default::default(),
         conventions: settings.conventions.clone(),
         stores,
         watched: dynamic::Watched::new(client.clone(), ns.clone(), watched_tx),
@@ -613,6 +635,7 @@ async fn step_lifecycle<K: DorisResource>(
     if object.meta().deletion_timestamp.is_some() {
         if let Some(uid) = object.uid() {
             ctx.fe_checked.lock().expect("lock").remove(&uid);
+            ctx.fe_reach.forget(&uid);
             ctx.plans.remove(&uid);
             ctx.status_pace.remove(&uid);
         }

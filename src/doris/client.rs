@@ -71,11 +71,24 @@ enum Idempotence {
     Write,
 }
 
+/// Told how each call ended: `None` when the FE answered, else the error.
+pub type Observer = Arc<dyn Fn(Option<&FeError>) + Send + Sync>;
+
 /// A client of one FE. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FeClient {
     endpoint: FeEndpoint,
     config: FeClientConfig,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for FeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeClient")
+            .field("endpoint", &self.endpoint)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FeClient {
@@ -84,7 +97,23 @@ impl FeClient {
     }
 
     pub fn with_config(endpoint: FeEndpoint, config: FeClientConfig) -> Self {
-        FeClient { endpoint, config }
+        FeClient {
+            endpoint,
+            config,
+            observer: None,
+        }
+    }
+
+    /// The same client, telling `observer` how each call ends.
+    pub fn observed(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Opens a connection (the MySQL handshake, and the login) and closes
+    /// it, sending no statement: whether the FE answers at all.
+    pub async fn reach(&self) -> Result<(), FeError> {
+        self.run_all(&[], Idempotence::Read).await.map(drop)
     }
 
     pub fn endpoint(&self) -> &FeEndpoint {
@@ -333,7 +362,10 @@ impl FeClient {
             attempt += 1;
             let result = self.run_once(statements, idempotence).await;
             match result {
-                Ok(rows) => return Ok(rows),
+                Ok(rows) => {
+                    self.observe(None);
+                    return Ok(rows);
+                }
                 Err((stage, kind, failed)) => {
                     let statement = statements.get(failed).copied().unwrap_or_default();
                     // Nothing was sent yet, or a read lost its connection:
@@ -348,7 +380,9 @@ impl FeClient {
                     };
                     let retry = retryable && attempt <= self.config.retries;
                     if !retry {
-                        return Err(self.error(statement, attempt, kind));
+                        let error = self.error(statement, attempt, kind);
+                        self.observe(Some(&error));
+                        return Err(error);
                     }
                     tracing::debug!(
                         fe = %self.endpoint.addr(),
@@ -499,6 +533,12 @@ impl FeClient {
                 message: s(message),
             },
             other => other,
+        }
+    }
+
+    fn observe(&self, outcome: Option<&FeError>) {
+        if let Some(observer) = &self.observer {
+            observer(outcome);
         }
     }
 

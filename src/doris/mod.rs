@@ -29,7 +29,7 @@ pub use be::{
     BeAuth, BeClient, BeConfig, BeEndpoint, BeError, UpdateResult, parse_show_config,
     percent_encode, update_result,
 };
-pub use client::{FeClient, quote_string, validate_host};
+pub use client::{FeClient, Observer, quote_string, validate_host};
 pub use endpoint::{DEFAULT_QUERY_PORT, FeClientConfig, FeEndpoint, FeTls, PemError};
 pub use error::{FeError, FeErrorKind};
 pub use profile::{ALL_FRONTENDS_CONFIG_SINCE, Mode, Profile, Release};
