@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use doris_operator::conventions::ConventionBundle;
 use doris_operator::crd::DorisCluster;
+use env::reads;
 use env::{Env, SAMPLE, eventually, wait_ready};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
@@ -177,6 +178,66 @@ async fn deleting_a_cluster_removes_its_objects_and_keeps_its_data() {
     assert_eq!(
         names,
         ["data-doris-be-0", "data-doris-be-1", "data-doris-be-2"]
+    );
+    env.finish().await;
+}
+
+/// Bringing a cluster up writes its status on news a user acts on (its
+/// objects made, its components available, Ready), not once per pod, nor
+/// once per so many seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bringing_a_cluster_up_writes_its_status_on_news_only() {
+    let env = Env::start("status-news").await;
+    let from = reads::mark(&env);
+    env.create_cluster(SAMPLE).await;
+    wait_ready(&env, "doris").await;
+    reads::settled(&env, 5, 120).await;
+    if !reads::counted(&from) {
+        eprintln!("writes are not counted here: no emulator and no audit log named");
+        return env.finish().await;
+    }
+    let status: Vec<String> = reads::writes_since(&env, &from)
+        .into_iter()
+        .filter(|w| w.split('?').next().is_some_and(|p| p.ends_with("/status")))
+        .collect();
+    // Made, then Ready; a component available well before the others may
+    // come in between.
+    assert!(
+        (2..=3).contains(&status.len()),
+        "status writes while the cluster came up: {status:#?}"
+    );
+    env.finish().await;
+}
+
+/// A cluster whose BEs come up one by one over half a minute writes its
+/// status no more often than one that comes up at once. The pods are held
+/// back by the emulator's stand-in kubelet, so this runs there only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_cluster_writes_its_status_no_more_than_a_fast_one() {
+    let env = Env::start("status-slow").await;
+    let Some(driver) = env.driver_only("holds pods back from Ready") else {
+        return env.finish().await;
+    };
+    let bes = ["doris-be-0", "doris-be-1", "doris-be-2"];
+    for pod in bes {
+        driver.hold(pod);
+    }
+    let from = reads::mark(&env);
+    env.create_cluster(SAMPLE).await;
+    for pod in bes {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        driver.release(pod);
+    }
+    wait_ready(&env, "doris").await;
+    reads::settled(&env, 5, 120).await;
+    let status: Vec<String> = reads::writes_since(&env, &from)
+        .into_iter()
+        .filter(|w| w.split('?').next().is_some_and(|p| p.ends_with("/status")))
+        .collect();
+    // Made, the FE available, then Ready.
+    assert!(
+        (2..=3).contains(&status.len()),
+        "status writes while the cluster came up: {status:#?}"
     );
     env.finish().await;
 }

@@ -32,10 +32,17 @@ pub const REPROBE: Duration = Duration::from_secs(5);
 /// What is known of one FE.
 #[derive(Clone, Debug)]
 enum State {
-    Answered { at: Instant },
-    Silent { at: Instant, why: String },
+    Answered {
+        at: Instant,
+    },
+    Silent {
+        at: Instant,
+        why: String,
+    },
     /// A probe runs; it ends by this time (its connect timeout).
-    Probing { until: Instant },
+    Probing {
+        until: Instant,
+    },
 }
 
 /// Why a reconcile does not converse with an FE now.

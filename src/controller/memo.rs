@@ -194,6 +194,10 @@ struct Written {
     at: Instant,
     /// The write while the cache does not show it yet.
     unseen: Option<Unseen>,
+    /// Since when news that may wait a moment for more has waited.
+    pending: Option<Instant>,
+    /// Writes of progress alone since the last news.
+    quiet: u32,
 }
 
 /// A status write the cluster cache may not show yet.
@@ -223,24 +227,44 @@ impl Unseen {
 
 impl StatusPace {
     /// How long a write of progress alone must still wait for `uid`:
-    /// `None` when it may be written now.
-    pub fn wait(&self, uid: &str, interval: Duration) -> Option<Duration> {
+    /// `None` when it may be written now. The wait is `first` after the
+    /// last write, doubled for each write of progress alone since the last
+    /// news, up to `cap`: a slow cluster costs few more writes than a fast
+    /// one.
+    pub fn progress_wait(&self, uid: &str, first: Duration, cap: Duration) -> Option<Duration> {
         let written = self.written.lock().expect("lock");
-        let since = written.get(uid)?.at.elapsed();
+        let last = written.get(uid)?;
+        let interval = first.saturating_mul(1 << last.quiet.min(16)).min(cap);
+        let since = last.at.elapsed();
         (since < interval).then(|| interval - since)
+    }
+
+    /// How long news that may wait for more must still wait for `uid`,
+    /// `settle` from when it first waited: `None` when it may be written
+    /// now.
+    pub fn settle(&self, uid: &str, settle: Duration) -> Option<Duration> {
+        let mut written = self.written.lock().expect("lock");
+        let last = written.get_mut(uid)?;
+        let since = last.pending.get_or_insert_with(Instant::now).elapsed();
+        (since < settle).then(|| settle - since)
     }
 
     /// Records that `status` (as `json`) was written over version
     /// `over` of the cluster `uid`, making version `made`.
+    /// `news` says whether it was news (else progress alone).
     pub fn written(
         &self,
         uid: &str,
         (over, made): (Option<String>, Option<String>),
-        status: Status,
-        json: serde_json::Value,
+        (status, json): (Status, serde_json::Value),
+        news: bool,
         live: impl FnOnce() -> HashSet<String>,
     ) {
         let mut written = self.written.lock().expect("lock");
+        let quiet = match written.get(uid) {
+            Some(last) if !news => last.quiet + 1,
+            _ => 0,
+        };
         let entry = Written {
             at: Instant::now(),
             unseen: Some(Unseen {
@@ -248,6 +272,8 @@ impl StatusPace {
                 made,
                 status: Arc::new((status, json)),
             }),
+            pending: None,
+            quiet,
         };
         if written.insert(uid.to_string(), entry).is_none() {
             prune(&mut written, live);
@@ -468,7 +494,7 @@ mod tests {
         };
         let write = |over: &str, made: &str, n: i64| {
             let versions = (Some(over.to_string()), Some(made.to_string()));
-            pace.written("u", versions, status(n), json!(n), || {
+            pace.written("u", versions, (status(n), json!(n)), true, || {
                 HashSet::from(["u".to_string()])
             });
         };

@@ -1032,7 +1032,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
                         &self.now,
                     );
                 }
-                write_status(self.ctx, self.object, &status).await?;
+                write_status(self.ctx, self.object, &status, true).await?;
                 return Err(Error::ApplyRefused(refusal));
             }
             Err(e) => return Err(e),
@@ -1209,7 +1209,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             Some((stop.reason, stop.message)),
             &self.now,
         );
-        write_status(self.ctx, self.object, &status).await?;
+        write_status(self.ctx, self.object, &status, true).await?;
         Ok(Action::requeue(stop.requeue))
     }
 
@@ -1367,17 +1367,29 @@ fn clear_removed(old: &Value, new: &mut Value) {
 /// about its nodes (see [`Run::step_status`]).
 const AWAIT_MEMBERS: Duration = Duration::from_secs(1);
 
-/// How often a converging cluster's status is written while only its
-/// progress changes (see [`status::headline`]).
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+/// How long after the last status write a converging cluster's progress
+/// alone is written, the first time; doubled each time after, up to
+/// [`PROGRESS_CAP`] (see [`memo::StatusPace::progress_wait`]).
+const PROGRESS_FIRST: Duration = Duration::from_secs(60);
+const PROGRESS_CAP: Duration = Duration::from_secs(600);
+
+/// How long a converging cluster's milestone (a component available) waits
+/// for more news, to be written with it.
+const MILESTONE_SETTLE: Duration = Duration::from_secs(5);
 
 /// Writes status when it changed. While the cluster converges (not
-/// Ready, or its nodes still registering), a change of progress alone
-/// (what [`status::headline`] leaves out) waits until the last write is
-/// [`PROGRESS_INTERVAL`] old: then this returns how long is left, and the
-/// caller looks again then, so the latest state is always written. A
-/// change of the headline, and any change of a converged cluster, is
-/// written at once.
+/// Ready, or its nodes still registering), what changed decides when:
+/// - the headline (what a user acts on: a failure, Ready, a new
+///   generation, see [`status::headline`]): at once;
+/// - a milestone (a component available, see [`status::milestones`]):
+///   after [`MILESTONE_SETTLE`], with what else came meanwhile;
+/// - progress alone: [`PROGRESS_FIRST`] after the last write, then at
+///   doubling intervals, so a slow cluster costs about as many writes as a
+///   fast one.
+///
+/// A write that waits returns how long, and the caller looks again then,
+/// so the latest state is always written. Any change of a converged
+/// cluster is written at once.
 async fn write_status_paced<K: DorisResource>(
     ctx: &Context,
     object: &K,
@@ -1391,15 +1403,24 @@ async fn write_status_paced<K: DorisResource>(
             .condition("MembersSynced")
             .is_some_and(|c| c.reason == "Registering");
     record_health(ctx, object, status);
+    let mut news = true;
     if converging
         && !live_status_json(ctx, object).is_null()
         && previous != status
         && status::headline(previous) == status::headline(status)
-        && let Some(wait) = ctx.status_pace.wait(&uid, PROGRESS_INTERVAL)
     {
-        return Ok(Some(wait));
+        let wait = if status::milestones(previous) != status::milestones(status) {
+            ctx.status_pace.settle(&uid, MILESTONE_SETTLE)
+        } else {
+            news = false;
+            ctx.status_pace
+                .progress_wait(&uid, PROGRESS_FIRST, PROGRESS_CAP)
+        };
+        if wait.is_some() {
+            return Ok(wait);
+        }
     }
-    write_status(ctx, object, status).await?;
+    write_status(ctx, object, status, news).await?;
     Ok(None)
 }
 
@@ -1446,10 +1467,12 @@ struct StepOutcomes {
 }
 
 /// Writes status through the status subresource, only when it changed.
+/// `news` says whether the change is news (see [`write_status_paced`]).
 async fn write_status<K: DorisResource>(
     ctx: &Context,
     object: &K,
     status: &status::Status,
+    news: bool,
 ) -> Result<(), Error> {
     record_health(ctx, object, status);
     let old = live_status_json(ctx, object);
@@ -1466,7 +1489,9 @@ async fn write_status<K: DorisResource>(
     if let Some(uid) = object.uid() {
         let over = object.meta().resource_version.clone();
         ctx.status_pace
-            .written(&uid, (over, made), status.clone(), new, || ctx.live_uids());
+            .written(&uid, (over, made), (status.clone(), new), news, || {
+                ctx.live_uids()
+            });
     }
     Ok(())
 }

@@ -656,10 +656,11 @@ pub fn component_pods<'a>(pods: &'a [std::sync::Arc<Pod>], names: &PartNames) ->
         .collect()
 }
 
-/// What of a status a user acts on, as opposed to progress (which pods are
-/// ready yet, which nodes still register, counts in messages): a change of
-/// the headline is written at once, progress alone at most once per
-/// interval while a cluster converges, so that bringing a cluster up does
+/// What of a converging status a user acts on, as opposed to its
+/// milestones (see [`milestones`]) and its progress (which pods are ready
+/// yet, which nodes still register, counts in messages, and, until the
+/// cluster is first Ready, whether the FE lists every node yet): a change
+/// of the headline is written at once, so that bringing a cluster up does
 /// not write its status once per pod.
 pub fn headline(status: &Status) -> serde_json::Value {
     use serde_json::json;
@@ -667,9 +668,7 @@ pub fn headline(status: &Status) -> serde_json::Value {
         c.map(|c| {
             let phase = c.component_condition.phase.as_str();
             json!({
-                // A component turning available, or no longer, is news;
-                // how many of its pods are ready on the way is progress.
-                "available": phase == phase::AVAILABLE,
+                // How many of its pods are ready on the way is progress.
                 "failing": phase == phase::HAVE_MEMBER_FAILED,
                 "failed": c.failed_instances,
                 // A part waiting for the one before it has no
@@ -681,10 +680,17 @@ pub fn headline(status: &Status) -> serde_json::Value {
         })
     };
     let in_progress = |reason: &str| matches!(reason, "Registering" | "FeUnavailable");
+    // Until the cluster is Ready, its nodes registering with the FE (and
+    // the FE not answering while it starts) is progress, and their all
+    // being listed says nothing Ready will not.
+    let ready = status.is_true("Ready");
     let conditions: Vec<_> = status
         .conditions
         .iter()
         .flatten()
+        .filter(|c| {
+            ready || c.type_ != "MembersSynced" || !(c.status == "True" || in_progress(&c.reason))
+        })
         .map(|c| {
             let progress = match c.type_.as_str() {
                 "Ready" => c.reason == "ComponentsNotReady",
@@ -727,6 +733,23 @@ pub fn headline(status: &Status) -> serde_json::Value {
         // A configuration change carried out, refused or waiting is news.
         "configuration": status.configuration,
     })
+}
+
+/// What of a converging status is news that may wait a moment for more:
+/// which components are available. Components turning available within
+/// seconds of each other, and the cluster turning Ready after them, are
+/// written together.
+pub fn milestones(status: &Status) -> Vec<(&str, bool)> {
+    status
+        .parts
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.as_str(),
+                c.component_condition.phase == phase::AVAILABLE,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -790,6 +813,35 @@ mod tests {
     }
 
     #[test]
+    fn the_fe_listing_every_node_is_progress_until_the_cluster_is_ready() {
+        let members = |status: &mut Status, value: &str, reason: &str| {
+            let conditions = status.conditions.get_or_insert_with(Vec::new);
+            conditions.retain(|c| c.type_ != "MembersSynced");
+            conditions.push(
+                serde_json::from_value(json!({
+                    "type": "MembersSynced", "status": value, "reason": reason, "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }))
+                .unwrap(),
+            );
+        };
+        let mut registering = status(3, "False", "ComponentsNotReady", "be 0/3 pods ready");
+        members(&mut registering, "False", "Registering");
+        let mut synced = registering.clone();
+        members(&mut synced, "True", "Synced");
+        assert_eq!(headline(&registering), headline(&synced));
+        let mut refused = registering.clone();
+        members(&mut refused, "False", "Refused");
+        assert_ne!(headline(&registering), headline(&refused), "a refusal");
+        // Ready, the FE no longer listing every node is news.
+        let mut ready = status(3, "True", "AllComponentsAvailable", "");
+        members(&mut ready, "True", "Synced");
+        let mut unlisted = ready.clone();
+        members(&mut unlisted, "False", "Registering");
+        assert_ne!(headline(&ready), headline(&unlisted));
+    }
+
+    #[test]
     fn what_a_user_acts_on_changes_the_headline() {
         let two = status(2, "False", "ComponentsNotReady", "fe 2/3 pods ready");
         let ready = status(
@@ -799,6 +851,7 @@ mod tests {
             "every component has all its pods ready",
         );
         assert_ne!(headline(&two), headline(&ready), "becoming Ready");
+        assert_ne!(milestones(&two), milestones(&ready), "the FE available");
         let failed = status(
             2,
             "False",
