@@ -42,7 +42,7 @@ pub async fn watch_config_maps(
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let mut synced = Some(synced);
     let mut offered: Option<Vec<ConfigMapLayer>> = None;
-    let events = watcher(api, watcher::Config::default().labels(SET_KEY))
+    let events = watcher(api, super::stores::list_config().labels(SET_KEY))
         .default_backoff()
         .reflect(store_writer);
     futures::pin_mut!(events);

@@ -89,7 +89,7 @@ impl Watched {
         };
         let changes = self.changes.clone();
         let kind = resource.kind.clone();
-        let stream = watcher(api, watcher::Config::default().labels(MANAGED_SELECTOR))
+        let stream = watcher(api, super::stores::list_config().labels(MANAGED_SELECTOR))
             .default_backoff()
             .modify(|o: &mut PartialObjectMeta<DynamicObject>| o.metadata.managed_fields = None)
             .reflect(writer)

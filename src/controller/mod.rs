@@ -215,7 +215,7 @@ pub async fn run(
         }
     }
     let ns = &settings.namespace;
-    let managed = watcher::Config::default().labels(stores::MANAGED_SELECTOR);
+    let managed = stores::list_config().labels(stores::MANAGED_SELECTOR);
 
     let by_statefulset = Arc::new(index::Index::default());
     let by_owner = Arc::new(index::Index::default());
@@ -251,7 +251,7 @@ pub async fn run(
         .touched_objects();
     let pod_stream = watcher(
         api::<Pod>(&client, ns),
-        watcher::Config::default().labels(stores::POD_SELECTOR),
+        stores::list_config().labels(stores::POD_SELECTOR),
     )
     .default_backoff()
     .modify(stores::slim_pod)
@@ -265,7 +265,7 @@ pub async fn run(
     // StatefulSet's cluster.
     let event_stream = watcher(
         api::<k8s_openapi::api::core::v1::Event>(&client, ns),
-        watcher::Config::default().fields(stores::FAILED_CREATE_SELECTOR),
+        stores::list_config().fields(stores::FAILED_CREATE_SELECTOR),
     )
     .default_backoff()
     .modify(stores::slim_event)
@@ -276,7 +276,7 @@ pub async fn run(
     let (user_cm_store, user_cm_writer) = reflector::store::<PartialObjectMeta<ConfigMap>>();
     let user_cm_stream = watcher(
         api::<PartialObjectMeta<ConfigMap>>(&client, ns),
-        watcher::Config::default(),
+        stores::list_config(),
     )
     .default_backoff()
     .modify(|m| m.metadata.managed_fields = None)
@@ -287,8 +287,8 @@ pub async fn run(
     // are tuned. One namespace by name when watching one.
     let (ns_store, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
     let ns_config = match ns {
-        Some(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
-        None => watcher::Config::default(),
+        Some(name) => stores::list_config().fields(&format!("metadata.name={name}")),
+        None => stores::list_config(),
     };
     let ns_stream = watcher(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
@@ -527,14 +527,37 @@ async fn log_outcome<T, E: std::fmt::Display>(result: Result<T, E>) {
 
 /// A controller of the clusters of one kind whose cache keeps them without
 /// `managedFields` (often the largest part of an object, and never read).
+/// A change of a cluster's status alone (the operator's own writes) does
+/// not wake it: see [`acted_on`].
 fn slim_controller<K: DorisResource>(api: Api<K>) -> Controller<K> {
     let (reader, writer) = reflector::store::<K>();
-    let stream = watcher(api, watcher::Config::default())
+    let stream = watcher(api, stores::list_config())
         .default_backoff()
         .modify(|cluster: &mut K| cluster.meta_mut().managed_fields = None)
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(acted_on, Default::default());
     Controller::for_stream(stream, reader)
+}
+
+/// What of a cluster its reconcile acts on, hashed: its spec (through the
+/// generation the API server bumps when the spec changes), labels,
+/// annotations, finalizers and deletion. Its status is the operator's own
+/// writes; a reconcile after one of them would find what it just wrote.
+fn acted_on<K: Resource>(cluster: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = cluster.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &meta.uid,
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        &meta.finalizers,
+        meta.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// How often the operator asks the API server again which kinds it serves.
