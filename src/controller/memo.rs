@@ -249,6 +249,13 @@ impl StatusPace {
         (since < settle).then(|| settle - since)
     }
 
+    /// No news waits for `uid` (any more): the next starts its own wait.
+    pub fn calm(&self, uid: &str) {
+        if let Some(last) = self.written.lock().expect("lock").get_mut(uid) {
+            last.pending = None;
+        }
+    }
+
     /// Records that `status` (as `json`) was written over version
     /// `over` of the cluster `uid`, making version `made`.
     /// `news` says whether it was news (else progress alone).

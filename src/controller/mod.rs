@@ -1404,8 +1404,9 @@ const MILESTONE_SETTLE: Duration = Duration::from_secs(5);
 /// Ready, or its nodes still registering), what changed decides when:
 /// - the headline (what a user acts on: a failure, Ready, a new
 ///   generation, see [`status::headline`]): at once;
-/// - a milestone (a component available, see [`status::milestones`]):
-///   after [`MILESTONE_SETTLE`], with what else came meanwhile;
+/// - a milestone (a component available, a node waiting for the FE to
+///   list it, see [`status::milestones`]): after [`MILESTONE_SETTLE`],
+///   with what else came meanwhile;
 /// - progress alone: [`PROGRESS_FIRST`] after the last write, then at
 ///   doubling intervals, so a slow cluster costs about as many writes as a
 ///   fast one.
@@ -1427,12 +1428,16 @@ async fn write_status_paced<K: DorisResource>(
             .is_some_and(|c| c.reason == "Registering");
     record_health(ctx, object, status);
     let mut news = true;
+    let milestone = status::milestones(previous) != status::milestones(status);
+    if !milestone {
+        ctx.status_pace.calm(&uid);
+    }
     if converging
         && !live_status_json(ctx, object).is_null()
         && previous != status
         && status::headline(previous) == status::headline(status)
     {
-        let wait = if status::milestones(previous) != status::milestones(status) {
+        let wait = if milestone {
             ctx.status_pace.settle(&uid, MILESTONE_SETTLE)
         } else {
             news = false;

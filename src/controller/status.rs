@@ -736,20 +736,27 @@ pub fn headline(status: &Status) -> serde_json::Value {
 }
 
 /// What of a converging status is news that may wait a moment for more:
-/// which components are available. Components turning available within
-/// seconds of each other, and the cluster turning Ready after them, are
-/// written together.
-pub fn milestones(status: &Status) -> Vec<(&str, bool)> {
-    status
-        .parts
-        .iter()
-        .map(|(name, c)| {
-            (
-                name.as_str(),
-                c.component_condition.phase == phase::AVAILABLE,
-            )
-        })
-        .collect()
+/// which components are available, and which nodes are Ready and wait for
+/// the FE to list them (the registration timeout counts from the time
+/// status records for them, so it must be written). Components turning
+/// available within seconds of each other, and the cluster turning Ready
+/// after them, are written together; a node the FE lists within the moment
+/// is not written at all.
+pub fn milestones(status: &Status) -> serde_json::Value {
+    serde_json::json!({
+        "available": status
+            .parts
+            .iter()
+            .map(|(name, c)| (name.clone(), (c.component_condition.phase == phase::AVAILABLE).into()))
+            .collect::<serde_json::Map<_, _>>(),
+        "awaitingFe": status
+            .membership
+            .iter()
+            .flat_map(|m| &m.nodes)
+            .filter(|n| n.state == "awaitingFe")
+            .map(|n| n.pod.as_str())
+            .collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]
@@ -839,6 +846,26 @@ mod tests {
         let mut unlisted = ready.clone();
         members(&mut unlisted, "False", "Registering");
         assert_ne!(headline(&ready), headline(&unlisted));
+    }
+
+    #[test]
+    fn a_node_waiting_for_the_fe_to_list_it_is_a_milestone() {
+        let registering = status(3, "False", "ComponentsNotReady", "be 2/3 pods ready");
+        let mut awaiting = registering.clone();
+        awaiting.membership = Some(crate::crd::MembershipStatus {
+            nodes: vec![crate::crd::MemberNode {
+                component: "be".into(),
+                pod: "d-be-2".into(),
+                state: "awaitingFe".into(),
+                tablets: None,
+                since: Some("2026-01-01T00:00:00Z".into()),
+                message: None,
+            }],
+            ..Default::default()
+        });
+        // The registration timeout counts from the time status keeps.
+        assert_eq!(headline(&registering), headline(&awaiting));
+        assert_ne!(milestones(&registering), milestones(&awaiting));
     }
 
     #[test]
