@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod be_link;
+pub mod changed;
 pub mod conventions;
 pub mod dynamic;
 pub mod events;
@@ -225,42 +226,47 @@ pub async fn run(
     let (hpa_store, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
     let (pod_store, pod_writer) = reflector::store::<Pod>();
     let (event_store, event_writer) = reflector::store::<k8s_openapi::api::core::v1::Event>();
-    let sts_stream = watcher(api::<StatefulSet>(&client, ns), managed.clone())
+    let sts_stream = changed::cached_changes(
+        watcher(api::<StatefulSet>(&client, ns), managed.clone())
+            .default_backoff()
+            .modify(stores::slim_statefulset)
+            .inspect_ok(index_owned(&by_owner)),
+        sts_writer,
+    );
+    let svc_stream = changed::cached_changes(
+        watcher(api::<Service>(&client, ns), managed.clone())
+            .default_backoff()
+            .modify(stores::slim_service)
+            .inspect_ok(index_owned(&by_owner)),
+        svc_writer,
+    );
+    let cm_stream = changed::cached_changes(
+        watcher(api::<ConfigMap>(&client, ns), managed.clone())
+            .default_backoff()
+            .modify(stores::slim_config_map)
+            .inspect_ok(index_owned(&by_owner)),
+        cm_writer,
+    );
+    let hpa_stream = changed::cached_changes(
+        watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
+            .default_backoff()
+            .modify(stores::slim_autoscaler)
+            .inspect_ok(index_owned(&by_owner)),
+        hpa_writer,
+    );
+    let pod_stream = changed::cached_changes(
+        watcher(
+            api::<Pod>(&client, ns),
+            stores::list_config().labels(stores::POD_SELECTOR),
+        )
         .default_backoff()
-        .modify(stores::slim_statefulset)
-        .inspect_ok(index_owned(&by_owner))
-        .reflect(sts_writer)
-        .touched_objects();
-    let svc_stream = watcher(api::<Service>(&client, ns), managed.clone())
-        .default_backoff()
-        .modify(stores::slim_service)
-        .inspect_ok(index_owned(&by_owner))
-        .reflect(svc_writer)
-        .touched_objects();
-    let cm_stream = watcher(api::<ConfigMap>(&client, ns), managed.clone())
-        .default_backoff()
-        .modify(stores::slim_config_map)
-        .inspect_ok(index_owned(&by_owner))
-        .reflect(cm_writer)
-        .touched_objects();
-    let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
-        .default_backoff()
-        .modify(stores::slim_autoscaler)
-        .inspect_ok(index_owned(&by_owner))
-        .reflect(hpa_writer)
-        .touched_objects();
-    let pod_stream = watcher(
-        api::<Pod>(&client, ns),
-        stores::list_config().labels(stores::POD_SELECTOR),
-    )
-    .default_backoff()
-    .modify(stores::slim_pod)
-    .inspect_ok({
-        let index = by_statefulset.clone();
-        move |event| index.observe(event, stores::statefulset_keys)
-    })
-    .reflect(pod_writer)
-    .touched_objects();
+        .modify(stores::slim_pod)
+        .inspect_ok({
+            let index = by_statefulset.clone();
+            move |event| index.observe(event, stores::statefulset_keys)
+        }),
+        pod_writer,
+    );
     // Why StatefulSets cannot make their pods; a new reason wakes the
     // StatefulSet's cluster.
     let event_stream = watcher(
@@ -609,6 +615,7 @@ struct Stop {
 /// One reconcile of one cluster: a short list of steps, each of which may
 /// stop the flow with the reason status then shows.
 async fn reconcile_cluster<K: DorisResource>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    tracing::trace!("reconcile starts");
     if let Some(action) = step_lifecycle(object, ctx).await? {
         return Ok(action);
     }
@@ -1211,6 +1218,14 @@ impl<'a, K: DorisResource> Run<'a, K> {
         let next = members.requeue.map_or(next, |m| m.min(next));
         let next = live.requeue.map_or(next, |l| l.min(next));
         let next = volumes.requeue.map_or(next, |v| v.min(next));
+        tracing::trace!(
+            rollout = ?rollout.requeue,
+            members = ?members.requeue,
+            live = ?live.requeue,
+            volumes = ?volumes.requeue,
+            status = ?deferred,
+            "reconcile done; next one at the soonest of"
+        );
         Ok(Action::requeue(deferred.map_or(next, |d| d.min(next))))
     }
 
@@ -1512,6 +1527,16 @@ async fn write_status<K: DorisResource>(
     if old.is_object() {
         // A merge patch keeps keys it does not mention: clear the ones that went.
         clear_removed(&old, &mut patch);
+    }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let changed: Vec<&String> = new
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| old.get(k.as_str()) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        tracing::debug!(cluster = %object.name_any(), ?changed, "writing status");
     }
     let made = patch_status(ctx, object, patch).await?;
     if let Some(uid) = object.uid() {
