@@ -127,6 +127,7 @@ pub fn live_canary(
             );
         }
         async move {
+            permissions.next_candidate();
             for object in &all {
                 let cluster = object.as_ref();
                 let namespace = cluster.namespace();
@@ -191,13 +192,19 @@ const CACHED_KINDS: &[&str] = &[
 /// What the operator may do, as the API server answered
 /// SelfSubjectAccessReviews: a candidate making objects the operator may
 /// not write would fail on every reconcile of every cluster of its set, so
-/// it is refused before it goes live. Allowed answers are kept (they are
-/// asked once per kind, verb and namespace); a refusal is asked again with
-/// the next candidate, so a rule added since is seen.
+/// it is refused before it goes live. Each kind and verb is asked first
+/// for every namespace at once (as a ClusterRole bound cluster wide
+/// allows), then, if refused, for the namespace at hand. Allowed answers
+/// are kept; a refusal is kept for the rest of one candidate's check only,
+/// so a rule added since is seen by the next candidate.
 #[derive(Default)]
 pub struct Permissions {
-    allowed: Mutex<HashSet<(String, String, String, String)>>,
+    allowed: Mutex<HashSet<Access>>,
+    refused: Mutex<HashSet<Access>>,
 }
+
+/// (group, plural, verb, namespace or `None` for every namespace).
+type Access = (String, String, String, Option<String>);
 
 impl Permissions {
     /// Fails naming the first rule the operator lacks for `objects` in
@@ -222,18 +229,14 @@ impl Permissions {
             };
             let mut missing = Vec::new();
             for verb in verbs {
-                let key = (
-                    group.clone(),
-                    plural.clone(),
-                    verb.to_string(),
-                    namespace.to_string(),
-                );
-                if self.allowed.lock().expect("lock").contains(&key) {
-                    continue;
-                }
-                if may(client, &group, &plural, verb, namespace).await? {
-                    self.allowed.lock().expect("lock").insert(key);
-                } else {
+                // Allowed in every namespace (a ClusterRole bound cluster
+                // wide, as the operator is installed) answers for all of
+                // them: one review per kind and verb, not per namespace.
+                if !self.allows(client, &group, &plural, verb, None).await?
+                    && !self
+                        .allows(client, &group, &plural, verb, Some(namespace))
+                        .await?
+                {
                     missing.push(*verb);
                 }
             }
@@ -253,6 +256,45 @@ impl Permissions {
             }
         }
         Ok(())
+    }
+}
+
+impl Permissions {
+    /// Whether the operator may `verb` `group/plural` in `namespace` (in
+    /// every namespace when `None`): a kept answer, else the API server's.
+    async fn allows(
+        &self,
+        client: &Client,
+        group: &str,
+        plural: &str,
+        verb: &str,
+        namespace: Option<&str>,
+    ) -> Result<bool, String> {
+        let key = (
+            group.to_string(),
+            plural.to_string(),
+            verb.to_string(),
+            namespace.map(str::to_string),
+        );
+        if self.allowed.lock().expect("lock").contains(&key) {
+            return Ok(true);
+        }
+        if self.refused.lock().expect("lock").contains(&key) {
+            return Ok(false);
+        }
+        let allowed = may(client, group, plural, verb, namespace).await?;
+        let kept = if allowed {
+            &self.allowed
+        } else {
+            &self.refused
+        };
+        kept.lock().expect("lock").insert(key);
+        Ok(allowed)
+    }
+
+    /// A new candidate: refusals are asked again.
+    fn next_candidate(&self) {
+        self.refused.lock().expect("lock").clear();
     }
 }
 
@@ -280,13 +322,13 @@ async fn resource_of(
 }
 
 /// Asks the API server whether the operator may `verb` `group/plural` in
-/// `namespace`.
+/// `namespace` (in every namespace when `None`).
 async fn may(
     client: &Client,
     group: &str,
     plural: &str,
     verb: &str,
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<bool, String> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -294,7 +336,7 @@ async fn may(
                 group: Some(group.to_string()),
                 resource: Some(plural.to_string()),
                 verb: Some(verb.to_string()),
-                namespace: Some(namespace.to_string()),
+                namespace: namespace.map(str::to_string),
                 ..ResourceAttributes::default()
             }),
             ..SelfSubjectAccessReviewSpec::default()
