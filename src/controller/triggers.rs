@@ -121,8 +121,13 @@ impl Triggers {
         self.clusters_where(|c| c.namespace() == namespace)
     }
 
-    /// Every cluster that names the ConfigMap.
+    /// Every cluster that names the ConfigMap. One the operator made for a
+    /// cluster is no user's input (its own watch wakes its cluster), and is
+    /// not looked up in every cluster.
     fn naming(&self, meta: &ObjectMeta) -> Vec<Wake> {
+        if !owners(meta).is_empty() {
+            return Vec::new();
+        }
         let namespace = meta.namespace.as_deref().unwrap_or_default();
         let name = meta.name.as_deref().unwrap_or_default();
         self.clusters_where(|c| {
