@@ -10,8 +10,10 @@
 mod apiserver;
 mod env;
 mod fesim;
+mod members;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use doris_operator::conventions::ConventionBundle;
@@ -187,7 +189,7 @@ async fn deleting_a_cluster_removes_its_objects_and_keeps_its_data() {
 /// once per so many seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bringing_a_cluster_up_writes_its_status_on_news_only() {
-    let env = Env::start("status-news").await;
+    let (env, _fe, _) = with_members("status-news").await;
     let from = reads::mark(&env);
     env.create_cluster(SAMPLE).await;
     if !reads::counted(&from) {
@@ -199,9 +201,20 @@ async fn bringing_a_cluster_up_writes_its_status_on_news_only() {
     env.finish().await;
 }
 
+/// The operator, pointed at an FE simulator that lists each node once its
+/// pod is Ready and registers (as Doris's entrypoints do).
+async fn with_members(test: &str) -> (Env, members::MemberDriver, Arc<fesim::FeSim>) {
+    let mut env = Env::without_operator(test).await;
+    let sim = members::simulated_fe(&mut env, Default::default(), "doris").await;
+    env.start_operator();
+    let driver = members::MemberDriver::start(&env, sim.clone(), 3);
+    (env, driver, sim)
+}
+
 /// Once cluster `doris` is Ready and the operator has stopped writing: its
 /// status was written 2 or 3 times since `from` (made, then Ready; a
-/// component available well before the others may come in between).
+/// component available well before the others may come in between), and
+/// the last write says what the FE says: every node listed.
 async fn assert_status_written_on_news(env: &Env, from: &reads::Mark) {
     wait_ready(env, "doris").await;
     reads::settled(env, 5, 120).await;
@@ -213,6 +226,28 @@ async fn assert_status_written_on_news(env: &Env, from: &reads::Mark) {
         (2..=3).contains(&status.len()),
         "status writes while the cluster came up: {status:#?}"
     );
+    // What those writes left says what the FE says: every node listed.
+    let written = env
+        .api::<DorisCluster>()
+        .get("doris")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let synced = written
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "MembersSynced");
+    assert_eq!(
+        synced.map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("True", "Synced")),
+        "{written:#?}"
+    );
+    assert!(
+        written.membership.is_some_and(|m| m.nodes.is_empty()),
+        "no node left in flux"
+    );
 }
 
 /// A cluster whose BEs come up one by one over half a minute writes its
@@ -220,13 +255,17 @@ async fn assert_status_written_on_news(env: &Env, from: &reads::Mark) {
 /// back by the emulator's stand-in kubelet, so this runs there only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_cluster_writes_its_status_no_more_than_a_fast_one() {
-    let env = Env::start("status-slow").await;
+    let (env, _fe, sim) = with_members("status-slow").await;
     let Some(driver) = env.driver_only("holds pods back from Ready") else {
         return env.finish().await;
     };
     let bes = ["doris-be-0", "doris-be-1", "doris-be-2"];
     for pod in bes {
         driver.hold(pod);
+        // The FE lists the BEs before their pods are Ready: membership is
+        // settled before the cluster is, and status must still say so.
+        sim.register_backend(&members::fqdn(&env, pod), members::HEARTBEAT_PORT)
+            .unwrap();
     }
     let from = reads::mark(&env);
     env.create_cluster(SAMPLE).await;

@@ -104,7 +104,24 @@ pub struct FeChecked {
     /// The replicas the FE last refused a statement for: asked again only
     /// every [`UNCONFIRMED_INTERVAL`] until the spec changes.
     refused: Option<String>,
+    /// What the FE's answer was compared with: the replicas and each pod's
+    /// name, IP and readiness, digested.
+    compared: u64,
+    /// When the FE, having answered, is to be asked again if that stays
+    /// the same: what the answer left in flux decides it.
+    again: Duration,
+    /// What this attempt concluded (`status.membership` and the
+    /// `MembersSynced` condition): it stands until the next attempt, even
+    /// when status has not shown it yet (its write may be paced).
+    said: Option<Said>,
 }
+
+/// `status.membership` and the `MembersSynced` condition, as an attempt
+/// left them.
+type Said = (
+    Option<MembershipStatus>,
+    Option<(&'static str, &'static str, String)>,
+);
 
 /// One component's replicas: planned, and what its StatefulSet has now.
 struct Scale {
@@ -140,22 +157,45 @@ pub async fn reconcile(
     let recheck = Duration::from_secs(policy.recheck_seconds.unsigned_abs());
     let uid = cluster.meta().uid.clone().unwrap_or_default();
     let last = ctx.fe_checked.lock().expect("lock").get(&uid).cloned();
+    let pods: Vec<(String, String, bool)> = ctx
+        .stores
+        .cluster_pods(&namespace, &cluster.statefulset_names())
+        .iter()
+        .map(|p| {
+            let ip = p
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .unwrap_or_default();
+            (p.name_any(), ip, super::rollout::is_ready(p))
+        })
+        .collect();
+    let compared = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&signature, &pods).hash(&mut hasher);
+        hasher.finish()
+    };
     let settled = !shrinking
         && previous.nodes.is_empty()
         && previous.confirmed.as_deref() == Some(&signature)
         && last
             .as_ref()
             .is_none_or(|l| l.confirmed.as_deref() == Some(&signature));
-    // Settled: asked every `recheck`. In flux: at most once a second,
-    // however many events come; every ten seconds while the FE has not
-    // answered and nothing waits on it.
+    // Settled: asked every `recheck`. When the replicas or the pods changed
+    // since the FE last answered: at most once a second, however many
+    // events come. Else when the last answer said to (a node about to be
+    // listed or let go is polled for), every ten seconds while the FE has
+    // not answered and nothing waits on it.
     let wait_until = last.as_ref().map(|l| {
         l.at + if settled {
             recheck
         } else if l.refused.as_deref() == Some(&signature) {
             UNCONFIRMED_INTERVAL
-        } else if l.answered {
+        } else if l.answered && l.compared != compared {
             MIN_INTERVAL
+        } else if l.answered {
+            l.again
         } else if shrinking {
             backoff(MIN_INTERVAL, l.unanswered)
         } else {
@@ -184,6 +224,21 @@ pub async fn reconcile(
             .iter()
             .filter_map(|s| Some((s.statefulset.clone(), s.current.filter(|c| *c > s.desired)?)))
             .collect();
+        // The last attempt's conclusion stands while what it compared is
+        // unchanged.
+        if let Some((status, condition)) = last
+            .as_ref()
+            .filter(|l| l.compared == compared)
+            .and_then(|l| l.said.clone())
+        {
+            return Outcome {
+                status,
+                hold,
+                condition,
+                requeue: retry,
+                ..Outcome::default()
+            };
+        }
         // A change not yet checked: the previous "synced" no longer holds.
         // Settled, what the FE last said holds, whatever status said since
         // (a "Checking" written while a change was in flux is not left
@@ -219,7 +274,10 @@ pub async fn reconcile(
             .clone()
             .filter(|_| previous.nodes.is_empty())
     });
-    let mark = |answered: bool, confirmed: Option<String>, refused: Option<String>| {
+    let mark = |answered: bool,
+                confirmed: Option<String>,
+                refused: Option<String>,
+                again: Option<Duration>| {
         ctx.fe_checked.lock().expect("lock").insert(
             uid.clone(),
             FeChecked {
@@ -228,24 +286,19 @@ pub async fn reconcile(
                 unanswered: if answered { 0 } else { unanswered + 1 },
                 confirmed,
                 refused,
+                compared,
+                again: again.unwrap_or(MIN_INTERVAL),
+                said: None,
             },
         );
     };
-    mark(false, before, None);
-
-    let pods: Vec<(String, String, bool)> = ctx
-        .stores
-        .cluster_pods(&namespace, &cluster.statefulset_names())
-        .iter()
-        .map(|p| {
-            let ip = p
-                .status
-                .as_ref()
-                .and_then(|s| s.pod_ip.clone())
-                .unwrap_or_default();
-            (p.name_any(), ip, super::rollout::is_ready(p))
-        })
-        .collect();
+    let remember = |outcome: Outcome| {
+        if let Some(checked) = ctx.fe_checked.lock().expect("lock").get_mut(&uid) {
+            checked.said = Some((outcome.status.clone(), outcome.condition.clone()));
+        }
+        outcome
+    };
+    mark(false, before, None, None);
     let mut step = Step {
         previous: &previous,
         now,
@@ -273,7 +326,7 @@ pub async fn reconcile(
         Err(message) => {
             step.fe_unavailable(&scales, message);
             step.out.requeue = Some(next_attempt);
-            return step.finish(previous.confirmed.clone(), &signature);
+            return remember(step.finish(previous.confirmed.clone(), &signature));
         }
     };
     let (frontends, backends) = match fe.show_members().await {
@@ -282,7 +335,7 @@ pub async fn reconcile(
             tracing::info!(cluster = %name, namespace = %namespace, "membership waits: {e}");
             step.fe_unavailable(&scales, format!("the FE does not answer: {}", e.brief()));
             step.out.requeue = Some(next_attempt);
-            return step.finish(previous.confirmed.clone(), &signature);
+            return remember(step.finish(previous.confirmed.clone(), &signature));
         }
     };
     let profile = cluster.doris_profile();
@@ -321,12 +374,15 @@ pub async fn reconcile(
         previous.confirmed.clone()
     };
     let refused = step.nodes.iter().any(|n| n.state == "refused");
+    let settles = step.nodes.is_empty().then(|| signature.clone());
+    let outcome = step.finish(confirmed, &signature);
     mark(
         true,
-        step.nodes.is_empty().then(|| signature.clone()),
+        settles,
         refused.then(|| signature.clone()),
+        outcome.requeue,
     );
-    step.finish(confirmed, &signature)
+    remember(outcome)
 }
 
 /// The `MembersSynced` condition of a cluster whose FE lists exactly the
@@ -725,10 +781,13 @@ impl Step<'_> {
         self.out.asked = true;
         self.nodes
             .sort_by(|a, b| (&a.component, &a.pod).cmp(&(&b.component, &b.pod)));
+        // A node whose pod is not Ready yet is not polled for: its pod
+        // turning Ready wakes the cluster. One the FE is about to list, or
+        // that is being let go, is.
         let in_flux = self
             .nodes
             .iter()
-            .any(|n| n.state != "stale" && n.state != "notRegistered");
+            .any(|n| !matches!(n.state.as_str(), "stale" | "notRegistered" | "registering"));
         if in_flux && self.out.requeue.is_none() {
             self.out.requeue = Some(Duration::from_secs(3));
         }
