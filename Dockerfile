@@ -10,4 +10,7 @@ RUN cargo build --release --locked --bin doris-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/doris-operator /usr/local/bin/doris-operator
+# The allocator (mimalloc) gives freed memory back at once and commits its
+# arenas as they fill: a third less peak memory (see src/main.rs).
+ENV MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0
 ENTRYPOINT ["/usr/local/bin/doris-operator"]

@@ -228,25 +228,3 @@ fn the_help_shows_the_connection_flags_where_they_apply() {
         .to_string();
     assert!(!render.contains("--kubeconfig"), "{render}");
 }
-
-/// The allocator options set are the ones meant (their indexes follow the
-/// mimalloc version pinned): before, they hold mimalloc's documented
-/// defaults for a purge delay (1000 ms) and arena eager commit (2); after,
-/// purging is immediate and arenas are not committed up front.
-#[test]
-fn the_allocator_returns_memory_at_once() {
-    // SAFETY: reading options.
-    let read = || unsafe {
-        (
-            libmimalloc_sys::mi_option_get(15),
-            libmimalloc_sys::mi_option_get(4),
-        )
-    };
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
-        && std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none()
-    {
-        assert_eq!(read(), (1000, 2), "mimalloc's defaults at these indexes");
-    }
-    tune_allocator();
-    assert_eq!(read(), (0, 0));
-}

@@ -408,7 +408,10 @@ fn start_operator(
                 .env(
                     "RUST_LOG",
                     std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
-                );
+                )
+                // As the operator's image sets them (Dockerfile).
+                .env("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+                .env("MIMALLOC_PURGE_DELAY", "0");
             if let Some(FeReach::Address(fe)) = fe {
                 command.args(["--fe-address", &fe.to_string()]);
             }
