@@ -51,8 +51,16 @@ impl History {
     }
 
     /// New incarnations of a pod after the first one seen.
+    /// Incarnations of `pod` that ran (were Ready), less the first: on the
+    /// real control plane kwok can kill a replacement before it ever runs
+    /// (see the watch's Delete arm), and that is no restart.
     pub fn recreations_of(&self, pod: &str) -> usize {
-        self.uids.get(pod).map_or(0, |u| u.len().saturating_sub(1))
+        self.uids.get(pod).map_or(0, |u| {
+            u.iter()
+                .filter(|uid| self.ready.contains(*uid))
+                .count()
+                .saturating_sub(1)
+        })
     }
 }
 
