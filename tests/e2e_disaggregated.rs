@@ -202,7 +202,8 @@ async fn event_notes(env: &Env, reason: &str) -> Vec<String> {
 
 /// What StatefulSets and pods went through, in the order a watch saw it:
 /// ("created", StatefulSet), ("ready", pod) the first time each pod
-/// incarnation is Ready, ("deleted", pod).
+/// incarnation is Ready, ("deleted", pod) when an incarnation that was
+/// Ready goes.
 #[derive(Clone, Default)]
 struct Log {
     entries: Vec<(&'static str, String)>,
@@ -282,7 +283,12 @@ impl Watch {
                     Seen::Sts(watcher::Event::InitDone) | Seen::Pod(watcher::Event::InitDone) => {
                         log.listed += 1;
                     }
-                    Seen::Pod(watcher::Event::Delete(p)) => {
+                    // Only an incarnation that ran counts: under load the
+                    // stand-in kubelet's delete by name can take a
+                    // replacement the StatefulSet made that instant.
+                    Seen::Pod(watcher::Event::Delete(p))
+                        if ready.contains(&p.uid().unwrap_or_default()) =>
+                    {
                         let name = p.name_any();
                         let host_prefix = format!("{name}.");
                         let listed = sim

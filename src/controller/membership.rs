@@ -110,18 +110,21 @@ pub struct FeChecked {
     /// When the FE, having answered, is to be asked again if that stays
     /// the same: what the answer left in flux decides it.
     again: Duration,
-    /// What this attempt concluded (`status.membership` and the
-    /// `MembersSynced` condition): it stands until the next attempt, even
-    /// when status has not shown it yet (its write may be paced).
+    /// What this attempt concluded (`status.membership`, the
+    /// `MembersSynced` condition and the compute groups' ids): it stands
+    /// until the next attempt, even when status has not shown it yet (its
+    /// write may be paced).
     said: Option<Said>,
 }
 
-/// `status.membership` and the `MembersSynced` condition, as an attempt
-/// left them.
-type Said = (
-    Option<MembershipStatus>,
-    Option<(&'static str, &'static str, String)>,
-);
+/// What an attempt left for status: `status.membership`, the
+/// `MembersSynced` condition and the compute groups' ids.
+#[derive(Clone, Debug)]
+struct Said {
+    status: Option<MembershipStatus>,
+    condition: Option<(&'static str, &'static str, String)>,
+    compute_group_ids: BTreeMap<String, String>,
+}
 
 /// One component's replicas: planned, and what its StatefulSet has now.
 struct Scale {
@@ -226,15 +229,16 @@ pub async fn reconcile(
             .collect();
         // The last attempt's conclusion stands while what it compared is
         // unchanged.
-        if let Some((status, condition)) = last
+        if let Some(said) = last
             .as_ref()
             .filter(|l| l.compared == compared)
             .and_then(|l| l.said.clone())
         {
             return Outcome {
-                status,
+                status: said.status,
                 hold,
-                condition,
+                condition: said.condition,
+                compute_group_ids: said.compute_group_ids,
                 requeue: retry,
                 ..Outcome::default()
             };
@@ -294,7 +298,11 @@ pub async fn reconcile(
     };
     let remember = |outcome: Outcome| {
         if let Some(checked) = ctx.fe_checked.lock().expect("lock").get_mut(&uid) {
-            checked.said = Some((outcome.status.clone(), outcome.condition.clone()));
+            checked.said = Some(Said {
+                status: outcome.status.clone(),
+                condition: outcome.condition.clone(),
+                compute_group_ids: outcome.compute_group_ids.clone(),
+            });
         }
         outcome
     };
