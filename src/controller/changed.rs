@@ -88,14 +88,12 @@ mod tests {
     use serde_json::json;
 
     fn pod(version: &str, ready: &str, started: &str) -> Pod {
-        let mut pod: Pod = serde_json::from_value(json!({
+        super::super::slim_pod::from_json(json!({
             "metadata": {"name": "d-be-0", "namespace": "n", "resourceVersion": version},
             "status": {"conditions": [{"type": "Ready", "status": ready}],
                        "startTime": started},
         }))
-        .unwrap();
-        super::super::stores::slim_pod(&mut pod);
-        pod
+        .unwrap()
     }
 
     async fn changes(events: Vec<Event<Pod>>) -> Vec<String> {

@@ -7,11 +7,10 @@
 //!   templates ask about). Planning runs the conventions'
 //!   Rhai and minijinja, by far the dearest part of a reconcile; a pod,
 //!   StatefulSet or Service event changes none of its inputs.
-//! - [`StatusPace`]: when each cluster's status was last written, so that
-//!   progress alone (one more pod Ready) is written at most once per
-//!   interval while a cluster converges; and what was written, until the
-//!   cluster cache shows it, so that a reconcile running in between takes
-//!   the operator's own write as the cluster's status.
+//! - [`StatusPace`]: since when a converging cluster's milestone has
+//!   waited for more news to be written with; and what was last written,
+//!   until the cluster cache shows it, so that a reconcile running in
+//!   between takes the operator's own write as the cluster's status.
 //!
 //! Both hold one entry per live cluster: an entry goes when its cluster is
 //! deleted, and entries of clusters no longer known are dropped as new ones
@@ -179,8 +178,8 @@ fn prune<V>(entries: &mut HashMap<String, V>, live: impl FnOnce() -> HashSet<Str
     entries.retain(|uid, _| live.contains(uid));
 }
 
-/// When each cluster's status was last written, and what was written until
-/// the cluster cache shows it.
+/// What each cluster's status write waits for, and what was last written
+/// until the cluster cache shows it.
 #[derive(Default)]
 pub struct StatusPace {
     written: Mutex<HashMap<String, Written>>,
@@ -191,13 +190,10 @@ pub type WrittenStatus = Arc<(Status, serde_json::Value)>;
 
 /// One cluster's last status write.
 struct Written {
-    at: Instant,
     /// The write while the cache does not show it yet.
     unseen: Option<Unseen>,
     /// Since when news that may wait a moment for more has waited.
     pending: Option<Instant>,
-    /// Writes of progress alone since the last news.
-    quiet: u32,
 }
 
 /// A status write the cluster cache may not show yet.
@@ -226,19 +222,6 @@ impl Unseen {
 }
 
 impl StatusPace {
-    /// How long a write of progress alone must still wait for `uid`:
-    /// `None` when it may be written now. The wait is `first` after the
-    /// last write, doubled for each write of progress alone since the last
-    /// news, up to `cap`: a slow cluster costs few more writes than a fast
-    /// one.
-    pub fn progress_wait(&self, uid: &str, first: Duration, cap: Duration) -> Option<Duration> {
-        let written = self.written.lock().expect("lock");
-        let last = written.get(uid)?;
-        let interval = first.saturating_mul(1 << last.quiet.min(16)).min(cap);
-        let since = last.at.elapsed();
-        (since < interval).then(|| interval - since)
-    }
-
     /// How long news that may wait for more must still wait for `uid`,
     /// `settle` from when it first waited: `None` when it may be written
     /// now.
@@ -258,29 +241,21 @@ impl StatusPace {
 
     /// Records that `status` (as `json`) was written over version
     /// `over` of the cluster `uid`, making version `made`.
-    /// `news` says whether it was news (else progress alone).
     pub fn written(
         &self,
         uid: &str,
         (over, made): (Option<String>, Option<String>),
         (status, json): (Status, serde_json::Value),
-        news: bool,
         live: impl FnOnce() -> HashSet<String>,
     ) {
         let mut written = self.written.lock().expect("lock");
-        let quiet = match written.get(uid) {
-            Some(last) if !news => last.quiet + 1,
-            _ => 0,
-        };
         let entry = Written {
-            at: Instant::now(),
             unseen: Some(Unseen {
                 over,
                 made,
                 status: Arc::new((status, json)),
             }),
             pending: None,
-            quiet,
         };
         if written.insert(uid.to_string(), entry).is_none() {
             prune(&mut written, live);
@@ -501,7 +476,7 @@ mod tests {
         };
         let write = |over: &str, made: &str, n: i64| {
             let versions = (Some(over.to_string()), Some(made.to_string()));
-            pace.written("u", versions, (status(n), json!(n)), true, || {
+            pace.written("u", versions, (status(n), json!(n)), || {
                 HashSet::from(["u".to_string()])
             });
         };

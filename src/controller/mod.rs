@@ -25,6 +25,7 @@ pub mod membership;
 pub mod memo;
 pub mod retention;
 pub mod rollout;
+pub mod slim_pod;
 pub mod status;
 pub mod stores;
 pub mod triggers;
@@ -256,11 +257,11 @@ pub async fn run(
     );
     let pod_stream = changed::cached_changes(
         watcher(
-            api::<Pod>(&client, ns),
+            api::<slim_pod::SlimPod>(&client, ns),
             stores::list_config().labels(stores::POD_SELECTOR),
         )
         .default_backoff()
-        .modify(stores::slim_pod)
+        .map_ok(slim_pod::unwrap_event)
         .inspect_ok({
             let index = by_statefulset.clone();
             move |event| index.observe(event, stores::statefulset_keys)
@@ -1062,14 +1063,18 @@ impl<'a, K: DorisResource> Run<'a, K> {
                         &self.now,
                     );
                 }
-                write_status(self.ctx, self.object, &status, true).await?;
+                write_status(self.ctx, self.object, &status).await?;
                 return Err(Error::ApplyRefused(refusal));
             }
             Err(e) => return Err(e),
         };
         if !applied.written.is_empty() {
             let note = format!("applied {}", applied.written.join(", "));
-            self.note_change(&planned.revision, &note).await;
+            // A new cluster's first objects are shown by its status,
+            // written next: an Event says what changed on a cluster that
+            // has one.
+            let first = live_status_json(self.ctx, self.object).is_null();
+            self.note_change(&planned.revision, &note, !first).await;
         }
         Ok(())
     }
@@ -1092,7 +1097,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
         .await?;
         if !pruned.deleted.is_empty() {
             let note = format!("deleted {}", pruned.deleted.join(", "));
-            self.note_change(&planned.revision, &note).await;
+            self.note_change(&planned.revision, &note, true).await;
         }
         if pruned.kinds_left != recorded {
             self.record_kinds(pruned.kinds_left).await?;
@@ -1121,9 +1126,12 @@ impl<'a, K: DorisResource> Run<'a, K> {
         Ok(())
     }
 
-    async fn note_change(&self, revision: &str, note: &str) {
+    /// Logs what a reconcile changed, and says it in an Event if `publish`.
+    async fn note_change(&self, revision: &str, note: &str, publish: bool) {
         tracing::info!(cluster = %self.name, namespace = %self.namespace, revision = %revision, "{note}");
-        self.publish(EventType::Normal, "Applied", note).await;
+        if publish {
+            self.publish(EventType::Normal, "Applied", note).await;
+        }
     }
 
     /// The FE's node list kept in step with the pods.
@@ -1247,7 +1255,7 @@ impl<'a, K: DorisResource> Run<'a, K> {
             Some((stop.reason, stop.message)),
             &self.now,
         );
-        write_status(self.ctx, self.object, &status, true).await?;
+        write_status(self.ctx, self.object, &status).await?;
         Ok(Action::requeue(stop.requeue))
     }
 
@@ -1405,12 +1413,6 @@ fn clear_removed(old: &Value, new: &mut Value) {
 /// about its nodes (see [`Run::step_status`]).
 const AWAIT_MEMBERS: Duration = Duration::from_secs(1);
 
-/// How long after the last status write a converging cluster's progress
-/// alone is written, the first time; doubled each time after, up to
-/// [`PROGRESS_CAP`] (see [`memo::StatusPace::progress_wait`]).
-const PROGRESS_FIRST: Duration = Duration::from_secs(60);
-const PROGRESS_CAP: Duration = Duration::from_secs(600);
-
 /// How long a converging cluster's milestone (a component available) waits
 /// for more news, to be written with it.
 const MILESTONE_SETTLE: Duration = Duration::from_secs(5);
@@ -1422,9 +1424,8 @@ const MILESTONE_SETTLE: Duration = Duration::from_secs(5);
 /// - a milestone (a component available, a node waiting for the FE to
 ///   list it, see [`status::milestones`]): after [`MILESTONE_SETTLE`],
 ///   with what else came meanwhile;
-/// - progress alone: [`PROGRESS_FIRST`] after the last write, then at
-///   doubling intervals, so a slow cluster costs about as many writes as a
-///   fast one.
+/// - progress alone (one more pod ready): with the next of those, not on
+///   a clock, so a slow cluster costs as many writes as a fast one.
 ///
 /// A write that waits returns how long, and the caller looks again then,
 /// so the latest state is always written. Any change of a converged
@@ -1442,7 +1443,6 @@ async fn write_status_paced<K: DorisResource>(
             .condition("MembersSynced")
             .is_some_and(|c| c.reason == "Registering");
     record_health(ctx, object, status);
-    let mut news = true;
     let milestone = status::milestones(previous) != status::milestones(status);
     if !milestone {
         ctx.status_pace.calm(&uid);
@@ -1452,18 +1452,15 @@ async fn write_status_paced<K: DorisResource>(
         && previous != status
         && status::headline(previous) == status::headline(status)
     {
-        let wait = if milestone {
-            ctx.status_pace.settle(&uid, MILESTONE_SETTLE)
-        } else {
-            news = false;
-            ctx.status_pace
-                .progress_wait(&uid, PROGRESS_FIRST, PROGRESS_CAP)
-        };
-        if wait.is_some() {
-            return Ok(wait);
+        if !milestone {
+            // Progress alone: shown with the next news.
+            return Ok(None);
+        }
+        if let Some(wait) = ctx.status_pace.settle(&uid, MILESTONE_SETTLE) {
+            return Ok(Some(wait));
         }
     }
-    write_status(ctx, object, status, news).await?;
+    write_status(ctx, object, status).await?;
     Ok(None)
 }
 
@@ -1510,12 +1507,10 @@ struct StepOutcomes {
 }
 
 /// Writes status through the status subresource, only when it changed.
-/// `news` says whether the change is news (see [`write_status_paced`]).
 async fn write_status<K: DorisResource>(
     ctx: &Context,
     object: &K,
     status: &status::Status,
-    news: bool,
 ) -> Result<(), Error> {
     record_health(ctx, object, status);
     let old = live_status_json(ctx, object);
@@ -1542,7 +1537,7 @@ async fn write_status<K: DorisResource>(
     if let Some(uid) = object.uid() {
         let over = object.meta().resource_version.clone();
         ctx.status_pace
-            .written(&uid, (over, made), (status.clone(), new), news, || {
+            .written(&uid, (over, made), (status.clone(), new), || {
                 ctx.live_uids()
             });
     }

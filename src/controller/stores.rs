@@ -1,16 +1,16 @@
 //! The caches the controller reads instead of the API: the objects it
 //! manages (selected by its `managed-by` label, so nothing else is held in
 //! memory) and the pods of its clusters. Each object is cached with only
-//! the fields the controller reads (see the `slim_*` functions): memory
-//! grows with the number of clusters, not with the size of their specs.
+//! the fields the controller reads (see the `slim_*` functions, and
+//! slim_pod.rs for pods): memory grows with the number of clusters, not
+//! with the size of their specs.
 
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerState, ContainerStateTerminated, ContainerStatus, Event, Pod,
-    PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service,
+    ConfigMap, Container, Event, Pod, PodSpec, PodTemplateSpec, Service,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -225,76 +225,6 @@ fn slim_container(c: &mut Container, keep_env: bool) {
     };
 }
 
-/// A pod as the caches keep it. Read: labels (selector, component,
-/// revision), annotations (drain, configuration hash, restart request),
-/// deletion and creation time, uid; each container's name and image (an
-/// upgrade is an image change); phase, conditions, container readiness and
-/// waiting reasons, and the pod's IP (the FE lists nodes by IP outside
-/// FQDN mode).
-pub fn slim_pod(pod: &mut Pod) {
-    slim_metadata(&mut pod.metadata, true, |_| true);
-    if let Some(spec) = &mut pod.spec {
-        let mut containers = std::mem::take(&mut spec.containers);
-        containers.iter_mut().for_each(|c| slim_container(c, false));
-        *spec = PodSpec {
-            containers,
-            // Host checks name the node.
-            node_name: spec.node_name.take(),
-            ..Default::default()
-        };
-    }
-    if let Some(status) = &mut pod.status {
-        let conditions = status.conditions.take().map(|cs| {
-            cs.into_iter()
-                .map(|c| PodCondition {
-                    type_: c.type_,
-                    status: c.status,
-                    ..Default::default()
-                })
-                .collect()
-        });
-        let containers = status.container_statuses.take().map(|cs| {
-            cs.into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    ready: c.ready,
-                    state: c.state.map(|s| ContainerState {
-                        waiting: s.waiting,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .collect()
-        });
-        // Of init containers, only a host check's report is read.
-        let init = status.init_container_statuses.take().map(|cs| {
-            cs.into_iter()
-                .filter(|c| c.name == super::hosts::CHECK_CONTAINER)
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    state: c.state.map(|s| ContainerState {
-                        terminated: s.terminated.map(|t| ContainerStateTerminated {
-                            exit_code: t.exit_code,
-                            message: t.message,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .collect()
-        });
-        *status = PodStatus {
-            phase: status.phase.take(),
-            pod_ip: status.pod_ip.take(),
-            conditions,
-            container_statuses: containers,
-            init_container_statuses: init,
-            ..Default::default()
-        };
-    }
-}
-
 /// A StatefulSet as the caches keep it. Read: the applied hash, owners,
 /// generation; replicas, update strategy, the pod template's annotations
 /// and containers (name, image, env); status.
@@ -387,103 +317,6 @@ mod tests {
     fn managed_fields() -> serde_json::Value {
         json!([{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
                 "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}])
-    }
-
-    #[test]
-    fn a_slim_pod_keeps_what_status_rollout_and_membership_read() {
-        let mut pod: Pod = serde_json::from_value(json!({
-            "metadata": {
-                "name": "d-be-0", "namespace": "n", "uid": "p1",
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "labels": {POD_SELECTOR: "d-be", "app.kubernetes.io/component": "be",
-                           "controller-revision-hash": "d-be-1"},
-                "annotations": {"doris.selectdb.com/config-hash": "abc"},
-                "managedFields": managed_fields(),
-            },
-            "spec": {
-                "containers": [{"name": "be", "image": "be:1",
-                                "command": ["/opt/start.sh"],
-                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-                "volumes": [{"name": "data", "emptyDir": {}}],
-                "nodeName": "node-1",
-            },
-            "status": {
-                "phase": "Running", "podIP": "10.0.0.7", "hostIP": "192.168.0.1",
-                "conditions": [{"type": "Ready", "status": "True",
-                                "lastTransitionTime": "2026-01-01T00:00:05Z"}],
-                "containerStatuses": [{"name": "be", "ready": false, "restartCount": 4,
-                                       "image": "be:1", "imageID": "sha256:00",
-                                       "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                                       "lastState": {"terminated": {"exitCode": 1}}}],
-                "initContainerStatuses": [
-                    {"name": "other-init", "ready": true, "restartCount": 0, "image": "i",
-                     "imageID": "", "state": {"terminated": {"exitCode": 0}}},
-                    {"name": "host-check", "ready": true, "restartCount": 0, "image": "be:1",
-                     "imageID": "sha256:01", "state": {"terminated": {"exitCode": 0,
-                     "reason": "Completed", "message": "swap on off"}}},
-                ],
-            }
-        }))
-        .unwrap();
-        let before = pod.clone();
-        slim_pod(&mut pod);
-        assert!(pod.metadata.managed_fields.is_none());
-        assert_eq!(pod.metadata.labels, before.metadata.labels);
-        assert_eq!(pod.metadata.annotations, before.metadata.annotations);
-        assert_eq!(pod.metadata.uid, before.metadata.uid);
-        assert_eq!(
-            pod.metadata.creation_timestamp,
-            before.metadata.creation_timestamp
-        );
-        let spec = pod.spec.as_ref().unwrap();
-        assert!(spec.volumes.is_none());
-        // Host checks name the node and read the check's report, only.
-        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
-        let init = pod
-            .status
-            .as_ref()
-            .unwrap()
-            .init_container_statuses
-            .as_ref();
-        let reports: Vec<_> = init
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let done = c.state.as_ref().unwrap().terminated.as_ref().unwrap();
-                (
-                    c.name.as_str(),
-                    done.message.as_deref(),
-                    done.reason.as_deref(),
-                )
-            })
-            .collect();
-        assert_eq!(reports, [("host-check", Some("swap on off"), None)]);
-        assert_eq!(spec.containers.len(), 1);
-        assert_eq!(spec.containers[0].image.as_deref(), Some("be:1"));
-        assert!(spec.containers[0].command.is_none());
-        assert_eq!(
-            super::super::rollout::is_ready(&pod),
-            super::super::rollout::is_ready(&before)
-        );
-        let status = pod.status.as_ref().unwrap();
-        assert_eq!(status.phase.as_deref(), Some("Running"));
-        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.7"));
-        assert!(status.host_ip.is_none());
-        let container = &status.container_statuses.as_ref().unwrap()[0];
-        assert!(!container.ready);
-        assert_eq!(
-            container
-                .state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("CrashLoopBackOff")
-        );
-        assert!(container.last_state.is_none());
     }
 
     #[test]
