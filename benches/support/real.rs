@@ -672,6 +672,7 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
     let _ = process.wait();
     let _ = take(contender.user);
     let restarted = Instant::now();
+    let restart_port = free_port();
     process = start_operator(
         contender,
         &kubeconfig,
@@ -679,10 +680,36 @@ async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n: usize) -> 
         fleet.as_ref().map(|f| f.reach()),
         &work.join(format!("{short}{n}-restarted.log")),
         bench.resolv.as_deref(),
-        free_port(),
+        restart_port,
     );
-    tokio::time::sleep(Duration::from_secs(RESTART_SECS)).await;
+    // When the restarted operator first reconciled, and when it had
+    // reconciled every cluster (this operator: a cluster it reconciled has
+    // its health in the metrics; the peer: as many reconciles as clusters).
+    let (mut first, mut all) = (None, None);
+    let restart_window = Duration::from_secs(RESTART_SECS);
+    while restarted.elapsed() < restart_window && all.is_none() {
+        let reconciled = metrics::reconciled(restart_port, contender.flavor == Flavor::Ours);
+        if first.is_none() && reconciled.0 > 0.0 {
+            first = Some(restarted.elapsed());
+        }
+        if reconciled.1 >= n {
+            all = Some(restarted.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(restart_window.saturating_sub(restarted.elapsed())).await;
     let restart = take(contender.user);
+    let within = |d: Option<Duration>| {
+        d.map_or(format!("not within {RESTART_SECS} s"), |d| {
+            format!("{:.2} s", d.as_secs_f64())
+        })
+    };
+    println!(
+        "  restarted with every cluster converged: first reconcile after {}, every cluster \
+         reconciled after {}",
+        within(first),
+        within(all)
+    );
     let restart_rss = peak_rss_mib(process.id());
     println!(
         "  after a restart ({:.0} s): {}; peak RSS {restart_rss:.1} MiB",

@@ -10,12 +10,27 @@
 #
 # DIR (default $DORIS_OPERATOR_REALK8S_DIR, else /tmp/doris-operator-realk8s)
 # holds certificates, etcd's data, logs, the audit log and the PIDs. Ports
-# come from REALK8S_PORT_BASE (default 36000): etcd +0/+1, the API server
-# +443, kwok +250.
+# come from REALK8S_PORT_BASE: etcd +0/+1, the API server +443, kwok +250.
+# Without it, the first of 26000, 27000, ... 31000 whose ports nothing
+# listens on: below Linux's ephemeral range (32768 on), so that no client
+# socket of the tests can hold one of them when etcd binds it.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DIR="${1:-${DORIS_OPERATOR_REALK8S_DIR:-/tmp/doris-operator-realk8s}}"
-BASE="${REALK8S_PORT_BASE:-36000}"
+listened() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [ -n "${REALK8S_PORT_BASE:-}" ]; then
+  BASE="$REALK8S_PORT_BASE"
+else
+  BASE=""
+  for candidate in 26000 27000 28000 29000 30000 31000; do
+    if ! listened "$candidate" && ! listened $((candidate + 1)) &&
+      ! listened $((candidate + 250)) && ! listened $((candidate + 443)); then
+      BASE="$candidate"
+      break
+    fi
+  done
+  [ -n "$BASE" ] || { echo "up.sh: no free ports from 26000 to 31443; set REALK8S_PORT_BASE" >&2; exit 1; }
+fi
 NODES="${REALK8S_NODES:-4}"
 ETCD_PORT=$((BASE)) ETCD_PEER_PORT=$((BASE + 1)) API_PORT=$((BASE + 443)) KWOK_PORT=$((BASE + 250))
 
