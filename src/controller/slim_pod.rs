@@ -240,12 +240,8 @@ pub fn from_json(value: serde_json::Value) -> serde_json::Result<Pod> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::stores::tests::managed_fields;
     use serde_json::json;
-
-    fn managed_fields() -> serde_json::Value {
-        json!([{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
-                "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}])
-    }
 
     #[test]
     fn a_slim_pod_keeps_what_status_rollout_and_membership_read() {

@@ -310,11 +310,12 @@ pub fn slim_autoscaler(hpa: &mut HorizontalPodAutoscaler) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn managed_fields() -> serde_json::Value {
+    /// A managedFields entry, as the API server adds to every object.
+    pub(crate) fn managed_fields() -> serde_json::Value {
         json!([{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
                 "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}])
     }
