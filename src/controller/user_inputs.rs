@@ -30,6 +30,10 @@ pub struct UserConfigMaps {
     watched: Option<String>,
     /// (namespace, name) → what was read.
     data: Mutex<HashMap<(String, String), Read>>,
+    /// Held while a changed ConfigMap is read, so that the reconciles that
+    /// find it changed at once (many clusters naming one ConfigMap, at a
+    /// start) read it once between them.
+    reading: tokio::sync::Mutex<()>,
 }
 
 /// A ConfigMap's resourceVersion and data, as read.
@@ -41,6 +45,7 @@ impl UserConfigMaps {
             meta,
             watched,
             data: Mutex::default(),
+            reading: tokio::sync::Mutex::default(),
         }
     }
 
@@ -71,11 +76,17 @@ impl UserConfigMaps {
                 return Ok(None);
             };
             let version = meta.resource_version().unwrap_or_default();
-            if let Some((read_at, data)) = self.data.lock().expect("lock").get(&key)
-                && *read_at == version
-            {
-                return Ok(Some(data.clone()));
+            if let Some(data) = self.kept(&key, &version) {
+                return Ok(Some(data));
             }
+        }
+        let _reading = self.reading.lock().await;
+        if covered
+            && let Some(meta) = self.meta.get(&ObjectRef::new(name).within(namespace))
+            && let Some(data) = self.kept(&key, &meta.resource_version().unwrap_or_default())
+        {
+            // Another reconcile read it while this one waited.
+            return Ok(Some(data));
         }
         let Some(cm) = read(client, namespace, name).await? else {
             return Ok(None);
@@ -89,6 +100,14 @@ impl UserConfigMaps {
                 .insert(key, (version, data.clone()));
         }
         Ok(Some(data))
+    }
+
+    /// What was read of `key` when it was read at `version`.
+    fn kept(&self, key: &(String, String), version: &str) -> Option<BTreeMap<String, String>> {
+        match self.data.lock().expect("lock").get(key) {
+            Some((read_at, data)) if read_at == version => Some(data.clone()),
+            _ => None,
+        }
     }
 }
 
