@@ -266,7 +266,7 @@ impl Watch {
         let shared = log.clone();
         let task = tokio::spawn(async move {
             let mut created = BTreeSet::new();
-            let mut ready = BTreeSet::new();
+            let mut restarts = env::Restarts::default();
             while let Some(event) = seen.next().await {
                 let mut log = shared.lock().unwrap();
                 match event {
@@ -276,19 +276,15 @@ impl Watch {
                         log.entries.push(("created", s.name_any()));
                     }
                     Seen::Pod(watcher::Event::Apply(p) | watcher::Event::InitApply(p))
-                        if is_ready(&p) && ready.insert(p.uid().unwrap_or_default()) =>
+                        if restarts.seen(&p) =>
                     {
                         log.entries.push(("ready", p.name_any()));
                     }
                     Seen::Sts(watcher::Event::InitDone) | Seen::Pod(watcher::Event::InitDone) => {
                         log.listed += 1;
                     }
-                    // Only an incarnation that ran counts: under load the
-                    // stand-in kubelet's delete by name can take a
-                    // replacement the StatefulSet made that instant.
-                    Seen::Pod(watcher::Event::Delete(p))
-                        if ready.contains(&p.uid().unwrap_or_default()) =>
-                    {
+                    // Only a restart counts (see env::Restarts).
+                    Seen::Pod(watcher::Event::Delete(p)) if restarts.is_restart(&p) => {
                         let name = p.name_any();
                         let host_prefix = format!("{name}.");
                         let listed = sim

@@ -119,25 +119,19 @@ impl Running {
         env.create_cluster(&cluster).await;
         wait_ready(&env, "doris").await;
         members::members_synced(&env, "doris").await;
-        // Pod deletions, in order, from now on: of incarnations that ran
-        // (under load the stand-in kubelet's delete by name can take a
-        // replacement the StatefulSet made that instant).
+        // Pod restarts, in order, from now on (see env::Restarts).
         let deletions: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen = deletions.clone();
         let pods = env.api::<Pod>();
         let watch = tokio::spawn(async move {
-            let mut ran = std::collections::BTreeSet::new();
+            let mut restarts = env::Restarts::default();
             let mut events = watcher(pods, watcher::Config::default()).boxed();
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod))
-                        if doris_operator::controller::rollout::is_ready(&pod) =>
-                    {
-                        ran.insert(pod.uid().unwrap_or_default());
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                        restarts.seen(&pod);
                     }
-                    Ok(watcher::Event::Delete(pod))
-                        if ran.contains(&pod.uid().unwrap_or_default()) =>
-                    {
+                    Ok(watcher::Event::Delete(pod)) if restarts.is_restart(&pod) => {
                         seen.lock().unwrap().push(pod.name_any());
                     }
                     _ => {}

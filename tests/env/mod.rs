@@ -764,3 +764,49 @@ pub async fn object_versions(env: &Env) -> std::collections::BTreeMap<String, St
     }
     out
 }
+
+/// Which pod deletions a watch sees are restarts: of incarnations that ran
+/// (were Ready) and, where pods terminate gracefully (a real server),
+/// that had run a while. The real control plane's stand-in kubelet (kwok)
+/// deletes by name, and a delete of its queued twice can take the
+/// replacement the StatefulSet made that instant, Ready or not yet; the
+/// operator restarts a pod only once it is Ready and its FE reports it.
+#[derive(Default)]
+pub struct Restarts {
+    ready_at: std::collections::HashMap<String, std::time::Instant>,
+    graceful: bool,
+}
+
+impl Restarts {
+    /// How long an incarnation runs before the stand-in kubelet's stray
+    /// delete could no longer be what takes it.
+    const STRAY: Duration = Duration::from_millis(500);
+
+    /// Notes a pod as the watch shows it (listed, added or changed);
+    /// whether this incarnation turned Ready now, for the first time.
+    pub fn seen(&mut self, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+        use kube::ResourceExt;
+        if pod.metadata.deletion_timestamp.is_some() {
+            self.graceful = true;
+        }
+        if !doris_operator::controller::rollout::is_ready(pod) {
+            return false;
+        }
+        let uid = pod.uid().unwrap_or_default();
+        match self.ready_at.entry(uid) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(std::time::Instant::now());
+                true
+            }
+        }
+    }
+
+    /// Whether the deletion of `pod` the watch shows now was a restart.
+    pub fn is_restart(&self, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+        use kube::ResourceExt;
+        self.ready_at
+            .get(&pod.uid().unwrap_or_default())
+            .is_some_and(|at| !self.graceful || at.elapsed() >= Self::STRAY)
+    }
+}

@@ -110,6 +110,7 @@ impl Nodes {
         let watch_sim = sim.clone();
         let watch_ns = namespace.clone();
         let watch = tokio::spawn(async move {
+            let mut restarts = crate::env::Restarts::default();
             let mut events = watcher(pods, watcher::Config::default()).boxed();
             while let Some(event) = events.next().await {
                 let Ok(event) = event else { continue };
@@ -119,17 +120,15 @@ impl Nodes {
                         let name = pod.name_any();
                         let uid = pod.uid().unwrap_or_default();
                         h.uids.entry(name.clone()).or_default().insert(uid.clone());
-                        if is_ready(&pod) && h.ready.insert(uid) {
+                        if restarts.seen(&pod) {
+                            h.ready.insert(uid);
                             h.log.push(("ready", name));
                         }
                     }
                     watcher::Event::Delete(pod) => {
                         let name = pod.name_any();
-                        // A pod that never ran was not restarted: the real
-                        // control plane's stand-in kubelet (kwok) deletes
-                        // by name, and a delete of its queued twice can
-                        // take a replacement the moment it is made.
-                        if !h.ready.contains(&pod.uid().unwrap_or_default()) {
+                        // Only a restart counts (see env::Restarts).
+                        if !restarts.is_restart(&pod) {
                             continue;
                         }
                         if name.contains("-be-") {
