@@ -69,24 +69,13 @@ impl UserConfigMaps {
     ) -> Result<Option<BTreeMap<String, String>>, Error> {
         let key = (namespace.to_string(), name.to_string());
         let covered = self.watched.as_deref().is_none_or(|w| w == namespace);
-        if covered {
-            let Some(meta) = self.meta.get(&ObjectRef::new(name).within(namespace)) else {
-                // Not there (its creation wakes the cluster).
-                self.data.lock().expect("lock").remove(&key);
-                return Ok(None);
-            };
-            let version = meta.resource_version().unwrap_or_default();
-            if let Some(data) = self.kept(&key, &version) {
-                return Ok(Some(data));
-            }
+        if covered && let Some(known) = self.known(&key) {
+            return Ok(known);
         }
         let _reading = self.reading.lock().await;
-        if covered
-            && let Some(meta) = self.meta.get(&ObjectRef::new(name).within(namespace))
-            && let Some(data) = self.kept(&key, &meta.resource_version().unwrap_or_default())
-        {
-            // Another reconcile read it while this one waited.
-            return Ok(Some(data));
+        // Another reconcile may have read it while this one waited.
+        if covered && let Some(known) = self.known(&key) {
+            return Ok(known);
         }
         let Some(cm) = read(client, namespace, name).await? else {
             return Ok(None);
@@ -102,10 +91,21 @@ impl UserConfigMaps {
         Ok(Some(data))
     }
 
-    /// What was read of `key` when it was read at `version`.
-    fn kept(&self, key: &(String, String), version: &str) -> Option<BTreeMap<String, String>> {
-        match self.data.lock().expect("lock").get(key) {
-            Some((read_at, data)) if read_at == version => Some(data.clone()),
+    /// What the watch and the reads so far tell of the ConfigMap `key` in
+    /// a watched namespace: `Some(None)` when it does not exist,
+    /// `Some(data)` when it was read at the version the watch shows, and
+    /// `None` when it must be read.
+    fn known(&self, key: &(String, String)) -> Option<Option<BTreeMap<String, String>>> {
+        let (namespace, name) = key;
+        let mut data = self.data.lock().expect("lock");
+        let Some(meta) = self.meta.get(&ObjectRef::new(name).within(namespace)) else {
+            // Not there (its creation wakes the cluster).
+            data.remove(key);
+            return Some(None);
+        };
+        let version = meta.resource_version().unwrap_or_default();
+        match data.get(key) {
+            Some((read_at, kept)) if *read_at == version => Some(Some(kept.clone())),
             _ => None,
         }
     }

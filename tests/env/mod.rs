@@ -8,9 +8,9 @@
 pub mod manifests;
 pub mod reads;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, hash_map};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::apiserver::Emulator;
 use crate::apiserver::driver::PodDriver;
@@ -18,9 +18,9 @@ use doris_operator::conventions::ConventionBundle;
 use doris_operator::conventions::reload::LiveConventions;
 use doris_operator::crd::{DorisCluster, DorisDisaggregatedCluster};
 use doris_operator::metrics::Metrics;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Client;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
 use serde_json::json;
 
 /// An API server, a namespace, and the operator running against them.
@@ -496,8 +496,7 @@ spec:
 
 /// Each pod of the test's namespace's UID, by name.
 pub async fn pod_uids(env: &Env) -> BTreeMap<String, String> {
-    use kube::ResourceExt;
-    env.api::<k8s_openapi::api::core::v1::Pod>()
+    env.api::<Pod>()
         .list(&Default::default())
         .await
         .unwrap()
@@ -740,7 +739,6 @@ pub async fn enforce_pod_security(env: &Env, level: &str) {
 pub async fn object_versions(env: &Env) -> std::collections::BTreeMap<String, String> {
     use k8s_openapi::api::apps::v1::StatefulSet;
     use k8s_openapi::api::core::v1::{ConfigMap, Service};
-    use kube::ResourceExt;
     let params =
         kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=doris-operator");
     let mut out = std::collections::BTreeMap::new();
@@ -773,7 +771,7 @@ pub async fn object_versions(env: &Env) -> std::collections::BTreeMap<String, St
 /// operator restarts a pod only once it is Ready and its FE reports it.
 #[derive(Default)]
 pub struct Restarts {
-    ready_at: std::collections::HashMap<String, std::time::Instant>,
+    ready_at: HashMap<String, Instant>,
     graceful: bool,
 }
 
@@ -784,8 +782,7 @@ impl Restarts {
 
     /// Notes a pod as the watch shows it (listed, added or changed);
     /// whether this incarnation turned Ready now, for the first time.
-    pub fn seen(&mut self, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
-        use kube::ResourceExt;
+    pub fn seen(&mut self, pod: &Pod) -> bool {
         if pod.metadata.deletion_timestamp.is_some() {
             self.graceful = true;
         }
@@ -794,17 +791,16 @@ impl Restarts {
         }
         let uid = pod.uid().unwrap_or_default();
         match self.ready_at.entry(uid) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(std::time::Instant::now());
+            hash_map::Entry::Occupied(_) => false,
+            hash_map::Entry::Vacant(v) => {
+                v.insert(Instant::now());
                 true
             }
         }
     }
 
     /// Whether the deletion of `pod` the watch shows now was a restart.
-    pub fn is_restart(&self, pod: &k8s_openapi::api::core::v1::Pod) -> bool {
-        use kube::ResourceExt;
+    pub fn is_restart(&self, pod: &Pod) -> bool {
         self.ready_at
             .get(&pod.uid().unwrap_or_default())
             .is_some_and(|at| !self.graceful || at.elapsed() >= Self::STRAY)
