@@ -7,7 +7,7 @@
 //! says what happened and then, from [`WARNINGS`], what to do next, so that
 //! `kubectl describe` answers both.
 
-use kube::runtime::events::EventType;
+use kube::runtime::events::{Event as KubeEvent, EventType};
 
 /// Warning reasons, each with what the user can do next.
 pub const WARNINGS: &[(&str, &str)] = &[
@@ -114,6 +114,27 @@ pub fn note(type_: EventType, reason: &str, note: &str) -> String {
         format!("{head}{next}")
     } else {
         format!("{head}.{next}")
+    }
+}
+
+/// Publishes an Event about `reference`, its note from [`note`]; one that
+/// cannot be published is logged and dropped.
+pub async fn publish(
+    ctx: &super::Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    text: &str,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note(type_, reason, text)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        tracing::debug!(error = %e, "could not publish an Event");
     }
 }
 

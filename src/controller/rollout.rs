@@ -60,7 +60,8 @@ use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 use super::kinds::DorisResource;
 
 mod fe;
-use super::{Context, Error, publish};
+use super::events::publish;
+use super::{Context, Error};
 use fe::Fe;
 
 /// `"true"` on a DorisCluster halts its rollouts before the next step.
