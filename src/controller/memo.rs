@@ -11,8 +11,10 @@
 //!   waited for more news to be written with; and what was last written,
 //!   until the cluster cache shows it, so that a reconcile running in
 //!   between takes the operator's own write as the cluster's status.
+//! - [`Lookouts`]: how long a cluster not Ready yet has gone without news,
+//!   which sets when it is looked at again if nothing wakes it.
 //!
-//! Both hold one entry per live cluster: an entry goes when its cluster is
+//! Each holds one entry per live cluster: an entry goes when its cluster is
 //! deleted, and entries of clusters no longer known are dropped as new ones
 //! come.
 
@@ -286,6 +288,65 @@ impl StatusPace {
     }
 }
 
+/// When each cluster not Ready yet is looked at again if nothing wakes
+/// it. The watches bring every change of what a cluster is made of; this
+/// look only guards against what no watch shows (an FE's mind, a Secret's
+/// keys). A cluster whose status did not move since the last look waits
+/// twice as long as then, so that a thousand clusters waiting for their
+/// turn at the StatefulSet controller do not reconcile every few seconds
+/// for nothing; any news starts again from the shortest wait.
+#[derive(Default)]
+pub struct Lookouts {
+    last: Mutex<HashMap<String, Lookout>>,
+}
+
+/// A cluster's status at its last look, and the wait set then.
+struct Lookout {
+    status: Status,
+    wait: Duration,
+}
+
+impl Lookouts {
+    /// The wait before `uid` is looked at again, its status being
+    /// `status` now: `first` when it differs from the last look's (or at
+    /// the first look), twice the last wait when not, at most `cap`.
+    pub fn next(
+        &self,
+        uid: &str,
+        status: &Status,
+        (first, cap): (Duration, Duration),
+        live: impl FnOnce() -> HashSet<String>,
+    ) -> Duration {
+        let mut last = self.last.lock().expect("lock");
+        let wait = match last.get_mut(uid) {
+            Some(seen) if seen.status == *status => {
+                seen.wait = (seen.wait * 2).clamp(first, cap);
+                return seen.wait;
+            }
+            Some(seen) => {
+                seen.status = status.clone();
+                seen.wait = first;
+                return first;
+            }
+            None => first,
+        };
+        last.insert(
+            uid.to_string(),
+            Lookout {
+                status: status.clone(),
+                wait,
+            },
+        );
+        prune(&mut last, live);
+        wait
+    }
+
+    /// `uid` is Ready, or gone.
+    pub fn remove(&self, uid: &str) {
+        self.last.lock().expect("lock").remove(uid);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +554,26 @@ mod tests {
         write("a", "b", 3);
         assert_eq!(seen("a"), Some(Some(3)));
         assert_eq!(seen("c"), None);
+    }
+
+    #[test]
+    fn a_cluster_without_news_is_looked_at_less_and_less_often() {
+        let lookouts = Lookouts::default();
+        let bounds = (Duration::from_secs(15), Duration::from_secs(300));
+        let status = |n: i64| Status {
+            observed_generation: Some(n),
+            ..Status::default()
+        };
+        let live = || HashSet::from(["u".to_string()]);
+        let waits: Vec<u64> = (0..7)
+            .map(|_| lookouts.next("u", &status(1), bounds, live).as_secs())
+            .collect();
+        assert_eq!(waits, [15, 30, 60, 120, 240, 300, 300]);
+        // News: from the shortest wait again.
+        assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 15);
+        assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 30);
+        // Ready, then not Ready again: from the start.
+        lookouts.remove("u");
+        assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 15);
     }
 }

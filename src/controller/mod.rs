@@ -132,6 +132,7 @@ pub struct Context {
     disaggregated: Option<reflector::Store<DorisDisaggregatedCluster>>,
     plans: memo::Plans,
     status_pace: memo::StatusPace,
+    lookouts: memo::Lookouts,
     recreating: volumes::Recreating,
     /// The data of the ConfigMaps clusters name.
     user_config_maps: Arc<user_inputs::UserConfigMaps>,

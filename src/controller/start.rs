@@ -184,6 +184,7 @@ pub async fn run(
         disaggregated: disaggregated.clone(),
         plans: Default::default(),
         status_pace: Default::default(),
+        lookouts: Default::default(),
         recreating: Default::default(),
         namespaces: ns_store.clone(),
         user_config_maps: user_config_maps.clone(),

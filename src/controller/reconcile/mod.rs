@@ -111,6 +111,7 @@ async fn step_lifecycle<K: DorisResource>(
             ctx.fe_reach.forget(&uid);
             ctx.plans.remove(&uid);
             ctx.status_pace.remove(&uid);
+            ctx.lookouts.remove(&uid);
         }
         ctx.metrics.forget_cluster(&cluster_labels(object));
         // Owned objects go with the cluster (ownerReferences); PVCs stay

@@ -77,13 +77,20 @@ impl<K: DorisResource> Run<'_, K> {
         } else {
             write_status_paced(self.ctx, self.object, &self.previous, &new_status).await?
         };
+        let uid = self.object.uid().unwrap_or_default();
         let next = if let Some(after) = rollout.requeue {
             after
         } else if ready {
             // Watches bring every change; the timer only guards against drift.
-            Duration::from_secs(600)
+            self.ctx.lookouts.remove(&uid);
+            READY_LOOKOUT
         } else {
-            Duration::from_secs(15)
+            // Less and less often while nothing moves (see memo::Lookouts).
+            self.ctx
+                .lookouts
+                .next(&uid, &new_status, CONVERGING_LOOKOUT, || {
+                    self.ctx.live_uids()
+                })
         };
         let next = members.requeue.map_or(next, |m| m.min(next));
         let next = live.requeue.map_or(next, |l| l.min(next));
@@ -114,6 +121,14 @@ fn clear_removed(old: &Value, new: &mut Value) {
         }
     }
 }
+
+/// When a Ready cluster is looked at again if nothing wakes it.
+const READY_LOOKOUT: Duration = Duration::from_secs(600);
+
+/// The shortest and the longest wait before a cluster not Ready yet is
+/// looked at again if nothing wakes it (see [`memo::Lookouts`]).
+const CONVERGING_LOOKOUT: (Duration, Duration) =
+    (Duration::from_secs(15), Duration::from_secs(300));
 
 /// How long a cluster's status turning Ready may wait for the FE's answer
 /// about its nodes (see [`Run::step_status`]).
