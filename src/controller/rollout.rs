@@ -44,25 +44,26 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Resource;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::EventType;
 use serde_json::json;
 
-use crate::cluster::ClusterRef;
 use crate::conventions::ConventionBundle;
 use crate::crd::{ComponentKind, RolloutStatus};
-use crate::plan::maintenance::Maintenance;
-use crate::plan::restart::{RestartCandidate, RestartStep, plan_restart};
+use crate::plan::restart::{RestartCandidate, plan_restart};
 use crate::plan::{APPLIED_HASH_ANNOTATION, Plan};
 
 use super::kinds::DorisResource;
 
+mod execute;
 mod fe;
+mod hold;
 use super::events::publish;
 use super::{Context, Error};
+use execute::execute;
 use fe::Fe;
+use hold::held;
 
 /// `"true"` on a DorisCluster halts its rollouts before the next step.
 pub const PAUSED_ANNOTATION: &str = "doris.selectdb.com/rollout-paused";
@@ -736,204 +737,6 @@ fn report(
         waiting,
         ..Default::default()
     }
-}
-
-/// A restart the maintenance policy holds: what status says (why it waits,
-/// how to approve it, when the next window opens), and a look again when
-/// that window opens so it is never missed. An approval is seen through the
-/// cluster's watch.
-fn held(
-    cluster: ClusterRef<'_>,
-    maintenance: &Maintenance,
-    components: &[Component<'_>],
-    token: &str,
-    now: &Time,
-) -> Outcome {
-    let waiting: Vec<&Component<'_>> = components
-        .iter()
-        .filter(|c| c.candidates().next().is_some())
-        .collect();
-    let pods: usize = waiting.iter().map(|c| c.candidates().count()).sum();
-    let parts: Vec<&str> = waiting.iter().map(|c| c.part).collect();
-    let approve = format!(
-        "kubectl annotate {} {} -n {} {APPROVE_ANNOTATION}={token} --overwrite",
-        cluster.kind().to_lowercase(),
-        cluster.name(),
-        cluster.namespace()
-    );
-    let what = format!(
-        "{pods} pods of {} need a restart for a change of the conventions",
-        parts.join(", ")
-    );
-    let opening = maintenance.next_opening(now.0);
-    let (kind, message) = if maintenance.windows.is_empty() {
-        ("approval", format!("{what}; held for approval: {approve}"))
-    } else {
-        let next = opening
-            .zip(maintenance.windows.first())
-            .map(|(at, w)| {
-                at.to_zoned(w.time_zone.clone())
-                    .strftime("%a %Y-%m-%d %H:%M %Z")
-                    .to_string()
-            })
-            .unwrap_or_else(|| "never".into());
-        (
-            "maintenance-window",
-            format!(
-                "{what}; held for the maintenance window {} (next opens {next}); \
-                 to restart now: {approve}",
-                maintenance.describe_windows()
-            ),
-        )
-    };
-    let Some(first) = waiting.first() else {
-        return Outcome::default();
-    };
-    let mut status = report(first, "conventions", &[], &[], message);
-    status.held = Some(kind.to_string());
-    status.approve_with = Some(token.to_string());
-    status.window_opens = opening.map(|t| t.to_string());
-    // At the opening, and meanwhile as often as a Ready cluster is looked at.
-    let requeue = opening.map(|at| {
-        let secs = at.as_second() - now.0.as_second();
-        Duration::from_secs(secs.clamp(1, HELD_POLL.as_secs() as i64) as u64)
-    });
-    Outcome {
-        status: Some(status),
-        failure: None,
-        requeue,
-        held_parts: waiting.iter().map(|c| c.part.to_string()).collect(),
-    }
-}
-
-/// Drains and deletes the pods of `step`; says what the rollout waits for,
-/// and when to look again.
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    ctx: &Context,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    namespace: &str,
-    fe: &mut Fe<'_>,
-    comp: &Component<'_>,
-    step: &RestartStep,
-    index: usize,
-    count: usize,
-    why: &str,
-    now: &Time,
-) -> Result<(String, Duration), Error> {
-    let pods: Vec<&Pod> = step
-        .pods
-        .iter()
-        .filter_map(|n| comp.pods.iter().copied().find(|p| p.name_any() == *n))
-        .collect();
-    let through_fe = fe.drains_through_fe();
-    if drains_backend(comp.kind) && through_fe {
-        for pod in &pods {
-            if let Err(e) = fe.set_disabled(&pod.name_any(), true).await {
-                return Ok((
-                    format!(
-                        "the FE to stop queries on {} before its restart: {e}",
-                        pod.name_any()
-                    ),
-                    POLL,
-                ));
-            }
-        }
-    }
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let cluster = reference.name.clone().unwrap_or_default();
-    let stamp = now.0.to_string();
-    let mut started = Vec::new();
-    let mut began = false;
-    for pod in &pods {
-        match pod
-            .annotations()
-            .get(DRAIN_ANNOTATION)
-            .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        {
-            Some(at) => started.push(at.as_second()),
-            None => {
-                let patch = json!({"metadata": {
-                    "uid": pod.metadata.uid,
-                    "annotations": {DRAIN_ANNOTATION: stamp},
-                }});
-                api.patch(
-                    &pod.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(patch),
-                )
-                .await
-                .map_err(Error::Kube)?;
-                ctx.metrics.count_write("Pod", "patch");
-                began = true;
-                started.push(now.0.as_second());
-            }
-        }
-    }
-    let pod_list = step.pods.join(", ");
-    // Said in status while the step waits: Doris in storage-compute
-    // separated mode refuses the statement that stops queries.
-    let skipped = if drains_backend(comp.kind) && !through_fe {
-        "; queries are not stopped through the FE first, as Doris in storage-compute \
-         separated mode refuses ALTER SYSTEM MODIFY BACKEND (\"Modifying backends is not \
-         supported in cloud mode\"): the image's pre-stop hook and Doris's graceful shutdown \
-         let running queries end"
-    } else {
-        ""
-    };
-    let ends = started.iter().max().copied().unwrap_or(0) + step.drain_seconds;
-    let until = k8s_openapi::jiff::Timestamp::from_second(ends)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    if began {
-        let note = format!(
-            "{why}: restarting {pod_list} after {}s of drain, then waiting for {} ({} more steps planned){skipped}",
-            step.drain_seconds,
-            step.wait_for.join(", "),
-            count - index - 1
-        );
-        tracing::info!(%cluster, "{note}");
-        // Related to its first pod, so each step is an Event of its own.
-        let event = KubeEvent {
-            type_: EventType::Normal,
-            reason: "RolloutStep".into(),
-            note: Some(note),
-            action: "Restart".into(),
-            secondary: pods.first().map(|p| p.object_ref(&())),
-        };
-        if let Err(e) = ctx.recorder.publish(&event, reference).await {
-            tracing::debug!(error = %e, "could not publish an Event");
-        }
-        // Status names the step before any pod goes.
-        let after = Duration::from_secs(step.drain_seconds.max(1) as u64);
-        return Ok((format!("draining {pod_list} until {until}{skipped}"), after));
-    }
-    if now.0.as_second() < ends {
-        let left = ends - now.0.as_second();
-        return Ok((
-            format!("draining {pod_list} until {until}{skipped}"),
-            Duration::from_secs(left as u64),
-        ));
-    }
-    for pod in &pods {
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&pod.name_any(), &params).await {
-            Ok(_) => {
-                ctx.metrics.count_write("Pod", "delete");
-                tracing::info!(%cluster, pod = %pod.name_any(), "restarted for the rollout");
-            }
-            // Gone already, or replaced by a new pod: restarted either way.
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-            Err(e) => return Err(Error::Kube(e)),
-        }
-    }
-    Ok((format!("{pod_list} to come back"), POLL))
 }
 
 #[cfg(test)]
