@@ -226,10 +226,14 @@ impl Unseen {
 impl StatusPace {
     /// How long news that may wait for more must still wait for `uid`,
     /// `settle` from when it first waited: `None` when it may be written
-    /// now.
+    /// now. A cluster this process has not written yet (it started while
+    /// the cluster converged) waits as well, as it would have before.
     pub fn settle(&self, uid: &str, settle: Duration) -> Option<Duration> {
         let mut written = self.written.lock().expect("lock");
-        let last = written.get_mut(uid)?;
+        let last = written.entry(uid.to_string()).or_insert(Written {
+            unseen: None,
+            pending: None,
+        });
         let since = last.pending.get_or_insert_with(Instant::now).elapsed();
         (since < settle).then(|| settle - since)
     }
@@ -575,5 +579,20 @@ mod tests {
         // Ready, then not Ready again: from the start.
         lookouts.remove("u");
         assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 15);
+    }
+
+    #[test]
+    fn news_waits_to_settle_also_in_a_process_that_has_not_written_yet() {
+        let pace = StatusPace::default();
+        let settle = Duration::from_secs(5);
+        // Started while the cluster converged: no write of its own yet.
+        let wait = pace.settle("u", settle).expect("waits");
+        assert!(wait > Duration::from_secs(4), "{wait:?}");
+        assert!(pace.settle("u", settle).is_some(), "still waiting");
+        // Waited out.
+        assert_eq!(pace.settle("u", Duration::ZERO), None);
+        // Nothing waits any more: the next news starts its own wait.
+        pace.calm("u");
+        assert!(pace.settle("u", settle).is_some());
     }
 }
