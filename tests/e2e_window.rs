@@ -15,7 +15,7 @@ mod env;
 mod fesim;
 mod members;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,9 +106,11 @@ async fn put_conventions(env: &Env, name: &str, files: &[(&str, String)]) {
         .unwrap();
 }
 
-/// Every incarnation (UID) of each pod seen by a watch.
+/// The restarts of each pod a watch sees: deletions of incarnations that
+/// ran (see `env::Restarts`), not the stand-in kubelet's stray deletes.
 struct Incarnations {
-    uids: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    /// Each pod seen, and how many times it was restarted.
+    counts: Arc<Mutex<BTreeMap<String, usize>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -121,19 +123,22 @@ impl Drop for Incarnations {
 impl Incarnations {
     /// Starts watching; returns once the watch has listed the pods.
     async fn start(env: &Env) -> Incarnations {
-        let uids = Arc::new(Mutex::new(BTreeMap::<String, BTreeSet<String>>::new()));
-        let seen = uids.clone();
+        let counts = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
+        let seen = counts.clone();
         let (listed, ready) = tokio::sync::oneshot::channel();
         let mut listed = Some(listed);
         let mut events = watcher(env.api::<Pod>(), watcher::Config::default()).boxed();
         let task = tokio::spawn(async move {
+            let mut restarts = env::Restarts::default();
             while let Some(event) = events.next().await {
                 match event {
                     Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                        let mut uids = seen.lock().unwrap();
-                        uids.entry(pod.name_any())
-                            .or_default()
-                            .insert(pod.uid().unwrap_or_default());
+                        restarts.seen(&pod);
+                        seen.lock().unwrap().entry(pod.name_any()).or_default();
+                    }
+                    // Only a restart counts (see env::Restarts).
+                    Ok(watcher::Event::Delete(pod)) if restarts.is_restart(&pod) => {
+                        *seen.lock().unwrap().entry(pod.name_any()).or_default() += 1;
                     }
                     Ok(watcher::Event::InitDone) => {
                         if let Some(tx) = listed.take() {
@@ -145,17 +150,12 @@ impl Incarnations {
             }
         });
         let _ = tokio::time::timeout(Duration::from_secs(20), ready).await;
-        Incarnations { uids, task }
+        Incarnations { counts, task }
     }
 
     /// How many times each pod was restarted since the watch began.
     fn restarts(&self) -> BTreeMap<String, usize> {
-        self.uids
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(pod, uids)| (pod.clone(), uids.len() - 1))
-            .collect()
+        self.counts.lock().unwrap().clone()
     }
 }
 

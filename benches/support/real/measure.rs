@@ -65,15 +65,19 @@ pub(super) async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n:
     impersonating(&bench.admin, contender.user, &kubeconfig);
     let log = work.join(format!("{short}{n}.log"));
     let mut metrics_port = free_port();
-    let mut process = start_operator(
-        contender,
-        &kubeconfig,
-        &namespace,
-        fleet.as_ref().map(|f| f.reach()),
-        &log,
-        bench.resolv.as_deref(),
-        metrics_port,
-    );
+    // The operator, reaching the clusters' FE simulators, logging to `log`.
+    let start_with_fleet = |log: &std::path::Path, port: u16| {
+        start_operator(
+            contender,
+            &kubeconfig,
+            &namespace,
+            fleet.as_ref().map(|f| f.reach()),
+            log,
+            bench.resolv.as_deref(),
+            port,
+        )
+    };
+    let mut process = start_with_fleet(&log, metrics_port);
     let mut pid = process.id();
     // Started and its caches filled (an empty namespace): ready to work.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -131,15 +135,7 @@ pub(super) async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n:
             let _ = process.kill();
             let _ = process.wait();
             metrics_port = free_port();
-            process = start_operator(
-                contender,
-                &kubeconfig,
-                &namespace,
-                fleet.as_ref().map(|f| f.reach()),
-                &work.join(format!("{short}{n}-midway.log")),
-                bench.resolv.as_deref(),
-                metrics_port,
-            );
+            process = start_with_fleet(&work.join(format!("{short}{n}-midway.log")), metrics_port);
             pid = process.id();
             cpu_before = cpu_seconds(pid);
             reconciles_before = Some(0.0);
@@ -265,13 +261,8 @@ pub(super) async fn measure(bench: &Bench, contender: &Contender, kind: Kind, n:
     let _ = take(contender.user);
     let restarted = Instant::now();
     let restart_port = free_port();
-    process = start_operator(
-        contender,
-        &kubeconfig,
-        &namespace,
-        fleet.as_ref().map(|f| f.reach()),
+    process = start_with_fleet(
         &work.join(format!("{short}{n}-restarted.log")),
-        bench.resolv.as_deref(),
         restart_port,
     );
     // When the restarted operator first reconciled, and when it had
