@@ -322,27 +322,24 @@ impl Lookouts {
         live: impl FnOnce() -> HashSet<String>,
     ) -> Duration {
         let mut last = self.last.lock().expect("lock");
-        let wait = match last.get_mut(uid) {
-            Some(seen) if seen.status == *status => {
-                seen.wait = (seen.wait * 2).clamp(first, cap);
-                return seen.wait;
-            }
-            Some(seen) => {
+        if let Some(seen) = last.get_mut(uid) {
+            seen.wait = if seen.status == *status {
+                (seen.wait * 2).clamp(first, cap)
+            } else {
                 seen.status = status.clone();
-                seen.wait = first;
-                return first;
-            }
-            None => first,
-        };
+                first
+            };
+            return seen.wait;
+        }
         last.insert(
             uid.to_string(),
             Lookout {
                 status: status.clone(),
-                wait,
+                wait: first,
             },
         );
         prune(&mut last, live);
-        wait
+        first
     }
 
     /// `uid` is Ready, or gone.
