@@ -21,6 +21,7 @@ use kube::{Client, Resource};
 use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
 
 use super::apply::Resources;
+use super::changed::Pace;
 use super::kinds::DorisResource;
 use super::reconcile::{error_policy, reconcile};
 use super::stores::{self, Stores};
@@ -59,6 +60,7 @@ pub async fn run(
             .modify(stores::slim_statefulset)
             .inspect_ok(index_owned(&by_owner)),
         sts_writer,
+        changed::statefulset_pace,
     );
     let svc_stream = changed::cached_changes(
         watcher(api::<Service>(&client, ns), managed.clone())
@@ -66,6 +68,7 @@ pub async fn run(
             .modify(stores::slim_service)
             .inspect_ok(index_owned(&by_owner)),
         svc_writer,
+        changed::progress,
     );
     let cm_stream = changed::cached_changes(
         watcher(api::<ConfigMap>(&client, ns), managed.clone())
@@ -73,6 +76,7 @@ pub async fn run(
             .modify(stores::slim_config_map)
             .inspect_ok(index_owned(&by_owner)),
         cm_writer,
+        changed::progress,
     );
     let hpa_stream = changed::cached_changes(
         watcher(api::<HorizontalPodAutoscaler>(&client, ns), managed)
@@ -80,6 +84,7 @@ pub async fn run(
             .modify(stores::slim_autoscaler)
             .inspect_ok(index_owned(&by_owner)),
         hpa_writer,
+        changed::progress,
     );
     let pod_stream = changed::cached_changes(
         watcher(
@@ -93,6 +98,7 @@ pub async fn run(
             move |event| index.observe(event, stores::statefulset_keys)
         }),
         pod_writer,
+        changed::pod_pace,
     );
     // Why StatefulSets cannot make their pods; a new reason wakes the
     // StatefulSet's cluster.
@@ -255,19 +261,19 @@ pub async fn run(
     };
     let children = futures::stream::select_all([
         sts_stream
-            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .map(|r| r.map(|(o, pace)| Touched::Owned(o.metadata, pace)))
             .boxed(),
         svc_stream
-            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .map(|r| r.map(|(o, pace)| Touched::Owned(o.metadata, pace)))
             .boxed(),
         cm_stream
-            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .map(|r| r.map(|(o, pace)| Touched::Owned(o.metadata, pace)))
             .boxed(),
         hpa_stream
-            .map(|r| r.map(|o| Touched::Owned(o.metadata)))
+            .map(|r| r.map(|(o, pace)| Touched::Owned(o.metadata, pace)))
             .boxed(),
         pod_stream
-            .map(|r| r.map(|o| Touched::Pod(o.metadata)))
+            .map(|r| r.map(|(o, pace)| Touched::Pod(o.metadata, pace)))
             .boxed(),
         user_cm_stream
             .map(|r| r.map(|o| Touched::UserConfigMap(o.metadata)))
@@ -275,7 +281,9 @@ pub async fn run(
         ns_stream
             .map(|r| r.map(|o| Touched::Namespace(o.metadata)))
             .boxed(),
-        watched_rx.map(|meta| Ok(Touched::Owned(meta))).boxed(),
+        watched_rx
+            .map(|meta| Ok(Touched::Owned(meta, Pace::Now)))
+            .boxed(),
         // A FailedCreate Event, as a change of its StatefulSet.
         event_stream
             .filter_map(move |r| {
@@ -285,7 +293,7 @@ pub async fn run(
                     statefulsets.get(&ObjectRef::new(&name).within(&namespace))
                 });
                 futures::future::ready(match sts {
-                    Ok(Some(sts)) => Some(Ok(Touched::Owned(sts.metadata.clone()))),
+                    Ok(Some(sts)) => Some(Ok(Touched::Owned(sts.metadata.clone(), Pace::Now))),
                     Ok(None) => None,
                     Err(e) => Some(Err(e)),
                 })

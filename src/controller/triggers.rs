@@ -1,17 +1,26 @@
 //! From changes of the objects the operator watches to the clusters they
-//! wake, at most once a second per cluster.
+//! wake, at most once a second per cluster, and progress less often.
 //!
 //! A cluster coming up changes its pods, StatefulSets and Events many
 //! times a second; each change would be one more reconcile of it. The
-//! first change reaches the controller at once; further changes within
-//! [`PERIOD`] of it are folded into one that reaches it when the period
-//! ends. A change is never dropped, and never delayed by more than the
-//! period however often it repeats (unlike a debounce, which moves the
-//! reconcile later with every change). A change of the cluster object
-//! itself, and a requeue, are not held here: they go straight to the
-//! controller.
+//! first change reaches the controller at once. A change that matters at
+//! once ([`Pace::Now`]: a pod Ready, an object gone) within [`PERIOD`] of
+//! the cluster's last wake-up is held until the period ends; one that only
+//! moves the cluster along ([`Pace::Soon`]: a pod scheduled, a counter)
+//! is held until [`PROGRESS_PERIOD`] after it, unless a pressing change
+//! comes first and takes it along. Changes held for one cluster are
+//! folded into one wake-up. A change is never dropped, and never delayed
+//! by more than its period however often changes repeat (unlike a
+//! debounce, which moves the reconcile later with every change). A change
+//! of the cluster object itself, and a requeue, are not held here: they
+//! go straight to the controller.
+//!
+//! With a thousand clusters coming up, the control plane's controllers
+//! spread each cluster's pod and StatefulSet changes over minutes, more
+//! than a second apart; folding only within a second, each became a
+//! reconcile of its own (49 per cluster).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -24,6 +33,7 @@ use tokio::time::Instant;
 use crate::cluster::ClusterRef;
 use crate::crd::{DorisCluster, DorisDisaggregatedCluster};
 
+use super::changed::Pace;
 use super::kinds::DorisResource;
 use super::stores;
 use super::user_inputs::config_map_names;
@@ -32,12 +42,16 @@ use super::user_inputs::config_map_names;
 /// made for it.
 pub const PERIOD: Duration = Duration::from_secs(1);
 
+/// The longest a change that only moves a cluster along waits for the
+/// next wake-up of its cluster.
+pub const PROGRESS_PERIOD: Duration = Duration::from_secs(10);
+
 /// A change the operator reconciles a cluster for.
 pub enum Touched {
     /// An object made for a cluster (its controller owner).
-    Owned(ObjectMeta),
+    Owned(ObjectMeta, Pace),
     /// A pod of a cluster's StatefulSet.
-    Pod(ObjectMeta),
+    Pod(ObjectMeta, Pace),
     /// Any ConfigMap: a cluster may name it.
     UserConfigMap(ObjectMeta),
     /// A namespace: its Pod Security level may have changed.
@@ -67,15 +81,19 @@ impl Triggers {
         self,
         mut changes: impl futures::Stream<Item = Result<Touched, watcher::Error>> + Unpin,
     ) {
-        let mut throttle = Throttle::new(PERIOD);
+        let mut throttle = Throttle::new(PERIOD, PROGRESS_PERIOD);
         loop {
             let due = throttle.next_due();
             tokio::select! {
                 change = changes.next() => {
                     let Some(change) = change else { return };
                     let now = Instant::now();
+                    let pace = match &change {
+                        Ok(Touched::Owned(_, pace) | Touched::Pod(_, pace)) => *pace,
+                        _ => Pace::Now,
+                    };
                     for wake in self.woken(change) {
-                        if throttle.admit(wake.clone(), now) {
+                        if throttle.admit(wake.clone(), now, pace) {
                             self.send(wake);
                         }
                     }
@@ -105,8 +123,8 @@ impl Triggers {
     /// The clusters `change` wakes.
     fn woken(&self, change: Result<Touched, watcher::Error>) -> Vec<Wake> {
         match change {
-            Ok(Touched::Owned(meta)) => owners(&meta),
-            Ok(Touched::Pod(meta)) => pod_cluster(&meta).into_iter().collect(),
+            Ok(Touched::Owned(meta, _)) => owners(&meta),
+            Ok(Touched::Pod(meta, _)) => pod_cluster(&meta).into_iter().collect(),
             Ok(Touched::UserConfigMap(meta)) => self.naming(&meta),
             Ok(Touched::Namespace(meta)) => self.within(meta.name.as_deref().unwrap_or_default()),
             Err(e) => {
@@ -201,60 +219,112 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// At most one send per key per period: the first at once, those within
-/// the period after it folded into one sent when it ends.
+/// At most one send per key per period: the first change at once, later
+/// ones held until the period after the last send ends (the short one for
+/// a pressing change, the long one for progress) and folded into one send.
 struct Throttle<K> {
-    period: Duration,
-    /// Keys sent within the last period, and whether another change of
-    /// theirs came since.
-    recent: HashMap<K, bool>,
-    /// When each recent key's period ends, earliest first (sends happen in
-    /// time order, so pushing at the back keeps the order).
-    ends: VecDeque<(Instant, K)>,
+    short: Duration,
+    long: Duration,
+    /// Keys sent within the last long period.
+    keys: HashMap<K, Sent>,
+    /// When to look at a key again: to send what it holds, or to forget it.
+    /// A look that finds nothing due does nothing.
+    looks: BTreeMap<(Instant, u64), K>,
+    /// Tells apart looks at the same instant.
+    seq: u64,
+}
+
+struct Sent {
+    at: Instant,
+    /// When its held change is due, if one is held.
+    held: Option<Instant>,
 }
 
 impl<K: Clone + Eq + Hash> Throttle<K> {
-    fn new(period: Duration) -> Self {
+    fn new(short: Duration, long: Duration) -> Self {
         Throttle {
-            period,
-            recent: HashMap::new(),
-            ends: VecDeque::new(),
+            short,
+            long,
+            keys: HashMap::new(),
+            looks: BTreeMap::new(),
+            seq: 0,
         }
+    }
+
+    fn look(&mut self, at: Instant, key: K) {
+        self.seq += 1;
+        self.looks.insert((at, self.seq), key);
+    }
+
+    fn sent(&mut self, key: K, now: Instant) {
+        self.keys.insert(
+            key.clone(),
+            Sent {
+                at: now,
+                held: None,
+            },
+        );
+        self.look(now + self.long, key);
     }
 
     /// A change of `key` at `now`: whether to send it now (else it is held
     /// until its period ends).
-    fn admit(&mut self, key: K, now: Instant) -> bool {
-        if let Some(held) = self.recent.get_mut(&key) {
-            *held = true;
-            return false;
+    fn admit(&mut self, key: K, now: Instant, pace: Pace) -> bool {
+        let period = match pace {
+            Pace::Now => self.short,
+            Pace::Soon => self.long,
+        };
+        let due = match self.keys.get_mut(&key) {
+            None => None,
+            Some(sent) if now >= sent.at + period => None,
+            Some(sent) => {
+                let due = sent.at + period;
+                if sent.held.is_some_and(|held| held <= due) {
+                    return false;
+                }
+                sent.held = Some(due);
+                Some(due)
+            }
+        };
+        match due {
+            None => {
+                self.sent(key, now);
+                true
+            }
+            Some(due) => {
+                self.look(due, key);
+                false
+            }
         }
-        self.recent.insert(key.clone(), false);
-        self.ends.push_back((now + self.period, key));
-        true
     }
 
-    /// When the earliest period ends.
+    /// When to look at the keys next.
     fn next_due(&self) -> Option<Instant> {
-        self.ends.front().map(|(at, _)| *at)
+        self.looks.first_key_value().map(|((at, _), _)| *at)
     }
 
     /// The held keys whose period has ended by `now`: send them now; each
-    /// starts a new period.
+    /// starts a new period. Keys quiet for a long period are forgotten.
     fn due(&mut self, now: Instant) -> Vec<K> {
         let mut send = Vec::new();
-        while let Some((at, _)) = self.ends.front() {
-            if *at > now {
+        while let Some(entry) = self.looks.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            let (_, key) = self.ends.pop_front().expect("a front");
-            if self.recent.remove(&key) == Some(true) {
-                send.push(key);
+            let key = entry.remove();
+            let Some(sent) = self.keys.get(&key) else {
+                continue;
+            };
+            match sent.held {
+                Some(held) if held <= now => {
+                    self.sent(key.clone(), now);
+                    send.push(key);
+                }
+                None if sent.at + self.long <= now => {
+                    self.keys.remove(&key);
+                }
+                _ => {}
             }
-        }
-        for key in &send {
-            self.recent.insert(key.clone(), false);
-            self.ends.push_back((now + self.period, key.clone()));
         }
         send
     }
@@ -268,54 +338,83 @@ mod tests {
         start + Duration::from_millis(millis)
     }
 
+    fn throttle() -> Throttle<&'static str> {
+        Throttle::new(Duration::from_secs(1), Duration::from_secs(10))
+    }
+
     #[test]
     fn the_first_change_goes_at_once_and_a_burst_after_it_once_when_the_period_ends() {
         let start = Instant::now();
-        let mut t = Throttle::new(Duration::from_secs(1));
-        assert!(t.admit("a", start));
-        assert!(!t.admit("a", after(start, 100)));
-        assert!(!t.admit("a", after(start, 900)));
-        assert!(t.admit("b", after(start, 500)), "another key is not held");
+        let mut t = throttle();
+        let now = Pace::Now;
+        assert!(t.admit("a", start, now));
+        assert!(!t.admit("a", after(start, 100), now));
+        assert!(!t.admit("a", after(start, 900), now));
+        assert!(
+            t.admit("b", after(start, 500), now),
+            "another key is not held"
+        );
         assert_eq!(t.next_due(), Some(after(start, 1000)));
         assert!(t.due(after(start, 999)).is_empty());
         assert_eq!(t.due(after(start, 1000)), ["a"]);
-        // b had no change after its first: its period ends with nothing.
+        // b had no change after its first: nothing to send for it.
         assert_eq!(t.due(after(start, 1500)), Vec::<&str>::new());
         // a was sent at 1000: held again until 2000.
-        assert!(!t.admit("a", after(start, 1200)));
+        assert!(!t.admit("a", after(start, 1200), now));
         assert_eq!(t.due(after(start, 2000)), ["a"]);
-        // Then quiet: its period ends and the next change goes at once.
+        // Then quiet: the next change goes at once.
         assert!(t.due(after(start, 3000)).is_empty());
-        assert!(t.next_due().is_none());
-        assert!(t.admit("a", after(start, 3100)));
+        assert!(t.admit("a", after(start, 3100), now));
     }
 
     #[test]
     fn changes_more_often_than_the_period_still_go_once_a_period() {
         // A debounce would never send while changes keep coming.
         let start = Instant::now();
-        let mut t = Throttle::new(Duration::from_secs(1));
+        let mut t = throttle();
         let mut sent = 0;
         for tick in 0..50u64 {
             let now = after(start, tick * 100);
             sent += t.due(now).len();
-            if t.admit("a", now) {
+            if t.admit("a", now, Pace::Now) {
                 sent += 1;
             }
         }
         // 5 s of changes every 100 ms: one at once, then one a second.
         assert_eq!(sent, 5);
-        assert!(t.recent.len() == 1 && t.ends.len() == 1);
+    }
+
+    #[test]
+    fn progress_is_folded_for_the_long_period_unless_a_pressing_change_takes_it_along() {
+        let start = Instant::now();
+        let mut t = throttle();
+        assert!(
+            t.admit("a", start, Pace::Soon),
+            "the first change goes at once"
+        );
+        // Progress every 3 s: held until 10 s after the last send.
+        assert!(!t.admit("a", after(start, 3000), Pace::Soon));
+        assert!(!t.admit("a", after(start, 6000), Pace::Soon));
+        assert!(t.due(after(start, 9999)).is_empty());
+        assert_eq!(t.due(after(start, 10_000)), ["a"]);
+        // Progress, then a pressing change: both go at the short period's end.
+        assert!(!t.admit("a", after(start, 10_200), Pace::Soon));
+        assert!(!t.admit("a", after(start, 10_500), Pace::Now));
+        assert_eq!(t.due(after(start, 11_000)), ["a"]);
+        // A pressing change a second after the last send goes at once.
+        assert!(t.admit("a", after(start, 12_100), Pace::Now));
+        // Nothing is held: the looks due later send nothing.
+        assert!(t.due(after(start, 30_000)).is_empty());
     }
 
     #[test]
     fn keys_without_changes_are_forgotten() {
         let start = Instant::now();
-        let mut t = Throttle::new(Duration::from_secs(1));
-        for i in 0..100 {
-            assert!(t.admit(i, start));
+        let mut t = throttle();
+        for key in ["a", "b", "c"] {
+            assert!(t.admit(key, start, Pace::Now));
         }
-        assert!(t.due(after(start, 1000)).is_empty());
-        assert!(t.recent.is_empty() && t.ends.is_empty());
+        assert!(t.due(after(start, 10_000)).is_empty());
+        assert!(t.keys.is_empty() && t.looks.is_empty());
     }
 }
