@@ -799,12 +799,19 @@ impl Step<'_> {
         if in_flux && self.out.requeue.is_none() {
             self.out.requeue = Some(Duration::from_secs(3));
         }
+        // Nodes that wait only for their pods are not polled for either: a
+        // pod's readiness or IP changing wakes the cluster, and the FE is
+        // asked then (its answer is compared with the pods).
+        let waits_on_pods =
+            !self.nodes.is_empty() && self.nodes.iter().all(|n| n.state == "registering");
         if self.out.requeue.is_none() {
-            self.out.requeue = Some(if confirmed.as_deref() == Some(signature) {
-                Duration::from_secs(self.policy.recheck_seconds.unsigned_abs())
-            } else {
-                UNCONFIRMED_INTERVAL
-            });
+            self.out.requeue = Some(
+                if confirmed.as_deref() == Some(signature) || waits_on_pods {
+                    Duration::from_secs(self.policy.recheck_seconds.unsigned_abs())
+                } else {
+                    UNCONFIRMED_INTERVAL
+                },
+            );
         }
         if self.out.condition.is_none() {
             self.out.condition = Some(match self.nodes.first() {

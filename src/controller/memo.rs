@@ -304,10 +304,46 @@ pub struct Lookouts {
     last: Mutex<HashMap<String, Lookout>>,
 }
 
-/// A cluster's status at its last look, and the wait set then.
+/// What a cluster's status showed at its last look (see [`movement`]), and
+/// the wait set then.
 struct Lookout {
-    status: Status,
+    moved: u64,
     wait: Duration,
+}
+
+/// A digest of all a status says but when things happened: a node's or a
+/// phase's time is set anew while the status write that holds it waits,
+/// and is no news.
+fn movement(status: &Status) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn timeless(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("since");
+                map.remove("lastTransitionTime");
+                map.values_mut().for_each(timeless);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(timeless),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value((
+        &status.parts,
+        status.observed_generation,
+        &status.conventions_revision,
+        &status.conditions,
+        &status.membership,
+        &status.rollout,
+        &status.configuration,
+        &status.compute_group_ids,
+        &status.volumes,
+        &status.host_checks,
+    ))
+    .unwrap_or_default();
+    timeless(&mut value);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Lookouts {
@@ -321,23 +357,18 @@ impl Lookouts {
         (first, cap): (Duration, Duration),
         live: impl FnOnce() -> HashSet<String>,
     ) -> Duration {
+        let moved = movement(status);
         let mut last = self.last.lock().expect("lock");
         if let Some(seen) = last.get_mut(uid) {
-            seen.wait = if seen.status == *status {
+            seen.wait = if seen.moved == moved {
                 (seen.wait * 2).clamp(first, cap)
             } else {
-                seen.status = status.clone();
+                seen.moved = moved;
                 first
             };
             return seen.wait;
         }
-        last.insert(
-            uid.to_string(),
-            Lookout {
-                status: status.clone(),
-                wait: first,
-            },
-        );
+        last.insert(uid.to_string(), Lookout { moved, wait: first });
         prune(&mut last, live);
         first
     }
@@ -573,6 +604,33 @@ mod tests {
         // News: from the shortest wait again.
         assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 15);
         assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 30);
+        // Only when a node entered its state differs: no news.
+        let at = |since: &str| {
+            let mut s = status(2);
+            s.membership = Some(crate::crd::MembershipStatus {
+                nodes: vec![crate::crd::MemberNode {
+                    component: "be".into(),
+                    pod: "d-be-2".into(),
+                    state: "registering".into(),
+                    since: Some(since.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            s
+        };
+        assert_eq!(
+            lookouts
+                .next("u", &at("2026-01-01T00:00:00Z"), bounds, live)
+                .as_secs(),
+            15
+        );
+        assert_eq!(
+            lookouts
+                .next("u", &at("2026-01-01T00:00:15Z"), bounds, live)
+                .as_secs(),
+            30
+        );
         // Ready, then not Ready again: from the start.
         lookouts.remove("u");
         assert_eq!(lookouts.next("u", &status(2), bounds, live).as_secs(), 15);
