@@ -167,27 +167,22 @@ pub fn pod_pace(old: Option<&Pod>, new: &Pod) -> Pace {
 /// counters (pods created, updated, current) is progress.
 pub fn statefulset_pace(old: Option<&StatefulSet>, new: &StatefulSet) -> Pace {
     let Some(old) = old else { return Pace::Soon };
-    let meta = |s: &StatefulSet| {
-        let m = &s.metadata;
-        (
-            m.generation,
-            m.annotations.clone(),
-            m.labels.clone(),
-            m.owner_references.clone(),
-            m.deletion_timestamp.clone(),
-        )
+    let (o, n) = (&old.metadata, &new.metadata);
+    let meta_moved = o.generation != n.generation
+        || o.annotations != n.annotations
+        || o.labels != n.labels
+        || o.owner_references != n.owner_references
+        || o.deletion_timestamp != n.deletion_timestamp;
+    let status_moved = match (&old.status, &new.status) {
+        (Some(o), Some(n)) => {
+            o.ready_replicas != n.ready_replicas
+                || o.observed_generation != n.observed_generation
+                || o.current_revision != n.current_revision
+                || o.update_revision != n.update_revision
+        }
+        (o, n) => o.is_some() != n.is_some(),
     };
-    let watched = |s: &StatefulSet| {
-        s.status.as_ref().map(|st| {
-            (
-                st.ready_replicas,
-                st.observed_generation,
-                st.current_revision.clone(),
-                st.update_revision.clone(),
-            )
-        })
-    };
-    let pressing = meta(old) != meta(new) || old.spec != new.spec || watched(old) != watched(new);
+    let pressing = meta_moved || old.spec != new.spec || status_moved;
     if pressing { Pace::Now } else { Pace::Soon }
 }
 

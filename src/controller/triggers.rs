@@ -17,8 +17,8 @@
 //!
 //! With a thousand clusters coming up, the control plane's controllers
 //! spread each cluster's pod and StatefulSet changes over minutes, more
-//! than a second apart; folding only within a second, each became a
-//! reconcile of its own (49 per cluster).
+//! than a second apart: folded only within a second, each progress change
+//! would be a reconcile of its own.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -274,28 +274,16 @@ impl<K: Clone + Eq + Hash> Throttle<K> {
             Pace::Now => self.short,
             Pace::Soon => self.long,
         };
-        let due = match self.keys.get_mut(&key) {
-            None => None,
-            Some(sent) if now >= sent.at + period => None,
-            Some(sent) => {
-                let due = sent.at + period;
-                if sent.held.is_some_and(|held| held <= due) {
-                    return false;
-                }
-                sent.held = Some(due);
-                Some(due)
-            }
+        let Some(sent) = self.keys.get_mut(&key).filter(|s| now < s.at + period) else {
+            self.sent(key, now);
+            return true;
         };
-        match due {
-            None => {
-                self.sent(key, now);
-                true
-            }
-            Some(due) => {
-                self.look(due, key);
-                false
-            }
+        let due = sent.at + period;
+        if sent.held.is_none_or(|held| held > due) {
+            sent.held = Some(due);
+            self.look(due, key);
         }
+        false
     }
 
     /// When to look at the keys next.
